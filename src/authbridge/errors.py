@@ -1,0 +1,179 @@
+"""The AuthBridge exception tree.
+
+```
+AuthBridgeError
+├── ConfigError                  a setting is missing or malformed (names the variable)
+├── SpecError                    an integration spec is invalid (every problem, with its field path)
+├── TemplateError                a template cannot be parsed or rendered (names the reference, never the value)
+│   └── UnsafeValueError         a value would change a URL's scheme/host/port or inject a header line
+├── ParameterError               connection parameter values break the integration's rules (all listed)
+├── CryptoError                  a secret cannot be encrypted or decrypted
+│   └── KeyRingMismatchError     the key ring cannot decrypt the stored data (refuse to start)
+├── StoreError                   the database is unreachable or refused an operation
+├── NotFoundError                an integration, connection or key does not exist
+│   └── IntegrationNotFound
+├── ConflictError                the object exists already, or changed under us
+└── AuthenticationError          a missing or wrong API key (never says which)
+```
+
+Every class carries a stable ``code``, the HTTP ``status_code`` the API maps it to and the
+``exit_code`` the CLI exits with. Messages never contain secret values: code that raises them
+names parameters and fields, not their contents. ``repr`` shows only the class and the code.
+"""
+
+from __future__ import annotations
+
+import typing
+
+__all__ = [
+    "AuthBridgeError",
+    "AuthenticationError",
+    "ConfigError",
+    "ConflictError",
+    "CryptoError",
+    "ErrorItem",
+    "IntegrationNotFound",
+    "KeyRingMismatchError",
+    "NotFoundError",
+    "ParameterError",
+    "SpecError",
+    "StoreError",
+    "TemplateError",
+    "UnsafeValueError",
+]
+
+
+class ErrorItem(typing.NamedTuple):
+    """One problem: where (a dotted field path, possibly empty) and why."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class AuthBridgeError(Exception):
+    """Base class of every error AuthBridge raises on purpose."""
+
+    code: typing.ClassVar[str] = "error"
+    status_code: typing.ClassVar[int] = 500
+    exit_code: typing.ClassVar[int] = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r})"
+
+
+class _ManyErrors(AuthBridgeError):
+    """An error that lists several problems at once."""
+
+    def __init__(self, errors: typing.Sequence[ErrorItem], *, summary: str) -> None:
+        self.errors: tuple[ErrorItem, ...] = tuple(errors)
+        lines = "\n".join(f"  {item}" for item in self.errors)
+        super().__init__(f"{summary}:\n{lines}" if lines else summary)
+
+
+class ConfigError(AuthBridgeError):
+    """A setting is missing or malformed; the message names the variable and what it accepts."""
+
+    code = "config_error"
+    exit_code = 2
+
+
+class SpecError(_ManyErrors):
+    """An integration spec is invalid. ``errors`` lists every problem with its field path.
+
+    ```
+    try:
+        load_spec(text)
+    except SpecError as exc:
+        for item in exc.errors:
+            print(item.path, item.message)
+    ```
+    """
+
+    code = "invalid_spec"
+    status_code = 422
+
+    def __init__(self, errors: typing.Sequence[ErrorItem], *, source: str | None = None) -> None:
+        self.source = source
+        n = len(errors)
+        where = f"{source}: " if source else ""
+        super().__init__(errors, summary=f"{where}{n} problem{'s' if n != 1 else ''} in the integration spec")
+
+
+class TemplateError(AuthBridgeError):
+    """A template is malformed, refers to something unknown, or cannot be rendered."""
+
+    code = "template_error"
+    status_code = 422
+
+
+class UnsafeValueError(TemplateError):
+    """A value would change a URL's scheme, host or port, or inject a header line."""
+
+    code = "unsafe_value"
+
+
+class ParameterError(_ManyErrors):
+    """Connection parameter values break the integration's rules; ``errors`` lists them all."""
+
+    code = "invalid_parameters"
+    status_code = 422
+
+    def __init__(self, errors: typing.Sequence[ErrorItem]) -> None:
+        super().__init__(errors, summary="invalid connection parameters")
+
+
+class CryptoError(AuthBridgeError):
+    """A secret cannot be decrypted: wrong key, tampered data, or a ciphertext moved between rows."""
+
+    code = "crypto_error"
+
+
+class KeyRingMismatchError(CryptoError):
+    """The configured key ring cannot decrypt the data already stored."""
+
+    code = "key_ring_mismatch"
+    exit_code = 3
+
+
+class StoreError(AuthBridgeError):
+    """The database is unreachable or refused an operation."""
+
+    code = "store_error"
+    status_code = 503
+
+
+class NotFoundError(AuthBridgeError):
+    """The requested object does not exist."""
+
+    code = "not_found"
+    status_code = 404
+
+
+class IntegrationNotFound(NotFoundError):
+    """No integration with this key."""
+
+    code = "integration_not_found"
+
+
+class ConflictError(AuthBridgeError):
+    """The object already exists, or changed while we were working on it."""
+
+    code = "conflict"
+    status_code = 409
+
+
+class AuthenticationError(AuthBridgeError):
+    """A missing or wrong API key. The message never says which."""
+
+    code = "unauthorized"
+    status_code = 401
