@@ -44,13 +44,15 @@ __all__ = [
 
 
 class ErrorItem(typing.NamedTuple):
-    """One problem: where (a dotted field path, possibly empty) and why."""
+    """One problem: where (a dotted field path, possibly empty; a source line when known) and why."""
 
     path: str
     message: str
+    line: int | None = None
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
+        text = f"{self.path}: {self.message}" if self.path else self.message
+        return f"line {self.line}: {text}" if self.line else text
 
 
 class AuthBridgeError(Exception):

@@ -1,0 +1,18 @@
+"""The HTTP API: management routes, health, and the error mapping they share."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from authbridge.api.errors import error_response, install_error_handlers
+from authbridge.api.routes import health, integrations
+
+__all__ = ["error_response", "install_api"]
+
+
+def install_api(app: FastAPI) -> None:
+    """Mount every API route and the error handlers on ``app``."""
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(integrations.import_router)
+    app.include_router(integrations.router)

@@ -1,0 +1,34 @@
+"""Request dependencies: the broker, and the API-key check every management route needs."""
+
+from __future__ import annotations
+
+import typing
+
+from fastapi import Depends, Request
+
+from authbridge.broker import ApiKeyRecord, Broker
+
+__all__ = ["BrokerDep", "CallerDep", "api_key_from", "get_broker", "require_api_key"]
+
+
+def get_broker(request: Request) -> Broker:
+    """The broker the app's lifespan built."""
+    return typing.cast(Broker, request.app.state.broker)
+
+
+def api_key_from(request: Request) -> str | None:
+    """The caller's API key: ``Authorization: Bearer <key>`` or ``X-AuthBridge-Key``."""
+    header = request.headers.get("x-authbridge-key")
+    if header:
+        return header.strip()
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+async def require_api_key(request: Request, broker: Broker = Depends(get_broker)) -> ApiKeyRecord:  # noqa: B008
+    """Authenticate the caller; 401 with no hint of what was wrong otherwise."""
+    return await broker.authenticate(api_key_from(request))
+
+
+BrokerDep = typing.Annotated[Broker, Depends(get_broker)]
+CallerDep = typing.Annotated[ApiKeyRecord, Depends(require_api_key)]

@@ -1,0 +1,65 @@
+"""AuthBridgeError (and FastAPI's own validation errors) → a JSON problem response. No secrets."""
+
+from __future__ import annotations
+
+import logging
+import typing
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from authbridge.errors import AuthBridgeError, AuthenticationError, ErrorItem
+
+__all__ = ["error_response", "install_error_handlers"]
+
+logger = logging.getLogger("authbridge.api")
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    errors: typing.Sequence[ErrorItem] = (),
+    side: str = "authbridge",
+    headers: typing.Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """The one error shape: ``{"error": {"code", "message", "side", "errors": [{"path", "message"}]}}``."""
+    body: dict[str, typing.Any] = {"code": code, "message": message, "side": side}
+    if errors:
+        body["errors"] = [
+            {"path": e.path, "message": e.message, **({"line": e.line} if e.line else {})} for e in errors
+        ]
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+async def _authbridge_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AuthBridgeError)
+    errors: typing.Sequence[ErrorItem] = getattr(exc, "errors", ())
+    message = exc.message.split("\n", 1)[0].rstrip(":") if errors else exc.message
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
+    if exc.status_code >= 500:
+        logger.error("%s: %s", exc.code, exc.message)
+    return error_response(exc.status_code, exc.code, message, errors=errors, headers=headers)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    # FastAPI's default handler echoes the offending input, which may be a secret: we do not.
+    assert isinstance(exc, RequestValidationError)
+    items = [ErrorItem(".".join(str(p) for p in err["loc"] if p != "body"), str(err["msg"])) for err in exc.errors()]
+    return error_response(422, "invalid_request", "the request is not valid", errors=items)
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that give every error the same shape."""
+    app.add_exception_handler(AuthBridgeError, _authbridge_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

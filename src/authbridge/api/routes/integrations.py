@@ -1,0 +1,108 @@
+"""Management API for integrations: the spec as JSON in and out, secrets write-only."""
+
+from __future__ import annotations
+
+import typing
+
+from fastapi import APIRouter, Body, Request, Response
+from fastapi.responses import JSONResponse
+
+from authbridge.api.deps import BrokerDep, CallerDep
+from authbridge.broker import IntegrationRecord
+from authbridge.errors import ErrorItem, SpecError
+from authbridge.spec import Integration, load_specs, spec_to_dict, validate_spec
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/integrations", tags=["integrations"])
+
+_SPEC_SCHEMA = {"requestBody": {"content": {"application/json": {"schema": Integration.model_json_schema()}}}}
+_MAX_IMPORT = 1024 * 1024
+
+
+def _out(record: IntegrationRecord, broker_redirect: str | None) -> dict[str, typing.Any]:
+    data = spec_to_dict(record.spec)
+    if broker_redirect:
+        data["redirect_uri"] = broker_redirect
+    return data
+
+
+def _respond(record: IntegrationRecord, redirect: str | None, status: int) -> JSONResponse:
+    return JSONResponse(_out(record, redirect), status_code=status, headers={"ETag": f'"v{record.version}"'})
+
+
+def _parse(payload: object, key: str | None = None) -> Integration:
+    if isinstance(payload, dict):
+        payload = {k: v for k, v in payload.items() if k != "redirect_uri"}  # read-only field
+        if key is not None:
+            if payload.setdefault("key", key) != key:
+                raise SpecError([ErrorItem("key", f"must be {key!r}, the key in the URL")])
+    return validate_spec(payload)
+
+
+@router.get("", summary="List integrations")
+async def list_integrations(broker: BrokerDep, _caller: CallerDep) -> dict[str, typing.Any]:
+    """Every integration's spec (client secrets masked)."""
+    records = await broker.list_integrations()
+    return {"items": [_out(r, broker.redirect_uri_for(r.spec)) for r in records]}
+
+
+@router.post("", status_code=201, summary="Create an integration", openapi_extra=_SPEC_SCHEMA)
+async def create_integration(
+    broker: BrokerDep,
+    _caller: CallerDep,
+    payload: typing.Any = Body(...),  # noqa: B008
+) -> JSONResponse:
+    """Create from a JSON spec; 409 if the key is taken, 422 with every problem if invalid."""
+    record, _ = await broker.save_integration(_parse(payload), update=False)
+    return _respond(record, broker.redirect_uri_for(record.spec), 201)
+
+
+@router.get("/{key}", summary="Get an integration")
+async def get_integration(key: str, broker: BrokerDep, _caller: CallerDep) -> JSONResponse:
+    """The spec of one integration."""
+    record = await broker.get_integration(key)
+    return _respond(record, broker.redirect_uri_for(record.spec), 200)
+
+
+@router.put("/{key}", summary="Create or replace an integration", openapi_extra=_SPEC_SCHEMA)
+async def put_integration(
+    key: str,
+    broker: BrokerDep,
+    _caller: CallerDep,
+    payload: typing.Any = Body(...),  # noqa: B008
+) -> JSONResponse:
+    """Replace (or create) an integration. A ``client_secret`` of ``********`` keeps the stored one."""
+    record, created = await broker.save_integration(_parse(payload, key))
+    return _respond(record, broker.redirect_uri_for(record.spec), 201 if created else 200)
+
+
+@router.delete("/{key}", status_code=204, summary="Delete an integration")
+async def delete_integration(key: str, broker: BrokerDep, _caller: CallerDep) -> Response:
+    """Delete an integration that has no connected accounts (409 otherwise)."""
+    await broker.delete_integration(key)
+    return Response(status_code=204)
+
+
+import_router = APIRouter(tags=["integrations"])
+
+
+@import_router.post(
+    "/integrations:import",
+    summary="Create or update integrations from YAML",
+    openapi_extra={"requestBody": {"content": {"application/yaml": {"schema": {"type": "string"}}}}},
+)
+async def import_integrations(request: Request, broker: BrokerDep, _caller: CallerDep) -> dict[str, typing.Any]:
+    """Apply one or more YAML documents; every spec is validated before any is saved."""
+    body = await request.body()
+    if len(body) > _MAX_IMPORT:
+        raise SpecError([ErrorItem("", "the YAML is larger than 1 MiB")])
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError([ErrorItem("", "the body must be UTF-8 text")]) from None
+    results = await broker.save_integrations(load_specs(text))
+    return {
+        "created": [r.key for r, created in results if created],
+        "updated": [r.key for r, created in results if not created],
+    }

@@ -1,0 +1,88 @@
+"""The composition root: ``create_app(settings)`` builds the key ring, store and broker, mounts the edges."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import typing
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from authbridge import __version__
+from authbridge.api import install_api
+from authbridge.broker import Broker, Policy
+from authbridge.config import Settings
+from authbridge.errors import ConfigError, CryptoError
+from authbridge.redact import RedactingFilter
+from authbridge.store import FileKeyRing, KeyRing, Store, parse_key_ring
+from authbridge.types import Clock, utcnow
+
+__all__ = ["configure_logging", "create_app", "open_key_ring", "open_store", "policy_for"]
+
+
+def open_key_ring(settings: Settings, *, create: bool = True) -> KeyRing:
+    """The key ring from AUTHBRIDGE_ENCRYPTION_KEYS, else the key file (generated on first start)."""
+    if settings.encryption_keys:
+        try:
+            return parse_key_ring(settings.encryption_keys)
+        except CryptoError as exc:
+            raise ConfigError(f"AUTHBRIDGE_ENCRYPTION_KEYS is not a valid key ring: {exc}") from None
+    return FileKeyRing.open(settings.key_file, create=create)
+
+
+def policy_for(settings: Settings) -> Policy:
+    """The server's policy values, from its settings."""
+    return Policy(
+        hook_allowed=settings.hook_allowed,
+        allow_http=settings.allow_http,
+        redirect_uri=settings.redirect_uri,
+    )
+
+
+async def open_store(settings: Settings, *, clock: Clock = utcnow) -> Store:
+    """Connect, migrate and verify the key ring against the stored data."""
+    return await Store.open(settings.database_url, open_key_ring(settings), clock=clock)
+
+
+def configure_logging(settings: Settings) -> None:
+    """Log to stderr at the configured level, every record passed through the redacting filter."""
+    level = getattr(logging, settings.log_level.upper())
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redactor = RedactingFilter()
+    for name in ("", "authbridge", "uvicorn", "uvicorn.access", "uvicorn.error", "httpx"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(redactor)
+        for handler in logger.handlers:
+            if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+                handler.addFilter(redactor)
+
+
+def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
+    """Build the ASGI app. The store is opened by the lifespan, so building the app does no I/O.
+
+    ```
+    app = create_app(Settings.from_env())
+    uvicorn.run(app)
+    ```
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, typing.Any]]:
+        store = await open_store(settings, clock=clock)
+        app.state.broker = Broker(store, policy=policy_for(settings), clock=clock)
+        try:
+            yield {}
+        finally:
+            await store.close()
+
+    app = FastAPI(
+        title="AuthBridge",
+        version=__version__,
+        description="Holds the credentials your application needs to call third-party APIs for its users.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_api(app)
+    return app

@@ -1,0 +1,109 @@
+"""The core every edge calls: integrations, API keys, events, health. Connections join it next."""
+
+from __future__ import annotations
+
+import typing
+
+from authbridge.errors import AuthenticationError, ErrorItem, SpecError
+from authbridge.spec import Integration, OAuth2Auth
+from authbridge.store import ApiKeyRecord, IntegrationRecord, Store
+from authbridge.types import Clock, utcnow
+
+__all__ = ["ApiKeyRecord", "Broker", "IntegrationRecord", "Policy"]
+
+
+class Policy(typing.NamedTuple):
+    """What the server allows, decided by its configuration and handed down as plain values."""
+
+    hook_allowed: typing.Callable[[str], bool] = lambda _reference: False
+    allow_http: typing.Callable[[str], bool] = lambda _host: False
+    redirect_uri: str = "http://127.0.0.1:8000/oauth/callback"
+
+
+def _hooks(spec: Integration) -> list[tuple[str, str]]:
+    hooks = getattr(spec.auth, "hooks", None)
+    if hooks is None:
+        return []
+    return [(f"auth.hooks.{name}", ref) for name, ref in hooks.model_dump().items() if ref]
+
+
+class Broker:
+    """Orchestrates the store (and, as they land, the auth flows) for the API, console and CLI.
+
+    ```
+    broker = Broker(store, policy=Policy(redirect_uri=settings.redirect_uri))
+    record, created = await broker.save_integration(spec)
+    ```
+    """
+
+    def __init__(self, store: Store, *, policy: Policy | None = None, clock: Clock = utcnow) -> None:
+        self.store = store
+        self.policy = policy or Policy()
+        self.clock = clock
+
+    # -- integrations -------------------------------------------------------------------------
+
+    def check_integration(self, spec: Integration) -> None:
+        """Server-side rules a spec must meet beyond its own validity (hooks on the allow-list)."""
+        errors = [
+            ErrorItem(path, f"hook module of {ref!r} is not allowed on this server (AUTHBRIDGE_HOOK_MODULES)")
+            for path, ref in _hooks(spec)
+            if not self.policy.hook_allowed(ref)
+        ]
+        if errors:
+            raise SpecError(errors)
+
+    async def save_integration(
+        self, spec: Integration, *, create: bool = True, update: bool = True
+    ) -> tuple[IntegrationRecord, bool]:
+        """Create or replace an integration after the server-side checks; record an event."""
+        self.check_integration(spec)
+        record, created = await self.store.integrations.save(spec, create=create, update=update)
+        await self.store.events.add(
+            "integration.created" if created else "integration.updated",
+            integration_key=spec.key,
+            data={"version": record.version},
+        )
+        return record, created
+
+    async def save_integrations(self, specs: typing.Sequence[Integration]) -> list[tuple[IntegrationRecord, bool]]:
+        """Save several integrations; all are checked before any is written."""
+        keys = [s.key for s in specs]
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        if dupes:
+            raise SpecError([ErrorItem("key", f"{k!r} appears more than once") for k in dupes])
+        for spec in specs:
+            self.check_integration(spec)
+        return [await self.save_integration(spec) for spec in specs]
+
+    async def get_integration(self, key: str) -> IntegrationRecord:
+        """One integration by key."""
+        return await self.store.integrations.get(key)
+
+    async def list_integrations(self) -> list[IntegrationRecord]:
+        """Every integration."""
+        return await self.store.integrations.list()
+
+    async def delete_integration(self, key: str) -> None:
+        """Delete an integration without connected accounts; record an event."""
+        await self.store.integrations.delete(key)
+        await self.store.events.add("integration.deleted", integration_key=key)
+
+    def redirect_uri_for(self, spec: Integration) -> str | None:
+        """The redirect URI to register with the provider, for integrations that need one."""
+        if isinstance(spec.auth, OAuth2Auth) and spec.auth.grant_type == "authorization_code":
+            return self.policy.redirect_uri
+        return None
+
+    # -- API keys and health ------------------------------------------------------------------
+
+    async def authenticate(self, api_key: str | None) -> ApiKeyRecord:
+        """The record of a valid API key, or AuthenticationError (which never says what was wrong)."""
+        record = await self.store.api_keys.verify(api_key) if api_key else None
+        if record is None:
+            raise AuthenticationError("missing or invalid API key")
+        return record
+
+    async def healthy(self) -> bool:
+        """Whether the database answers."""
+        return await self.store.ping()

@@ -1,0 +1,401 @@
+"""The ``authbridge`` command line. Commands act on the configured database directly."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import typing
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import anyio
+import typer
+
+from authbridge import __version__
+from authbridge.errors import AuthBridgeError, ConfigError, ErrorItem, SpecError
+from authbridge.spec import Integration, dump_spec, load_specs, spec_to_dict
+
+if typing.TYPE_CHECKING:
+    from authbridge.broker import Broker
+    from authbridge.config import Settings
+
+__all__ = ["app", "main"]
+
+T = typing.TypeVar("T")
+P = typing.ParamSpec("P")
+
+
+def _handle_errors(func: Callable[P, T]) -> Callable[P, T]:
+    """Show an AuthBridgeError as ``error: <message>`` on stderr and exit with its code; no traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return func(*args, **kwargs)
+        except AuthBridgeError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper
+
+
+def _settings() -> Settings:
+    from authbridge.config import Settings
+
+    return Settings.from_env()
+
+
+def _with_broker(work: Callable[[Broker], Awaitable[T]]) -> T:
+    """Open the store, run ``work`` with a broker on it, close the store."""
+    from authbridge.app import open_store, policy_for
+    from authbridge.broker import Broker
+
+    settings = _settings()
+
+    async def run() -> T:
+        store = await open_store(settings)
+        try:
+            return await work(Broker(store, policy=policy_for(settings)))
+        finally:
+            await store.close()
+
+    return anyio.run(run)
+
+
+def _out(text: str) -> None:
+    typer.echo(text)
+
+
+def _err(text: str) -> None:
+    typer.echo(text, err=True)
+
+
+app = typer.Typer(
+    name="authbridge",
+    help="AuthBridge: hold the credentials your app needs to call third-party APIs for its users.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+integrations_app = typer.Typer(help="Define integrations (the APIs and how to authenticate to them).")
+keys_app = typer.Typer(help="Manage the API keys that callers of the HTTP API present.")
+encryption_app = typer.Typer(help="Manage the encryption key ring.")
+app.add_typer(integrations_app, name="integrations", no_args_is_help=True)
+app.add_typer(keys_app, name="api-keys", no_args_is_help=True)
+app.add_typer(encryption_app, name="encryption", no_args_is_help=True)
+
+
+@app.command()
+@_handle_errors
+def run(
+    host: typing.Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
+    port: typing.Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Start the server (migrates the database and generates the key file on first start)."""
+    import uvicorn
+
+    from authbridge.app import configure_logging, create_app, open_store
+
+    settings = _settings()
+
+    async def prepare() -> None:
+        store = await open_store(settings)
+        await store.close()
+
+    anyio.run(prepare)  # migrate and verify the key ring now, so a mismatch is one clear line
+    configure_logging(settings)
+    _err(f"AuthBridge {__version__} on http://{host or settings.host}:{port or settings.port}")
+    _err(f"OAuth redirect URI to register with providers: {settings.redirect_uri}")
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=settings.log_level,
+        log_config=None,
+    )
+
+
+@app.command()
+@_handle_errors
+def migrate() -> None:
+    """Apply database migrations (``run`` does this too)."""
+    from authbridge.app import open_store
+
+    async def work() -> None:
+        store = await open_store(_settings())
+        await store.close()
+
+    anyio.run(work)
+    _err("database is up to date")
+
+
+@app.command()
+@_handle_errors
+def info(as_json: typing.Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Show the configuration in use and the redirect URI to register with providers."""
+    from authbridge.store import redact_url
+
+    settings = _settings()
+
+    async def work(broker: Broker) -> dict[str, typing.Any]:
+        ring = broker.store.ctx.keyring
+        return {
+            "version": __version__,
+            "data_dir": str(settings.data_dir),
+            "database": redact_url(settings.database_url),
+            "key_ring": "AUTHBRIDGE_ENCRYPTION_KEYS" if settings.encryption_keys else str(settings.key_file),
+            "active_key": ring.active_kid,
+            "keys": len(ring.kids),
+            "public_url": settings.public_url,
+            "redirect_uri": settings.redirect_uri,
+            "allow_private_networks": settings.allow_private_networks,
+            "integrations": len(await broker.list_integrations()),
+            "database_ok": await broker.healthy(),
+        }
+
+    data = _with_broker(work)
+    if as_json:
+        _out(json.dumps(data, indent=2))
+        return
+    for name, value in data.items():
+        _out(f"{name + ':':<24}{value}")
+
+
+# -- integrations -----------------------------------------------------------------------------
+
+
+def _spec_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
+        if not files:
+            raise ConfigError(f"{path} holds no .yaml or .yml file")
+        return files
+    if not path.exists():
+        raise ConfigError(f"{path} does not exist")
+    return [path]
+
+
+def _load_all(paths: typing.Sequence[Path]) -> list[Integration]:
+    """Load every spec of every file; report every problem of every file at once."""
+    specs: list[Integration] = []
+    problems: list[SpecError] = []
+    for path in paths:
+        for file in _spec_files(path):
+            try:
+                specs.extend(load_specs(file.read_text(encoding="utf-8"), source=str(file)))
+            except SpecError as exc:
+                problems.append(exc)
+            except (OSError, UnicodeDecodeError) as exc:
+                problems.append(SpecError([ErrorItem("", f"cannot read: {exc}")], source=str(file)))
+    if problems:
+        items = [ErrorItem(f"{p.source}", str(i)) for p in problems for i in p.errors]
+        raise SpecError(items)
+    return specs
+
+
+@integrations_app.command("validate")
+@_handle_errors
+def integrations_validate(
+    files: typing.Annotated[list[Path], typer.Argument(help="YAML files or directories.")],
+) -> None:
+    """Check spec files without touching the database; exit 1 listing every problem."""
+    specs = _load_all(files)
+    for spec in specs:
+        _err(f"ok: {spec.key} ({spec.auth.type})")
+
+
+@integrations_app.command("apply")
+@_handle_errors
+def integrations_apply(
+    paths: typing.Annotated[list[Path], typer.Argument(help="YAML files or directories.")],
+) -> None:
+    """Create or update integrations from YAML; nothing is saved unless every spec is valid."""
+    specs = _load_all(paths)
+
+    async def work(broker: Broker) -> list[tuple[str, bool]]:
+        results = await broker.save_integrations(specs)
+        return [(record.key, created) for record, created in results]
+
+    for key, created in _with_broker(work):
+        _err(f"{'created' if created else 'updated'}: {key}")
+
+
+@integrations_app.command("list")
+@_handle_errors
+def integrations_list(
+    as_json: typing.Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List integrations."""
+
+    async def work(broker: Broker) -> list[dict[str, typing.Any]]:
+        return [
+            {"key": r.key, "name": r.spec.name, "auth": r.spec.auth.type, "version": r.version}
+            for r in await broker.list_integrations()
+        ]
+
+    rows = _with_broker(work)
+    if as_json:
+        _out(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        _err("no integrations yet: authbridge integrations apply examples/")
+        return
+    _out(f"{'KEY':<20} {'AUTH':<14} {'VERSION':<8} NAME")
+    for row in rows:
+        _out(f"{row['key']:<20} {row['auth']:<14} {row['version']:<8} {row['name']}")
+
+
+@integrations_app.command("show")
+@_handle_errors
+def integrations_show(
+    key: str, as_json: typing.Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
+) -> None:
+    """Show one integration (secrets masked)."""
+
+    async def work(broker: Broker) -> tuple[Integration, str | None, int]:
+        record = await broker.get_integration(key)
+        return record.spec, broker.redirect_uri_for(record.spec), record.version
+
+    spec, redirect, version = _with_broker(work)
+    if as_json:
+        _out(json.dumps({**spec_to_dict(spec), "redirect_uri": redirect, "version": version}, indent=2))
+        return
+    _out(f"# version {version}" + (f"; redirect URI to register: {redirect}" if redirect else ""))
+    _out(dump_spec(spec).rstrip())
+
+
+@integrations_app.command("export")
+@_handle_errors
+def integrations_export(key: str) -> None:
+    """Print an integration as YAML (client secret masked; applying it again keeps the stored one)."""
+
+    async def work(broker: Broker) -> Integration:
+        return (await broker.get_integration(key)).spec
+
+    sys.stdout.write(dump_spec(_with_broker(work)))
+
+
+@integrations_app.command("delete")
+@_handle_errors
+def integrations_delete(key: str) -> None:
+    """Delete an integration that has no connected accounts."""
+
+    async def work(broker: Broker) -> None:
+        await broker.delete_integration(key)
+
+    _with_broker(work)
+    _err(f"deleted: {key}")
+
+
+# -- API keys ---------------------------------------------------------------------------------
+
+
+@keys_app.command("create")
+@_handle_errors
+def keys_create(name: typing.Annotated[str, typer.Option(help="What the key is for.")] = "default") -> None:
+    """Create an API key. The key alone goes to stdout (shown once); the note goes to stderr."""
+
+    async def work(broker: Broker) -> tuple[str, str]:
+        plaintext, record = await broker.store.api_keys.create(name)
+        return plaintext, record.id
+
+    plaintext, key_id = _with_broker(work)
+    _out(plaintext)
+    _err(f"created API key {key_id} ({name}); it is shown only this once")
+
+
+@keys_app.command("list")
+@_handle_errors
+def keys_list(as_json: typing.Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List API keys (never the keys themselves)."""
+
+    async def work(broker: Broker) -> list[dict[str, typing.Any]]:
+        return [
+            {
+                "id": r.id,
+                "name": r.name,
+                "prefix": r.prefix,
+                "created_at": r.created_at.isoformat(),
+                "last_used_at": r.last_used_at.isoformat() if r.last_used_at else None,
+                "revoked": r.revoked_at is not None,
+            }
+            for r in await broker.store.api_keys.list()
+        ]
+
+    rows = _with_broker(work)
+    if as_json:
+        _out(json.dumps(rows, indent=2))
+        return
+    _out(f"{'ID':<33} {'PREFIX':<11} {'STATUS':<8} NAME")
+    for row in rows:
+        status = "revoked" if row["revoked"] else "active"
+        _out(f"{row['id']:<33} {row['prefix']:<11} {status:<8} {row['name']}")
+
+
+@keys_app.command("revoke")
+@_handle_errors
+def keys_revoke(ident: typing.Annotated[str, typer.Argument(help="The key's id, prefix or name.")]) -> None:
+    """Revoke an API key."""
+
+    async def work(broker: Broker) -> str:
+        return (await broker.store.api_keys.revoke(ident)).id
+
+    _err(f"revoked API key {_with_broker(work)}")
+
+
+# -- encryption -------------------------------------------------------------------------------
+
+
+@encryption_app.command("rotate")
+@_handle_errors
+def encryption_rotate() -> None:
+    """Add a key, make it active and re-encrypt every secret (safe while the service runs).
+
+    With the key file, the new key is written to it and a running server picks it up. With
+    AUTHBRIDGE_ENCRYPTION_KEYS, put the new key first in the variable (see ``generate-key``)
+    and run this to move every secret to it.
+    """
+    from authbridge.app import open_store
+    from authbridge.store import FileKeyRing
+
+    settings = _settings()
+
+    async def work() -> tuple[str, int]:
+        store = await open_store(settings)
+        try:
+            ring = store.ctx.keyring
+            if isinstance(ring, FileKeyRing):
+                ring.add_active_key()
+            count = await store.keys.reencrypt_all()
+            return ring.active_kid, count
+        finally:
+            await store.close()
+
+    kid, count = anyio.run(work)
+    _err(f"active key: {kid}; re-encrypted {count} secret(s)")
+
+
+@encryption_app.command("generate-key")
+def encryption_generate_key() -> None:
+    """Print a new ``kid:base64`` key entry for AUTHBRIDGE_ENCRYPTION_KEYS."""
+    import base64
+
+    from authbridge.store import generate_key
+
+    key = generate_key()
+    _out(f"{key.kid}:{base64.b64encode(key.secret).decode()}")
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: typing.Annotated[bool, typer.Option("--version", help="Show the version and exit.")] = False,
+) -> None:
+    if version:
+        _out(__version__)
+        raise typer.Exit()
+
+
+def main() -> None:
+    """Entry point of the ``authbridge`` script."""
+    app()

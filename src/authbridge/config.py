@@ -1,0 +1,144 @@
+"""Settings, read once from the environment at the edges (``app.py`` and ``cli.py``).
+
+```
+settings = Settings.from_env()             # AUTHBRIDGE_* variables
+settings = Settings.from_env({"AUTHBRIDGE_DATA_DIR": "/tmp/ab"})   # tests pass a dict
+settings.redirect_uri                      # "http://127.0.0.1:8000/oauth/callback"
+```
+
+| variable | default | accepts |
+| --- | --- | --- |
+| AUTHBRIDGE_DATA_DIR | ./data | a directory; holds the SQLite file and the generated key file |
+| AUTHBRIDGE_DATABASE_URL | sqlite in the data dir | sqlite+aiosqlite:///PATH or postgresql+asyncpg://... |
+| AUTHBRIDGE_ENCRYPTION_KEYS | (the key file) | kid:base64key[,kid:base64key...], first encrypts |
+| AUTHBRIDGE_PUBLIC_URL | http://127.0.0.1:8000 | the http(s) URL users reach AuthBridge at |
+| AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS | false | true/false: allow outbound calls to loopback/private/link-local |
+| AUTHBRIDGE_ALLOW_HTTP_HOSTS | (none) | comma-separated hosts that may be called over plain http |
+| AUTHBRIDGE_HOOK_MODULES | (none) | comma-separated module prefixes whose hooks specs may name |
+| AUTHBRIDGE_HOST / AUTHBRIDGE_PORT | 127.0.0.1 / 8000 | where `authbridge run` listens |
+| AUTHBRIDGE_LOG_LEVEL | info | debug, info, warning, error |
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from authbridge.errors import ConfigError
+
+__all__ = ["Settings"]
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def _bool(env: typing.Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name} has value {raw!r}: not a valid boolean (use true/false, 1/0, yes/no, on/off)")
+
+
+def _list(env: typing.Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+
+
+def _database_url(raw: str) -> str:
+    for prefix, replacement in (
+        ("postgres://", "postgresql+asyncpg://"),
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("sqlite:///", "sqlite+aiosqlite:///"),
+    ):
+        if raw.startswith(prefix):
+            return replacement + raw[len(prefix) :]
+    if raw.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite:///")):
+        return raw
+    scheme = raw.split("://", 1)[0] if "://" in raw else "(none)"
+    raise ConfigError(
+        f"AUTHBRIDGE_DATABASE_URL has scheme {scheme!r}: use sqlite+aiosqlite:///PATH or "
+        "postgresql+asyncpg://USER@HOST:PORT/DB"
+    )
+
+
+def _public_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(
+            f"AUTHBRIDGE_PUBLIC_URL has value {raw!r}: use an http(s) URL such as https://auth.example.com"
+        )
+    return raw.rstrip("/")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Every setting AuthBridge reads; built once by :meth:`from_env`."""
+
+    data_dir: Path
+    database_url: str
+    encryption_keys: str | None = dataclasses.field(default=None, repr=False)
+    public_url: str = "http://127.0.0.1:8000"
+    allow_private_networks: bool = False
+    allow_http_hosts: tuple[str, ...] = ()
+    hook_modules: tuple[str, ...] = ()
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, env: typing.Mapping[str, str] | None = None) -> Settings:
+        """Read the ``AUTHBRIDGE_*`` variables; a bad value raises ConfigError naming the variable."""
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("AUTHBRIDGE_DATA_DIR") or "./data")
+        raw_db = env.get("AUTHBRIDGE_DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir / 'authbridge.db'}"
+        port_raw = env.get("AUTHBRIDGE_PORT", "8000")
+        if not port_raw.isdigit() or not 0 < int(port_raw) < 65536:
+            raise ConfigError(f"AUTHBRIDGE_PORT has value {port_raw!r}: use a port number from 1 to 65535")
+        level = env.get("AUTHBRIDGE_LOG_LEVEL", "info").lower()
+        if level not in {"debug", "info", "warning", "error"}:
+            raise ConfigError(f"AUTHBRIDGE_LOG_LEVEL has value {level!r}: use one of debug, info, warning, error")
+        return cls(
+            data_dir=data_dir,
+            database_url=_database_url(raw_db),
+            encryption_keys=env.get("AUTHBRIDGE_ENCRYPTION_KEYS") or None,
+            public_url=_public_url(env.get("AUTHBRIDGE_PUBLIC_URL") or "http://127.0.0.1:8000"),
+            allow_private_networks=_bool(env, "AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS", False),
+            allow_http_hosts=_list(env, "AUTHBRIDGE_ALLOW_HTTP_HOSTS"),
+            hook_modules=_list(env, "AUTHBRIDGE_HOOK_MODULES"),
+            host=env.get("AUTHBRIDGE_HOST", "127.0.0.1"),
+            port=int(port_raw),
+            log_level=level,
+        )
+
+    @property
+    def redirect_uri(self) -> str:
+        """The OAuth redirect URI to register with providers: one per deployment."""
+        return f"{self.public_url}/oauth/callback"
+
+    @property
+    def key_file(self) -> Path:
+        """Where the generated key ring lives when AUTHBRIDGE_ENCRYPTION_KEYS is not set."""
+        return self.data_dir / "master.key"
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the database is the embedded SQLite file."""
+        return self.database_url.startswith("sqlite")
+
+    def allow_http(self, host: str) -> bool:
+        """Whether plain http may be used to reach ``host``."""
+        host = host.lower()
+        return host in self.allow_http_hosts or (self.allow_private_networks and host in _LOOPBACK)
+
+    def hook_allowed(self, reference: str) -> bool:
+        """Whether a ``module:function`` hook comes from an allowed module."""
+        module = reference.partition(":")[0]
+        return any(module == m or module.startswith(m + ".") for m in self.hook_modules)

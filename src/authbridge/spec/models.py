@@ -1,0 +1,385 @@
+"""The integration spec as pydantic models: one class per block of DESIGN.md's example."""
+
+from __future__ import annotations
+
+import re
+import typing
+from datetime import timedelta
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+
+from authbridge.spec.durations import format_duration, parse_duration
+
+__all__ = [
+    "RESERVED_NAMES",
+    "SECRET_MASK",
+    "ApiTokenAuth",
+    "AuthSpec",
+    "BasicAuth",
+    "CallbackSpec",
+    "CustomTokenAuth",
+    "Duration",
+    "ExpiresAt",
+    "ExpiresIn",
+    "Hooks",
+    "Integration",
+    "NoneAuth",
+    "OAuth2Auth",
+    "Parameter",
+    "RefreshPolicy",
+    "RefreshRequest",
+    "RequestSpec",
+    "Templated",
+    "TestRequest",
+    "TokenPlacement",
+    "TokenResponse",
+]
+
+#: What an API response shows in place of a stored secret.
+SECRET_MASK = "********"  # noqa: S105 - a mask, not a password
+
+_IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_HOOK = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+_TCHAR = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+#: Names a parameter may not take: the template builtins.
+RESERVED_NAMES = frozenset(
+    {"token", "refresh_token", "client_id", "client_secret", "username", "password", "credentials"}
+)
+
+
+def _templated(value: object) -> object:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list | tuple):
+        if not value:
+            raise ValueError("a list of alternatives cannot be empty")
+        if all(isinstance(v, str) for v in value):
+            return list(value)
+    raise ValueError("must be a template string or a list of template strings")
+
+
+def _duration(value: object) -> timedelta:
+    return parse_duration(value)
+
+
+#: A template, or a list of alternative templates (the first whose references are all set wins).
+Templated = typing.Annotated[str | list[str], BeforeValidator(_templated)]
+#: A duration: ``30m``, ``90s``, ``1h`` or seconds; written back as ``30m``.
+Duration = typing.Annotated[timedelta, BeforeValidator(_duration), PlainSerializer(format_duration, return_type=str)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Parameter(_Model):
+    """An integration parameter: a value given per connected account, referenced as ``{name}``."""
+
+    name: str = Field(pattern=_IDENT)
+    label: str | None = None
+    description: str | None = None
+    required: bool = False
+    secret: bool = False
+    default: str | None = None
+    pattern: str | None = None
+    enum: list[str] | None = None
+    format: typing.Literal["hostname", "url", "uuid", "email"] | None = None
+    example: str | None = None
+    hidden: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in RESERVED_NAMES:
+            raise ValueError(f"'{value}' is a built-in template name; choose another parameter name")
+        return value
+
+    @field_validator("pattern")
+    @classmethod
+    def _valid_regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"is not a valid regular expression ({exc.msg})") from None
+        return value
+
+    @field_validator("enum")
+    @classmethod
+    def _enum_not_empty(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("must list at least one value")
+        return value
+
+    @model_validator(mode="after")
+    def _secret_has_no_default(self) -> Parameter:
+        if self.secret and self.default is not None:
+            raise ValueError("a secret parameter cannot have a default: it would be stored in the spec in clear")
+        return self
+
+
+class ExpiresIn(_Model):
+    """Where the token's lifetime is, and in which unit."""
+
+    path: str = "expires_in"
+    unit: typing.Literal["s", "ms"] = "s"
+
+
+class ExpiresAt(_Model):
+    """Where the token's expiry instant is, and how it is written."""
+
+    path: str = "expires_at"
+    format: typing.Literal["unix", "unix_ms", "iso8601"] = "unix"
+
+
+def _path_list(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+PathList = typing.Annotated[list[str], BeforeValidator(_path_list)]
+
+
+class TokenResponse(_Model):
+    """Where things are in the token endpoint's answer. Paths are dotted; the first found wins."""
+
+    body: typing.Literal["json", "form", "text"] = "json"
+    access_token: PathList = Field(default_factory=lambda: ["access_token"], min_length=1)
+    refresh_token: PathList = Field(default_factory=lambda: ["refresh_token"])
+    token_type: PathList = Field(default_factory=lambda: ["token_type"])
+    scope: PathList = Field(default_factory=lambda: ["scope"])
+    expires_in: ExpiresIn | None = Field(default_factory=ExpiresIn)
+    expires_at: ExpiresAt | None = None
+    default_ttl: Duration | None = None
+
+    @field_validator("expires_in", mode="before")
+    @classmethod
+    def _expires_in_shorthand(cls, value: object) -> object:
+        return {"path": value} if isinstance(value, str) else value
+
+    @field_validator("expires_at", mode="before")
+    @classmethod
+    def _expires_at_shorthand(cls, value: object) -> object:
+        return {"path": value} if isinstance(value, str) else value
+
+
+class CallbackSpec(_Model):
+    """What to keep from the OAuth redirect: query parameters become credential fields."""
+
+    capture: list[str] = Field(default_factory=list)
+
+
+class Hooks(_Model):
+    """Python hooks, ``module:function``, loaded only from modules the server allows."""
+
+    get_token_data: str | None = None
+    credentials_from_token_response: str | None = None
+    refresh_credentials: str | None = None
+    test: str | None = None
+
+    @field_validator("*")
+    @classmethod
+    def _hook_syntax(cls, value: str | None) -> str | None:
+        if value is not None and not _HOOK.match(value):
+            raise ValueError("must be written module.path:function")
+        return value
+
+
+HttpMethod = typing.Literal["GET", "POST"]
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) and value.lower() in {"get", "post"} else value
+
+
+class _TokenRequest(_Model):
+    """The fields of a token request, shared by OAuth 2.0 and custom token."""
+
+    token_url: Templated | None = None
+    token_method: typing.Annotated[HttpMethod, BeforeValidator(_upper)] = "POST"  # noqa: S105
+    token_body: typing.Literal["form", "json", "query"] = "form"  # noqa: S105
+    token_headers: dict[str, Templated] = Field(default_factory=dict)
+    token_params: dict[str, Templated] = Field(default_factory=dict)
+    token_response: TokenResponse = Field(default_factory=TokenResponse)
+    hooks: Hooks = Field(default_factory=Hooks)
+
+
+class OAuth2Auth(_TokenRequest):
+    """OAuth 2.0: authorization code, client credentials or password grant."""
+
+    type: typing.Literal["oauth2"] = "oauth2"
+    grant_type: typing.Literal["authorization_code", "client_credentials", "password"] = "authorization_code"
+    authorization_url: Templated | None = None
+    issuer: Templated | None = None
+    authorize_params: dict[str, Templated] = Field(default_factory=dict)
+    revoke_url: Templated | None = None
+    scopes: list[str] = Field(default_factory=list)
+    scope_separator: str = " "
+    client_id: Templated | None = None
+    client_secret: SecretStr | None = None
+    client_auth: typing.Literal["header", "body", "both"] = "header"
+    pkce: bool = True
+    refresh_token: bool = True
+    callback: CallbackSpec = Field(default_factory=CallbackSpec)
+
+    @field_validator("scopes", mode="before")
+    @classmethod
+    def _scope_string(cls, value: object) -> object:
+        return value.split() if isinstance(value, str) else value
+
+    @field_serializer("client_secret", when_used="always")
+    def _mask_secret(self, value: SecretStr | None) -> str | None:
+        return SECRET_MASK if value is not None else None
+
+
+class CustomTokenAuth(_TokenRequest):
+    """A token fetched from a custom endpoint (Airkit "Custom Token")."""
+
+    type: typing.Literal["custom_token"] = "custom_token"
+    ttl: Duration | None = None
+
+
+class ApiTokenAuth(_Model):
+    """A static API token entered when the connection is created."""
+
+    type: typing.Literal["api_token"] = "api_token"
+    hooks: Hooks = Field(default_factory=Hooks)
+
+
+class BasicAuth(_Model):
+    """HTTP Basic: a username and password entered when the connection is created."""
+
+    type: typing.Literal["basic"] = "basic"
+    hooks: Hooks = Field(default_factory=Hooks)
+
+
+class NoneAuth(_Model):
+    """No credentials: only the base URL, headers and query of ``request``."""
+
+    type: typing.Literal["none"] = "none"
+
+
+AuthSpec = typing.Annotated[
+    OAuth2Auth | CustomTokenAuth | ApiTokenAuth | BasicAuth | NoneAuth, Field(discriminator="type")
+]
+
+
+class TokenPlacement(_Model):
+    """How the token rides on every request (Airkit "Auth Token")."""
+
+    in_: typing.Literal["header", "query"] = Field(default="header", alias="in")
+    name: str = "Authorization"
+    template: str = "Bearer {token}"
+
+    @model_validator(mode="after")
+    def _header_name(self) -> TokenPlacement:
+        if self.in_ == "header" and not _TCHAR.match(self.name):
+            raise ValueError("name: is not a valid HTTP header name")
+        return self
+
+
+class RequestSpec(_Model):
+    """The base URL and the parameters added to every request (Airkit "Request Parameters")."""
+
+    base_url: Templated | None = None
+    headers: dict[str, Templated] = Field(default_factory=dict)
+    query: dict[str, Templated] = Field(default_factory=dict)
+
+
+class RefreshRequest(_Model):
+    """A refresh request that differs from the token request."""
+
+    url: Templated
+    method: typing.Annotated[HttpMethod, BeforeValidator(_upper)] = "POST"
+    body: typing.Literal["form", "json", "query"] = "form"
+    headers: dict[str, Templated] = Field(default_factory=dict)
+    params: dict[str, Templated] = Field(default_factory=dict)
+
+
+class RefreshPolicy(_Model):
+    """When to refresh: inside ``window`` of expiry, and on the upstream answers in ``on_status``."""
+
+    window: Duration = timedelta(minutes=30)
+    on_status: list[typing.Annotated[int, Field(ge=400, le=599)]] = Field(default_factory=lambda: [401, 403])
+    min_ttl: Duration = timedelta(minutes=5)
+    request: RefreshRequest | None = None
+
+
+class TestRequest(_Model):
+    """The request ``POST /connections/{id}/test`` sends, and the status it expects."""
+
+    __test__ = False  # not a pytest class
+
+    method: typing.Annotated[str, BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v)] = "GET"
+    path: str = "/"
+    expect_status: list[int] = Field(default_factory=lambda: [200])
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, value: str) -> str:
+        if value not in {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}:
+            raise ValueError("must be an HTTP method such as GET or POST")
+        return value
+
+    @field_validator("expect_status", mode="before")
+    @classmethod
+    def _status_list(cls, value: object) -> object:
+        return [value] if isinstance(value, int) else value
+
+
+class Integration(_Model):
+    """A declared API and how to authenticate to it.
+
+    ```
+    integration = load_spec(open("examples/acme.yaml").read())
+    integration.auth.type        # "oauth2"
+    dump_spec(integration)       # YAML again, secrets masked
+    ```
+    """
+
+    key: str
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = None
+    parameters: list[Parameter] = Field(default_factory=list)
+    auth: AuthSpec = Field(default_factory=NoneAuth)
+    token: TokenPlacement = Field(default_factory=TokenPlacement)
+    request: RequestSpec = Field(default_factory=RequestSpec)
+    refresh: RefreshPolicy = Field(default_factory=RefreshPolicy)
+    test: TestRequest | None = None
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9]{1,64}", value):
+            raise ValueError("must contain only letters and digits (1 to 64 of them)")
+        return value
+
+    @field_validator("parameters")
+    @classmethod
+    def _unique_parameters(cls, value: list[Parameter]) -> list[Parameter]:
+        seen: set[str] = set()
+        for p in value:
+            if p.name in seen:
+                raise ValueError(f"parameter '{p.name}' is declared twice")
+            seen.add(p.name)
+        return value
+
+    def parameter(self, name: str) -> Parameter | None:
+        """The declared parameter called ``name``, if any."""
+        return next((p for p in self.parameters if p.name == name), None)
+
+    @property
+    def client_secret(self) -> str | None:
+        """The OAuth client secret in clear (only the broker should need this)."""
+        if isinstance(self.auth, OAuth2Auth) and self.auth.client_secret is not None:
+            return self.auth.client_secret.get_secret_value()
+        return None

@@ -1,0 +1,79 @@
+"""Persistence: SQLAlchemy 2 async models, repositories, Alembic migrations, AES-256-GCM secrets."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from authbridge.store.connections import ConnectionRepo, CredentialRepo, FlowRepo
+from authbridge.store.crypto import FileKeyRing, Key, KeyRing, generate_key, parse_key_ring
+from authbridge.store.db import create_engine, migrate, ping, redact_url
+from authbridge.store.keys import KeyManager
+from authbridge.store.records import (
+    ApiKeyRecord,
+    ConnectionRecord,
+    CredentialRecord,
+    EventRecord,
+    FlowRecord,
+    IntegrationRecord,
+)
+from authbridge.store.repo import ApiKeyRepo, EventRepo, IntegrationRepo, StoreContext
+from authbridge.types import Clock, utcnow
+
+__all__ = [
+    "ApiKeyRecord",
+    "ConnectionRecord",
+    "CredentialRecord",
+    "EventRecord",
+    "FileKeyRing",
+    "FlowRecord",
+    "IntegrationRecord",
+    "Key",
+    "KeyRing",
+    "Store",
+    "generate_key",
+    "parse_key_ring",
+    "redact_url",
+]
+
+
+class Store:
+    """Every repository over one engine and key ring.
+
+    ```
+    store = await Store.open("sqlite+aiosqlite:///data/authbridge.db", keyring)
+    record, created = await store.integrations.save(spec)
+    await store.close()
+    ```
+    """
+
+    def __init__(self, engine: AsyncEngine, keyring: KeyRing, *, clock: Clock = utcnow) -> None:
+        self.ctx = StoreContext(engine, keyring, clock=clock)
+        self.engine = engine
+        self.integrations = IntegrationRepo(self.ctx)
+        self.connections = ConnectionRepo(self.ctx)
+        self.credentials = CredentialRepo(self.ctx)
+        self.flows = FlowRepo(self.ctx)
+        self.events = EventRepo(self.ctx)
+        self.api_keys = ApiKeyRepo(self.ctx)
+        self.keys = KeyManager(self.ctx)
+
+    @classmethod
+    async def open(cls, url: str, keyring: KeyRing, *, clock: Clock = utcnow, run_migrations: bool = True) -> Store:
+        """Connect, migrate, and check that the key ring decrypts the stored data (else refuse)."""
+        store = cls(create_engine(url), keyring, clock=clock)
+        try:
+            if run_migrations:
+                await migrate(store.engine)
+            await store.keys.verify()
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    async def ping(self) -> bool:
+        """Whether the database answers."""
+        return await ping(self.engine)
+
+    async def close(self) -> None:
+        """Release the engine's connections."""
+        await self.engine.dispose()

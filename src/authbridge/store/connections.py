@@ -1,0 +1,267 @@
+"""Repositories for connected accounts, their credentials and pending OAuth flows."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import typing
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+
+from authbridge.errors import NotFoundError
+from authbridge.store.models import ConnectionRow, CredentialRow, IntegrationRow, OAuthFlowRow
+from authbridge.store.records import ConnectionRecord, CredentialRecord, FlowRecord
+from authbridge.store.repo import StoreContext, new_id
+
+__all__ = ["ConnectionRepo", "CredentialRepo", "FlowRepo"]
+
+CONNECTION_STATUSES = frozenset({"pending", "active", "needs_reauth", "revoked", "error"})
+
+
+class ConnectionRepo:
+    """Connected accounts. Secret parameter values live encrypted, as one JSON object, in their own column."""
+
+    def __init__(self, ctx: StoreContext) -> None:
+        self._ctx = ctx
+
+    def _record(self, row: ConnectionRow, integration_key: str) -> ConnectionRecord:
+        secret_json = self._ctx.decrypt(row.secret_parameters, "connections", row.id, "secret_parameters")
+        secrets: dict[str, str] = json.loads(secret_json) if secret_json else {}
+        return ConnectionRecord(
+            id=row.id,
+            integration_id=row.integration_id,
+            integration_key=integration_key,
+            name=row.name,
+            status=row.status,
+            parameters={**row.parameters, **secrets},
+            secret_names=frozenset(secrets),
+            last_error=row.last_error,
+            warning=row.warning,
+            expires_at=row.expires_at,
+            last_refreshed_at=row.last_refreshed_at,
+            version=row.version,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    async def create(
+        self,
+        *,
+        integration_key: str,
+        name: str,
+        parameters: typing.Mapping[str, str],
+        secret_names: typing.Collection[str] = (),
+        status: str = "pending",
+    ) -> ConnectionRecord:
+        """Store a new connected account for an existing integration."""
+        if status not in CONNECTION_STATUSES:
+            raise ValueError(f"unknown connection status {status!r}")
+        now = self._ctx.clock()
+        row_id = new_id()
+        plain = {k: v for k, v in parameters.items() if k not in secret_names}
+        secrets = {k: v for k, v in parameters.items() if k in secret_names}
+        async with self._ctx.session() as session:
+            integration_id = await session.scalar(
+                select(IntegrationRow.id).where(IntegrationRow.key == integration_key)
+            )
+            if integration_id is None:
+                raise NotFoundError(f"no integration with key {integration_key!r}")
+            row = ConnectionRow(
+                id=row_id,
+                integration_id=integration_id,
+                name=name,
+                status=status,
+                parameters=plain,
+                secret_parameters=self._ctx.encrypt(
+                    json.dumps(secrets) if secrets else None, "connections", row_id, "secret_parameters"
+                ),
+                version=1,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(row)
+            await session.flush()
+            return self._record(row, integration_key)
+
+    async def get(self, connection_id: str) -> ConnectionRecord:
+        """The connection with this id, or NotFoundError."""
+        async with self._ctx.session() as session:
+            found = (
+                await session.execute(
+                    select(ConnectionRow, IntegrationRow.key)
+                    .join(IntegrationRow, IntegrationRow.id == ConnectionRow.integration_id)
+                    .where(ConnectionRow.id == connection_id)
+                )
+            ).first()
+            if found is None:
+                raise NotFoundError(f"no connection with id {connection_id!r}")
+            return self._record(found[0], found[1])
+
+    async def list(self, *, integration_key: str | None = None) -> list[ConnectionRecord]:
+        """Every connection, oldest first, optionally of one integration."""
+        query = select(ConnectionRow, IntegrationRow.key).join(
+            IntegrationRow, IntegrationRow.id == ConnectionRow.integration_id
+        )
+        if integration_key:
+            query = query.where(IntegrationRow.key == integration_key)
+        async with self._ctx.session() as session:
+            rows = (await session.execute(query.order_by(ConnectionRow.created_at, ConnectionRow.id))).all()
+            return [self._record(row, key) for row, key in rows]
+
+    async def set_status(
+        self,
+        connection_id: str,
+        status: str,
+        *,
+        last_error: str | None = None,
+        warning: str | None = None,
+        expires_at: datetime | None = None,
+        refreshed: bool = False,
+    ) -> None:
+        """Change a connection's status (and the facts that go with it); bumps its version."""
+        if status not in CONNECTION_STATUSES:
+            raise ValueError(f"unknown connection status {status!r}")
+        now = self._ctx.clock()
+        values: dict[str, typing.Any] = {
+            "status": status,
+            "last_error": last_error,
+            "warning": warning,
+            "expires_at": expires_at,
+            "updated_at": now,
+            "version": ConnectionRow.version + 1,
+        }
+        if refreshed:
+            values["last_refreshed_at"] = now
+        async with self._ctx.session() as session:
+            result = await session.execute(
+                update(ConnectionRow).where(ConnectionRow.id == connection_id).values(**values)
+            )
+            if not typing.cast(typing.Any, result).rowcount:
+                raise NotFoundError(f"no connection with id {connection_id!r}")
+
+    async def delete(self, connection_id: str) -> None:
+        """Delete a connection with its credentials and pending flows."""
+        async with self._ctx.session() as session:
+            row = await session.get(ConnectionRow, connection_id)
+            if row is None:
+                raise NotFoundError(f"no connection with id {connection_id!r}")
+            await session.delete(row)
+
+
+class CredentialRepo:
+    """Credentials: every token and field encrypted, bound to the connection and column."""
+
+    def __init__(self, ctx: StoreContext) -> None:
+        self._ctx = ctx
+
+    async def save(self, connection_id: str, creds: CredentialRecord) -> None:
+        """Store (replace) the credentials of a connection."""
+        enc = self._ctx.encrypt
+        table = "credentials"
+        async with self._ctx.session() as session:
+            row = await session.get(CredentialRow, connection_id)
+            if row is None:
+                row = CredentialRow(connection_id=connection_id)
+                session.add(row)
+            row.access_token = enc(creds.access_token, table, connection_id, "access_token")
+            row.refresh_token = enc(creds.refresh_token, table, connection_id, "refresh_token")
+            row.token_type = creds.token_type
+            row.expires_at = creds.expires_at
+            row.scopes = creds.scopes
+            row.raw = enc(json.dumps(creds.raw) if creds.raw else None, table, connection_id, "raw")
+            row.extra = enc(json.dumps(creds.extra) if creds.extra else None, table, connection_id, "extra")
+            row.updated_at = self._ctx.clock()
+
+    async def load(self, connection_id: str) -> CredentialRecord | None:
+        """The credentials of a connection, decrypted, or None when it has none yet."""
+        dec = self._ctx.decrypt
+        table = "credentials"
+        async with self._ctx.session() as session:
+            row = await session.get(CredentialRow, connection_id)
+            if row is None:
+                return None
+            raw = dec(row.raw, table, connection_id, "raw")
+            extra = dec(row.extra, table, connection_id, "extra")
+            return CredentialRecord(
+                access_token=dec(row.access_token, table, connection_id, "access_token"),
+                refresh_token=dec(row.refresh_token, table, connection_id, "refresh_token"),
+                token_type=row.token_type,
+                expires_at=row.expires_at,
+                scopes=row.scopes,
+                raw=json.loads(raw) if raw else {},
+                extra=json.loads(extra) if extra else {},
+            )
+
+    async def delete(self, connection_id: str) -> bool:
+        """Forget a connection's credentials; return whether there were any."""
+        async with self._ctx.session() as session:
+            row = await session.get(CredentialRow, connection_id)
+            if row is None:
+                return False
+            await session.delete(row)
+            return True
+
+
+def _state_hash(state: str) -> str:
+    return hashlib.sha256(state.encode()).hexdigest()
+
+
+class FlowRepo:
+    """OAuth flow state, server-side: the state is stored hashed, used once, and expires."""
+
+    def __init__(self, ctx: StoreContext) -> None:
+        self._ctx = ctx
+
+    async def create(
+        self,
+        *,
+        state: str,
+        connection_id: str,
+        code_verifier: str | None,
+        redirect_uri: str,
+        return_to: str | None = None,
+        ttl: timedelta = timedelta(minutes=10),
+    ) -> None:
+        """Remember a flow until its callback comes (or ``ttl`` passes)."""
+        digest = _state_hash(state)
+        now = self._ctx.clock()
+        async with self._ctx.session() as session:
+            session.add(
+                OAuthFlowRow(
+                    state_hash=digest,
+                    connection_id=connection_id,
+                    code_verifier=self._ctx.encrypt(code_verifier, "oauth_flows", digest, "code_verifier"),
+                    redirect_uri=redirect_uri,
+                    return_to=return_to,
+                    created_at=now,
+                    expires_at=now + ttl,
+                )
+            )
+
+    async def consume(self, state: str) -> FlowRecord | None:
+        """Take a flow by its state, exactly once. None when unknown, already used or expired."""
+        digest = _state_hash(state)
+        now = self._ctx.clock()
+        async with self._ctx.session() as session:
+            result = await session.execute(
+                update(OAuthFlowRow)
+                .where(
+                    OAuthFlowRow.state_hash == digest,
+                    OAuthFlowRow.used_at.is_(None),
+                    OAuthFlowRow.expires_at > now,
+                )
+                .values(used_at=now)
+            )
+            if typing.cast(typing.Any, result).rowcount != 1:
+                return None
+            row = await session.get(OAuthFlowRow, digest)
+            assert row is not None
+            return FlowRecord(
+                connection_id=row.connection_id,
+                code_verifier=self._ctx.decrypt(row.code_verifier, "oauth_flows", digest, "code_verifier"),
+                redirect_uri=row.redirect_uri,
+                return_to=row.return_to,
+                created_at=row.created_at,
+                expires_at=row.expires_at,
+            )

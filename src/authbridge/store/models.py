@@ -1,0 +1,172 @@
+"""SQLAlchemy 2 table rows. Columns holding secrets carry ciphertext (``v1.<kid>.<data>``) only."""
+
+from __future__ import annotations
+
+import typing
+from datetime import UTC, datetime
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "SECRET_COLUMNS",
+    "ApiKeyRow",
+    "Base",
+    "ConnectionRow",
+    "CredentialRow",
+    "EventRow",
+    "IntegrationRow",
+    "KeyCanaryRow",
+    "OAuthFlowRow",
+    "UTCDateTime",
+]
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite keeps no zone: we add it back)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every AuthBridge table."""
+
+    type_annotation_map: typing.ClassVar[dict[typing.Any, typing.Any]] = {
+        datetime: UTCDateTime,
+        dict[str, typing.Any]: JSON,
+        list[str]: JSON,
+    }
+
+
+class IntegrationRow(Base):
+    """An integration: its spec (secrets removed) and its encrypted client secret."""
+
+    __tablename__ = "integrations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    spec: Mapped[dict[str, typing.Any]]
+    client_secret: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ConnectionRow(Base):
+    """A connected account: parameter values, status and the refresh lease."""
+
+    __tablename__ = "connections"
+    __table_args__ = (Index("ix_connections_expires_at", "expires_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    integration_id: Mapped[str] = mapped_column(ForeignKey("integrations.id", ondelete="RESTRICT"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))
+    parameters: Mapped[dict[str, typing.Any]]
+    secret_parameters: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    warning: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None]
+    last_refreshed_at: Mapped[datetime | None]
+    refresh_lease_until: Mapped[datetime | None]
+    refresh_lease_owner: Mapped[str | None] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class CredentialRow(Base):
+    """The credentials of one connection; every value but the metadata is encrypted."""
+
+    __tablename__ = "credentials"
+
+    connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True)
+    access_token: Mapped[str | None] = mapped_column(Text)
+    refresh_token: Mapped[str | None] = mapped_column(Text)
+    token_type: Mapped[str | None] = mapped_column(String(40))
+    expires_at: Mapped[datetime | None]
+    scopes: Mapped[list[str] | None] = mapped_column(JSON)
+    raw: Mapped[str | None] = mapped_column(Text)
+    extra: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime]
+
+
+class OAuthFlowRow(Base):
+    """A pending authorization: the state (hashed), PKCE verifier (encrypted), single use, 10 minutes."""
+
+    __tablename__ = "oauth_flows"
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), index=True)
+    code_verifier: Mapped[str | None] = mapped_column(Text)
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    return_to: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class EventRow(Base):
+    """Something that happened to a connection or integration. Never holds a token."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_connection_created", "connection_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    type: Mapped[str] = mapped_column(String(64), index=True)
+    connection_id: Mapped[str | None] = mapped_column(String(32))
+    integration_key: Mapped[str | None] = mapped_column(String(64))
+    data: Mapped[dict[str, typing.Any]]
+    created_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class ApiKeyRow(Base):
+    """An API key, stored as its SHA-256 (the key itself is random, 256 bits)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class KeyCanaryRow(Base):
+    """One known plaintext per encryption key, so a wrong key ring is caught at start."""
+
+    __tablename__ = "key_canaries"
+
+    kid: Mapped[str] = mapped_column(String(32), primary_key=True)
+    ciphertext: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+#: Every encrypted column: (table, primary-key column, secret column).
+SECRET_COLUMNS: tuple[tuple[type[Base], str, str], ...] = (
+    (IntegrationRow, "id", "client_secret"),
+    (ConnectionRow, "id", "secret_parameters"),
+    (CredentialRow, "connection_id", "access_token"),
+    (CredentialRow, "connection_id", "refresh_token"),
+    (CredentialRow, "connection_id", "raw"),
+    (CredentialRow, "connection_id", "extra"),
+    (OAuthFlowRow, "state_hash", "code_verifier"),
+)

@@ -1,0 +1,295 @@
+"""Repositories for integrations, API keys and events; the Store facade that holds them all."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import secrets
+import typing
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from authbridge.errors import ConflictError, IntegrationNotFound, NotFoundError, StoreError
+from authbridge.spec import SECRET_MASK, Integration
+from authbridge.store.crypto import KeyRing, aad_for
+from authbridge.store.models import ApiKeyRow, ConnectionRow, EventRow, IntegrationRow
+from authbridge.store.records import ApiKeyRecord, EventRecord, IntegrationRecord
+from authbridge.types import Clock, JSONDict, utcnow
+
+__all__ = ["ApiKeyRepo", "EventRepo", "IntegrationRepo", "StoreContext", "new_id"]
+
+API_KEY_PREFIX = "ab_"
+
+
+def new_id() -> str:
+    """A random 128-bit identifier, 32 hex characters."""
+    return uuid.uuid4().hex
+
+
+class StoreContext:
+    """What every repository shares: the session factory, the key ring and the clock."""
+
+    def __init__(self, engine: AsyncEngine, keyring: KeyRing, *, clock: Clock = utcnow) -> None:
+        self.engine = engine
+        self.keyring = keyring
+        self.clock = clock
+        self.sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction, committed on success. Database failures become StoreError."""
+        try:
+            async with self.sessions.begin() as session:
+                yield session
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as exc:
+            raise StoreError(f"the database refused the operation ({type(exc).__name__})") from None
+
+    def encrypt(self, value: str | None, table: str, row_id: str, column: str) -> str | None:
+        """Encrypt one secret bound to its table, row and column."""
+        if value is None:
+            return None
+        return self.keyring.encrypt(value, aad=aad_for(table, row_id, column))
+
+    def decrypt(self, value: str | None, table: str, row_id: str, column: str) -> str | None:
+        """Decrypt one secret; a ciphertext moved to another row or column fails."""
+        if value is None:
+            return None
+        return self.keyring.decrypt_str(value, aad=aad_for(table, row_id, column))
+
+
+def _storable_spec(spec: Integration) -> tuple[JSONDict, str | None]:
+    """The spec as JSON without its client secret, and the client secret."""
+    data = spec.model_dump(mode="json", by_alias=True)
+    data["auth"].pop("client_secret", None)
+    return data, spec.client_secret
+
+
+class IntegrationRepo:
+    """Integrations, with the client secret encrypted in its own column."""
+
+    def __init__(self, ctx: StoreContext) -> None:
+        self._ctx = ctx
+
+    def _record(self, row: IntegrationRow) -> IntegrationRecord:
+        data = dict(row.spec)
+        secret = self._ctx.decrypt(row.client_secret, "integrations", row.id, "client_secret")
+        if secret is not None:
+            data["auth"] = {**data["auth"], "client_secret": secret}
+        return IntegrationRecord(
+            id=row.id,
+            key=row.key,
+            spec=Integration.model_validate(data),
+            version=row.version,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    async def get(self, key: str) -> IntegrationRecord:
+        """The integration with this key, or IntegrationNotFound."""
+        async with self._ctx.session() as session:
+            row = await session.scalar(select(IntegrationRow).where(IntegrationRow.key == key))
+            if row is None:
+                raise IntegrationNotFound(f"no integration with key {key!r}")
+            return self._record(row)
+
+    async def get_by_id(self, integration_id: str) -> IntegrationRecord:
+        """The integration with this id, or IntegrationNotFound."""
+        async with self._ctx.session() as session:
+            row = await session.get(IntegrationRow, integration_id)
+            if row is None:
+                raise IntegrationNotFound(f"no integration with id {integration_id!r}")
+            return self._record(row)
+
+    async def list(self) -> list[IntegrationRecord]:
+        """Every integration, by key."""
+        async with self._ctx.session() as session:
+            rows = (await session.scalars(select(IntegrationRow).order_by(IntegrationRow.key))).all()
+            return [self._record(row) for row in rows]
+
+    async def save(
+        self, spec: Integration, *, create: bool = True, update: bool = True
+    ) -> tuple[IntegrationRecord, bool]:
+        """Create or replace an integration; return it and whether it was created.
+
+        A client secret equal to the mask (``********``) keeps the stored one, so a spec read back
+        from the API or exported to YAML can be saved again without knowing the secret.
+        """
+        data, secret = _storable_spec(spec)
+        now = self._ctx.clock()
+        try:
+            async with self._ctx.session() as session:
+                row = await session.scalar(
+                    select(IntegrationRow).where(IntegrationRow.key == spec.key).with_for_update()
+                )
+                created = row is None
+                if row is None:
+                    if not create:
+                        raise IntegrationNotFound(f"no integration with key {spec.key!r}")
+                    if secret == SECRET_MASK:
+                        raise ConflictError("auth.client_secret: give the secret itself, not ********")
+                    row = IntegrationRow(id=new_id(), key=spec.key, version=1, created_at=now)
+                    session.add(row)
+                else:
+                    if not update:
+                        raise ConflictError(f"an integration with key {spec.key!r} exists already")
+                    row.version += 1
+                    if secret == SECRET_MASK:
+                        secret = self._ctx.decrypt(row.client_secret, "integrations", row.id, "client_secret")
+                row.name, row.spec, row.updated_at = spec.name, data, now
+                row.client_secret = self._ctx.encrypt(secret, "integrations", row.id, "client_secret")
+                await session.flush()
+                return self._record(row), created
+        except IntegrityError:
+            raise ConflictError(f"an integration with key {spec.key!r} exists already") from None
+
+    async def delete(self, key: str) -> None:
+        """Delete an integration that has no connected accounts."""
+        async with self._ctx.session() as session:
+            row = await session.scalar(select(IntegrationRow).where(IntegrationRow.key == key))
+            if row is None:
+                raise IntegrationNotFound(f"no integration with key {key!r}")
+            count = await session.scalar(
+                select(func.count()).select_from(ConnectionRow).where(ConnectionRow.integration_id == row.id)
+            )
+            if count:
+                raise ConflictError(f"integration {key!r} has {count} connected account(s): delete them first")
+            await session.delete(row)
+
+
+def _hash_key(plaintext: str) -> str:
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+class ApiKeyRepo:
+    """API keys: random, shown once, stored as SHA-256 (no slow hash needed for 256-bit keys)."""
+
+    def __init__(self, ctx: StoreContext) -> None:
+        self._ctx = ctx
+
+    @staticmethod
+    def _record(row: ApiKeyRow) -> ApiKeyRecord:
+        return ApiKeyRecord(
+            id=row.id,
+            name=row.name,
+            prefix=row.prefix,
+            created_at=row.created_at,
+            last_used_at=row.last_used_at,
+            revoked_at=row.revoked_at,
+        )
+
+    async def create(self, name: str) -> tuple[str, ApiKeyRecord]:
+        """Create a key; return the key itself (to show once) and its record."""
+        plaintext = API_KEY_PREFIX + secrets.token_urlsafe(32)
+        row = ApiKeyRow(
+            id=new_id(),
+            name=name,
+            prefix=plaintext[:10],
+            key_hash=_hash_key(plaintext),
+            created_at=self._ctx.clock(),
+        )
+        async with self._ctx.session() as session:
+            session.add(row)
+        return plaintext, self._record(row)
+
+    async def list(self) -> list[ApiKeyRecord]:
+        """Every key, newest first."""
+        async with self._ctx.session() as session:
+            rows = (await session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at.desc()))).all()
+            return [self._record(r) for r in rows]
+
+    async def revoke(self, ident: str) -> ApiKeyRecord:
+        """Revoke the key whose id, name or displayed prefix is ``ident`` (exactly one must match)."""
+        async with self._ctx.session() as session:
+            rows = (
+                await session.scalars(
+                    select(ApiKeyRow).where(
+                        (ApiKeyRow.id == ident) | (ApiKeyRow.prefix == ident) | (ApiKeyRow.name == ident)
+                    )
+                )
+            ).all()
+            live = [r for r in rows if r.revoked_at is None]
+            if not live:
+                raise NotFoundError(f"no active API key with id, prefix or name {ident!r}")
+            if len(live) > 1:
+                raise ConflictError(f"{len(live)} active keys match {ident!r}: give the id instead")
+            live[0].revoked_at = self._ctx.clock()
+            return self._record(live[0])
+
+    async def verify(self, plaintext: str) -> ApiKeyRecord | None:
+        """The record of a valid, unrevoked key, or None. Notes the last use at most once a minute."""
+        if not plaintext.startswith(API_KEY_PREFIX):
+            return None
+        digest = _hash_key(plaintext)
+        async with self._ctx.session() as session:
+            row = await session.scalar(select(ApiKeyRow).where(ApiKeyRow.key_hash == digest))
+            if row is None or row.revoked_at is not None or not hmac.compare_digest(row.key_hash, digest):
+                return None
+            now = self._ctx.clock()
+            if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
+                row.last_used_at = now
+            return self._record(row)
+
+
+class EventRepo:
+    """The event log. Callers must never put a token in ``data``."""
+
+    def __init__(self, ctx: StoreContext) -> None:
+        self._ctx = ctx
+
+    async def add(
+        self,
+        type: str,
+        *,
+        connection_id: str | None = None,
+        integration_key: str | None = None,
+        data: JSONDict | None = None,
+    ) -> EventRecord:
+        """Append an event."""
+        row = EventRow(
+            type=type,
+            connection_id=connection_id,
+            integration_key=integration_key,
+            data=data or {},
+            created_at=self._ctx.clock(),
+        )
+        async with self._ctx.session() as session:
+            session.add(row)
+            await session.flush()
+        return EventRecord(row.id, row.type, row.connection_id, row.integration_key, row.data, row.created_at)
+
+    async def list(
+        self,
+        *,
+        type: str | None = None,
+        connection_id: str | None = None,
+        integration_key: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[EventRecord]:
+        """Recent events, newest first, filtered."""
+        query = select(EventRow).order_by(EventRow.id.desc()).limit(limit)
+        if type:
+            query = query.where(EventRow.type == type)
+        if connection_id:
+            query = query.where(EventRow.connection_id == connection_id)
+        if integration_key:
+            query = query.where(EventRow.integration_key == integration_key)
+        if since:
+            query = query.where(EventRow.created_at >= since)
+        async with self._ctx.session() as session:
+            rows = (await session.scalars(query)).all()
+            return [EventRecord(r.id, r.type, r.connection_id, r.integration_key, r.data, r.created_at) for r in rows]
+
+    async def prune(self, *, older_than: datetime) -> int:
+        """Delete events older than a date; return how many."""
+        async with self._ctx.session() as session:
+            result = await session.execute(delete(EventRow).where(EventRow.created_at < older_than))
+            return int(typing.cast(typing.Any, result).rowcount or 0)
