@@ -35,7 +35,7 @@ VALUES: dict[str, str | None] = {
     "none": None,
 }
 WHOLE = {"credentials.instance_url", "baseUrl"}
-# Text that reaches every interesting character: controls, URL delimiters, '%', '\\' and non-ASCII.
+# Encodable text rich in controls, URL delimiters, '%', '\\' and non-ASCII (lone surrogates: see ERROR_CASES).
 NASTY = st.text(
     alphabet=st.one_of(st.characters(codec="utf-8"), st.sampled_from(list("/@:#?%\\.&=+ \r\n\0\t[]é€𝄞"))),
     min_size=1,

@@ -451,6 +451,4 @@ def render_url(
         raise UnsafeValueError(f"{field}: the rendered URL has an invalid host or port")
     if not parts.hostname or parts.scheme.lower() not in ("http", "https"):
         raise TemplateError(f"{field}: the rendered template is not an http(s) URL with a host")
-    if contexts[0] == "whole" and parts.netloc != urlsplit(pieces[0]).netloc:
-        raise UnsafeValueError(f"{field}: the rest of the template changes the host of the whole URL")
     return result

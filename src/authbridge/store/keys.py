@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typing
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from authbridge.errors import CryptoError, KeyRingMismatchError
@@ -112,4 +112,20 @@ class KeyManager:
                             update(model).where(pk_col == row_id, col == ciphertext).values({column: fresh})
                         )
                         done += int(typing.cast(typing.Any, result).rowcount or 0)
+        if await self.stale_count() == 0:
+            # Nothing needs the older keys any more: forget their canaries, so they may be dropped.
+            async with self._ctx.session() as session:
+                await session.execute(delete(KeyCanaryRow).where(KeyCanaryRow.kid != ring.active_kid))
         return done
+
+    async def stale_count(self) -> int:
+        """How many stored secrets are not under the active key."""
+        ring = self._ctx.keyring
+        stale = 0
+        async with self._ctx.session() as session:
+            for model, _pk, column in SECRET_COLUMNS:
+                col = getattr(model, column)
+                current = col.startswith(f"v1.{ring.active_kid}.", autoescape=True)
+                count = await session.scalar(select(func.count()).where(col.is_not(None), ~current))
+                stale += int(count or 0)
+        return stale
