@@ -10,6 +10,7 @@ AuthBridgeError
 ├── CryptoError                  a secret cannot be encrypted or decrypted
 │   └── KeyRingMismatchError     the key ring cannot decrypt the stored data (refuse to start)
 ├── StoreError                   the database is unreachable or refused an operation
+├── OutboundBlockedError         the SSRF guard refused a private, loopback or link-local address
 ├── NotFoundError                an integration, connection or key does not exist
 │   └── IntegrationNotFound
 ├── ConflictError                the object exists already, or changed under us
@@ -35,6 +36,7 @@ __all__ = [
     "IntegrationNotFound",
     "KeyRingMismatchError",
     "NotFoundError",
+    "OutboundBlockedError",
     "ParameterError",
     "SpecError",
     "StoreError",
@@ -152,6 +154,13 @@ class StoreError(AuthBridgeError):
 
     code = "store_error"
     status_code = 503
+
+
+class OutboundBlockedError(AuthBridgeError):
+    """An outbound call was refused: its host resolves to a private, loopback or link-local address."""
+
+    code = "outbound_blocked"
+    status_code = 502
 
 
 class NotFoundError(AuthBridgeError):
