@@ -154,9 +154,8 @@ async def test_ciphertext_copied_to_another_column_fails(store: Store) -> None:
     a = await store.connections.create(integration_key="acme", name="A", parameters={"serverName": "a"})
     await store.credentials.save(a.id, CredentialRecord(access_token="at", refresh_token="rt"))
     async with store.ctx.session() as session:
-        await session.execute(
-            update(CredentialRow).values(access_token=CredentialRow.refresh_token).where(CredentialRow.connection_id == a.id)
-        )
+        swap = update(CredentialRow).values(access_token=CredentialRow.refresh_token)
+        await session.execute(swap.where(CredentialRow.connection_id == a.id))
     with pytest.raises(CryptoError):
         await store.credentials.load(a.id)
 
