@@ -1,0 +1,67 @@
+"""The public surface cannot grow by accident (httpx's test_exported_members habit)."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+import authbridge
+
+PUBLIC = {
+    "authbridge": ["__version__"],
+    "authbridge.errors": [
+        "AuthBridgeError",
+        "AuthenticationError",
+        "ConfigError",
+        "ConflictError",
+        "CryptoError",
+        "ErrorItem",
+        "IntegrationNotFound",
+        "KeyRingMismatchError",
+        "NotFoundError",
+        "OutboundBlockedError",
+        "ParameterError",
+        "SpecError",
+        "StoreError",
+        "TemplateError",
+        "UnsafeValueError",
+    ],
+    "authbridge.spec": [
+        "SECRET_MASK",
+        "ApiTokenAuth",
+        "AuthSpec",
+        "BasicAuth",
+        "CustomTokenAuth",
+        "Integration",
+        "NoneAuth",
+        "OAuth2Auth",
+        "Parameter",
+        "RefreshPolicy",
+        "RequestSpec",
+        "TokenPlacement",
+        "TokenResponse",
+        "check_parameter_values",
+        "dump_spec",
+        "format_duration",
+        "load_spec",
+        "load_specs",
+        "parse_duration",
+        "spec_to_dict",
+        "validate_spec",
+    ],
+}
+
+
+@pytest.mark.parametrize("module_name", sorted(PUBLIC))
+def test_exported_members(module_name: str) -> None:
+    """Each public module exports exactly the listed names, and each exists."""
+    module = importlib.import_module(module_name)
+    assert sorted(module.__all__) == sorted(PUBLIC[module_name])
+    for name in module.__all__:
+        assert hasattr(module, name), name
+
+
+def test_version() -> None:
+    """The package has a version."""
+    assert authbridge.__version__.count(".") == 2
