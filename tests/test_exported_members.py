@@ -13,6 +13,7 @@ PUBLIC = {
     "authbridge.errors": [
         "AuthBridgeError",
         "AuthenticationError",
+        "ConnectionStateError",
         "ConfigError",
         "ConflictError",
         "CryptoError",
@@ -25,7 +26,9 @@ PUBLIC = {
         "SpecError",
         "StoreError",
         "TemplateError",
+        "TokenEndpointError",
         "UnsafeValueError",
+        "UpstreamError",
     ],
     "authbridge.spec": [
         "SECRET_MASK",

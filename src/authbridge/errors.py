@@ -11,6 +11,9 @@ AuthBridgeError
 │   └── KeyRingMismatchError     the key ring cannot decrypt the stored data (refuse to start)
 ├── StoreError                   the database is unreachable or refused an operation
 ├── OutboundBlockedError         the SSRF guard refused a private, loopback or link-local address
+├── UpstreamError                a third-party endpoint failed or answered something unusable
+│   └── TokenEndpointError       the token (or revocation) endpoint refused or answered badly
+├── ConnectionStateError         the connection cannot do this now (needs re-authorization, pending...)
 ├── NotFoundError                an integration, connection or key does not exist
 │   └── IntegrationNotFound
 ├── ConflictError                the object exists already, or changed under us
@@ -29,6 +32,7 @@ import typing
 __all__ = [
     "AuthBridgeError",
     "AuthenticationError",
+    "ConnectionStateError",
     "ConfigError",
     "ConflictError",
     "CryptoError",
@@ -41,7 +45,9 @@ __all__ = [
     "SpecError",
     "StoreError",
     "TemplateError",
+    "TokenEndpointError",
     "UnsafeValueError",
+    "UpstreamError",
 ]
 
 
@@ -161,6 +167,54 @@ class OutboundBlockedError(AuthBridgeError):
 
     code = "outbound_blocked"
     status_code = 502
+
+
+class UpstreamError(AuthBridgeError):
+    """A third-party endpoint failed, timed out or answered something unusable.
+
+    ``side`` is ``"upstream"``: the API says which side failed. Messages name the integration and
+    the endpoint (without its query), never a token.
+    """
+
+    code = "upstream_error"
+    status_code = 502
+
+    def __init__(self, message: str, *, integration: str | None = None, endpoint: str | None = None) -> None:
+        super().__init__(message)
+        self.integration = integration
+        self.endpoint = endpoint
+
+
+class TokenEndpointError(UpstreamError):
+    """The token endpoint refused the request, or its answer holds no usable token.
+
+    ``error`` is the OAuth error code when the provider sent one (``invalid_grant``...);
+    ``permanent`` tells a refresh loop to stop (re-authorization needed) rather than back off.
+    """
+
+    code = "token_endpoint_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        integration: str | None = None,
+        endpoint: str | None = None,
+        error: str | None = None,
+        status: int | None = None,
+        permanent: bool = False,
+    ) -> None:
+        super().__init__(message, integration=integration, endpoint=endpoint)
+        self.error = error
+        self.status = status
+        self.permanent = permanent
+
+
+class ConnectionStateError(AuthBridgeError):
+    """The connection cannot do this in its current state (pending, needs re-authorization...)."""
+
+    code = "connection_state"
+    status_code = 409
 
 
 class NotFoundError(AuthBridgeError):

@@ -179,13 +179,15 @@ async def test_rotation_reencrypts_everything(db_url: str, clock: FakeClock) -> 
     conn = await store.connections.create(
         integration_key="acme", name="DEV", parameters={"serverName": "d", "apiSecret": "x"}, secret_names={"apiSecret"}
     )
-    await store.credentials.save(conn.id, CredentialRecord(access_token="a", refresh_token="r", raw={"k": "v"}))
+    await store.credentials.save(
+        conn.id, CredentialRecord(access_token="a", refresh_token="r", raw={"k": "v"}, inputs={"password": "p"})
+    )
     await store.flows.create(state="st", connection_id=conn.id, code_verifier="v", redirect_uri="https://cb")
     await store.close()
 
     new_key = generate_key("new")
     store = await Store.open(db_url, old.with_new_active(new_key), clock=clock)
-    assert await store.keys.reencrypt_all() == 6
+    assert await store.keys.reencrypt_all() == 7
     assert await store.keys.reencrypt_all() == 0
     await store.close()
 
@@ -194,7 +196,7 @@ async def test_rotation_reencrypts_everything(db_url: str, clock: FakeClock) -> 
         assert (await store.integrations.get("acme")).spec.client_secret == SECRET
         assert (await store.connections.get(conn.id)).parameters["apiSecret"] == "x"
         assert (await store.credentials.load(conn.id)) == CredentialRecord(
-            access_token="a", refresh_token="r", raw={"k": "v"}
+            access_token="a", refresh_token="r", raw={"k": "v"}, inputs={"password": "p"}
         )
         flow = await store.flows.consume("st")
         assert flow is not None and flow.code_verifier == "v"
@@ -286,3 +288,23 @@ async def test_integration_rows_survive_reopen(db_url: str, clock: FakeClock) ->
             assert (await c.execute(select(IntegrationRow.key))).scalars().all() == ["acme"]
     finally:
         await store.close()
+
+
+async def test_migrations_match_the_models(db_url: str, clock: FakeClock) -> None:
+    """After migrating, the database schema is exactly what the models declare (no missing migration)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from authbridge.store.models import Base
+
+    store = await Store.open(db_url, memory_key_ring("k1"), clock=clock)
+    try:
+        async with store.engine.connect() as conn:
+            diff = await conn.run_sync(
+                lambda sync: compare_metadata(
+                    MigrationContext.configure(sync, opts={"compare_type": True}), Base.metadata
+                )
+            )
+    finally:
+        await store.close()
+    assert diff == []

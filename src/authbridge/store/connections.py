@@ -171,6 +171,7 @@ class CredentialRepo:
             row.scopes = creds.scopes
             row.raw = enc(json.dumps(creds.raw) if creds.raw else None, table, connection_id, "raw")
             row.extra = enc(json.dumps(creds.extra) if creds.extra else None, table, connection_id, "extra")
+            row.inputs = enc(json.dumps(creds.inputs) if creds.inputs else None, table, connection_id, "inputs")
             row.updated_at = self._ctx.clock()
 
     async def load(self, connection_id: str) -> CredentialRecord | None:
@@ -183,6 +184,7 @@ class CredentialRepo:
                 return None
             raw = dec(row.raw, table, connection_id, "raw")
             extra = dec(row.extra, table, connection_id, "extra")
+            inputs = dec(row.inputs, table, connection_id, "inputs")
             return CredentialRecord(
                 access_token=dec(row.access_token, table, connection_id, "access_token"),
                 refresh_token=dec(row.refresh_token, table, connection_id, "refresh_token"),
@@ -191,6 +193,7 @@ class CredentialRepo:
                 scopes=row.scopes,
                 raw=json.loads(raw) if raw else {},
                 extra=json.loads(extra) if extra else {},
+                inputs=json.loads(inputs) if inputs else {},
             )
 
     async def delete(self, connection_id: str) -> bool:

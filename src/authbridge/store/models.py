@@ -104,6 +104,7 @@ class CredentialRow(Base):
     scopes: Mapped[list[str] | None] = mapped_column(JSON)
     raw: Mapped[str | None] = mapped_column(Text)
     extra: Mapped[str | None] = mapped_column(Text)
+    inputs: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime]
 
 
@@ -168,5 +169,6 @@ SECRET_COLUMNS: tuple[tuple[type[Base], str, str], ...] = (
     (CredentialRow, "connection_id", "refresh_token"),
     (CredentialRow, "connection_id", "raw"),
     (CredentialRow, "connection_id", "extra"),
+    (CredentialRow, "connection_id", "inputs"),
     (OAuthFlowRow, "state_hash", "code_verifier"),
 )

@@ -56,7 +56,11 @@ class ConnectionRecord:
 
 @dataclasses.dataclass(frozen=True)
 class CredentialRecord:
-    """Tokens and fields of one connection. The secret fields are left out of ``repr``."""
+    """Tokens and fields of one connection. The secret fields are left out of ``repr``.
+
+    ``extra`` holds fields kept from token responses and callbacks (``{credentials.x}`` in templates);
+    ``inputs`` what the user entered to connect (API token, username and password).
+    """
 
     access_token: str | None = dataclasses.field(default=None, repr=False)
     refresh_token: str | None = dataclasses.field(default=None, repr=False)
@@ -65,6 +69,7 @@ class CredentialRecord:
     scopes: list[str] | None = None
     raw: dict[str, typing.Any] = dataclasses.field(default_factory=dict, repr=False)
     extra: dict[str, typing.Any] = dataclasses.field(default_factory=dict, repr=False)
+    inputs: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)
 
 
 @dataclasses.dataclass(frozen=True)

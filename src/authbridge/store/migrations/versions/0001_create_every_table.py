@@ -101,6 +101,7 @@ def upgrade() -> None:
         sa.Column("scopes", sa.JSON(), nullable=True),
         sa.Column("raw", sa.Text(), nullable=True),
         sa.Column("extra", sa.Text(), nullable=True),
+        sa.Column("inputs", sa.Text(), nullable=True),
         sa.Column("updated_at", authbridge.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["connection_id"], ["connections.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("connection_id"),

@@ -1,0 +1,82 @@
+"""The values the auth flows work on: what a connection knows (AuthContext) and what a token endpoint gave (TokenSet)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+from authbridge.spec import Integration, OAuth2Auth
+from authbridge.spec.templating import render_text
+
+__all__ = ["AuthContext", "TokenSet"]
+
+_PARAM_REF = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenSet:
+    """A parsed token response. The repr shows no token.
+
+    ``extra`` holds every other field of the response (Salesforce's ``instance_url``...) and the
+    redirect's captured query parameters; templates read them as ``{credentials.<name>}``.
+    """
+
+    access_token: str = dataclasses.field(repr=False)
+    refresh_token: str | None = dataclasses.field(default=None, repr=False)
+    token_type: str | None = None
+    expires_at: datetime | None = None
+    scopes: list[str] | None = None
+    extra: dict[str, typing.Any] = dataclasses.field(default_factory=dict, repr=False)
+    raw: dict[str, typing.Any] = dataclasses.field(default_factory=dict, repr=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class AuthContext:
+    """Everything a template of one connection may reference, and the server's rules.
+
+    ``inputs`` are what the user entered when connecting (``username``, ``password``, ``token``
+    for API tokens); ``credentials`` the fields kept from token responses and callbacks.
+    """
+
+    integration: Integration
+    parameters: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
+    inputs: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
+    credentials: Mapping[str, typing.Any] = dataclasses.field(default_factory=dict, repr=False)
+    access_token: str | None = dataclasses.field(default=None, repr=False)
+    refresh_token: str | None = dataclasses.field(default=None, repr=False)
+    redirect_uri: str | None = None
+    allow_http: Callable[[str], bool] = lambda _host: False
+    clock: Callable[[], datetime] | None = None
+
+    @property
+    def oauth2(self) -> OAuth2Auth:
+        """The integration's OAuth 2.0 block (TypeError for other auth types)."""
+        if not isinstance(self.integration.auth, OAuth2Auth):
+            raise TypeError(f"integration {self.integration.key} is not an OAuth 2.0 integration")
+        return self.integration.auth
+
+    def values(self) -> dict[str, str | None]:
+        """The template values: parameters, inputs, ``credentials.*``, tokens, client id and secret."""
+        values: dict[str, str | None] = dict(self.parameters)
+        values.update(self.inputs)
+        for name, value in self.credentials.items():
+            if isinstance(value, str | int | float) and not isinstance(value, bool):
+                values[f"credentials.{name}"] = str(value)
+        if self.access_token is not None:
+            values["token"] = self.access_token
+        if self.refresh_token is not None:
+            values["refresh_token"] = self.refresh_token
+        auth = self.integration.auth
+        if isinstance(auth, OAuth2Auth):
+            if auth.client_id is not None:
+                values["client_id"] = render_text(auth.client_id, self.parameters, field="auth.client_id")
+            secret = self.integration.client_secret
+            if secret is not None and _PARAM_REF.fullmatch(secret):
+                # `client_secret: "{clientSecret}"` takes a (secret) parameter; any other value is literal,
+                # so a real secret containing braces is never parsed as a template.
+                secret = self.parameters.get(secret[1:-1])
+            values["client_secret"] = secret
+        return values
