@@ -1,0 +1,569 @@
+"""A real OAuth 2.0 authorization server for tests, built from Authlib's Flask integration.
+
+Run it as its own process from the repository root::
+
+    python -m tests.servers.oauth_server --port 0 [--token-ttl 3600] [--issuer URL] [--auto-approve]
+
+It prints ``READY http://127.0.0.1:<port>`` once listening (``--port 0`` picks a free port). Everything lives
+in memory. Besides the OAuth endpoints it has a protected resource (``/api/me``), an echo endpoint
+(``/api/echo/...``), an Airkit-style custom token endpoint (``/custom/login``) and unauthenticated test
+controls under ``/_admin/`` (stats, configuration, fault injection, reset, expire).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import logging
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, ClassVar
+from urllib.parse import unquote_plus
+
+import flask
+from authlib.common.security import generate_token
+from authlib.common.urls import add_params_to_uri
+from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
+from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import InvalidGrantError, grants
+from authlib.oauth2.rfc6749.util import list_to_scope, scope_to_list
+from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7636 import CodeChallenge
+from flask import Flask, Response, jsonify, render_template_string
+from flask.typing import ResponseReturnValue
+from werkzeug.serving import make_server
+
+CONFIDENTIAL_ID = "confidential"
+CONFIDENTIAL_SECRET = "s3cret:with+chars"  # ':' and '+' must be form-encoded in HTTP Basic
+PUBLIC_ID = "public"
+USERNAME = "alice"
+PASSWORD = "wonderland"
+SCOPES = "read write"
+TOKEN_KINDS = ("authorization_code", "refresh_token", "client_credentials", "password", "custom")
+ALL_GRANTS = frozenset({"authorization_code", "refresh_token", "client_credentials", "password"})
+#: Any port on the loopback host names (RFC 8252 §7.3).
+REDIRECT_URI_RE = re.compile(r"http://(127\.0\.0\.1|localhost)(:\d{1,5})?/oauth/callback")
+#: Every client authentication method, accepted by every grant and by the revocation endpoint.
+AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+CODE_TTL = 600.0
+
+
+@dataclass
+class Client:
+    client_id: str
+    client_secret: str | None
+    grant_types: frozenset[str]
+    auth_methods: frozenset[str]
+    scope: str = SCOPES
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        return None  # redirect_uri is required in every authorization request
+
+    def get_allowed_scope(self, scope: str | None) -> str | None:
+        if not scope:
+            return self.scope
+        allowed = set(self.scope.split())
+        granted = [s for s in scope_to_list(scope) if s in allowed]
+        return str(list_to_scope(granted)) if granted else None
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return REDIRECT_URI_RE.fullmatch(redirect_uri) is not None
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        if self.client_secret is None:
+            return False
+        return secrets.compare_digest(self.client_secret.encode(), client_secret.encode())
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return method in self.auth_methods
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code" and "authorization_code" in self.grant_types
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in self.grant_types
+
+
+CLIENTS = {
+    CONFIDENTIAL_ID: Client(
+        CONFIDENTIAL_ID, CONFIDENTIAL_SECRET, ALL_GRANTS, frozenset({"client_secret_basic", "client_secret_post"})
+    ),
+    PUBLIC_ID: Client(PUBLIC_ID, None, frozenset({"authorization_code", "refresh_token"}), frozenset({"none"})),
+}
+
+
+@dataclass
+class AuthCode:
+    code: str
+    client_id: str
+    redirect_uri: str | None
+    scope: str
+    user: str
+    code_challenge: str | None
+    code_challenge_method: str | None
+    expires_at: float
+
+    def get_redirect_uri(self) -> str | None:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.scope
+
+
+@dataclass
+class Token:
+    access_token: str
+    refresh_token: str | None
+    client_id: str
+    user: str | None
+    scope: str
+    expires_at: float
+    access_revoked: bool = False
+    refresh_revoked: bool = False
+
+    def check_client(self, client: Client) -> bool:
+        return self.client_id == client.client_id
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def is_expired(self) -> bool:
+        return time.time() >= self.expires_at
+
+    def is_revoked(self) -> bool:
+        return self.access_revoked
+
+
+@dataclass
+class Config:
+    token_ttl: int = 3600
+    auto_approve: bool = False
+    issuer: str | None = None
+
+
+@dataclass
+class Fault:
+    status: int = 500
+    body: str = "<html><body><h1>500 Internal Server Error</h1></body></html>"
+    content_type: str = "text/html"
+    count: int = 1
+
+
+@dataclass
+class State:
+    """All the server's memory. ``lock`` guards it; ``token_lock`` serialises token issuance."""
+
+    defaults: Config
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    token_lock: threading.Lock = field(default_factory=threading.Lock)
+    config: Config = field(default_factory=Config)
+    codes: dict[str, AuthCode] = field(default_factory=dict)
+    tokens: dict[str, Token] = field(default_factory=dict)
+    refresh_index: dict[str, Token] = field(default_factory=dict)
+    sessions: dict[str, float] = field(default_factory=dict)
+    token_calls: dict[str, int] = field(default_factory=dict)
+    revocations: int = 0
+    fail_next: Fault | None = None
+    delay_next: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.config = replace(self.defaults)
+            self.codes.clear()
+            self.tokens.clear()
+            self.refresh_index.clear()
+            self.sessions.clear()
+            self.token_calls = dict.fromkeys(TOKEN_KINDS, 0)
+            self.revocations = 0
+            self.fail_next = None
+            self.delay_next = 0.0
+
+    def query_client(self, client_id: str) -> Client | None:
+        return CLIENTS.get(client_id)
+
+    def save_token(self, token: dict[str, Any], request: Any) -> None:
+        record = Token(
+            access_token=token["access_token"],
+            refresh_token=token.get("refresh_token"),
+            client_id=request.client.client_id,
+            user=request.user,
+            scope=token.get("scope", ""),
+            expires_at=time.time() + int(token.get("expires_in", 0)),
+        )
+        with self.lock:
+            self.tokens[record.access_token] = record
+            if record.refresh_token:
+                self.refresh_index[record.refresh_token] = record
+
+    def take_fault(self) -> tuple[float, Fault | None]:
+        with self.lock:
+            delay, self.delay_next = self.delay_next, 0.0
+            fault = self.fail_next
+            if fault is not None:
+                fault.count -= 1
+                if fault.count <= 0:
+                    self.fail_next = None
+            return delay, fault
+
+    def expire_all(self) -> int:
+        with self.lock:
+            for token in self.tokens.values():
+                token.expires_at = 0.0
+            for session in self.sessions:
+                self.sessions[session] = 0.0
+            return len(self.tokens) + len(self.sessions)
+
+    def stats(self) -> dict[str, Any]:
+        with self.lock:
+            tokens = list(self.tokens.values())
+            return {
+                "token_calls": dict(self.token_calls),
+                "revocations": self.revocations,
+                "revoked_tokens": sum(t.access_revoked + (t.refresh_revoked and bool(t.refresh_token)) for t in tokens),
+                "active_access_tokens": sum(not t.is_expired() and not t.access_revoked for t in tokens),
+            }
+
+
+def _state() -> State:
+    state: State = flask.current_app.extensions["oauth_state"]
+    return state
+
+
+class _Request(FlaskOAuth2Request):  # type: ignore[misc]
+    """Token parameters may come from the query string too (Airkit's "Access Token Verb": GET)."""
+
+    @property
+    def form(self) -> Any:
+        return flask.request.values
+
+
+class _AuthServer(AuthorizationServer):  # type: ignore[misc]
+    def create_oauth2_request(self, request: object) -> _Request:
+        return _Request(flask.request)
+
+
+def _client_secret_basic(query_client: Callable[[str], Client | None], request: Any) -> Client | None:
+    """HTTP Basic with the id and secret form-encoded first (RFC 6749 §2.3.1): a raw '+' decodes as a space."""
+    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    raw_id, sep, raw_secret = decoded.partition(":")
+    client = query_client(unquote_plus(raw_id)) if sep else None
+    if client is not None and client.check_client_secret(unquote_plus(raw_secret)):
+        return client
+    return None
+
+
+class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = AUTH_METHODS
+    TOKEN_ENDPOINT_HTTP_METHODS: ClassVar[list[str]] = ["GET", "POST"]
+
+    def save_authorization_code(self, code: str, request: Any) -> None:
+        data = request.payload.data
+        item = AuthCode(
+            code=code,
+            client_id=request.client.client_id,
+            redirect_uri=request.payload.redirect_uri,
+            scope=request.scope,
+            user=request.user,
+            code_challenge=data.get("code_challenge"),
+            code_challenge_method=data.get("code_challenge_method"),
+            expires_at=time.time() + CODE_TTL,
+        )
+        with _state().lock:
+            _state().codes[code] = item
+
+    def query_authorization_code(self, code: str, client: Client) -> AuthCode | None:
+        item = _state().codes.get(code)
+        if item is None or item.client_id != client.client_id or item.expires_at < time.time():
+            return None
+        return item
+
+    def delete_authorization_code(self, authorization_code: AuthCode) -> None:
+        with _state().lock:
+            _state().codes.pop(authorization_code.code, None)
+
+    def authenticate_user(self, authorization_code: AuthCode) -> str:
+        return authorization_code.user
+
+    def generate_token(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        token: dict[str, Any] = super().generate_token(*args, **kwargs)
+        token["instance_url"] = flask.request.host_url.rstrip("/")  # Salesforce style
+        return token
+
+
+class RefreshGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = AUTH_METHODS
+    TOKEN_ENDPOINT_HTTP_METHODS: ClassVar[list[str]] = ["GET", "POST"]
+    INCLUDE_NEW_REFRESH_TOKEN = True  # rotation
+
+    def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
+        token = _state().refresh_index.get(refresh_token)
+        return None if token is None or token.refresh_revoked else token
+
+    def authenticate_user(self, refresh_token: Token) -> str | None:
+        return refresh_token.user
+
+    def revoke_old_credential(self, refresh_token: Token) -> None:
+        refresh_token.refresh_revoked = True
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = AUTH_METHODS
+    TOKEN_ENDPOINT_HTTP_METHODS: ClassVar[list[str]] = ["GET", "POST"]
+
+
+class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = AUTH_METHODS
+    TOKEN_ENDPOINT_HTTP_METHODS: ClassVar[list[str]] = ["GET", "POST"]
+
+    def authenticate_user(self, username: str, password: str) -> str:
+        if username == USERNAME and secrets.compare_digest(password.encode(), PASSWORD.encode()):
+            return USERNAME
+        raise InvalidGrantError("Invalid resource owner credentials.")  # RFC 6749 §5.2
+
+
+class Revocation(RevocationEndpoint):  # type: ignore[misc]
+    CLIENT_AUTH_METHODS: ClassVar[list[str]] = AUTH_METHODS
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
+        state = _state()
+        return state.tokens.get(token_string) or state.refresh_index.get(token_string)
+
+    def revoke_token(self, token: Token, request: Any) -> None:
+        with _state().lock:
+            token.access_revoked = True
+            if request.form["token"] == token.refresh_token:  # a refresh token takes its access token along
+                token.refresh_revoked = True
+
+
+class Validator(BearerTokenValidator):  # type: ignore[misc]
+    def authenticate_token(self, token_string: str) -> Token | None:
+        return _state().tokens.get(token_string)
+
+
+CONSENT_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Test IdP: authorize {{ client_id }}</title></head>
+<body>
+<h1>Sign in to authorize {{ client_id }}</h1>
+<p><strong>{{ client_id }}</strong> asks for: <span id="scope">{{ scope }}</span></p>
+{% if error %}<p role="alert" id="error">{{ error }}</p>{% endif %}
+<form method="post" action="/oauth/authorize">
+{% for name, value in hidden %}<input type="hidden" name="{{ name }}" value="{{ value }}">
+{% endfor %}<p><label for="username">Username</label>
+<input id="username" name="username" type="text" autocomplete="username"></p>
+<p><label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password"></p>
+<button type="submit" name="action" value="approve">Approve</button>
+<button type="submit" name="action" value="deny">Deny</button>
+</form>
+</body></html>
+"""
+
+
+def create_app(defaults: Config) -> Flask:
+    app = Flask(__name__)
+    app.config["OAUTH2_SCOPES_SUPPORTED"] = SCOPES.split()
+    state = State(defaults)
+    app.extensions["oauth_state"] = state
+    server = _AuthServer(app, state.query_client, state.save_token)
+    server.register_client_auth_method("client_secret_basic", _client_secret_basic)
+    server.register_token_generator(
+        "default", BearerTokenGenerator(lambda **_: generate_token(42), lambda **_: generate_token(48), _ttl)
+    )
+    server.register_grant(CodeGrant, [CodeChallenge(required=False)])
+    server.register_grant(RefreshGrant)
+    server.register_grant(ClientCredentialsGrant)
+    server.register_grant(PasswordGrant)
+    server.register_endpoint(Revocation)
+    require_oauth = ResourceProtector()
+    require_oauth.register_token_validator(Validator())
+
+    def with_iss(response: Response) -> Response:
+        issuer = state.config.issuer
+        if issuer and response.status_code == 302 and response.headers.get("Location"):
+            response.headers["Location"] = add_params_to_uri(response.headers["Location"], [("iss", issuer)])
+        return response
+
+    def token_call(kind: str, handler: Callable[[], ResponseReturnValue]) -> ResponseReturnValue:
+        with state.lock:
+            if kind in state.token_calls:
+                state.token_calls[kind] += 1
+        delay, fault = state.take_fault()
+        if delay:
+            time.sleep(delay)
+        if fault is not None:
+            return Response(fault.body, status=fault.status, content_type=fault.content_type)
+        with state.token_lock:  # one issuance at a time: a refresh token is consumed atomically
+            return handler()
+
+    @app.route("/oauth/authorize", methods=["GET", "POST"])
+    def authorize() -> ResponseReturnValue:
+        try:
+            grant = server.get_consent_grant(end_user=None)
+        except OAuth2Error as error:
+            return with_iss(server.handle_error_response(None, error))
+        if flask.request.method == "GET" and state.config.auto_approve:
+            return with_iss(server.create_authorization_response(grant=grant, grant_user=USERNAME))
+        form = flask.request.form
+        message = None
+        if flask.request.method == "POST":
+            if form.get("action") != "approve":
+                return with_iss(server.create_authorization_response(grant=grant, grant_user=None))
+            if form.get("username") == USERNAME and form.get("password") == PASSWORD:
+                return with_iss(server.create_authorization_response(grant=grant, grant_user=USERNAME))
+            message = "Invalid username or password."
+        hidden = [
+            (k, v) for k, v in flask.request.values.items(multi=True) if k not in ("username", "password", "action")
+        ]
+        page = render_template_string(
+            CONSENT_PAGE, client_id=grant.client.client_id, scope=grant.request.scope, hidden=hidden, error=message
+        )
+        return page, 401 if message else 200
+
+    @app.route("/oauth/token", methods=["GET", "POST"])
+    def issue_token() -> ResponseReturnValue:
+        grant_type = flask.request.values.get("grant_type", "")
+        return token_call(grant_type, server.create_token_response)
+
+    @app.route("/oauth/revoke", methods=["POST"])
+    def revoke() -> ResponseReturnValue:
+        with state.lock:
+            state.revocations += 1
+        response: Response = server.create_endpoint_response(Revocation.ENDPOINT_NAME)
+        return response
+
+    @app.route("/.well-known/oauth-authorization-server")
+    def metadata() -> ResponseReturnValue:
+        base = flask.request.host_url.rstrip("/")
+        return jsonify(
+            issuer=state.config.issuer or base,
+            authorization_endpoint=f"{base}/oauth/authorize",
+            token_endpoint=f"{base}/oauth/token",
+            revocation_endpoint=f"{base}/oauth/revoke",
+            scopes_supported=SCOPES.split(),
+            response_types_supported=["code"],
+            grant_types_supported=sorted(ALL_GRANTS),
+            token_endpoint_auth_methods_supported=AUTH_METHODS,
+            code_challenge_methods_supported=["S256", "plain"],
+            authorization_response_iss_parameter_supported=bool(state.config.issuer),
+        )
+
+    @app.route("/custom/login", methods=["GET", "POST"])
+    def custom_login() -> ResponseReturnValue:
+        def handle() -> ResponseReturnValue:
+            body = flask.request.get_json(silent=True) if flask.request.method == "POST" else None
+            data = body if isinstance(body, dict) else flask.request.values
+            if data.get("user") != USERNAME or data.get("password") != PASSWORD:
+                return jsonify(error="bad_credentials"), 401
+            session, ttl = generate_token(40), state.config.token_ttl
+            with state.lock:
+                state.sessions[session] = time.time() + ttl
+            return jsonify(data={"sessionToken": session, "validSeconds": ttl})
+
+        return token_call("custom", handle)
+
+    @app.route("/api/me")
+    def me() -> ResponseReturnValue:
+        session = flask.request.headers.get("X-Session-Token")
+        if session is not None:
+            if state.sessions.get(session, 0.0) > time.time():
+                return jsonify(sub=USERNAME, scope=None, client_id=None, session=True)
+            return jsonify(error="invalid_token", error_description="Unknown or expired session token."), 401
+        with require_oauth.acquire() as token:
+            return jsonify(sub=token.user or token.client_id, scope=token.scope, client_id=token.client_id)
+
+    echo_methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]
+
+    @app.route("/api/echo", methods=echo_methods)
+    @app.route("/api/echo/", methods=echo_methods)
+    @app.route("/api/echo/<path:rest>", methods=echo_methods)
+    def echo(rest: str = "") -> ResponseReturnValue:
+        req = flask.request
+        return jsonify(
+            method=req.method,
+            path=req.path,
+            query=req.args.to_dict(flat=False),
+            query_string=req.query_string.decode("latin-1"),
+            headers={k.lower(): v for k, v in req.headers.items()},
+            body=req.get_data().decode("utf-8", "replace"),
+        )
+
+    @app.route("/_admin/stats")
+    def admin_stats() -> ResponseReturnValue:
+        return jsonify(state.stats())
+
+    @app.route("/_admin/config", methods=["GET", "POST"])
+    def admin_config() -> ResponseReturnValue:
+        if flask.request.method == "POST":
+            changes = flask.request.get_json(force=True)
+            if not isinstance(changes, dict):
+                return jsonify(error="expected a JSON object"), 400
+            unknown = set(changes) - {"token_ttl", "auto_approve", "issuer", "fail_next", "delay_next"}
+            if unknown:
+                return jsonify(error=f"unknown settings: {sorted(unknown)}"), 400
+            with state.lock:
+                if "token_ttl" in changes:
+                    state.config.token_ttl = int(changes["token_ttl"])
+                if "auto_approve" in changes:
+                    state.config.auto_approve = bool(changes["auto_approve"])
+                if "issuer" in changes:
+                    state.config.issuer = changes["issuer"] or None
+                if "fail_next" in changes:
+                    state.fail_next = Fault(**changes["fail_next"]) if changes["fail_next"] else None
+                if "delay_next" in changes:
+                    state.delay_next = float(changes["delay_next"] or 0.0)
+        with state.lock:
+            fail_next = asdict(state.fail_next) if state.fail_next else None
+            return jsonify({**asdict(state.config), "fail_next": fail_next, "delay_next": state.delay_next})
+
+    @app.route("/_admin/reset", methods=["POST"])
+    def admin_reset() -> ResponseReturnValue:
+        state.reset()
+        return jsonify(ok=True)
+
+    @app.route("/_admin/expire", methods=["POST"])
+    def admin_expire() -> ResponseReturnValue:
+        return jsonify(expired=state.expire_all())
+
+    return app
+
+
+def _ttl(client: Client, grant_type: str) -> int:
+    """``expires_in`` of every token: the configured TTL (read per request, so /_admin/config changes it)."""
+    return _state().config.token_ttl
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (see the READY line)")
+    parser.add_argument("--token-ttl", type=int, default=3600)
+    parser.add_argument("--issuer", default=None, help="send `iss` on authorization responses (RFC 9207)")
+    parser.add_argument("--auto-approve", action="store_true", help="GET /oauth/authorize redirects at once")
+    args = parser.parse_args(argv)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    app = create_app(Config(token_ttl=args.token_ttl, auto_approve=args.auto_approve, issuer=args.issuer))
+    server = make_server("127.0.0.1", args.port, app, threaded=True)
+    print(f"READY http://127.0.0.1:{server.server_port}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
