@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typing
 
-from authbridge.errors import AuthenticationError, ErrorItem, SpecError
-from authbridge.spec import Integration, OAuth2Auth
+from authbridge.errors import AuthenticationError, ErrorItem, IntegrationNotFound, SpecError
+from authbridge.spec import SECRET_MASK, Integration, OAuth2Auth
 from authbridge.store import ApiKeyRecord, IntegrationRecord, Store
 from authbridge.types import Clock, utcnow
 
@@ -67,14 +67,29 @@ class Broker:
         return record, created
 
     async def save_integrations(self, specs: typing.Sequence[Integration]) -> list[tuple[IntegrationRecord, bool]]:
-        """Save several integrations; all are checked before any is written."""
+        """Save several integrations; all are checked (and every problem reported) before any is written."""
         keys = [s.key for s in specs]
-        dupes = sorted({k for k in keys if keys.count(k) > 1})
-        if dupes:
-            raise SpecError([ErrorItem("key", f"{k!r} appears more than once") for k in dupes])
+        errors = [
+            ErrorItem("key", f"{k!r} appears more than once") for k in sorted({k for k in keys if keys.count(k) > 1})
+        ]
         for spec in specs:
-            self.check_integration(spec)
+            try:
+                self.check_integration(spec)
+            except SpecError as exc:
+                errors.extend(ErrorItem(f"{spec.key}.{e.path}", e.message, e.line) for e in exc.errors)
+            if spec.client_secret == SECRET_MASK and not await self._exists(spec.key):
+                # The mask means "keep the stored secret": refused here rather than after others were saved.
+                errors.append(ErrorItem(f"{spec.key}.auth.client_secret", "give the secret itself, not ********"))
+        if errors:
+            raise SpecError(errors)
         return [await self.save_integration(spec) for spec in specs]
+
+    async def _exists(self, key: str) -> bool:
+        try:
+            await self.store.integrations.get(key)
+        except IntegrationNotFound:
+            return False
+        return True
 
     async def get_integration(self, key: str) -> IntegrationRecord:
         """One integration by key."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import typing
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -34,6 +35,8 @@ __all__ = ["Settings"]
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_HOST = re.compile(r"[A-Za-z0-9.-]+|\[?[0-9A-Fa-f:.]+\]?")
 
 
 def _bool(env: typing.Mapping[str, str], name: str, default: bool) -> bool:
@@ -48,8 +51,12 @@ def _bool(env: typing.Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} has value {raw!r}: not a valid boolean (use true/false, 1/0, yes/no, on/off)")
 
 
-def _list(env: typing.Mapping[str, str], name: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+def _list(env: typing.Mapping[str, str], name: str, pattern: re.Pattern[str], accepts: str) -> tuple[str, ...]:
+    items = tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+    for item in items:
+        if not pattern.fullmatch(item):
+            raise ConfigError(f"{name} has an entry {item!r}: use a comma-separated list of {accepts}")
+    return items
 
 
 def _database_url(raw: str) -> str:
@@ -99,21 +106,25 @@ class Settings:
         env = os.environ if env is None else env
         data_dir = Path(env.get("AUTHBRIDGE_DATA_DIR") or "./data")
         raw_db = env.get("AUTHBRIDGE_DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir / 'authbridge.db'}"
-        port_raw = env.get("AUTHBRIDGE_PORT", "8000")
-        if not port_raw.isdigit() or not 0 < int(port_raw) < 65536:
+        port_raw = env.get("AUTHBRIDGE_PORT") or "8000"
+        if not port_raw.isascii() or not port_raw.isdigit() or not 0 < int(port_raw) < 65536:
             raise ConfigError(f"AUTHBRIDGE_PORT has value {port_raw!r}: use a port number from 1 to 65535")
-        level = env.get("AUTHBRIDGE_LOG_LEVEL", "info").lower()
+        level_raw = env.get("AUTHBRIDGE_LOG_LEVEL") or "info"
+        level = level_raw.strip().lower()
         if level not in {"debug", "info", "warning", "error"}:
-            raise ConfigError(f"AUTHBRIDGE_LOG_LEVEL has value {level!r}: use one of debug, info, warning, error")
+            raise ConfigError(f"AUTHBRIDGE_LOG_LEVEL has value {level_raw!r}: use one of debug, info, warning, error")
         return cls(
             data_dir=data_dir,
             database_url=_database_url(raw_db),
             encryption_keys=env.get("AUTHBRIDGE_ENCRYPTION_KEYS") or None,
             public_url=_public_url(env.get("AUTHBRIDGE_PUBLIC_URL") or "http://127.0.0.1:8000"),
             allow_private_networks=_bool(env, "AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS", False),
-            allow_http_hosts=_list(env, "AUTHBRIDGE_ALLOW_HTTP_HOSTS"),
-            hook_modules=_list(env, "AUTHBRIDGE_HOOK_MODULES"),
-            host=env.get("AUTHBRIDGE_HOST", "127.0.0.1"),
+            allow_http_hosts=tuple(
+                h.strip("[]").lower()
+                for h in _list(env, "AUTHBRIDGE_ALLOW_HTTP_HOSTS", _HOST, "host names or IP addresses, no port")
+            ),
+            hook_modules=_list(env, "AUTHBRIDGE_HOOK_MODULES", _MODULE, "Python module names such as myhooks.crm"),
+            host=env.get("AUTHBRIDGE_HOST") or "127.0.0.1",
             port=int(port_raw),
             log_level=level,
         )
@@ -135,7 +146,7 @@ class Settings:
 
     def allow_http(self, host: str) -> bool:
         """Whether plain http may be used to reach ``host``."""
-        host = host.lower()
+        host = host.strip("[]").lower()
         return host in self.allow_http_hosts or (self.allow_private_networks and host in _LOOPBACK)
 
     def hook_allowed(self, reference: str) -> bool:

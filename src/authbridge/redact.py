@@ -26,13 +26,16 @@ SENSITIVE_NAMES = (
 _FIELD = re.compile(r"(?i)(?<![A-Za-z0-9_])(" + "|".join(SENSITIVE_NAMES) + r")=([^&\s\"']+)")
 _BEARER = re.compile(r"(?i)\b(Bearer|Basic)\s+[A-Za-z0-9\-._~+/=]+")
 _API_KEY = re.compile(r"\bab_[A-Za-z0-9_\-]{20,}")
-_JSON_FIELD = re.compile(r"(?i)(\"(?:" + "|".join(SENSITIVE_NAMES) + r")\"\s*:\s*\")([^\"]*)(\")")
+# "name": "value" (JSON) and 'name': 'value' (a Python dict's repr); escaped quotes stay inside the value.
+_JSON_FIELD = re.compile(
+    r"(?i)(([\"'])(?:" + "|".join(SENSITIVE_NAMES) + r")\2\s*:\s*([\"']))((?:(?!\3)[^\\]|\\.)*)(\3)"
+)
 
 
 def redact(text: str) -> str:
     """Replace token-looking values (query/form fields, JSON fields, Bearer values, API keys) by ``***``."""
     text = _FIELD.sub(r"\1=***", text)
-    text = _JSON_FIELD.sub(r"\1***\3", text)
+    text = _JSON_FIELD.sub(r"\1***\5", text)
     text = _BEARER.sub(r"\1 ***", text)
     return _API_KEY.sub("ab_***", text)
 
@@ -41,12 +44,16 @@ class RedactingFilter(logging.Filter):
     """A logging filter that redacts the formatted message (and uvicorn's access-log arguments)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            try:
-                message = record.getMessage()
-            except (TypeError, ValueError):
-                return True
-            record.msg, record.args = redact(message), None
-        elif isinstance(record.msg, str):
-            record.msg = redact(record.msg)
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            # Logging would print the raw message and arguments when formatting fails: show them redacted.
+            message = f"{record.msg} {record.args!r}"
+        record.msg, record.args = redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typing
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPBearer
 
 from authbridge.broker import ApiKeyRecord, Broker
 
@@ -25,7 +26,17 @@ def api_key_from(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-async def require_api_key(request: Request, broker: Broker = Depends(get_broker)) -> ApiKeyRecord:  # noqa: B008
+# Declared for the OpenAPI document (the "Authorize" button of /docs); the header is read by api_key_from.
+_bearer = HTTPBearer(auto_error=False, description="An API key: `authbridge api-keys create`")
+_key_header = APIKeyHeader(name="X-AuthBridge-Key", auto_error=False, description="The same API key, another header")
+
+
+async def require_api_key(
+    request: Request,
+    broker: Broker = Depends(get_broker),  # noqa: B008
+    _bearer_key: typing.Any = Security(_bearer),  # noqa: B008
+    _header_key: typing.Any = Security(_key_header),  # noqa: B008
+) -> ApiKeyRecord:
     """Authenticate the caller; 401 with no hint of what was wrong otherwise."""
     return await broker.authenticate(api_key_from(request))
 

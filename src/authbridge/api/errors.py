@@ -48,8 +48,17 @@ async def _authbridge_error(_request: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     # FastAPI's default handler echoes the offending input, which may be a secret: we do not.
     assert isinstance(exc, RequestValidationError)
-    items = [ErrorItem(".".join(str(p) for p in err["loc"] if p != "body"), str(err["msg"])) for err in exc.errors()]
+    items = [_validation_item(err) for err in exc.errors()]
     return error_response(422, "invalid_request", "the request is not valid", errors=items)
+
+
+def _validation_item(err: typing.Mapping[str, typing.Any]) -> ErrorItem:
+    if err.get("type") == "json_invalid":
+        # loc is ("body", character offset); ctx.error is json's own message, which quotes no input.
+        position = err["loc"][-1] if len(err["loc"]) > 1 else "?"
+        reason = str(err.get("ctx", {}).get("error", "cannot be parsed"))
+        return ErrorItem("", f"the body is not valid JSON: {reason} (at character {position})")
+    return ErrorItem(".".join(str(p) for p in err["loc"] if p != "body"), str(err["msg"]))
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -58,8 +67,15 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
 
+async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
+    # Starlette's server-error middleware calls this, then re-raises so the server logs the traceback.
+    # The body says nothing about the exception: its text could hold anything.
+    return error_response(500, "internal_error", "an unexpected error occurred; the server log has the details")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that give every error the same shape."""
+    app.add_exception_handler(Exception, _unexpected_error)
     app.add_exception_handler(AuthBridgeError, _authbridge_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -32,12 +32,19 @@ def _respond(record: IntegrationRecord, redirect: str | None, status: int) -> JS
 
 
 def _parse(payload: object, key: str | None = None) -> Integration:
+    """Validate a JSON spec; on PUT the body's key must match the URL's. Every problem is reported at once."""
+    errors: list[ErrorItem] = []
     if isinstance(payload, dict):
         payload = {k: v for k, v in payload.items() if k != "redirect_uri"}  # read-only field
-        if key is not None:
-            if payload.setdefault("key", key) != key:
-                raise SpecError([ErrorItem("key", f"must be {key!r}, the key in the URL")])
-    return validate_spec(payload)
+        if key is not None and payload.setdefault("key", key) != key:
+            errors.append(ErrorItem("key", f"must be {key!r}, the key in the URL"))
+    try:
+        spec = validate_spec(payload)
+    except SpecError as exc:
+        raise SpecError([*errors, *(e for e in exc.errors if not (errors and e.path == "key"))]) from None
+    if errors:
+        raise SpecError(errors)
+    return spec
 
 
 @router.get("", summary="List integrations")
@@ -94,11 +101,13 @@ import_router = APIRouter(tags=["integrations"])
 )
 async def import_integrations(request: Request, broker: BrokerDep, _caller: CallerDep) -> dict[str, typing.Any]:
     """Apply one or more YAML documents; every spec is validated before any is saved."""
-    body = await request.body()
-    if len(body) > _MAX_IMPORT:
-        raise SpecError([ErrorItem("", "the YAML is larger than 1 MiB")])
+    body = bytearray()
+    async for chunk in request.stream():  # read at most just over the limit, whatever Content-Length says
+        body += chunk
+        if len(body) > _MAX_IMPORT:
+            raise SpecError([ErrorItem("", "the YAML is larger than 1 MiB")])
     try:
-        text = body.decode("utf-8")
+        text = bytes(body).decode("utf-8")
     except UnicodeDecodeError:
         raise SpecError([ErrorItem("", "the body must be UTF-8 text")]) from None
     results = await broker.save_integrations(load_specs(text))
