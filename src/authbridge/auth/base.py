@@ -1,4 +1,4 @@
-"""The values the auth flows work on: what a connection knows (AuthContext) and what a token endpoint gave (TokenSet)."""
+"""The values the auth flows work on: what a connection knows (AuthContext), what a token endpoint gave (TokenSet)."""
 
 from __future__ import annotations
 

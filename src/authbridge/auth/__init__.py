@@ -1,0 +1,25 @@
+"""Sans-IO auth flows: build the requests of each auth type and parse the answers; nothing is sent here."""
+
+from __future__ import annotations
+
+from authbridge.auth._authlib import create_pkce_pair, new_state
+from authbridge.auth.base import AuthContext, TokenSet
+from authbridge.auth.oauth2 import authorization_url
+from authbridge.auth.placement import api_request
+from authbridge.auth.requests import GrantType, revoke_requests, token_request
+from authbridge.auth.tokens import MAX_BODY_BYTES, callback_fields, parse_token_response
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "AuthContext",
+    "GrantType",
+    "TokenSet",
+    "api_request",
+    "authorization_url",
+    "callback_fields",
+    "create_pkce_pair",
+    "new_state",
+    "parse_token_response",
+    "revoke_requests",
+    "token_request",
+]

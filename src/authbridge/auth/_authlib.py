@@ -1,0 +1,117 @@
+"""The one door to Authlib: typed functions over the OAuth 2.0 protocol pieces AuthBridge uses."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Mapping
+from urllib.parse import parse_qsl, quote_plus, urlsplit, urlunsplit
+
+from authlib.common.security import generate_token
+from authlib.common.urls import url_decode, url_encode
+from authlib.oauth2.rfc6749.errors import MissingCodeException
+from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
+__all__ = [
+    "AUTHORIZE_NAMES",
+    "authorization_uri",
+    "client_secret_basic",
+    "create_pkce_pair",
+    "grant_fields",
+    "new_state",
+]
+
+#: The query parameters ``authorization_uri`` sets itself; an ``extra`` of the same name is dropped.
+AUTHORIZE_NAMES = frozenset({"response_type", "client_id", "redirect_uri", "scope", "state"})
+_VERIFIER_LENGTH = 64  # RFC 7636 §4.1: 43 to 128 characters; 64 of 62 symbols is about 381 bits
+
+
+def create_pkce_pair() -> tuple[str, str]:
+    """Return a new PKCE ``(code_verifier, code_challenge)`` pair, the challenge by method S256.
+
+    The verifier is made of letters and digits (a subset of RFC 7636's unreserved characters).
+    """
+    verifier = str(generate_token(_VERIFIER_LENGTH))
+    return verifier, str(create_s256_code_challenge(verifier))
+
+
+def new_state() -> str:
+    """Return a new OAuth ``state`` value: 32 random bytes, base64url-encoded (43 characters)."""
+    # Authlib's generate_token draws characters, not bytes; the standard library says "32 bytes" directly.
+    return secrets.token_urlsafe(32)
+
+
+def authorization_uri(
+    url: str,
+    *,
+    client_id: str,
+    redirect_uri: str | None,
+    scope: str | None,
+    state: str,
+    extra: Mapping[str, str],
+) -> str:
+    """Return the authorization request URI of RFC 6749 §4.1.1 (``response_type=code``).
+
+    Query parameters already in ``url`` are kept, except those this function sets. ``extra`` adds
+    parameters after the standard ones; entries named like a standard parameter are dropped.
+    """
+    parts = urlsplit(url)
+    # Authlib appends to the existing query; drop what it is about to set so no name appears twice.
+    kept = [
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in AUTHORIZE_NAMES | extra.keys()
+    ]
+    base = urlunsplit(parts._replace(query=str(url_encode(kept)) if kept else ""))
+    kwargs = {name: value for name, value in extra.items() if name not in AUTHORIZE_NAMES and name != "uri"}
+    return str(
+        prepare_grant_uri(
+            base, client_id, "code", redirect_uri=redirect_uri, scope=scope or None, state=state, **kwargs
+        )
+    )
+
+
+def client_secret_basic(client_id: str, client_secret: str) -> str:
+    """Return the ``Authorization`` header value of RFC 6749 §2.3.1 (``client_secret_basic``).
+
+    The id and the secret are each form-urlencoded (Appendix B) before they are joined by ``:`` and
+    base64-encoded, so a ``:`` in the id or a ``+`` in the secret survives the round trip.
+    """
+    # Written here because Authlib's encode_client_secret_basic joins the raw values and encodes them
+    # as latin-1: a ':' in the client id breaks the split, and non-latin-1 characters raise.
+    text = f"{quote_plus(client_id)}:{quote_plus(client_secret)}"
+    return "Basic " + base64.b64encode(text.encode("ascii")).decode("ascii")
+
+
+def grant_fields(
+    grant_type: str,
+    *,
+    code: str | None = None,
+    redirect_uri: str | None = None,
+    code_verifier: str | None = None,
+    scope: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    refresh_token: str | None = None,
+) -> list[tuple[str, str]]:
+    """Return the standard fields of a token request (RFC 6749 §4.1.3, §4.3.2, §4.4.2, §6), in order.
+
+    Empty and None values are left out; ``grant_type`` comes first.
+
+    Raises:
+        ValueError: ``grant_type`` is ``authorization_code`` and there is no ``code``.
+    """
+    optional = {
+        "code": code,
+        "code_verifier": code_verifier,
+        "scope": scope,
+        "username": username,
+        "password": password,
+        "refresh_token": refresh_token,
+    }
+    try:
+        body = prepare_token_request(grant_type, redirect_uri=redirect_uri, **optional)
+    except MissingCodeException:
+        raise ValueError("the authorization_code grant needs a code") from None
+    # Authlib writes the fields as a form body; the same fields also go into JSON bodies and query
+    # strings, so they are decoded back into pairs and each caller encodes them for where they go.
+    return [(str(name), str(value)) for name, value in url_decode(body)]

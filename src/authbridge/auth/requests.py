@@ -1,0 +1,191 @@
+"""Token, refresh and revocation requests of OAuth 2.0 and custom token integrations, built but never sent."""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Mapping
+
+import httpx
+
+from authbridge.auth import _authlib
+from authbridge.auth.base import AuthContext
+from authbridge.auth.oauth2 import render_endpoint, scope_string
+from authbridge.errors import ConnectionStateError, ErrorItem, ParameterError, SpecError
+from authbridge.spec import CustomTokenAuth, OAuth2Auth
+from authbridge.spec.models import RefreshRequest
+from authbridge.spec.templating import TemplateSource, render_header, render_text
+
+__all__ = ["GrantType", "revoke_requests", "token_request"]
+
+GrantType = typing.Literal["authorization_code", "client_credentials", "password", "refresh_token"]
+BodyKind = typing.Literal["form", "json", "query"]
+#: Fields a ``token_params`` entry cannot replace: they carry the grant itself.
+_PROTECTED = frozenset({"grant_type", "code", "code_verifier", "redirect_uri", "refresh_token"})
+
+
+def _render_fields(ctx: AuthContext, sources: Mapping[str, TemplateSource], field: str) -> dict[str, str]:
+    values = ctx.values()
+    return {name: render_text(src, values, field=f"{field}.{name}", clock=ctx.clock) for name, src in sources.items()}
+
+
+def _render_headers(ctx: AuthContext, sources: Mapping[str, TemplateSource], field: str) -> httpx.Headers:
+    values = ctx.values()
+    headers = httpx.Headers(
+        {name: render_header(src, values, field=f"{field}.{name}", clock=ctx.clock) for name, src in sources.items()}
+    )
+    headers.setdefault("Accept", "application/json")
+    return headers
+
+
+def _client_auth(ctx: AuthContext, auth: OAuth2Auth, fields: dict[str, str], headers: httpx.Headers) -> None:
+    """Authenticate the client per ``client_auth`` (RFC 6749 §2.3.1), in place.
+
+    A public client (no secret) sends only its ``client_id`` as a field. An ``Authorization``
+    header set explicitly in the spec is left as it is.
+    """
+    values = ctx.values()
+    client_id, secret = values.get("client_id"), values.get("client_secret")
+    if not client_id:
+        return
+    if not secret:
+        fields["client_id"] = client_id
+        return
+    # `both` is written by hand: Authlib's ClientAuth applies exactly one method per request.
+    if auth.client_auth in ("header", "both") and "authorization" not in headers:
+        headers["Authorization"] = _authlib.client_secret_basic(client_id, secret)
+    if auth.client_auth in ("body", "both"):
+        fields["client_id"] = client_id
+        fields["client_secret"] = secret
+
+
+def _build(method: str, url: str, body: BodyKind, fields: Mapping[str, str], headers: httpx.Headers) -> httpx.Request:
+    """Put ``fields`` where the spec says: the query (GET, or ``body: query``), a JSON object or a form.
+
+    Authlib's clients send only form-encoded POST requests; the GET verb (Airkit's "Access Token
+    Verb"), JSON bodies and query-only POSTs that token endpoints in the wild require are built here.
+    """
+    if method == "GET" or body == "query":
+        return httpx.Request(method, httpx.URL(url).copy_merge_params(dict(fields)), headers=headers)
+    if body == "json":
+        return httpx.Request(method, url, json=dict(fields), headers=headers)
+    return httpx.Request(method, url, data=dict(fields), headers=headers)
+
+
+def _token_url(ctx: AuthContext, auth: OAuth2Auth | CustomTokenAuth) -> str:
+    if auth.token_url is None:
+        raise SpecError([ErrorItem("auth.token_url", "is required to request a token")], source=ctx.integration.key)
+    return render_endpoint(ctx, auth.token_url, field="auth.token_url")
+
+
+def _grant_fields(
+    ctx: AuthContext, auth: OAuth2Auth, grant_type: GrantType, code: str | None, code_verifier: str | None
+) -> list[tuple[str, str]]:
+    """The standard fields of the grant, from the connection's state."""
+    if grant_type == "authorization_code":
+        if not code:
+            raise ValueError("the authorization_code grant needs the code the callback received")
+        return _authlib.grant_fields(grant_type, code=code, redirect_uri=ctx.redirect_uri, code_verifier=code_verifier)
+    if grant_type == "refresh_token":
+        if not ctx.refresh_token:
+            raise ConnectionStateError(f"{ctx.integration.key}: the connection has no refresh token; authorize again")
+        return _authlib.grant_fields(grant_type, refresh_token=ctx.refresh_token)
+    if grant_type == "password":
+        absent = [name for name in ("username", "password") if not ctx.inputs.get(name)]
+        if absent:
+            raise ParameterError([ErrorItem(f"inputs.{name}", "is required by the password grant") for name in absent])
+        return _authlib.grant_fields(
+            grant_type, username=ctx.inputs["username"], password=ctx.inputs["password"], scope=scope_string(auth)
+        )
+    return _authlib.grant_fields(grant_type, scope=scope_string(auth))
+
+
+def _refresh_request(ctx: AuthContext, auth: OAuth2Auth, spec: RefreshRequest) -> httpx.Request:
+    """The integration's own refresh request (``refresh.request``), with client authentication on top."""
+    url = render_endpoint(ctx, spec.url, field="refresh.request.url", credentials=True)
+    fields = _render_fields(ctx, spec.params, "refresh.request.params")
+    headers = _render_headers(ctx, spec.headers, "refresh.request.headers")
+    _client_auth(ctx, auth, fields, headers)
+    return _build(spec.method, url, spec.body, fields, headers)
+
+
+def token_request(
+    ctx: AuthContext,
+    *,
+    grant_type: GrantType | None,
+    code: str | None = None,
+    code_verifier: str | None = None,
+) -> httpx.Request:
+    """Build the request to the token endpoint; the caller sends it and parses the answer.
+
+    OAuth 2.0 requests carry the grant's standard fields, then the rendered ``token_params`` (which
+    cannot replace ``grant_type``, ``code``, ``code_verifier``, ``redirect_uri`` or
+    ``refresh_token``), then the client authentication of ``client_auth``. Custom token requests
+    carry only ``token_params``. ``token_method`` and ``token_body`` say where the fields go;
+    ``token_headers`` are added, with ``Accept: application/json`` unless they set ``Accept``. A
+    refresh of an integration with ``refresh.request`` builds that request instead.
+
+    ```
+    request = token_request(ctx, grant_type="authorization_code", code=code, code_verifier=verifier)
+    token = parse_token_response(ctx.integration, await client.send(request), now=now, endpoint=str(request.url))
+    ```
+
+    Args:
+        ctx: the connection: values, tokens, inputs, redirect URI.
+        grant_type: the OAuth 2.0 grant; None for a custom token integration.
+        code: the authorization code the callback received (``authorization_code``).
+        code_verifier: the PKCE verifier of the authorization, if one was sent.
+
+    Raises:
+        TypeError: the integration is neither OAuth 2.0 nor custom token.
+        ValueError: the grant type does not fit the integration, or the code is missing.
+        ConnectionStateError: a refresh is asked for, but the connection has no refresh token.
+        ParameterError: the password grant lacks the username or password input.
+        SpecError: the integration has no ``token_url``.
+        TemplateError: a template cannot be rendered (``UnsafeValueError`` for an unsafe value).
+    """
+    auth = ctx.integration.auth
+    if isinstance(auth, CustomTokenAuth):
+        if grant_type is not None:
+            raise ValueError(f"{ctx.integration.key} is a custom token integration: pass grant_type=None")
+        fields = _render_fields(ctx, auth.token_params, "auth.token_params")
+        headers = _render_headers(ctx, auth.token_headers, "auth.token_headers")
+        return _build(auth.token_method, _token_url(ctx, auth), auth.token_body, fields, headers)
+    auth = ctx.oauth2
+    if grant_type is None:
+        raise ValueError(f"{ctx.integration.key} is an OAuth 2.0 integration: pass a grant_type")
+    if grant_type == "refresh_token" and ctx.integration.refresh.request is not None:
+        return _refresh_request(ctx, auth, ctx.integration.refresh.request)
+    fields = dict(_grant_fields(ctx, auth, grant_type, code, code_verifier))
+    for name, value in _render_fields(ctx, auth.token_params, "auth.token_params").items():
+        if name not in _PROTECTED or name not in fields:
+            fields[name] = value
+    headers = _render_headers(ctx, auth.token_headers, "auth.token_headers")
+    _client_auth(ctx, auth, fields, headers)
+    return _build(auth.token_method, _token_url(ctx, auth), auth.token_body, fields, headers)
+
+
+def revoke_requests(ctx: AuthContext) -> list[httpx.Request]:
+    """Build the RFC 7009 revocation requests: the refresh token first, then the access token.
+
+    Each is a form POST of ``token`` and ``token_type_hint`` to the rendered ``revoke_url`` (which may
+    use ``{credentials.x}``), with the client authentication of ``client_auth``. The list is empty
+    when the integration has no ``revoke_url`` or the connection holds no token.
+
+    Raises:
+        TemplateError: the revocation URL cannot be rendered (``UnsafeValueError`` for an unsafe value).
+    """
+    auth = ctx.integration.auth
+    if not isinstance(auth, OAuth2Auth) or auth.revoke_url is None:
+        return []
+    pairs = ((ctx.refresh_token, "refresh_token"), (ctx.access_token, "access_token"))
+    present = [(token, hint) for token, hint in pairs if token]
+    if not present:
+        return []
+    url = render_endpoint(ctx, auth.revoke_url, field="auth.revoke_url", credentials=True)
+    requests: list[httpx.Request] = []
+    for token, hint in present:
+        fields = {"token": token, "token_type_hint": hint}
+        headers = httpx.Headers({"Accept": "application/json"})
+        _client_auth(ctx, auth, fields, headers)
+        requests.append(_build("POST", url, "form", fields, headers))
+    return requests
