@@ -13,6 +13,8 @@ PUBLIC = {
     "authbridge.errors": [
         "AuthBridgeError",
         "AuthenticationError",
+        "CallbackError",
+        "ConnectError",
         "ConnectionStateError",
         "ConfigError",
         "ConflictError",

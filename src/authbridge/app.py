@@ -7,6 +7,7 @@ import logging
 import typing
 from collections.abc import AsyncIterator
 
+import httpx
 from fastapi import FastAPI
 
 from authbridge import __version__
@@ -14,11 +15,12 @@ from authbridge.api import install_api
 from authbridge.broker import Broker, Policy
 from authbridge.config import Settings
 from authbridge.errors import ConfigError, CryptoError
+from authbridge.netguard import guarded_transport
 from authbridge.redact import RedactingFilter
 from authbridge.store import FileKeyRing, KeyRing, Store, parse_key_ring
 from authbridge.types import Clock, utcnow
 
-__all__ = ["configure_logging", "create_app", "open_key_ring", "open_store", "policy_for"]
+__all__ = ["configure_logging", "create_app", "http_client", "open_key_ring", "open_store", "policy_for"]
 
 
 def open_key_ring(settings: Settings, *, create: bool = True) -> KeyRing:
@@ -37,6 +39,17 @@ def policy_for(settings: Settings) -> Policy:
         hook_allowed=settings.hook_allowed,
         allow_http=settings.allow_http,
         redirect_uri=settings.redirect_uri,
+        return_origin_allowed=settings.return_origin_allowed,
+    )
+
+
+def http_client(settings: Settings) -> httpx.AsyncClient:
+    """The one outbound client (token, revocation and test calls), behind the SSRF guard."""
+    return httpx.AsyncClient(
+        transport=guarded_transport(allow_private=settings.allow_private_networks),
+        timeout=httpx.Timeout(settings.http_timeout, connect=min(5.0, settings.http_timeout)),
+        follow_redirects=False,
+        headers={"User-Agent": f"AuthBridge/{__version__}"},
     )
 
 
@@ -71,10 +84,12 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, typing.Any]]:
         store = await open_store(settings, clock=clock)
-        app.state.broker = Broker(store, policy=policy_for(settings), clock=clock)
+        http = http_client(settings)
+        app.state.broker = Broker(store, http=http, policy=policy_for(settings), clock=clock)
         try:
             yield {}
         finally:
+            await http.aclose()
             await store.close()
 
     app = FastAPI(

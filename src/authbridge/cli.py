@@ -48,16 +48,18 @@ def _settings() -> Settings:
 
 def _with_broker(work: Callable[[Broker], Awaitable[T]]) -> T:
     """Open the store, run ``work`` with a broker on it, close the store."""
-    from authbridge.app import open_store, policy_for
+    from authbridge.app import http_client, open_store, policy_for
     from authbridge.broker import Broker
 
     settings = _settings()
 
     async def run() -> T:
         store = await open_store(settings)
+        http = http_client(settings)
         try:
-            return await work(Broker(store, policy=policy_for(settings)))
+            return await work(Broker(store, http=http, policy=policy_for(settings)))
         finally:
+            await http.aclose()
             await store.close()
 
     return anyio.run(run)

@@ -14,6 +14,8 @@ settings.redirect_uri                      # "http://127.0.0.1:8000/oauth/callba
 | AUTHBRIDGE_PUBLIC_URL | http://127.0.0.1:8000 | the http(s) URL users reach AuthBridge at |
 | AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS | false | true/false: allow outbound calls to loopback/private/link-local |
 | AUTHBRIDGE_ALLOW_HTTP_HOSTS | (none) | comma-separated hosts that may be called over plain http |
+| AUTHBRIDGE_ALLOWED_RETURN_ORIGINS | (none) | comma-separated origins `return_to` may point at |
+| AUTHBRIDGE_HTTP_TIMEOUT | 10 | seconds for each call to a token or revocation endpoint |
 | AUTHBRIDGE_HOOK_MODULES | (none) | comma-separated module prefixes whose hooks specs may name |
 | AUTHBRIDGE_HOST / AUTHBRIDGE_PORT | 127.0.0.1 / 8000 | where `authbridge run` listens |
 | AUTHBRIDGE_LOG_LEVEL | info | debug, info, warning, error |
@@ -49,6 +51,22 @@ def _bool(env: typing.Mapping[str, str], name: str, default: bool) -> bool:
     if value in _FALSE:
         return False
     raise ConfigError(f"{name} has value {raw!r}: not a valid boolean (use true/false, 1/0, yes/no, on/off)")
+
+
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+/?")
+
+
+def _seconds(env: typing.Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 600:
+        raise ConfigError(f"{name} has value {raw!r}: use a number of seconds between 0 and 600")
+    return value
 
 
 def _list(env: typing.Mapping[str, str], name: str, pattern: re.Pattern[str], accepts: str) -> tuple[str, ...]:
@@ -96,6 +114,8 @@ class Settings:
     allow_private_networks: bool = False
     allow_http_hosts: tuple[str, ...] = ()
     hook_modules: tuple[str, ...] = ()
+    allowed_return_origins: tuple[str, ...] = ()
+    http_timeout: float = 10.0
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
@@ -124,6 +144,13 @@ class Settings:
                 for h in _list(env, "AUTHBRIDGE_ALLOW_HTTP_HOSTS", _HOST, "host names or IP addresses, no port")
             ),
             hook_modules=_list(env, "AUTHBRIDGE_HOOK_MODULES", _MODULE, "Python module names such as myhooks.crm"),
+            allowed_return_origins=tuple(
+                o.rstrip("/").lower()
+                for o in _list(
+                    env, "AUTHBRIDGE_ALLOWED_RETURN_ORIGINS", _ORIGIN, "origins such as https://app.example.com"
+                )
+            ),
+            http_timeout=_seconds(env, "AUTHBRIDGE_HTTP_TIMEOUT", 10.0),
             host=env.get("AUTHBRIDGE_HOST") or "127.0.0.1",
             port=int(port_raw),
             log_level=level,
@@ -148,6 +175,10 @@ class Settings:
         """Whether plain http may be used to reach ``host``."""
         host = host.strip("[]").lower()
         return host in self.allow_http_hosts or (self.allow_private_networks and host in _LOOPBACK)
+
+    def return_origin_allowed(self, origin: str) -> bool:
+        """Whether the OAuth callback may redirect the browser to this origin (``scheme://host[:port]``)."""
+        return origin.rstrip("/").lower() in self.allowed_return_origins
 
     def hook_allowed(self, reference: str) -> bool:
         """Whether a ``module:function`` hook comes from an allowed module."""

@@ -13,6 +13,8 @@ AuthBridgeError
 ├── OutboundBlockedError         the SSRF guard refused a private, loopback or link-local address
 ├── UpstreamError                a third-party endpoint failed or answered something unusable
 │   └── TokenEndpointError       the token (or revocation) endpoint refused or answered badly
+├── ConnectError                 a connected account could not be created (upstream refused; nothing stored)
+├── CallbackError                an OAuth callback with an unknown, used or expired state, or a bad answer
 ├── ConnectionStateError         the connection cannot do this now (needs re-authorization, pending...)
 ├── NotFoundError                an integration, connection or key does not exist
 │   └── IntegrationNotFound
@@ -32,6 +34,8 @@ import typing
 __all__ = [
     "AuthBridgeError",
     "AuthenticationError",
+    "CallbackError",
+    "ConnectError",
     "ConnectionStateError",
     "ConfigError",
     "ConflictError",
@@ -69,6 +73,8 @@ class AuthBridgeError(Exception):
     code: typing.ClassVar[str] = "error"
     status_code: typing.ClassVar[int] = 500
     exit_code: typing.ClassVar[int] = 1
+    #: Which side failed, as the API reports it: "authbridge" or "upstream".
+    side: str = "authbridge"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -178,6 +184,7 @@ class UpstreamError(AuthBridgeError):
 
     code = "upstream_error"
     status_code = 502
+    side = "upstream"
 
     def __init__(self, message: str, *, integration: str | None = None, endpoint: str | None = None) -> None:
         super().__init__(message)
@@ -208,6 +215,24 @@ class TokenEndpointError(UpstreamError):
         self.error = error
         self.status = status
         self.permanent = permanent
+
+
+class ConnectError(AuthBridgeError):
+    """Creating a connected account failed upstream (the token request was refused); nothing was stored."""
+
+    code = "connect_failed"
+    status_code = 422
+
+    def __init__(self, message: str, *, side: str = "upstream") -> None:
+        super().__init__(message)
+        self.side = side
+
+
+class CallbackError(AuthBridgeError):
+    """An OAuth callback that cannot be accepted: unknown, used or expired state, or a mismatched issuer."""
+
+    code = "invalid_callback"
+    status_code = 400
 
 
 class ConnectionStateError(AuthBridgeError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from authbridge.api.errors import error_response, install_error_handlers
-from authbridge.api.routes import health, integrations
+from authbridge.api.routes import connections, health, integrations, oauth
 
 __all__ = ["error_response", "install_api"]
 
@@ -16,3 +16,5 @@ def install_api(app: FastAPI) -> None:
     app.include_router(health.router)
     app.include_router(integrations.import_router)
     app.include_router(integrations.router)
+    app.include_router(connections.router)
+    app.include_router(oauth.router)

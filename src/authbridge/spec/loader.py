@@ -21,7 +21,7 @@ def _line_map(node: yaml.Node | None, prefix: str = "", out: dict[str, int] | No
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             path = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
-            out[path] = key_node.start_mark.line + 1
+            out.setdefault(path, key_node.start_mark.line + 1)
             _line_map(value_node, path, out)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
@@ -29,6 +29,24 @@ def _line_map(node: yaml.Node | None, prefix: str = "", out: dict[str, int] | No
             out[path] = item.start_mark.line + 1
             _line_map(item, path, out)
     return out
+
+
+def _duplicate_keys(node: yaml.Node | None, prefix: str = "") -> list[ErrorItem]:
+    """Keys given twice in one mapping: YAML would silently keep the last one."""
+    errors: list[ErrorItem] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: set[object] = set()
+        for key_node, value_node in node.value:
+            path = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                if key_node.value in seen:
+                    errors.append(ErrorItem(path, "is given twice", key_node.start_mark.line + 1))
+                seen.add(key_node.value)
+            errors += _duplicate_keys(value_node, path)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            errors += _duplicate_keys(item, f"{prefix}.{index}" if prefix else str(index))
+    return errors
 
 
 def _line_finder(lines: dict[str, int]) -> typing.Callable[[str], int | None]:
@@ -42,24 +60,50 @@ def _line_finder(lines: dict[str, int]) -> typing.Callable[[str], int | None]:
     return line_of
 
 
-def _parse_documents(text: str, source: str | None) -> list[tuple[object, yaml.Node | None]]:
+def _parse_documents(text: str, source: str | None) -> list[tuple[object, yaml.Node]]:
+    """Parse each document of a YAML stream once, keeping its node tree for line numbers."""
+    loader = yaml.SafeLoader(text)
+    documents: list[tuple[object, yaml.Node]] = []
     try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-        data = list(yaml.safe_load_all(text))
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                break
+            data = loader.construct_document(node)
+            if data is not None:
+                documents.append((data, node))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or "is not valid YAML"
         raise SpecError([ErrorItem("", f"not valid YAML: {problem}", line)], source=source) from None
-    return [(d, n) for d, n in zip(data, nodes, strict=True) if d is not None]
+    finally:
+        loader.dispose()
+    return documents
 
 
 def load_specs(text: str, *, source: str | None = None) -> list[Integration]:
-    """Load every integration of a YAML stream (documents separated by ``---``)."""
+    """Load every integration of a YAML stream (documents separated by ``---``).
+
+    Raises:
+        SpecError: listing every problem of every document, each with its line.
+    """
     documents = _parse_documents(text, source)
     if not documents:
         raise SpecError([ErrorItem("", "the file holds no integration")], source=source)
-    return [validate_spec(d, source=source, line_of=_line_finder(_line_map(n))) for d, n in documents]
+    specs: list[Integration] = []
+    problems: list[ErrorItem] = []
+    for data, node in documents:
+        duplicates = _duplicate_keys(node)
+        try:
+            specs.append(validate_spec(data, source=source, line_of=_line_finder(_line_map(node))))
+        except SpecError as exc:
+            problems += sorted([*duplicates, *exc.errors], key=lambda item: item.line or 0)
+        else:
+            problems += duplicates
+    if problems:
+        raise SpecError(problems, source=source)
+    return specs
 
 
 def load_spec(text: str, *, source: str | None = None) -> Integration:
@@ -79,6 +123,18 @@ def spec_to_dict(integration: Integration) -> dict[str, typing.Any]:
     return {k: data[k] for k in _ORDER if k in data}
 
 
+class _Dumper(yaml.SafeDumper):
+    """PyYAML writes NEL (U+0085) raw in plain and single-quoted scalars, and reads it back as a line
+    break; double quotes escape it as ``\\N``."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style='"' if "\x85" in data else None)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
 def dump_spec(integration: Integration) -> str:
     """Write the spec as YAML that ``load_spec`` reads back to an equal model (secrets masked)."""
-    return yaml.safe_dump(spec_to_dict(integration), sort_keys=False, allow_unicode=True, width=100)
+    return yaml.dump(spec_to_dict(integration), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)

@@ -13,9 +13,9 @@ from pydantic import (
     Field,
     PlainSerializer,
     SecretStr,
+    ValidationInfo,
     field_serializer,
     field_validator,
-    model_validator,
 )
 
 from authbridge.spec.durations import format_duration, parse_duration
@@ -36,11 +36,14 @@ __all__ = [
     "NoneAuth",
     "OAuth2Auth",
     "Parameter",
+    "PathList",
     "RefreshPolicy",
     "RefreshRequest",
     "RequestSpec",
     "Templated",
     "TestRequest",
+    "Text",
+    "TokenMethod",
     "TokenPlacement",
     "TokenResponse",
 ]
@@ -48,9 +51,10 @@ __all__ = [
 #: What an API response shows in place of a stored secret.
 SECRET_MASK = "********"  # noqa: S105 - a mask, not a password
 
-_IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
-_HOOK = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
-_TCHAR = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_HOOK = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
+_TCHAR = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_KEY = re.compile(r"[A-Za-z0-9]{1,64}")
 #: Names a parameter may not take: the template builtins.
 RESERVED_NAMES = frozenset(
     {"token", "refresh_token", "client_id", "client_secret", "username", "password", "credentials"}
@@ -68,14 +72,21 @@ def _templated(value: object) -> object:
     raise ValueError("must be a template string or a list of template strings")
 
 
-def _duration(value: object) -> timedelta:
-    return parse_duration(value)
+def _text(value: object) -> object:
+    # YAML reads `443` as a number and `yes` as a boolean: take whole numbers, ask for quotes otherwise.
+    if isinstance(value, bool | float):
+        raise ValueError("must be text: put it in quotes")
+    return str(value) if isinstance(value, int) else value
 
 
+#: A parameter value written in the spec (a default, an example, an enum member).
+Text = typing.Annotated[str, BeforeValidator(_text)]
 #: A template, or a list of alternative templates (the first whose references are all set wins).
 Templated = typing.Annotated[str | list[str], BeforeValidator(_templated)]
 #: A duration: ``30m``, ``90s``, ``1h`` or seconds; written back as ``30m``.
-Duration = typing.Annotated[timedelta, BeforeValidator(_duration), PlainSerializer(format_duration, return_type=str)]
+Duration = typing.Annotated[
+    timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)
+]
 
 
 class _Model(BaseModel):
@@ -85,21 +96,23 @@ class _Model(BaseModel):
 class Parameter(_Model):
     """An integration parameter: a value given per connected account, referenced as ``{name}``."""
 
-    name: str = Field(pattern=_IDENT)
+    name: str
     label: str | None = None
     description: str | None = None
     required: bool = False
     secret: bool = False
-    default: str | None = None
+    default: Text | None = None
     pattern: str | None = None
-    enum: list[str] | None = None
+    enum: list[Text] | None = None
     format: typing.Literal["hostname", "url", "uuid", "email"] | None = None
-    example: str | None = None
+    example: Text | None = None
     hidden: bool = False
 
     @field_validator("name")
     @classmethod
-    def _not_reserved(cls, value: str) -> str:
+    def _name(cls, value: str) -> str:
+        if not _IDENT.fullmatch(value):
+            raise ValueError("must be letters, digits and '_', not starting with a digit (it is used as {name})")
         if value in RESERVED_NAMES:
             raise ValueError(f"'{value}' is a built-in template name; choose another parameter name")
         return value
@@ -121,11 +134,12 @@ class Parameter(_Model):
             raise ValueError("must list at least one value")
         return value
 
-    @model_validator(mode="after")
-    def _secret_has_no_default(self) -> Parameter:
-        if self.secret and self.default is not None:
+    @field_validator("default")
+    @classmethod
+    def _secret_has_no_default(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("secret"):
             raise ValueError("a secret parameter cannot have a default: it would be stored in the spec in clear")
-        return self
+        return value
 
 
 class ExpiresIn(_Model):
@@ -189,23 +203,24 @@ class Hooks(_Model):
     @field_validator("*")
     @classmethod
     def _hook_syntax(cls, value: str | None) -> str | None:
-        if value is not None and not _HOOK.match(value):
+        if value is not None and not _HOOK.fullmatch(value):
             raise ValueError("must be written module.path:function")
         return value
 
 
-HttpMethod = typing.Literal["GET", "POST"]
-
-
 def _upper(value: object) -> object:
-    return value.upper() if isinstance(value, str) and value.lower() in {"get", "post"} else value
+    return value.upper() if isinstance(value, str) else value
+
+
+#: An HTTP method of a token or refresh request; ``get`` and ``post`` are accepted and written upper case.
+TokenMethod = typing.Annotated[typing.Literal["GET", "POST"], BeforeValidator(_upper)]
 
 
 class _TokenRequest(_Model):
     """The fields of a token request, shared by OAuth 2.0 and custom token."""
 
     token_url: Templated | None = None
-    token_method: typing.Annotated[HttpMethod, BeforeValidator(_upper)] = "POST"  # noqa: S105
+    token_method: TokenMethod = "POST"  # noqa: S105
     token_body: typing.Literal["form", "json", "query"] = "form"  # noqa: S105
     token_headers: dict[str, Templated] = Field(default_factory=dict)
     token_params: dict[str, Templated] = Field(default_factory=dict)
@@ -280,11 +295,14 @@ class TokenPlacement(_Model):
     name: str = "Authorization"
     template: str = "Bearer {token}"
 
-    @model_validator(mode="after")
-    def _header_name(self) -> TokenPlacement:
-        if self.in_ == "header" and not _TCHAR.match(self.name):
-            raise ValueError("name: is not a valid HTTP header name")
-        return self
+    @field_validator("name")
+    @classmethod
+    def _header_name(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("in_", "header") == "header" and not _TCHAR.fullmatch(value):
+            raise ValueError("is not a valid HTTP header name")
+        if not value:
+            raise ValueError("cannot be empty")
+        return value
 
 
 class RequestSpec(_Model):
@@ -299,7 +317,7 @@ class RefreshRequest(_Model):
     """A refresh request that differs from the token request."""
 
     url: Templated
-    method: typing.Annotated[HttpMethod, BeforeValidator(_upper)] = "POST"
+    method: TokenMethod = "POST"
     body: typing.Literal["form", "json", "query"] = "form"
     headers: dict[str, Templated] = Field(default_factory=dict)
     params: dict[str, Templated] = Field(default_factory=dict)
@@ -319,16 +337,13 @@ class TestRequest(_Model):
 
     __test__ = False  # not a pytest class
 
-    method: typing.Annotated[str, BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v)] = "GET"
+    method: typing.Annotated[
+        typing.Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], BeforeValidator(_upper)
+    ] = "GET"
     path: str = "/"
-    expect_status: list[int] = Field(default_factory=lambda: [200])
-
-    @field_validator("method")
-    @classmethod
-    def _method(cls, value: str) -> str:
-        if value not in {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}:
-            raise ValueError("must be an HTTP method such as GET or POST")
-        return value
+    expect_status: list[typing.Annotated[int, Field(ge=100, le=599)]] = Field(
+        default_factory=lambda: [200], min_length=1
+    )
 
     @field_validator("expect_status", mode="before")
     @classmethod
@@ -359,7 +374,7 @@ class Integration(_Model):
     @field_validator("key")
     @classmethod
     def _key(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9]{1,64}", value):
+        if not _KEY.fullmatch(value):
             raise ValueError("must contain only letters and digits (1 to 64 of them)")
         return value
 

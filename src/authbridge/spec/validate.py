@@ -6,44 +6,106 @@ import difflib
 import re
 import typing
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from urllib.parse import urlsplit
 
 import pydantic
+from pydantic_core import ErrorDetails
 
 from authbridge.errors import ErrorItem, ParameterError, SpecError, TemplateError
-from authbridge.spec.models import RESERVED_NAMES, Integration, OAuth2Auth, Parameter
-from authbridge.spec.templating import check_url_template, references_of, render_url
+from authbridge.spec.models import (
+    RESERVED_NAMES,
+    ApiTokenAuth,
+    BasicAuth,
+    CallbackSpec,
+    CustomTokenAuth,
+    ExpiresAt,
+    ExpiresIn,
+    Hooks,
+    Integration,
+    NoneAuth,
+    OAuth2Auth,
+    Parameter,
+    RefreshPolicy,
+    RefreshRequest,
+    RequestSpec,
+    TestRequest,
+    TokenPlacement,
+    TokenResponse,
+)
+from authbridge.spec.templating import check_url_template, references_of, render_header, render_url
 
 __all__ = ["check_parameter_values", "validate_spec"]
 
-_AUTH_TYPES = ("oauth2", "custom_token", "api_token", "basic", "none")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_HOSTNAME = re.compile(
-    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
-)
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})*")
 
 Kind = typing.Literal["url", "text", "header"]
-LineOf = typing.Callable[[str], int | None]
+LineOf = Callable[[str], int | None]
+AllowHttp = Callable[[str], bool]
 
-# Which built-in names each field may use, besides declared parameters. `True` in the third
-# column means credential fields (`{credentials.x}`) are available there too.
+_AUTH_MODELS: dict[str, type[pydantic.BaseModel]] = {
+    typing.cast("str", model.model_fields["type"].default): model
+    for model in (OAuth2Auth, CustomTokenAuth, ApiTokenAuth, BasicAuth, NoneAuth)
+}
+# The model of each block of a spec, by dotted path ("#" for a list index); `auth` depends on its type.
+_BLOCKS: dict[str, type[pydantic.BaseModel]] = {
+    "": Integration,
+    "parameters.#": Parameter,
+    "auth.token_response": TokenResponse,
+    "auth.token_response.expires_in": ExpiresIn,
+    "auth.token_response.expires_at": ExpiresAt,
+    "auth.callback": CallbackSpec,
+    "auth.hooks": Hooks,
+    "token": TokenPlacement,
+    "request": RequestSpec,
+    "refresh": RefreshPolicy,
+    "refresh.request": RefreshRequest,
+    "test": TestRequest,
+}
+# Built-in names a field may use besides declared parameters.
 _TOKEN_REQUEST = frozenset({"client_id", "client_secret", "username", "password"})
 _REFRESH_REQUEST = _TOKEN_REQUEST | {"token", "refresh_token"}
+_CLIENT_ID = frozenset({"client_id"})
+# A stand-in value that fits any part of a URL or header, and one that fits a whole-URL placeholder.
+_DUMMY, _DUMMY_URL = "1", "https://example.com"
 
 
-def _fields(data: Mapping[str, typing.Any]) -> Iterator[tuple[str, object, Kind, frozenset[str], bool]]:
-    """Every templated field of a raw spec: (path, value, kind, builtins allowed, credentials allowed)."""
-    auth = data.get("auth") if isinstance(data.get("auth"), Mapping) else {}
-    assert isinstance(auth, Mapping)
+class _Field(typing.NamedTuple):
+    """A templated field of a spec and what it may refer to."""
+
+    path: str
+    value: object
+    kind: Kind
+    builtins: frozenset[str]
+    credentials: bool
+
+
+def _field_names(model: type[pydantic.BaseModel]) -> list[str]:
+    return [info.alias or name for name, info in model.model_fields.items()]
+
+
+def _auth_fields(auth_type: object) -> frozenset[str]:
+    """The fields an auth block of this type has (all of them when the type is unknown)."""
+    if isinstance(auth_type, str) and auth_type in _AUTH_MODELS:
+        return frozenset(_field_names(_AUTH_MODELS[auth_type]))
+    return frozenset(name for model in _AUTH_MODELS.values() for name in _field_names(model))
+
+
+def _fields(data: Mapping[str, typing.Any]) -> Iterator[_Field]:
+    """Every templated field of a raw spec (fields its auth type does not have are left to the model)."""
+    raw_auth = data.get("auth")
+    auth: Mapping[str, typing.Any] = raw_auth if isinstance(raw_auth, Mapping) else {}
     auth_type = auth.get("type")
-    placed = frozenset({"token"}) if auth_type != "basic" else frozenset({"username", "password"})
-    cid = frozenset({"client_id"})
-    yield from _one(auth, "auth", "authorization_url", "url", cid, False)
+    auth = {key: value for key, value in auth.items() if key in _auth_fields(auth_type)}
+    placed = frozenset({"username", "password"}) if auth_type == "basic" else frozenset({"token"})
+    yield from _one(auth, "auth", "authorization_url", "url", _CLIENT_ID, False)
     yield from _one(auth, "auth", "issuer", "url", frozenset(), False)
     yield from _one(auth, "auth", "token_url", "url", _TOKEN_REQUEST - {"client_secret"}, False)
-    yield from _one(auth, "auth", "revoke_url", "url", cid, True)
+    yield from _one(auth, "auth", "revoke_url", "url", _CLIENT_ID, True)
     yield from _one(auth, "auth", "client_id", "text", frozenset(), False)
-    yield from _many(auth, "auth", "authorize_params", "text", cid, False)
+    yield from _many(auth, "auth", "authorize_params", "text", _CLIENT_ID, False)
     yield from _many(auth, "auth", "token_params", "text", _TOKEN_REQUEST, False)
     yield from _many(auth, "auth", "token_headers", "header", _TOKEN_REQUEST, False)
     token = data.get("token")
@@ -52,13 +114,13 @@ def _fields(data: Mapping[str, typing.Any]) -> Iterator[tuple[str, object, Kind,
         yield from _one(token, "token", "template", kind, placed, True)
     request = data.get("request")
     if isinstance(request, Mapping):
-        yield from _one(request, "request", "base_url", "url", cid, True)
-        yield from _many(request, "request", "headers", "header", cid | placed, True)
-        yield from _many(request, "request", "query", "text", cid | placed, True)
+        yield from _one(request, "request", "base_url", "url", _CLIENT_ID, True)
+        yield from _many(request, "request", "headers", "header", _CLIENT_ID | placed, True)
+        yield from _many(request, "request", "query", "text", _CLIENT_ID | placed, True)
     refresh = data.get("refresh")
     if isinstance(refresh, Mapping) and isinstance(refresh.get("request"), Mapping):
         rr = refresh["request"]
-        yield from _one(rr, "refresh.request", "url", "url", cid, True)
+        yield from _one(rr, "refresh.request", "url", "url", _CLIENT_ID, True)
         yield from _many(rr, "refresh.request", "params", "text", _REFRESH_REQUEST, True)
         yield from _many(rr, "refresh.request", "headers", "header", _REFRESH_REQUEST, True)
     test = data.get("test")
@@ -68,18 +130,27 @@ def _fields(data: Mapping[str, typing.Any]) -> Iterator[tuple[str, object, Kind,
 
 def _one(
     block: Mapping[str, typing.Any], prefix: str, name: str, kind: Kind, builtins: frozenset[str], creds: bool
-) -> Iterator[tuple[str, object, Kind, frozenset[str], bool]]:
+) -> Iterator[_Field]:
     if block.get(name) is not None:
-        yield f"{prefix}.{name}", block[name], kind, builtins, creds
+        yield _Field(f"{prefix}.{name}", block[name], kind, builtins, creds)
 
 
 def _many(
     block: Mapping[str, typing.Any], prefix: str, name: str, kind: Kind, builtins: frozenset[str], creds: bool
-) -> Iterator[tuple[str, object, Kind, frozenset[str], bool]]:
+) -> Iterator[_Field]:
     values = block.get(name)
     if isinstance(values, Mapping):
         for key, value in values.items():
-            yield f"{prefix}.{name}.{key}", value, kind, builtins, creds
+            yield _Field(f"{prefix}.{name}.{key}", value, kind, builtins, creds)
+
+
+def _templates(value: object) -> str | list[str] | None:
+    """The field's template(s), or None when the value is not text (the model reports that)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
+        return value
+    return None
 
 
 def _declared(data: Mapping[str, typing.Any]) -> dict[str, Mapping[str, typing.Any]]:
@@ -94,25 +165,25 @@ def _reference_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
     declared = _declared(data)
     url_params = {name for name, p in declared.items() if p.get("format") == "url"}
     errors: list[ErrorItem] = []
-    for path, value, kind, builtins, creds in _fields(data):
-        if not (isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))):
-            continue  # the model reports the type error
-        source = typing.cast("str | list[str]", value)
+    for field in _fields(data):
+        source = _templates(field.value)
+        if source is None:
+            continue
         try:
             refs = references_of(source)
         except TemplateError as exc:
-            errors.append(ErrorItem(path, _strip_field(str(exc), path)))
+            errors.append(ErrorItem(field.path, _strip_field(str(exc), field.path)))
             continue
         for ref in sorted(refs):
-            problem = _reference_problem(ref, declared, builtins, creds)
+            problem = _reference_problem(ref, declared, field)
             if problem:
-                errors.append(ErrorItem(path, problem))
-        if kind == "url":
+                errors.append(ErrorItem(field.path, problem))
+        if field.kind == "url":
             whole = url_params | {r for r in refs if r.startswith("credentials.")}
-            for message in check_url_template(source, field=path, whole_url_names=whole):
-                errors.append(ErrorItem(path, _strip_field(message, path)))
-    token = data.get("token")
+            for message in check_url_template(source, field=field.path, whole_url_names=whole):
+                errors.append(ErrorItem(field.path, _strip_field(message, field.path)))
     auth = data.get("auth")
+    token = data.get("token")
     auth_type = auth.get("type") if isinstance(auth, Mapping) else "none"
     if auth_type in {"oauth2", "custom_token", "api_token"} and isinstance(token, Mapping):
         template = token.get("template")
@@ -129,21 +200,31 @@ def _safe_refs(source: str) -> frozenset[str]:
 
 
 def _strip_field(message: str, path: str) -> str:
-    prefix = f"{path}: "
-    return message[len(prefix) :] if message.startswith(prefix) else message
+    return message.removeprefix(f"{path}: ")
 
 
-def _reference_problem(ref: str, declared: Mapping[str, object], builtins: frozenset[str], creds: bool) -> str | None:
+def _reference_problem(ref: str, declared: Mapping[str, object], field: _Field) -> str | None:
     if ref.startswith("credentials."):
-        return None if creds else f"references {{{ref}}}, but credentials do not exist yet here"
-    if ref in declared or ref in builtins:
+        return None if field.credentials else f"references {{{ref}}}, but credentials do not exist yet here"
+    if ref in declared or ref in field.builtins:
         return None
     if ref in RESERVED_NAMES:
-        allowed = ", ".join(f"{{{b}}}" for b in sorted(builtins)) or "only declared parameters"
+        allowed = ", ".join(f"{{{b}}}" for b in sorted(field.builtins)) or "only declared parameters"
         return f"references {{{ref}}}, which is not available in this field (available: {allowed})"
-    hint = difflib.get_close_matches(ref, list(declared), n=1)
+    # Built-in names are short and common words: suggest one only when it is very close.
+    hint = difflib.get_close_matches(ref, list(declared), n=1) or difflib.get_close_matches(
+        ref, sorted(field.builtins), n=1, cutoff=0.8
+    )
     suffix = f" (did you mean {{{hint[0]}}}?)" if hint else ""
     return f"references {{{ref}}}, which is not a declared parameter{suffix}"
+
+
+_NEEDS: dict[tuple[str, str | None], tuple[str, ...]] = {
+    ("oauth2", "authorization_code"): ("authorization_url", "token_url", "client_id"),
+    ("oauth2", "client_credentials"): ("token_url", "client_id"),
+    ("oauth2", "password"): ("token_url",),
+    ("custom_token", None): ("token_url",),
+}
 
 
 def _grant_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
@@ -151,78 +232,121 @@ def _grant_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
     auth = data.get("auth")
     if not isinstance(auth, Mapping):
         return []
+    kind = str(auth.get("type"))
+    grant = str(auth.get("grant_type", "authorization_code")) if kind == "oauth2" else None
+    needs = _NEEDS.get((kind, grant), ())
+    reason = f"is required for grant_type {grant}" if grant else f"is required for {kind}"
+    return [ErrorItem(f"auth.{name}", reason) for name in needs if auth.get(name) in (None, "", [])]
+
+
+def _default_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
+    """A parameter's default must itself be a valid value (checked on every parameter the model accepts)."""
+    params = data.get("parameters")
     errors: list[ErrorItem] = []
-    kind = auth.get("type")
-    needs: tuple[str, ...] = ()
-    if kind == "oauth2":
-        grant = auth.get("grant_type", "authorization_code")
-        needs = {
-            "authorization_code": ("authorization_url", "token_url", "client_id"),
-            "client_credentials": ("token_url", "client_id"),
-            "password": ("token_url",),
-        }.get(str(grant), ())
-        for name in needs:
-            if auth.get(name) in (None, "", []):
-                errors.append(ErrorItem(f"auth.{name}", f"is required for grant_type {grant}"))
-    elif kind == "custom_token" and auth.get("token_url") in (None, "", []):
-        errors.append(ErrorItem("auth.token_url", "is required for custom_token"))
+    for index, raw in enumerate(params if isinstance(params, list) else []):
+        try:
+            param = Parameter.model_validate(raw)
+        except pydantic.ValidationError:
+            continue  # reported by the model
+        if param.default is not None:
+            problems = _value_problems(param, param.default, lambda _host: True)
+            errors.extend(ErrorItem(f"parameters.{index}.default", problem) for problem in problems)
     return errors
 
 
-def _pydantic_errors(exc: pydantic.ValidationError) -> list[ErrorItem]:
-    items: list[ErrorItem] = []
-    for err in exc.errors():
-        loc = [str(part) for part in err["loc"]]
-        # Drop the discriminator tag pydantic inserts (`auth.oauth2.token_url` → `auth.token_url`).
-        if len(loc) >= 2 and loc[0] == "auth" and loc[1] in _AUTH_TYPES:
-            loc.pop(1)
-        # Drop the internal union member names of templated fields.
-        loc = [
-            part
-            for part in loc
-            if part not in {"str", "list[str]", "function-before[_templated(), union[str,list[str]]]"}
-        ]
-        path = ".".join(loc)
-        items.append(ErrorItem(path, _message(err)))
-    return items
+def _clean_path(data: object, loc: Sequence[int | str], kind: str) -> str:
+    """The dotted path of a pydantic error, in the terms of the input.
+
+    Pydantic puts steps in ``loc`` that the input does not have: the tag of a discriminated union
+    (``auth.oauth2.token_url``), union members or validator names. Walking the input alongside ``loc``
+    keeps only the steps that exist in it, plus the name of a missing field.
+    """
+    parts: list[str] = []
+    node = data
+    for index, step in enumerate(loc):
+        if isinstance(node, Mapping):
+            tagged = step == node.get("type") and index + 1 < len(loc)
+            if step in node and not tagged:
+                parts.append(str(step))
+                node = node[step]
+            elif kind == "missing" and index == len(loc) - 1:
+                parts.append(str(step))
+        elif isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node):
+            parts.append(str(step))
+            node = node[step]
+    return ".".join(parts)
 
 
-def _message(err: typing.Any) -> str:
-    kind = err["type"]
-    ctx = err.get("ctx") or {}
-    if kind == "missing":
-        return "is required"
-    if kind == "extra_forbidden":
-        return "is not a known field"
+_MESSAGES = {
+    "missing": "is required",
+    "extra_forbidden": "is not a known field",
+    "string_type": "must be a string",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "list_type": "must be a list",
+    "dict_type": "must be a mapping (key: value pairs)",
+    "model_type": "must be a mapping (key: value pairs)",
+    "model_attributes_type": "must be a mapping (key: value pairs)",
+    "string_too_short": "cannot be empty",
+    "union_tag_invalid": f"must be one of {', '.join(_AUTH_MODELS)}",
+    "union_tag_not_found": f"is required: one of {', '.join(_AUTH_MODELS)}",
+}
+
+
+def _message(err: ErrorDetails) -> str:
+    kind, ctx = err["type"], err.get("ctx", {})
+    if kind in _MESSAGES:
+        return _MESSAGES[kind]
     if kind == "literal_error":
         expected = str(ctx.get("expected", "")).replace("'", "")
         return f"must be {expected}"
-    if kind == "union_tag_invalid":
-        return f"must be one of {', '.join(_AUTH_TYPES)}"
-    if kind == "union_tag_not_found":
-        return f"needs a type: one of {', '.join(_AUTH_TYPES)}"
+    if kind == "greater_than_equal":
+        return f"must be at least {ctx['ge']}"
+    if kind == "less_than_equal":
+        return f"must be at most {ctx['le']}"
+    if kind == "too_short":
+        return "cannot be empty" if ctx.get("min_length") == 1 else f"must have at least {ctx['min_length']} items"
+    if kind == "string_too_long":
+        return f"must be at most {ctx['max_length']} characters"
     message = str(err["msg"])
-    for prefix in ("Value error, ", "Assertion failed, "):
-        if message.startswith(prefix):
-            message = message[len(prefix) :]
-    return message
+    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 
-def _unknown_field_hints(data: Mapping[str, typing.Any], items: list[ErrorItem]) -> list[ErrorItem]:
-    """Add a "did you mean" to unknown fields where a known one is close."""
-    known: dict[str, list[str]] = {
-        "": list(Integration.model_fields),
-        "auth": sorted({*OAuth2Auth.model_fields, "ttl"}),
-    }
-    out = []
-    for item in items:
-        if item.message == "is not a known field":
-            parent, _, name = item.path.rpartition(".")
-            hint = difflib.get_close_matches(name, known.get(parent, []), n=1)
-            if hint:
-                item = ErrorItem(item.path, f"is not a known field (did you mean {hint[0]}?)")
-        out.append(item)
-    return out
+def _pydantic_errors(data: Mapping[str, typing.Any], exc: pydantic.ValidationError) -> list[ErrorItem]:
+    items = []
+    for err in exc.errors():
+        path = _clean_path(data, err["loc"], err["type"])
+        if err["type"].startswith("union_tag_"):  # the discriminator is wrong or missing: point at it
+            discriminator = str(err.get("ctx", {}).get("discriminator", "type")).strip("'")
+            path = f"{path}.{discriminator}"
+        message = _message(err)
+        if err["type"] == "extra_forbidden":
+            message = _unknown_field(data, path)
+        items.append(ErrorItem(path, message))
+    return items
+
+
+def _unknown_field(data: Mapping[str, typing.Any], path: str) -> str:
+    """Say that a field is unknown, with a "did you mean" when a known one is close."""
+    parent, _, name = path.rpartition(".")
+    block = re.sub(r"\.\d+(?=\.|$)", ".#", parent)
+    auth = data.get("auth")
+    auth_type = auth.get("type") if isinstance(auth, Mapping) else None
+    if block == "auth":
+        known = sorted(_auth_fields(auth_type))
+    else:
+        known = _field_names(_BLOCKS[block]) if block in _BLOCKS else []
+    hint = difflib.get_close_matches(name, known, n=1)
+    if hint:
+        return f"is not a known field (did you mean {hint[0]}?)"
+    if block == "auth" and isinstance(auth_type, str) and auth_type in _AUTH_MODELS:
+        owners = [kind for kind in _AUTH_MODELS if name in _auth_fields(kind)]
+        if owners:
+            return f"is not a field of auth type {auth_type} (it belongs to {', '.join(owners)})"
+    return "is not a known field"
 
 
 def validate_spec(data: object, *, source: str | None = None, line_of: LineOf | None = None) -> Integration:
@@ -236,59 +360,90 @@ def validate_spec(data: object, *, source: str | None = None, line_of: LineOf | 
     if not isinstance(data, Mapping):
         raise SpecError([ErrorItem("", "the spec must be a mapping (key: value pairs)")], source=source)
     items: list[ErrorItem] = []
-    integration: Integration | None = None
     try:
-        integration = Integration.model_validate(dict(data))
+        integration: Integration | None = Integration.model_validate(dict(data))
     except pydantic.ValidationError as exc:
-        items.extend(_unknown_field_hints(data, _pydantic_errors(exc)))
-    seen = {(i.path, i.message) for i in items}
-    for item in _grant_errors(data) + _reference_errors(data):
-        if (item.path, item.message) not in seen:
+        integration = None
+        items = _pydantic_errors(data, exc)
+    rejected = {item.path for item in items}
+    for item in _grant_errors(data) + _reference_errors(data) + _default_errors(data):
+        if item.path not in rejected and item not in items:
             items.append(item)
-            seen.add((item.path, item.message))
     if items:
         if line_of is not None:
-            items = [ErrorItem(i.path, i.message, line_of(i.path)) for i in items]
-            items.sort(key=lambda i: i.line or 0)
+            items = sorted((item._replace(line=line_of(item.path)) for item in items), key=lambda i: i.line or 0)
         raise SpecError(items, source=source)
     assert integration is not None
     return integration
 
 
-def _format_problem(param: Parameter, value: str) -> str | None:
-    fmt = param.format
-    if fmt == "hostname" and not _HOSTNAME.match(value):
+def _format_problem(param: Parameter, value: str, allow_http: AllowHttp | None) -> str | None:
+    if param.format == "hostname" and not _HOSTNAME.fullmatch(value):
         return "must be a host name (letters, digits, '-' and '.')"
-    if fmt == "email" and not _EMAIL.match(value):
+    if param.format == "email" and not _EMAIL.fullmatch(value):
         return "must be an email address"
-    if fmt == "uuid":
+    if param.format == "uuid":
         try:
             uuid.UUID(value)
         except ValueError:
             return "must be a UUID"
-    if fmt == "url" and not re.match(r"^https?://[^/@\s]+", value):
-        return "must be an http(s) URL without user info"
+    if param.format == "url" and not _is_url(value, allow_http):
+        return "must be an https URL with a host and no user info"
     return None
+
+
+def _is_url(value: str, allow_http: AllowHttp | None) -> bool:
+    if not value.isascii() or any(char <= " " or char == "\x7f" for char in value):
+        return False
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return False
+    if not host or "@" in parts.netloc:
+        return False
+    scheme = parts.scheme.lower()
+    return scheme == "https" or (scheme == "http" and allow_http is not None and allow_http(host))
+
+
+def _value_problems(param: Parameter, value: str, allow_http: AllowHttp | None) -> list[str]:
+    """What is wrong with one value of a parameter; never quotes a secret value."""
+    shown = "the value" if param.secret else repr(value)
+    problems = []
+    if param.pattern is not None and not re.fullmatch(param.pattern, value):
+        problems.append(f"{shown} does not match {param.pattern}")
+    if param.enum is not None and value not in param.enum:
+        problems.append(f"{shown} is not one of {', '.join(param.enum)}")
+    problem = _format_problem(param, value, allow_http)
+    if problem:
+        problems.append(problem)
+    return problems
 
 
 def check_parameter_values(
     integration: Integration,
     values: Mapping[str, object],
     *,
-    allow_http: typing.Callable[[str], bool] | None = None,
+    allow_http: AllowHttp | None = None,
 ) -> dict[str, str]:
     """Check a connected account's parameter values; return them with defaults applied.
 
     Every problem is reported at once in a ParameterError (unknown names, missing required values,
-    `pattern`/`enum`/`format` mismatches, values the URL templates refuse). Messages name the
-    parameter, never a secret value.
+    ``pattern``/``enum``/``format`` mismatches, values the URL and header templates refuse). Messages name
+    the parameter, never a secret value.
+
+    Args:
+        integration: the integration the connection belongs to.
+        values: parameter name to value; None and "" mean "not given".
+        allow_http: says whether a ``format: url`` value may use ``http`` to this host.
     """
     errors: list[ErrorItem] = []
     result: dict[str, str] = {}
-    declared = {p.name: p for p in integration.parameters}
+    declared = [p.name for p in integration.parameters]
     for name in values:
         if name not in declared:
-            hint = difflib.get_close_matches(name, list(declared), n=1)
+            hint = difflib.get_close_matches(name, declared, n=1)
             suffix = f" (did you mean {hint[0]}?)" if hint else ""
             errors.append(ErrorItem(f"parameters.{name}", f"is not a parameter of {integration.key}{suffix}"))
     for param in integration.parameters:
@@ -302,41 +457,51 @@ def check_parameter_values(
         if not isinstance(raw, str | int | float) or isinstance(raw, bool):
             errors.append(ErrorItem(f"parameters.{param.name}", "must be a string"))
             continue
-        value = str(raw)
-        shown = "the value" if param.secret else repr(value)
-        if param.pattern and not re.fullmatch(param.pattern, value):
-            errors.append(ErrorItem(f"parameters.{param.name}", f"{shown} does not match {param.pattern}"))
-        if param.enum is not None and value not in param.enum:
-            errors.append(ErrorItem(f"parameters.{param.name}", f"must be one of {', '.join(param.enum)}"))
-        problem = _format_problem(param, value)
-        if problem:
-            errors.append(ErrorItem(f"parameters.{param.name}", problem))
-        result[param.name] = value
-    if not errors:
-        errors.extend(_render_errors(integration, result, allow_http))
+        problems = _value_problems(param, str(raw), allow_http)
+        errors.extend(ErrorItem(f"parameters.{param.name}", problem) for problem in problems)
+        if not problems:
+            result[param.name] = str(raw)
+    errors.extend(_render_errors(integration, result, allow_http))
     if errors:
         raise ParameterError(errors)
     return result
 
 
 def _render_errors(
-    integration: Integration, values: Mapping[str, str], allow_http: typing.Callable[[str], bool] | None
+    integration: Integration, values: Mapping[str, str], allow_http: AllowHttp | None
 ) -> list[ErrorItem]:
-    """Render every URL that depends only on parameters, so a value the template rules refuse fails now."""
+    """Render each URL and header with one parameter's value at a time, so a refused value is named.
+
+    The other references get stand-in values; a template that cannot render even with those is not
+    blamed on any value.
+    """
     data = integration.model_dump(mode="json", by_alias=True)
     url_params = {p.name for p in integration.parameters if p.format == "url"}
-    errors: list[ErrorItem] = []
-    for path, value, kind, _builtins, _creds in _fields(data):
-        if kind != "url":
+    whole = url_params | {"credentials.*"}
+    found: dict[str, ErrorItem] = {}
+    for field in _fields(data):
+        if field.kind == "text":
             continue
-        source = typing.cast("str | list[str]", value)
-        refs = references_of(source)
-        if not refs or any(r not in values for r in refs if not r.startswith("credentials.")):
-            continue
-        if any(r.startswith("credentials.") for r in refs):
-            continue
-        try:
-            render_url(source, values, field=path, whole_url_names=url_params, allow_http=allow_http)
-        except TemplateError as exc:
-            errors.append(ErrorItem(path, _strip_field(str(exc), path)))
-    return errors
+        for source in [field.value] if isinstance(field.value, str) else typing.cast("list[str]", field.value):
+            refs = references_of(source)
+            stand_in = {r: _DUMMY_URL if r in url_params or r.startswith("credentials.") else _DUMMY for r in refs}
+            if _render_problem(source, stand_in, field, whole, allow_http) is not None:
+                continue
+            for name in sorted(refs & values.keys() - found.keys()):
+                problem = _render_problem(source, {**stand_in, name: values[name]}, field, whole, allow_http)
+                if problem is not None:
+                    found[name] = ErrorItem(f"parameters.{name}", f"cannot be used in {field.path}: {problem}")
+    return list(found.values())
+
+
+def _render_problem(
+    source: str, values: Mapping[str, str], field: _Field, whole: set[str], allow_http: AllowHttp | None
+) -> str | None:
+    try:
+        if field.kind == "url":
+            render_url(source, values, field=field.path, whole_url_names=whole, allow_http=allow_http)
+        else:
+            render_header(source, values, field=field.path)
+    except TemplateError as exc:
+        return _strip_field(str(exc), field.path)
+    return None

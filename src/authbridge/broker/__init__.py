@@ -1,15 +1,30 @@
-"""The core every edge calls: integrations, API keys, events, health. Connections join it next."""
+"""The core every edge calls: integrations, connected accounts, API keys, events, health."""
 
 from __future__ import annotations
 
 import typing
 
+import httpx
+
+from authbridge.broker.connect import CallbackResult, Connected, Connections, DeleteResult, FreshToken, TestResult
 from authbridge.errors import AuthenticationError, ErrorItem, IntegrationNotFound, SpecError
 from authbridge.spec import SECRET_MASK, Integration, OAuth2Auth
-from authbridge.store import ApiKeyRecord, IntegrationRecord, Store
+from authbridge.store import ApiKeyRecord, ConnectionRecord, IntegrationRecord, Store
 from authbridge.types import Clock, utcnow
 
-__all__ = ["ApiKeyRecord", "Broker", "IntegrationRecord", "Policy"]
+__all__ = [
+    "ApiKeyRecord",
+    "Broker",
+    "CallbackResult",
+    "Connected",
+    "ConnectionRecord",
+    "Connections",
+    "DeleteResult",
+    "FreshToken",
+    "IntegrationRecord",
+    "Policy",
+    "TestResult",
+]
 
 
 class Policy(typing.NamedTuple):
@@ -18,6 +33,7 @@ class Policy(typing.NamedTuple):
     hook_allowed: typing.Callable[[str], bool] = lambda _reference: False
     allow_http: typing.Callable[[str], bool] = lambda _host: False
     redirect_uri: str = "http://127.0.0.1:8000/oauth/callback"
+    return_origin_allowed: typing.Callable[[str], bool] = lambda _origin: False
 
 
 def _hooks(spec: Integration) -> list[tuple[str, str]]:
@@ -36,10 +52,36 @@ class Broker:
     ```
     """
 
-    def __init__(self, store: Store, *, policy: Policy | None = None, clock: Clock = utcnow) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        http: httpx.AsyncClient | None = None,
+        policy: Policy | None = None,
+        clock: Clock = utcnow,
+    ) -> None:
         self.store = store
         self.policy = policy or Policy()
         self.clock = clock
+        self._connections = (
+            Connections(
+                store,
+                http,
+                redirect_uri=self.policy.redirect_uri,
+                allow_http=self.policy.allow_http,
+                return_origin_allowed=self.policy.return_origin_allowed,
+                clock=clock,
+            )
+            if http is not None
+            else None
+        )
+
+    @property
+    def connections(self) -> Connections:
+        """Connected-account operations (they need the outbound HTTP client the composition root built)."""
+        if self._connections is None:
+            raise RuntimeError("this Broker was built without an HTTP client; pass http=httpx.AsyncClient(...)")
+        return self._connections
 
     # -- integrations -------------------------------------------------------------------------
 

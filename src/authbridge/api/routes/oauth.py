@@ -1,0 +1,53 @@
+"""``GET /oauth/callback``: where providers send the browser back after authorization."""
+
+from __future__ import annotations
+
+import html
+
+import httpx
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from authbridge.api.deps import BrokerDep
+from authbridge.errors import CallbackError
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["oauth"])
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} · AuthBridge</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;line-height:1.5}}
+h1{{font-size:1.4rem}} .ok{{color:#0a6b2b}} .err{{color:#a11}}</style></head>
+<body><main><h1 class="{cls}">{title}</h1><p>{message}</p></main></body></html>"""
+
+
+def page(title: str, message: str, *, ok: bool, status: int = 200) -> HTMLResponse:
+    """A small, escaped HTML page; never cached (it follows a one-time code)."""
+    body = _PAGE.format(title=html.escape(title), message=html.escape(message), cls="ok" if ok else "err")
+    return HTMLResponse(
+        body, status_code=status, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+    )
+
+
+@router.get("/oauth/callback", summary="OAuth 2.0 redirect URI", response_class=HTMLResponse)
+async def oauth_callback(request: Request, broker: BrokerDep) -> Response:
+    """Check the state, exchange the code, store the tokens; then redirect to ``return_to`` or show a page."""
+    query = dict(request.query_params)
+    try:
+        result = await broker.connections.callback(query)
+    except CallbackError as exc:
+        return page("Authorization failed", exc.message, ok=False, status=400)
+    connection = result.connection
+    if result.return_to:
+        params = {"connection_id": connection.id, "status": connection.status}
+        if result.error:
+            params["error"] = result.error
+        target = httpx.URL(result.return_to).copy_merge_params(params)
+        return RedirectResponse(str(target), status_code=303, headers={"Referrer-Policy": "no-referrer"})
+    if result.error:
+        return page("Authorization failed", f"{connection.name}: {result.error}", ok=False, status=400)
+    return page(
+        "Connected", f"{connection.name} ({connection.integration_key}) is connected. You can close this page.", ok=True
+    )

@@ -1,0 +1,571 @@
+"""Connected accounts: create, authorize (OAuth callback), fetch and refresh tokens, revoke, test."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import typing
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+import httpx
+
+from authbridge.auth import (
+    AuthContext,
+    TokenSet,
+    api_request,
+    authorization_url,
+    callback_fields,
+    create_pkce_pair,
+    new_state,
+    parse_token_response,
+    revoke_requests,
+    token_request,
+)
+from authbridge.errors import (
+    AuthBridgeError,
+    CallbackError,
+    ConnectError,
+    ConnectionStateError,
+    ErrorItem,
+    ParameterError,
+    TokenEndpointError,
+    UpstreamError,
+)
+from authbridge.redact import redact
+from authbridge.spec import (
+    ApiTokenAuth,
+    BasicAuth,
+    CustomTokenAuth,
+    Integration,
+    OAuth2Auth,
+    check_parameter_values,
+)
+from authbridge.spec.templating import references_of, render_url
+from authbridge.store import ConnectionRecord, CredentialRecord, Store
+from authbridge.types import Clock
+
+__all__ = ["CallbackResult", "Connected", "Connections", "DeleteResult", "FreshToken", "TestResult"]
+
+logger = logging.getLogger("authbridge.broker")
+
+#: Largest token-endpoint answer read (counted after decompression).
+MAX_TOKEN_RESPONSE = 1024 * 1024
+FLOW_TTL = timedelta(minutes=10)
+
+
+@dataclasses.dataclass(frozen=True)
+class Connected:
+    """A new connection, and the URL the user must open when it needs authorization."""
+
+    connection: ConnectionRecord
+    authorize_url: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class CallbackResult:
+    """What the OAuth callback did: the connection, where to send the browser, the provider's error."""
+
+    connection: ConnectionRecord
+    return_to: str | None
+    error: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class DeleteResult:
+    """A deleted connection: whether the upstream revocation worked, and why not."""
+
+    revoked: bool
+    revoke_error: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class FreshToken:
+    """A valid access token for apps that call the API themselves."""
+
+    access_token: str = dataclasses.field(repr=False)
+    token_type: str
+    expires_at: datetime | None
+
+
+@dataclasses.dataclass(frozen=True)
+class TestResult:
+    """The outcome of a connection's test request."""
+
+    __test__ = False
+
+    ok: bool
+    status: int | None
+    detail: str
+
+
+def _endpoint(url: str | httpx.URL) -> str:
+    """A URL without its query or fragment, for messages."""
+    parts = urlsplit(str(url))
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def _required_inputs(spec: Integration) -> tuple[set[str], set[str]]:
+    """The credentials a user must enter to connect, and those they may enter."""
+    auth = spec.auth
+    if isinstance(auth, ApiTokenAuth):
+        return {"token"}, {"token"}
+    if isinstance(auth, BasicAuth):
+        return {"username", "password"}, {"username", "password"}
+    if isinstance(auth, OAuth2Auth) and auth.grant_type == "password":
+        return {"username", "password"}, {"username", "password"}
+    if isinstance(auth, OAuth2Auth | CustomTokenAuth):
+        used: set[str] = set()
+        sources = [*auth.token_params.values(), *auth.token_headers.values()]
+        if auth.token_url is not None:
+            sources.append(auth.token_url)
+        for source in sources:
+            used |= references_of(source) & {"username", "password"}
+        return used, used
+    return set(), set()
+
+
+class Connections:
+    """The connected-account operations the API, console and CLI share."""
+
+    def __init__(
+        self,
+        store: Store,
+        http: httpx.AsyncClient,
+        *,
+        redirect_uri: str,
+        allow_http: Callable[[str], bool],
+        return_origin_allowed: Callable[[str], bool],
+        clock: Clock,
+    ) -> None:
+        self.store = store
+        self.http = http
+        self.redirect_uri = redirect_uri
+        self.allow_http = allow_http
+        self.return_origin_allowed = return_origin_allowed
+        self.clock = clock
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _context(
+        self,
+        spec: Integration,
+        parameters: Mapping[str, str],
+        creds: CredentialRecord | None = None,
+        *,
+        inputs: Mapping[str, str] | None = None,
+        redirect_uri: str | None = None,
+    ) -> AuthContext:
+        return AuthContext(
+            integration=spec,
+            parameters=parameters,
+            inputs=inputs if inputs is not None else (creds.inputs if creds else {}),
+            credentials=creds.extra if creds else {},
+            access_token=creds.access_token if creds else None,
+            refresh_token=creds.refresh_token if creds else None,
+            redirect_uri=redirect_uri or self.redirect_uri,
+            allow_http=self.allow_http,
+            clock=self.clock,
+        )
+
+    async def _send(self, request: httpx.Request, *, integration: str) -> httpx.Response:
+        """Send one request; read at most 1 MiB (decompressed); map transport failures to UpstreamError."""
+        endpoint = _endpoint(request.url)
+        try:
+            response = await self.http.send(request, stream=True)
+            try:
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_TOKEN_RESPONSE:
+                        raise UpstreamError(
+                            f"{integration}: {endpoint} answered more than 1 MiB; refusing to read it",
+                            integration=integration,
+                            endpoint=endpoint,
+                        )
+            finally:
+                await response.aclose()
+        except httpx.TimeoutException:
+            raise UpstreamError(
+                f"{integration}: {endpoint} did not answer in time", integration=integration, endpoint=endpoint
+            ) from None
+        except httpx.HTTPError as exc:
+            raise UpstreamError(
+                f"{integration}: cannot reach {endpoint} ({type(exc).__name__})",
+                integration=integration,
+                endpoint=endpoint,
+            ) from None
+        headers = [
+            (k, v) for k, v in response.headers.multi_items() if k.lower() not in {"content-encoding", "content-length"}
+        ]
+        return httpx.Response(response.status_code, headers=headers, content=bytes(body), request=request)
+
+    async def _token(
+        self,
+        ctx: AuthContext,
+        *,
+        grant_type: typing.Literal["authorization_code", "client_credentials", "password", "refresh_token"] | None,
+        code: str | None = None,
+        code_verifier: str | None = None,
+    ) -> TokenSet:
+        """Run one token request and parse its answer."""
+        spec = ctx.integration
+        request = token_request(ctx, grant_type=grant_type, code=code, code_verifier=code_verifier)
+        response = await self._send(request, integration=spec.key)
+        ttl = spec.auth.ttl if isinstance(spec.auth, CustomTokenAuth) else None
+        return parse_token_response(
+            spec,
+            response,
+            now=self.clock(),
+            endpoint=_endpoint(request.url),
+            default_ttl=ttl,
+            previous_refresh_token=ctx.refresh_token,
+        )
+
+    def _warning(self, spec: Integration, tokens: TokenSet) -> str | None:
+        if tokens.expires_at is None:
+            return None
+        ttl = tokens.expires_at - self.clock()
+        if ttl < spec.refresh.min_ttl:
+            minimum = int(spec.refresh.min_ttl.total_seconds())
+            return (
+                f"the token lives {int(ttl.total_seconds())} s, under the {minimum} s minimum: "
+                "expect a refresh before most requests"
+            )
+        return None
+
+    @staticmethod
+    def _credentials(
+        tokens: TokenSet, *, inputs: Mapping[str, str], extra: Mapping[str, typing.Any] = {}
+    ) -> CredentialRecord:
+        return CredentialRecord(
+            access_token=tokens.access_token,
+            refresh_token=tokens.refresh_token,
+            token_type=tokens.token_type,
+            expires_at=tokens.expires_at,
+            scopes=tokens.scopes,
+            raw=tokens.raw,
+            extra={**tokens.extra, **extra},
+            inputs=dict(inputs),
+        )
+
+    def _check_inputs(self, spec: Integration, credentials: Mapping[str, object]) -> dict[str, str]:
+        required, allowed = _required_inputs(spec)
+        errors: list[ErrorItem] = []
+        for name in credentials:
+            if name not in allowed:
+                accepted = ", ".join(sorted(allowed)) or "none"
+                errors.append(
+                    ErrorItem(f"credentials.{name}", f"is not used by {spec.auth.type} (accepted: {accepted})")
+                )
+        inputs: dict[str, str] = {}
+        for name in sorted(required):
+            value = credentials.get(name)
+            if value is None or value == "":
+                errors.append(ErrorItem(f"credentials.{name}", f"is required for {spec.auth.type}"))
+            elif not isinstance(value, str):
+                errors.append(ErrorItem(f"credentials.{name}", "must be a string"))
+            else:
+                inputs[name] = value
+        if errors:
+            raise ParameterError(errors)
+        return inputs
+
+    def _check_return_to(self, return_to: str | None) -> None:
+        if return_to is None:
+            return
+        parts = urlsplit(return_to)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if parts.scheme not in {"http", "https"} or not parts.netloc or not self.return_origin_allowed(origin):
+            raise ParameterError([ErrorItem("return_to", "its origin is not in AUTHBRIDGE_ALLOWED_RETURN_ORIGINS")])
+
+    async def _start_flow(self, connection: ConnectionRecord, spec: Integration, return_to: str | None) -> str:
+        auth = spec.auth
+        assert isinstance(auth, OAuth2Auth)
+        state = new_state()
+        verifier, challenge = create_pkce_pair() if auth.pkce else (None, None)
+        ctx = self._context(spec, connection.parameters)
+        url = authorization_url(ctx, state=state, code_challenge=challenge)
+        await self.store.flows.create(
+            state=state,
+            connection_id=connection.id,
+            code_verifier=verifier,
+            redirect_uri=self.redirect_uri,
+            return_to=return_to,
+            ttl=FLOW_TTL,
+        )
+        return url
+
+    # -- operations ---------------------------------------------------------------------------
+
+    async def create(
+        self,
+        *,
+        integration_key: str,
+        name: str,
+        parameters: Mapping[str, object],
+        credentials: Mapping[str, object],
+        return_to: str | None = None,
+    ) -> Connected:
+        """Create a connected account. Nothing is stored when the input or the upstream is refused."""
+        spec = (await self.store.integrations.get(integration_key)).spec
+        problems: list[ErrorItem] = []
+        values: dict[str, str] = {}
+        inputs: dict[str, str] = {}
+        try:
+            values.update(check_parameter_values(spec, parameters, allow_http=self.allow_http))
+        except ParameterError as exc:
+            problems.extend(exc.errors)
+        try:
+            inputs.update(self._check_inputs(spec, credentials))
+        except ParameterError as exc:
+            problems.extend(exc.errors)
+        try:
+            self._check_return_to(return_to)
+        except ParameterError as exc:
+            problems.extend(exc.errors)
+        if not name.strip():
+            problems.append(ErrorItem("name", "is required"))
+        if problems:
+            raise ParameterError(problems)
+        secret_names = {p.name for p in spec.parameters if p.secret}
+        auth = spec.auth
+
+        if isinstance(auth, OAuth2Auth) and auth.grant_type == "authorization_code":
+            record = await self.store.connections.create(
+                integration_key=spec.key, name=name, parameters=values, secret_names=secret_names, status="pending"
+            )
+            url = await self._start_flow(record, spec, return_to)
+            await self.store.events.add(
+                "connection.created",
+                connection_id=record.id,
+                integration_key=spec.key,
+                data={"name": name, "status": "pending"},
+            )
+            return Connected(record, url)
+
+        creds: CredentialRecord | None = None
+        warning = None
+        if isinstance(auth, OAuth2Auth | CustomTokenAuth):
+            grant = auth.grant_type if isinstance(auth, OAuth2Auth) else None
+            try:
+                tokens = await self._token(self._context(spec, values, inputs=inputs), grant_type=grant)
+            except UpstreamError as exc:
+                raise ConnectError(f"could not get a token: {exc}") from None
+            creds = self._credentials(tokens, inputs=inputs)
+            warning = self._warning(spec, tokens)
+        elif isinstance(auth, ApiTokenAuth):
+            creds = CredentialRecord(access_token=inputs["token"])
+        elif isinstance(auth, BasicAuth):
+            creds = CredentialRecord(inputs=inputs)
+        record = await self.store.connections.create(
+            integration_key=spec.key, name=name, parameters=values, secret_names=secret_names, status="active"
+        )
+        if creds is not None:
+            await self.store.credentials.save(record.id, creds)
+        await self.store.connections.set_status(
+            record.id,
+            "active",
+            warning=warning,
+            expires_at=creds.expires_at if creds else None,
+            refreshed=creds is not None,
+        )
+        await self.store.events.add(
+            "connection.created",
+            connection_id=record.id,
+            integration_key=spec.key,
+            data={"name": name, "status": "active"},
+        )
+        return Connected(await self.store.connections.get(record.id))
+
+    async def reconnect(self, connection_id: str, *, return_to: str | None = None) -> Connected:
+        """Start a new authorization (authorization code), or fetch a new token now (other token grants)."""
+        connection = await self.store.connections.get(connection_id)
+        spec = (await self.store.integrations.get(connection.integration_key)).spec
+        auth = spec.auth
+        self._check_return_to(return_to)
+        if isinstance(auth, OAuth2Auth) and auth.grant_type == "authorization_code":
+            return Connected(connection, await self._start_flow(connection, spec, return_to))
+        if isinstance(auth, OAuth2Auth | CustomTokenAuth):
+            await self.refresh(connection_id, force=True)
+            return Connected(await self.store.connections.get(connection_id))
+        raise ConnectionStateError(f"a {auth.type} connection has nothing to reconnect: update its credentials instead")
+
+    async def callback(self, query: Mapping[str, str]) -> CallbackResult:
+        """Finish an authorization from the provider's redirect.
+
+        The flow (token endpoint, client credentials, PKCE verifier) comes from the server-side
+        record found by ``state``; nothing but ``code``, ``iss``, the error and captured fields is
+        taken from the query.
+        """
+        state = query.get("state")
+        flow = await self.store.flows.consume(state) if state else None
+        if flow is None:
+            raise CallbackError(
+                "this authorization link is unknown, was already used or has expired (10 minutes): start again"
+            )
+        connection = await self.store.connections.get(flow.connection_id)
+        spec = (await self.store.integrations.get(connection.integration_key)).spec
+        auth = spec.auth
+        assert isinstance(auth, OAuth2Auth)
+        creds = await self.store.credentials.load(connection.id)
+        ctx = self._context(spec, connection.parameters, creds, redirect_uri=flow.redirect_uri)
+
+        async def fail(message: str, event: str = "connection.authorization_failed") -> CallbackResult:
+            status = "error" if connection.status in {"pending", "error"} else connection.status
+            await self.store.connections.set_status(
+                connection.id, status, last_error=message, expires_at=connection.expires_at, warning=connection.warning
+            )
+            await self.store.events.add(
+                event, connection_id=connection.id, integration_key=spec.key, data={"reason": message}
+            )
+            return CallbackResult(await self.store.connections.get(connection.id), flow.return_to, message)
+
+        if query.get("error"):
+            description = query.get("error_description", "")
+            detail = f": {redact(description)[:300]}" if description else ""
+            return await fail(f"the provider refused the authorization: {redact(query['error'])[:100]}{detail}")
+        if auth.issuer is not None and "iss" in query:
+            expected = render_url(auth.issuer, ctx.values(), field="auth.issuer", allow_http=self.allow_http)
+            if query["iss"].rstrip("/") != expected.rstrip("/"):
+                return await fail("the authorization response came from an unexpected issuer (RFC 9207 iss mismatch)")
+        code = query.get("code")
+        if not code:
+            return await fail("the provider's redirect carried no authorization code")
+        try:
+            tokens = await self._token(
+                ctx, grant_type="authorization_code", code=code, code_verifier=flow.code_verifier
+            )
+        except UpstreamError as exc:
+            return await fail(str(exc))
+        captured = callback_fields(spec, query)
+        await self.store.credentials.save(connection.id, self._credentials(tokens, inputs=ctx.inputs, extra=captured))
+        await self.store.connections.set_status(
+            connection.id, "active", expires_at=tokens.expires_at, warning=self._warning(spec, tokens), refreshed=True
+        )
+        await self.store.events.add("connection.authorized", connection_id=connection.id, integration_key=spec.key)
+        return CallbackResult(await self.store.connections.get(connection.id), flow.return_to)
+
+    async def refresh(self, connection_id: str, *, force: bool = False) -> CredentialRecord:
+        """Refresh a connection's token now (a simple refresh; the lifecycle rules build on it)."""
+        connection = await self.store.connections.get(connection_id)
+        spec = (await self.store.integrations.get(connection.integration_key)).spec
+        creds = await self.store.credentials.load(connection_id)
+        auth = spec.auth
+        ctx = self._context(spec, connection.parameters, creds)
+        if isinstance(auth, OAuth2Auth) and auth.grant_type == "authorization_code":
+            if not auth.refresh_token or creds is None or not creds.refresh_token:
+                raise ConnectionStateError(
+                    f"connection {connection_id} cannot be refreshed without the user: reconnect it"
+                )
+            grant: typing.Any = "refresh_token"
+        elif isinstance(auth, OAuth2Auth):
+            grant = auth.grant_type
+        elif isinstance(auth, CustomTokenAuth):
+            grant = None
+        else:
+            raise ConnectionStateError(f"a {auth.type} connection has no token to refresh")
+        try:
+            tokens = await self._token(ctx, grant_type=grant)
+        except TokenEndpointError as exc:
+            status = "needs_reauth" if exc.permanent else connection.status
+            await self.store.connections.set_status(
+                connection_id, status, last_error=str(exc), expires_at=connection.expires_at, warning=connection.warning
+            )
+            await self.store.events.add(
+                "connection.refresh_failed",
+                connection_id=connection_id,
+                integration_key=spec.key,
+                data={"permanent": exc.permanent, "reason": str(exc)},
+            )
+            raise
+        fresh = self._credentials(tokens, inputs=ctx.inputs, extra={**(creds.extra if creds else {}), **tokens.extra})
+        await self.store.credentials.save(connection_id, fresh)
+        await self.store.connections.set_status(
+            connection_id, "active", expires_at=tokens.expires_at, warning=self._warning(spec, tokens), refreshed=True
+        )
+        await self.store.events.add("connection.refreshed", connection_id=connection_id, integration_key=spec.key)
+        return fresh
+
+    async def token(self, connection_id: str) -> FreshToken:
+        """A valid access token, refreshed first when it is inside the refresh window."""
+        connection = await self.store.connections.get(connection_id)
+        if connection.status != "active":
+            raise ConnectionStateError(
+                f"connection {connection_id} is {connection.status}"
+                + (f": {connection.last_error}" if connection.last_error else "")
+            )
+        spec = (await self.store.integrations.get(connection.integration_key)).spec
+        creds = await self.store.credentials.load(connection_id)
+        if creds is None or creds.access_token is None:
+            raise ConnectionStateError(f"connection {connection_id} ({spec.auth.type}) has no access token")
+        if creds.expires_at is not None and isinstance(spec.auth, OAuth2Auth | CustomTokenAuth):
+            window = spec.refresh.window
+            if creds.expires_at - self.clock() <= window:
+                creds = await self.refresh(connection_id)
+        assert creds.access_token is not None
+        return FreshToken(creds.access_token, creds.token_type or "Bearer", creds.expires_at)
+
+    async def delete(self, connection_id: str) -> DeleteResult:
+        """Revoke upstream (when the integration has a revoke URL), then delete locally whatever happened."""
+        connection = await self.store.connections.get(connection_id)
+        spec = (await self.store.integrations.get(connection.integration_key)).spec
+        creds = await self.store.credentials.load(connection_id)
+        revoked, problem = False, None
+        if creds is not None and isinstance(spec.auth, OAuth2Auth) and spec.auth.revoke_url:
+            try:
+                for request in revoke_requests(self._context(spec, connection.parameters, creds)):
+                    response = await self._send(request, integration=spec.key)
+                    if response.status_code >= 400:
+                        raise UpstreamError(
+                            f"{spec.key}: revocation endpoint {_endpoint(request.url)} answered {response.status_code}"
+                        )
+                revoked = True
+            except AuthBridgeError as exc:
+                problem = str(exc)
+                logger.warning("revocation failed for connection %s: %s", connection_id, problem)
+        await self.store.connections.delete(connection_id)
+        if revoked:
+            await self.store.events.add("connection.revoked", connection_id=connection_id, integration_key=spec.key)
+        await self.store.events.add(
+            "connection.deleted",
+            connection_id=connection_id,
+            integration_key=spec.key,
+            data={"revoked": revoked, **({"revoke_error": problem} if problem else {})},
+        )
+        return DeleteResult(revoked, problem)
+
+    async def test(self, connection_id: str) -> TestResult:
+        """Send the integration's ``test`` request with the connection's credentials; report the outcome."""
+        connection = await self.store.connections.get(connection_id)
+        spec = (await self.store.integrations.get(connection.integration_key)).spec
+        if spec.test is None:
+            return TestResult(False, None, f"integration {spec.key} declares no test request (add `test:` to its spec)")
+        if isinstance(spec.auth, OAuth2Auth | CustomTokenAuth):
+            await self.token(connection_id)  # refreshes first when due; raises when the connection is not usable
+        creds = await self.store.credentials.load(connection_id)
+        ctx = self._context(spec, connection.parameters, creds)
+        request = api_request(ctx, spec.test.method, spec.test.path)
+        try:
+            response = await self._send(request, integration=spec.key)
+        except UpstreamError as exc:
+            return TestResult(False, None, str(exc))
+        ok = response.status_code in spec.test.expect_status
+        expected = " or ".join(str(s) for s in spec.test.expect_status)
+        detail = f"{spec.test.method} {_endpoint(request.url)} answered {response.status_code}" + (
+            "" if ok else f", expected {expected}"
+        )
+        await self.store.events.add(
+            "connection.tested",
+            connection_id=connection_id,
+            integration_key=spec.key,
+            data={"ok": ok, "status": response.status_code},
+        )
+        return TestResult(ok, response.status_code, detail)
+
+    async def view(self, connection_id: str) -> tuple[ConnectionRecord, list[str] | None]:
+        """A connection and its granted scopes (never a token)."""
+        connection = await self.store.connections.get(connection_id)
+        creds = await self.store.credentials.load(connection_id)
+        return connection, creds.scopes if creds else None
