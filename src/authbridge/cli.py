@@ -83,7 +83,9 @@ app = typer.Typer(
 integrations_app = typer.Typer(help="Define integrations (the APIs and how to authenticate to them).")
 keys_app = typer.Typer(help="Manage the API keys that callers of the HTTP API present.")
 encryption_app = typer.Typer(help="Manage the encryption key ring.")
+connections_app = typer.Typer(help="Connected accounts: one per user or profile (DEV, QA, PROD) of an integration.")
 app.add_typer(integrations_app, name="integrations", no_args_is_help=True)
+app.add_typer(connections_app, name="connections", no_args_is_help=True)
 app.add_typer(keys_app, name="api-keys", no_args_is_help=True)
 app.add_typer(encryption_app, name="encryption", no_args_is_help=True)
 
@@ -288,6 +290,187 @@ def integrations_delete(key: str) -> None:
 
     _with_broker(work)
     _err(f"deleted: {key}")
+
+
+# -- connections ------------------------------------------------------------------------------
+
+
+def _pairs(items: list[str] | None, option: str) -> dict[str, str]:
+    """``name=value`` pairs; ``name=`` with nothing after asks for the value without echoing it."""
+    result: dict[str, str] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"{option} takes name=value, got {item.split('=', 1)[0]!r}")
+        if not value:
+            value = typer.prompt(name, hide_input=True, err=True)
+        result[name] = value
+    return result
+
+
+def _connection_json(record: typing.Any, **extra: typing.Any) -> dict[str, typing.Any]:
+    return {
+        "id": record.id,
+        "integration": record.integration_key,
+        "name": record.name,
+        "status": record.status,
+        "parameters": record.public_parameters(),
+        "expires_at": record.expires_at.isoformat() if record.expires_at else None,
+        "last_refreshed_at": record.last_refreshed_at.isoformat() if record.last_refreshed_at else None,
+        "last_error": record.last_error,
+        "warning": record.warning,
+        **extra,
+    }
+
+
+@connections_app.command("create")
+@_handle_errors
+def connections_create(
+    integration: typing.Annotated[str, typer.Argument(help="The integration's key.")],
+    name: typing.Annotated[str, typer.Option(help="The account's name: DEV, QA, PROD, a user...")],
+    param: typing.Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="A parameter value, name=value (repeatable).")
+    ] = None,
+    credential: typing.Annotated[
+        list[str] | None,
+        typer.Option("--credential", "-c", help="token=..., username=..., password=... (name= prompts, hidden)."),
+    ] = None,
+    return_to: typing.Annotated[str | None, typer.Option(help="Where the browser goes after authorizing.")] = None,
+) -> None:
+    """Create a connected account; prints the URL to open when the user must authorize."""
+    params = _pairs(param, "--param")
+    creds = _pairs(credential, "--credential")
+
+    async def work(broker: Broker) -> tuple[str, str, str | None]:
+        result = await broker.connections.create(
+            integration_key=integration, name=name, parameters=params, credentials=creds, return_to=return_to
+        )
+        return result.connection.id, result.connection.status, result.authorize_url
+
+    connection_id, status, url = _with_broker(work)
+    if url:
+        _err(f"created connection {connection_id} ({status}); open this URL to authorize it:")
+        _out(url)
+    else:
+        _err(f"created connection {connection_id} ({status})")
+        _out(connection_id)
+
+
+@connections_app.command("list")
+@_handle_errors
+def connections_list(
+    integration: typing.Annotated[str | None, typer.Option(help="Only this integration's accounts.")] = None,
+    as_json: typing.Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List connected accounts."""
+
+    async def work(broker: Broker) -> list[dict[str, typing.Any]]:
+        return [_connection_json(r) for r in await broker.store.connections.list(integration_key=integration)]
+
+    rows = _with_broker(work)
+    if as_json:
+        _out(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        _err("no connected accounts yet: authbridge connections create KEY --name DEV")
+        return
+    _out(f"{'ID':<33} {'INTEGRATION':<16} {'STATUS':<13} {'EXPIRES':<26} NAME")
+    for row in rows:
+        _out(
+            f"{row['id']:<33} {row['integration']:<16} {row['status']:<13} {row['expires_at'] or '-':<26} {row['name']}"
+        )
+
+
+@connections_app.command("show")
+@_handle_errors
+def connections_show(
+    connection_id: str, as_json: typing.Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
+) -> None:
+    """Show a connected account (secret parameters masked, never a token)."""
+
+    async def work(broker: Broker) -> dict[str, typing.Any]:
+        record, scopes = await broker.connections.view(connection_id)
+        return _connection_json(record, scopes=scopes)
+
+    data = _with_broker(work)
+    if as_json:
+        _out(json.dumps(data, indent=2))
+        return
+    for key, value in data.items():
+        _out(f"{key + ':':<20}{value}")
+
+
+@connections_app.command("delete")
+@_handle_errors
+def connections_delete(connection_id: str) -> None:
+    """Revoke upstream (when the integration can) and delete a connected account."""
+
+    async def work(broker: Broker) -> tuple[bool, str | None]:
+        result = await broker.connections.delete(connection_id)
+        return result.revoked, result.revoke_error
+
+    revoked, problem = _with_broker(work)
+    if problem:
+        _err(f"warning: revocation failed: {problem}")
+    _err(f"deleted: {connection_id}" + (" (revoked upstream)" if revoked else ""))
+
+
+@connections_app.command("test")
+@_handle_errors
+def connections_test(connection_id: str) -> None:
+    """Run the integration's test request; exit 1 when it fails."""
+
+    async def work(broker: Broker) -> tuple[bool, str]:
+        result = await broker.connections.test(connection_id)
+        return result.ok, result.detail
+
+    ok, detail = _with_broker(work)
+    _out(("ok: " if ok else "failed: ") + detail)
+    if not ok:
+        raise typer.Exit(1)
+
+
+@connections_app.command("token")
+@_handle_errors
+def connections_token(connection_id: str) -> None:
+    """Print a valid access token (refreshed first when due) alone on stdout."""
+
+    async def work(broker: Broker) -> str:
+        return (await broker.connections.token(connection_id)).access_token
+
+    _out(_with_broker(work))
+
+
+@connections_app.command("refresh")
+@_handle_errors
+def connections_refresh(connection_id: str) -> None:
+    """Refresh the token now."""
+
+    async def work(broker: Broker) -> str | None:
+        creds = await broker.connections.refresh(connection_id, force=True)
+        return creds.expires_at.isoformat() if creds.expires_at else None
+
+    expires = _with_broker(work)
+    _err(f"refreshed {connection_id}; expires at {expires or 'unknown'}")
+
+
+@connections_app.command("reconnect")
+@_handle_errors
+def connections_reconnect(
+    connection_id: str,
+    return_to: typing.Annotated[str | None, typer.Option(help="Where the browser goes after authorizing.")] = None,
+) -> None:
+    """Authorize again: prints a new URL to open (authorization code), or fetches a new token."""
+
+    async def work(broker: Broker) -> str | None:
+        return (await broker.connections.reconnect(connection_id, return_to=return_to)).authorize_url
+
+    url = _with_broker(work)
+    if url:
+        _err("open this URL to authorize the connection again:")
+        _out(url)
+    else:
+        _err(f"reconnected {connection_id}")
 
 
 # -- API keys ---------------------------------------------------------------------------------
