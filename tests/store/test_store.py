@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -14,6 +15,12 @@ from authbridge.store.models import ConnectionRow, CredentialRow, IntegrationRow
 from authbridge.testing import FakeClock, memory_key_ring
 
 SECRET = "s3cr3t-client-VALUE-9f8e7d"
+
+
+def _content(creds: CredentialRecord | None) -> CredentialRecord | None:
+    """The credentials without their storage metadata (version, obtained_at)."""
+    return dataclasses.replace(creds, version=0, obtained_at=None) if creds else None
+
 
 SPEC = f"""
 key: acme
@@ -120,8 +127,10 @@ async def test_credentials_round_trip_and_repr(store: Store, clock: FakeClock) -
         raw={"access_token": "at-VALUE-1"},
         extra={"instance_url": "https://na1.example"},
     )
-    await store.credentials.save(conn.id, creds)
-    assert await store.credentials.load(conn.id) == creds
+    saved = await store.credentials.save(conn.id, creds)
+    assert saved is not None and saved.version == 1 and saved.obtained_at == clock()
+    assert await store.credentials.load(conn.id) == saved
+    assert _content(saved) == _content(creds)
     assert "VALUE" not in repr(creds)
     async with store.engine.connect() as conn_:
         raw = (await conn_.execute(text("SELECT access_token, refresh_token, raw, extra FROM credentials"))).one()
@@ -145,7 +154,8 @@ async def test_ciphertext_copied_to_another_row_fails(store: Store) -> None:
     with pytest.raises(CryptoError, match="moved or altered") as info:
         await store.credentials.load(b.id)
     assert "token-of-a" not in str(info.value)
-    assert (await store.credentials.load(a.id)) == CredentialRecord(access_token="token-of-a")
+    loaded = await store.credentials.load(a.id)
+    assert loaded is not None and loaded.access_token == "token-of-a"
 
 
 async def test_ciphertext_copied_to_another_column_fails(store: Store) -> None:
@@ -195,8 +205,8 @@ async def test_rotation_reencrypts_everything(db_url: str, clock: FakeClock) -> 
     try:
         assert (await store.integrations.get("acme")).spec.client_secret == SECRET
         assert (await store.connections.get(conn.id)).parameters["apiSecret"] == "x"
-        assert (await store.credentials.load(conn.id)) == CredentialRecord(
-            access_token="a", refresh_token="r", raw={"k": "v"}, inputs={"password": "p"}
+        assert _content(await store.credentials.load(conn.id)) == _content(
+            CredentialRecord(access_token="a", refresh_token="r", raw={"k": "v"}, inputs={"password": "p"})
         )
         flow = await store.flows.consume("st")
         assert flow is not None and flow.code_verifier == "v"
@@ -308,3 +318,16 @@ async def test_migrations_match_the_models(db_url: str, clock: FakeClock) -> Non
     finally:
         await store.close()
     assert diff == []
+
+
+async def test_versioned_save_refuses_a_stale_write(store: Store) -> None:
+    """A write that expects an older version is refused and changes nothing (a refresh never overwrites a newer one)."""
+    await store.integrations.save(load_spec(SPEC))
+    conn = await store.connections.create(integration_key="acme", name="DEV", parameters={"serverName": "d"})
+    first = await store.credentials.save(conn.id, CredentialRecord(access_token="one"))
+    assert first is not None and first.version == 1
+    second = await store.credentials.save(conn.id, CredentialRecord(access_token="two"), expected_version=1)
+    assert second is not None and second.version == 2
+    assert await store.credentials.save(conn.id, CredentialRecord(access_token="stale"), expected_version=1) is None
+    loaded = await store.credentials.load(conn.id)
+    assert loaded is not None and (loaded.access_token, loaded.version) == ("two", 2)

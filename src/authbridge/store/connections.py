@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import builtins
+import dataclasses
 import hashlib
 import json
 import typing
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 
 from authbridge.errors import NotFoundError
 from authbridge.store.models import ConnectionRow, CredentialRow, IntegrationRow, OAuthFlowRow
@@ -43,6 +45,8 @@ class ConnectionRepo:
             version=row.version,
             created_at=row.created_at,
             updated_at=row.updated_at,
+            refresh_failures=row.refresh_failures,
+            next_refresh_at=row.next_refresh_at,
         )
 
     async def create(
@@ -140,6 +144,99 @@ class ConnectionRepo:
             if not typing.cast(typing.Any, result).rowcount:
                 raise NotFoundError(f"no connection with id {connection_id!r}")
 
+    def _db_now(self, seconds: float = 0.0) -> typing.Any:
+        """The database's clock (plus ``seconds``), as a SQL expression: leases never trust a worker's clock."""
+        if self._ctx.engine.dialect.name == "sqlite":
+            return func.strftime("%Y-%m-%d %H:%M:%f", "now", f"{seconds:+.3f} seconds")
+        return func.clock_timestamp() + timedelta(seconds=seconds)
+
+    async def take_lease(self, connection_id: str, owner: str, duration: timedelta) -> bool:
+        """Take the refresh lease of a connection if nobody holds a live one (one conditional UPDATE)."""
+        async with self._ctx.session() as session:
+            result = await session.execute(
+                update(ConnectionRow)
+                .where(
+                    ConnectionRow.id == connection_id,
+                    or_(
+                        ConnectionRow.refresh_lease_until.is_(None),
+                        ConnectionRow.refresh_lease_until < self._db_now(),
+                        ConnectionRow.refresh_lease_owner == owner,
+                    ),
+                )
+                .values(
+                    refresh_lease_until=self._db_now(duration.total_seconds()),
+                    refresh_lease_owner=owner,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            return bool(typing.cast(typing.Any, result).rowcount)
+
+    async def release_lease(self, connection_id: str, owner: str) -> None:
+        """Give the lease back (only if we still hold it)."""
+        async with self._ctx.session() as session:
+            await session.execute(
+                update(ConnectionRow)
+                .where(ConnectionRow.id == connection_id, ConnectionRow.refresh_lease_owner == owner)
+                .values(refresh_lease_until=None, refresh_lease_owner=None)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def record_refresh(
+        self,
+        connection_id: str,
+        *,
+        ok: bool,
+        status: str | None = None,
+        last_error: str | None = None,
+        warning: str | None = None,
+        expires_at: datetime | None = None,
+        next_refresh_at: datetime | None = None,
+    ) -> ConnectionRecord:
+        """Note a refresh outcome: success resets the failure count; failure counts and sets the back-off."""
+        now = self._ctx.clock()
+        async with self._ctx.session() as session:
+            row = await session.get(ConnectionRow, connection_id, with_for_update=True)
+            if row is None:
+                raise NotFoundError(f"no connection with id {connection_id!r}")
+            if ok:
+                row.refresh_failures, row.next_refresh_at, row.last_error = 0, None, None
+                row.last_refreshed_at, row.expires_at, row.warning = now, expires_at, warning
+                row.status = status or "active"
+            else:
+                row.refresh_failures += 1
+                row.next_refresh_at, row.last_error = next_refresh_at, last_error
+                if status:
+                    row.status = status
+            row.updated_at, row.version = now, row.version + 1
+            key = await session.scalar(select(IntegrationRow.key).where(IntegrationRow.id == row.integration_id))
+            return self._record(row, key or "")
+
+    async def due_for_refresh(
+        self, *, expiring_before: datetime, idle_before: datetime, limit: int
+    ) -> builtins.list[ConnectionRecord]:
+        """Active connections whose token expires before a time, or not refreshed since another; oldest first.
+
+        Uses the index on ``expires_at``; skips those backing off after failures.
+        """
+        now = self._ctx.clock()
+        query = (
+            select(ConnectionRow, IntegrationRow.key)
+            .join(IntegrationRow, IntegrationRow.id == ConnectionRow.integration_id)
+            .where(
+                ConnectionRow.status == "active",
+                or_(ConnectionRow.next_refresh_at.is_(None), ConnectionRow.next_refresh_at <= now),
+                or_(
+                    ConnectionRow.expires_at < expiring_before,
+                    ConnectionRow.last_refreshed_at < idle_before,
+                ),
+            )
+            .order_by(ConnectionRow.expires_at)
+            .limit(limit)
+        )
+        async with self._ctx.session() as session:
+            rows = (await session.execute(query)).all()
+            return [self._record(row, key) for row, key in rows]
+
     async def delete(self, connection_id: str) -> None:
         """Delete a connection with its credentials and pending flows."""
         async with self._ctx.session() as session:
@@ -155,14 +252,23 @@ class CredentialRepo:
     def __init__(self, ctx: StoreContext) -> None:
         self._ctx = ctx
 
-    async def save(self, connection_id: str, creds: CredentialRecord) -> None:
-        """Store (replace) the credentials of a connection."""
+    async def save(
+        self, connection_id: str, creds: CredentialRecord, *, expected_version: int | None = None
+    ) -> CredentialRecord | None:
+        """Store (replace) the credentials of a connection; return them with their new version.
+
+        With ``expected_version``, write only if the stored version is still that one (a refresh
+        result never overwrites a newer one); return None when it is not.
+        """
         enc = self._ctx.encrypt
         table = "credentials"
+        now = self._ctx.clock()
         async with self._ctx.session() as session:
-            row = await session.get(CredentialRow, connection_id)
+            row = await session.get(CredentialRow, connection_id, with_for_update=expected_version is not None)
+            if expected_version is not None and (row.version if row else 0) != expected_version:
+                return None
             if row is None:
-                row = CredentialRow(connection_id=connection_id)
+                row = CredentialRow(connection_id=connection_id, version=0)
                 session.add(row)
             row.access_token = enc(creds.access_token, table, connection_id, "access_token")
             row.refresh_token = enc(creds.refresh_token, table, connection_id, "refresh_token")
@@ -172,7 +278,9 @@ class CredentialRepo:
             row.raw = enc(json.dumps(creds.raw) if creds.raw else None, table, connection_id, "raw")
             row.extra = enc(json.dumps(creds.extra) if creds.extra else None, table, connection_id, "extra")
             row.inputs = enc(json.dumps(creds.inputs) if creds.inputs else None, table, connection_id, "inputs")
-            row.updated_at = self._ctx.clock()
+            row.version = (row.version or 0) + 1
+            row.updated_at = now
+            return dataclasses.replace(creds, version=row.version, obtained_at=now)
 
     async def load(self, connection_id: str) -> CredentialRecord | None:
         """The credentials of a connection, decrypted, or None when it has none yet."""
@@ -194,6 +302,8 @@ class CredentialRepo:
                 raw=json.loads(raw) if raw else {},
                 extra=json.loads(extra) if extra else {},
                 inputs=json.loads(inputs) if inputs else {},
+                version=row.version,
+                obtained_at=row.updated_at,
             )
 
     async def delete(self, connection_id: str) -> bool:

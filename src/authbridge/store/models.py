@@ -20,6 +20,8 @@ __all__ = [
     "KeyCanaryRow",
     "OAuthFlowRow",
     "UTCDateTime",
+    "WebhookDeliveryRow",
+    "WebhookRow",
 ]
 
 
@@ -86,6 +88,8 @@ class ConnectionRow(Base):
     last_refreshed_at: Mapped[datetime | None]
     refresh_lease_until: Mapped[datetime | None]
     refresh_lease_owner: Mapped[str | None] = mapped_column(String(64))
+    refresh_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_refresh_at: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
@@ -105,6 +109,7 @@ class CredentialRow(Base):
     raw: Mapped[str | None] = mapped_column(Text)
     extra: Mapped[str | None] = mapped_column(Text)
     inputs: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     updated_at: Mapped[datetime]
 
 
@@ -151,6 +156,35 @@ class ApiKeyRow(Base):
     revoked_at: Mapped[datetime | None]
 
 
+class WebhookRow(Base):
+    """A URL that receives every event, signed with HMAC-SHA256 under its own secret (encrypted)."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    disabled_at: Mapped[datetime | None]
+
+
+class WebhookDeliveryRow(Base):
+    """One event to deliver to one webhook: retried with backoff until delivered or given up."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_pending", "delivered_at", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+    failed_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    lease_until: Mapped[datetime | None]
+
+
 class KeyCanaryRow(Base):
     """One known plaintext per encryption key, so a wrong key ring is caught at start."""
 
@@ -171,4 +205,5 @@ SECRET_COLUMNS: tuple[tuple[type[Base], str, str], ...] = (
     (CredentialRow, "connection_id", "extra"),
     (CredentialRow, "connection_id", "inputs"),
     (OAuthFlowRow, "state_hash", "code_verifier"),
+    (WebhookRow, "id", "secret"),
 )

@@ -48,6 +48,8 @@ class ConnectionRecord:
     version: int
     created_at: datetime
     updated_at: datetime
+    refresh_failures: int = 0
+    next_refresh_at: datetime | None = None
 
     def public_parameters(self, mask: str = "********") -> dict[str, str]:
         """The parameter values with every secret one replaced by ``mask``."""
@@ -70,6 +72,10 @@ class CredentialRecord:
     raw: dict[str, typing.Any] = dataclasses.field(default_factory=dict, repr=False)
     extra: dict[str, typing.Any] = dataclasses.field(default_factory=dict, repr=False)
     inputs: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)
+    #: Bumped on every write; a refresh result is written only over the version it started from.
+    version: int = 0
+    #: When these credentials were stored (the start of the token's lifetime, for the refresh window).
+    obtained_at: datetime | None = None
 
 
 @dataclasses.dataclass(frozen=True)
