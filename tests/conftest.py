@@ -126,6 +126,23 @@ def make_client() -> Iterator[ClientFactory]:
         yield make
 
 
+class ClockedClientFactory(typing.Protocol):
+    """Builds and starts a TestClient on ``create_app(Settings.from_env(env), clock=clock)``."""
+
+    def __call__(self, env: typing.Mapping[str, str], *, clock: FakeClock) -> TestClient: ...
+
+
+@pytest.fixture
+def make_clocked_client() -> Iterator[ClockedClientFactory]:
+    """Like ``make_client``, with the app (and its store) on a clock the test moves."""
+    with contextlib.ExitStack() as stack:
+
+        def make(env: typing.Mapping[str, str], *, clock: FakeClock) -> TestClient:
+            return stack.enter_context(TestClient(create_app(Settings.from_env(env), clock=clock)))
+
+        yield make
+
+
 @pytest.fixture
 def api_client(
     make_client: typing.Callable[[typing.Mapping[str, str]], TestClient], app_env: dict[str, str]

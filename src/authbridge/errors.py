@@ -210,11 +210,13 @@ class TokenEndpointError(UpstreamError):
         error: str | None = None,
         status: int | None = None,
         permanent: bool = False,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message, integration=integration, endpoint=endpoint)
         self.error = error
         self.status = status
         self.permanent = permanent
+        self.retry_after = retry_after
 
 
 class ConnectError(AuthBridgeError):

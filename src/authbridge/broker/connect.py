@@ -29,6 +29,7 @@ from authbridge.errors import (
     ConnectError,
     ConnectionStateError,
     ErrorItem,
+    OutboundBlockedError,
     ParameterError,
     TokenEndpointError,
     UpstreamError,
@@ -186,6 +187,11 @@ class Connections:
                         )
             finally:
                 await response.aclose()
+        except OutboundBlockedError as exc:
+            # The SSRF guard refused the address: a connection error like any unreachable endpoint.
+            raise UpstreamError(
+                f"{integration}: cannot reach {endpoint} ({exc.message})", integration=integration, endpoint=endpoint
+            ) from None
         except httpx.TimeoutException:
             raise UpstreamError(
                 f"{integration}: {endpoint} did not answer in time", integration=integration, endpoint=endpoint
@@ -280,22 +286,29 @@ class Connections:
         if parts.scheme not in {"http", "https"} or not parts.netloc or not self.return_origin_allowed(origin):
             raise ParameterError([ErrorItem("return_to", "its origin is not in AUTHBRIDGE_ALLOWED_RETURN_ORIGINS")])
 
-    async def _start_flow(self, connection: ConnectionRecord, spec: Integration, return_to: str | None) -> str:
+    def _new_flow(self, spec: Integration, parameters: Mapping[str, str]) -> tuple[str, str | None, str]:
+        """A new ``(state, code_verifier, authorize_url)``; raises (TemplateError...) before anything is stored."""
         auth = spec.auth
         assert isinstance(auth, OAuth2Auth)
         state = new_state()
         verifier, challenge = create_pkce_pair() if auth.pkce else (None, None)
-        ctx = self._context(spec, connection.parameters)
-        url = authorization_url(ctx, state=state, code_challenge=challenge)
+        url = authorization_url(self._context(spec, parameters), state=state, code_challenge=challenge)
+        return state, verifier, url
+
+    async def _save_flow(self, connection_id: str, flow: tuple[str, str | None, str], return_to: str | None) -> str:
+        state, verifier, url = flow
         await self.store.flows.create(
             state=state,
-            connection_id=connection.id,
+            connection_id=connection_id,
             code_verifier=verifier,
             redirect_uri=self.redirect_uri,
             return_to=return_to,
             ttl=FLOW_TTL,
         )
         return url
+
+    async def _start_flow(self, connection: ConnectionRecord, spec: Integration, return_to: str | None) -> str:
+        return await self._save_flow(connection.id, self._new_flow(spec, connection.parameters), return_to)
 
     # -- operations ---------------------------------------------------------------------------
 
@@ -333,10 +346,11 @@ class Connections:
         auth = spec.auth
 
         if isinstance(auth, OAuth2Auth) and auth.grant_type == "authorization_code":
+            flow = self._new_flow(spec, values)  # a URL that cannot be built stores no connection
             record = await self.store.connections.create(
                 integration_key=spec.key, name=name, parameters=values, secret_names=secret_names, status="pending"
             )
-            url = await self._start_flow(record, spec, return_to)
+            url = await self._save_flow(record.id, flow, return_to)
             await self.store.events.add(
                 "connection.created",
                 connection_id=record.id,
@@ -426,18 +440,25 @@ class Connections:
             description = query.get("error_description", "")
             detail = f": {redact(description)[:300]}" if description else ""
             return await fail(f"the provider refused the authorization: {redact(query['error'])[:100]}{detail}")
-        if auth.issuer is not None and "iss" in query:
-            expected = render_url(auth.issuer, ctx.values(), field="auth.issuer", allow_http=self.allow_http)
-            if query["iss"].rstrip("/") != expected.rstrip("/"):
-                return await fail("the authorization response came from an unexpected issuer (RFC 9207 iss mismatch)")
-        code = query.get("code")
-        if not code:
-            return await fail("the provider's redirect carried no authorization code")
         try:
+            if auth.issuer is not None:
+                # RFC 9207: an integration that names its issuer expects `iss`; a response without it could
+                # come from another authorization server (mix-up attack), so it is refused like a wrong one.
+                expected = render_url(auth.issuer, ctx.values(), field="auth.issuer", allow_http=self.allow_http)
+                if "iss" not in query:
+                    return await fail("the authorization response carried no issuer (RFC 9207 iss expected)")
+                if query["iss"].rstrip("/") != expected.rstrip("/"):
+                    return await fail(
+                        "the authorization response came from an unexpected issuer (RFC 9207 iss mismatch)"
+                    )
+            code = query.get("code")
+            if not code:
+                return await fail("the provider's redirect carried no authorization code")
             tokens = await self._token(
                 ctx, grant_type="authorization_code", code=code, code_verifier=flow.code_verifier
             )
-        except UpstreamError as exc:
+        except AuthBridgeError as exc:
+            # The flow is used up: whatever went wrong (upstream, template, spec) is the connection's error.
             return await fail(str(exc))
         captured = callback_fields(spec, query)
         await self.store.credentials.save(connection.id, self._credentials(tokens, inputs=ctx.inputs, extra=captured))
