@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import typing
 from collections.abc import AsyncIterator
 
+import anyio
 import httpx
 from fastapi import FastAPI
 
 from authbridge import __version__
 from authbridge.api import install_api
-from authbridge.broker import Broker, Policy
+from authbridge.broker import Broker, Policy, WebhookDispatcher
+from authbridge.broker.background import BackgroundRefresher
 from authbridge.config import Settings
 from authbridge.errors import ConfigError, CryptoError
 from authbridge.netguard import guarded_transport
@@ -20,7 +23,15 @@ from authbridge.redact import RedactingFilter
 from authbridge.store import FileKeyRing, KeyRing, Store, parse_key_ring
 from authbridge.types import Clock, utcnow
 
-__all__ = ["configure_logging", "create_app", "http_client", "open_key_ring", "open_store", "policy_for"]
+__all__ = [
+    "configure_logging",
+    "create_app",
+    "http_client",
+    "open_key_ring",
+    "open_store",
+    "policy_for",
+    "run_background",
+]
 
 
 def open_key_ring(settings: Settings, *, create: bool = True) -> KeyRing:
@@ -40,6 +51,7 @@ def policy_for(settings: Settings) -> Policy:
         allow_http=settings.allow_http,
         redirect_uri=settings.redirect_uri,
         return_origin_allowed=settings.return_origin_allowed,
+        refresh_deadline=3 * settings.http_timeout,
     )
 
 
@@ -72,6 +84,20 @@ def configure_logging(settings: Settings) -> None:
                 handler.addFilter(redactor)
 
 
+async def run_background(
+    broker: Broker, http: httpx.AsyncClient, stop: anyio.Event, clock: Clock = utcnow, *, first_delay: bool = False
+) -> None:
+    """The background work of a server or of ``authbridge refresher``: token refresh and webhook delivery.
+
+    Both loops are safe on several replicas at once (refresh leases; delivery claims).
+    """
+    refresher = BackgroundRefresher(broker.store, broker.connections.keeper, clock=clock)
+    dispatcher = WebhookDispatcher(broker.store, http, clock=clock)
+    async with anyio.create_task_group() as group:
+        group.start_soon(functools.partial(refresher.run_forever, stop, first_delay=first_delay))
+        group.start_soon(dispatcher.run_forever, stop)
+
+
 def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
     """Build the ASGI app. The store is opened by the lifespan, so building the app does no I/O.
 
@@ -85,9 +111,18 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, typing.Any]]:
         store = await open_store(settings, clock=clock)
         http = http_client(settings)
-        app.state.broker = Broker(store, http=http, policy=policy_for(settings), clock=clock)
+        broker = Broker(store, http=http, policy=policy_for(settings), clock=clock)
+        app.state.broker = broker
+        stop = anyio.Event()
         try:
-            yield {}
+            async with anyio.create_task_group() as group:
+                if settings.background_tasks:
+                    # The first scan waits one interval, so a server's start is not slowed by it.
+                    group.start_soon(functools.partial(run_background, broker, http, stop, clock, first_delay=True))
+                try:
+                    yield {}
+                finally:
+                    stop.set()
         finally:
             await http.aclose()
             await store.close()

@@ -84,10 +84,12 @@ integrations_app = typer.Typer(help="Define integrations (the APIs and how to au
 keys_app = typer.Typer(help="Manage the API keys that callers of the HTTP API present.")
 encryption_app = typer.Typer(help="Manage the encryption key ring.")
 connections_app = typer.Typer(help="Connected accounts: one per user or profile (DEV, QA, PROD) of an integration.")
+webhooks_app = typer.Typer(help="URLs that receive every event, signed with HMAC-SHA256 (see `webhooks add --help`).")
 app.add_typer(integrations_app, name="integrations", no_args_is_help=True)
 app.add_typer(connections_app, name="connections", no_args_is_help=True)
 app.add_typer(keys_app, name="api-keys", no_args_is_help=True)
 app.add_typer(encryption_app, name="encryption", no_args_is_help=True)
+app.add_typer(webhooks_app, name="webhooks", no_args_is_help=True)
 
 
 @app.command()
@@ -118,6 +120,47 @@ def run(
         log_level=settings.log_level,
         log_config=None,
     )
+
+
+@app.command()
+@_handle_errors
+def refresher() -> None:
+    """Run the background token refresher and webhook delivery without the HTTP server (Ctrl-C stops it).
+
+    Safe beside ``authbridge run`` and on several replicas: each refresh and delivery happens once.
+    """
+    import signal
+
+    from authbridge.app import configure_logging, http_client, open_store, policy_for, run_background
+    from authbridge.broker import Broker
+
+    settings = _settings()
+    configure_logging(settings)
+
+    async def work() -> None:
+        store = await open_store(settings)
+        http = http_client(settings)
+        stop = anyio.Event()
+        try:
+            broker = Broker(store, http=http, policy=policy_for(settings))
+            async with anyio.create_task_group() as group:
+
+                async def on_signal() -> None:
+                    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                        async for _ in signals:
+                            stop.set()
+                            return
+
+                group.start_soon(on_signal)
+                _err("refresher running (token refresh and webhook delivery); Ctrl-C stops it")
+                await run_background(broker, http, stop)
+                group.cancel_scope.cancel()
+        finally:
+            await http.aclose()
+            await store.close()
+
+    anyio.run(work)
+    _err("refresher stopped")
 
 
 @app.command()
@@ -570,6 +613,73 @@ def encryption_generate_key() -> None:
 
     key = generate_key()
     _out(f"{key.kid}:{base64.b64encode(key.secret).decode()}")
+
+
+# -- webhooks ---------------------------------------------------------------------------------
+
+
+@webhooks_app.command("add")
+@_handle_errors
+def webhooks_add(url: typing.Annotated[str, typer.Argument(help="An http:// or https:// URL.")]) -> None:
+    """Send every event to URL. The signing secret alone goes to stdout (shown once); the note to stderr.
+
+    Each delivery carries ``AuthBridge-Signature: t=<unix seconds>,v1=<hex>``: HMAC-SHA256 under the
+    secret of ``"<t>.<raw body>"``. Check it, and that t is within 5 minutes of now
+    (``authbridge.broker.webhooks.verify_signature`` does both).
+    """
+    from authbridge.store import check_webhook_url
+
+    url = check_webhook_url(url)  # a bad URL is refused before the database is opened
+
+    async def work(broker: Broker) -> tuple[str, str]:
+        record, secret = await broker.store.webhooks.add(url)
+        return record.id, secret
+
+    webhook_id, secret = _with_broker(work)
+    _out(secret)
+    _err(f"added webhook {webhook_id} for {url}; its signing secret is shown only this once")
+
+
+@webhooks_app.command("list")
+@_handle_errors
+def webhooks_list(as_json: typing.Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List webhooks and how their deliveries stand (never their secrets)."""
+
+    async def work(broker: Broker) -> list[dict[str, typing.Any]]:
+        return [
+            {
+                "id": r.id,
+                "url": r.url,
+                "created_at": r.created_at.isoformat(),
+                "pending": r.pending,
+                "delivered": r.delivered,
+                "failed": r.failed,
+            }
+            for r in await broker.store.webhooks.list()
+        ]
+
+    rows = _with_broker(work)
+    if as_json:
+        _out(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        _err("no webhooks yet: authbridge webhooks add https://example.com/hooks/authbridge")
+        return
+    _out(f"{'ID':<33} {'PENDING':>8} {'DELIVERED':>10} {'FAILED':>7}  URL")
+    for row in rows:
+        _out(f"{row['id']:<33} {row['pending']:>8} {row['delivered']:>10} {row['failed']:>7}  {row['url']}")
+
+
+@webhooks_app.command("remove")
+@_handle_errors
+def webhooks_remove(webhook_id: typing.Annotated[str, typer.Argument(help="The webhook's id.")]) -> None:
+    """Stop sending events to a webhook (its pending deliveries are dropped)."""
+
+    async def work(broker: Broker) -> None:
+        await broker.store.webhooks.remove(webhook_id)
+
+    _with_broker(work)
+    _err(f"removed webhook {webhook_id}")
 
 
 @app.callback(invoke_without_command=True)

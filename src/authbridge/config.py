@@ -16,6 +16,7 @@ settings.redirect_uri                      # "http://127.0.0.1:8000/oauth/callba
 | AUTHBRIDGE_ALLOW_HTTP_HOSTS | (none) | comma-separated hosts that may be called over plain http |
 | AUTHBRIDGE_ALLOWED_RETURN_ORIGINS | (none) | comma-separated origins `return_to` may point at |
 | AUTHBRIDGE_HTTP_TIMEOUT | 10 | seconds for each call to a token or revocation endpoint |
+| AUTHBRIDGE_BACKGROUND_TASKS | true | run the token refresher and webhook delivery inside the server |
 | AUTHBRIDGE_HOOK_MODULES | (none) | comma-separated module prefixes whose hooks specs may name |
 | AUTHBRIDGE_HOST / AUTHBRIDGE_PORT | 127.0.0.1 / 8000 | where `authbridge run` listens |
 | AUTHBRIDGE_LOG_LEVEL | info | debug, info, warning, error |
@@ -116,6 +117,7 @@ class Settings:
     hook_modules: tuple[str, ...] = ()
     allowed_return_origins: tuple[str, ...] = ()
     http_timeout: float = 10.0
+    background_tasks: bool = True
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
@@ -151,6 +153,7 @@ class Settings:
                 )
             ),
             http_timeout=_seconds(env, "AUTHBRIDGE_HTTP_TIMEOUT", 10.0),
+            background_tasks=_bool(env, "AUTHBRIDGE_BACKGROUND_TASKS", True),
             host=env.get("AUTHBRIDGE_HOST") or "127.0.0.1",
             port=int(port_raw),
             log_level=level,

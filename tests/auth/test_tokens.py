@@ -372,3 +372,22 @@ def test_callback_fields_keeps_captured_parameters() -> None:
     integration = make(grant_type="authorization_code", callback={"capture": ["realmId", "region"]})
     query = {"code": "c", "state": "s", "realmId": "123"}
     assert callback_fields(integration, query) == {"realmId": "123"}
+
+
+def test_retry_after_is_carried_on_transient_errors() -> None:
+    """A 429 or 503 with Retry-After (seconds or an HTTP date) tells the refresher how long to wait."""
+    from datetime import UTC, datetime
+
+    from authbridge.spec import load_spec
+
+    spec = load_spec("key: x\nname: X\nauth: {type: custom_token, token_url: 'https://x.example/t'}\n")
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    for headers, expected in [
+        ({"Retry-After": "120"}, 120.0),
+        ({"Retry-After": "Thu, 01 Jan 2026 00:01:00 GMT"}, 60.0),
+        ({}, None),
+    ]:
+        response = httpx.Response(503, json={"error": "temporarily_unavailable"}, headers=headers)
+        with pytest.raises(TokenEndpointError) as info:
+            parse_token_response(spec, response, now=now, endpoint="https://x.example/t")
+        assert not info.value.permanent and info.value.retry_after == expected

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import email.utils
 import json
 import math
 import re
@@ -49,6 +50,7 @@ class _Answer:
     endpoint: str
     status: int
     secrets: tuple[str, ...] = ()
+    retry_after: float | None = None
 
     def clean(self, text: str, limit: int) -> str:
         text = redact(" ".join(text.split()))
@@ -64,10 +66,27 @@ class _Answer:
             error=error,
             status=self.status,
             permanent=permanent,
+            retry_after=None if permanent else self.retry_after,
         )
 
     def unusable(self, field: str, why: str) -> TokenEndpointError:
         return self.fail(f"an unusable {field} ({why}) (status {self.status})")
+
+
+def _retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), if any."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max((when - now).total_seconds(), 0.0)
 
 
 def _decode(response: httpx.Response, kind: str) -> dict[str, typing.Any] | str:
@@ -284,7 +303,12 @@ def parse_token_response(
     # The integration's own default_ttl wins over the caller's (custom token's `ttl`).
     spec = auth.token_response.model_copy(update={"default_ttl": auth.token_response.default_ttl or default_ttl})
     known = (integration.client_secret, previous_refresh_token)
-    answer = _Answer(integration.key, endpoint.partition("#")[0].partition("?")[0], response.status_code)
+    answer = _Answer(
+        integration.key,
+        endpoint.partition("#")[0].partition("?")[0],
+        response.status_code,
+        retry_after=_retry_after(response.headers.get("retry-after"), now),
+    )
     decoded = _decode(response, spec.body if response.is_success else "json")
     if isinstance(decoded, str):
         status, ok = response.status_code, response.is_success

@@ -7,9 +7,10 @@ import typing
 import httpx
 
 from authbridge.broker.connect import CallbackResult, Connected, Connections, DeleteResult, FreshToken, TestResult
+from authbridge.broker.webhooks import WebhookDispatcher, event_payload, verify_signature
 from authbridge.errors import AuthenticationError, ErrorItem, IntegrationNotFound, SpecError
 from authbridge.spec import SECRET_MASK, Integration, OAuth2Auth
-from authbridge.store import ApiKeyRecord, ConnectionRecord, IntegrationRecord, Store
+from authbridge.store import ApiKeyRecord, ConnectionRecord, EventRecord, IntegrationRecord, Store, WebhookRecord
 from authbridge.types import Clock, utcnow
 
 __all__ = [
@@ -20,10 +21,15 @@ __all__ = [
     "ConnectionRecord",
     "Connections",
     "DeleteResult",
+    "EventRecord",
     "FreshToken",
     "IntegrationRecord",
     "Policy",
     "TestResult",
+    "WebhookDispatcher",
+    "WebhookRecord",
+    "event_payload",
+    "verify_signature",
 ]
 
 
@@ -34,6 +40,8 @@ class Policy(typing.NamedTuple):
     allow_http: typing.Callable[[str], bool] = lambda _host: False
     redirect_uri: str = "http://127.0.0.1:8000/oauth/callback"
     return_origin_allowed: typing.Callable[[str], bool] = lambda _origin: False
+    #: The longest one refresh may take, all HTTP included; the refresh lease outlives it.
+    refresh_deadline: float = 30.0
 
 
 def _hooks(spec: Integration) -> list[tuple[str, str]]:
@@ -70,6 +78,8 @@ class Broker:
                 redirect_uri=self.policy.redirect_uri,
                 allow_http=self.policy.allow_http,
                 return_origin_allowed=self.policy.return_origin_allowed,
+                hook_allowed=self.policy.hook_allowed,
+                refresh_deadline=self.policy.refresh_deadline,
                 clock=clock,
             )
             if http is not None

@@ -23,6 +23,8 @@ from authbridge.auth import (
     revoke_requests,
     token_request,
 )
+from authbridge.auth.hooks import HookContext, call_hook, load_hook, token_set_from_credentials
+from authbridge.broker.refresh import TokenKeeper, ttl_warning
 from authbridge.errors import (
     AuthBridgeError,
     CallbackError,
@@ -138,6 +140,8 @@ class Connections:
         redirect_uri: str,
         allow_http: Callable[[str], bool],
         return_origin_allowed: Callable[[str], bool],
+        hook_allowed: Callable[[str], bool] = lambda _reference: False,
+        refresh_deadline: float = 30.0,
         clock: Clock,
     ) -> None:
         self.store = store
@@ -145,7 +149,9 @@ class Connections:
         self.redirect_uri = redirect_uri
         self.allow_http = allow_http
         self.return_origin_allowed = return_origin_allowed
+        self.hook_allowed = hook_allowed
         self.clock = clock
+        self.keeper = TokenKeeper(store, fetch=self.fetch_refresh, clock=clock, deadline=refresh_deadline)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -207,6 +213,28 @@ class Connections:
         ]
         return httpx.Response(response.status_code, headers=headers, content=bytes(body), request=request)
 
+    def _hook(self, spec: Integration, name: str) -> Callable[..., typing.Any] | None:
+        hooks = getattr(spec.auth, "hooks", None)
+        reference = getattr(hooks, name, None) if hooks is not None else None
+        if reference is None:
+            return None
+        return load_hook(reference, allowed=self.hook_allowed, field=f"auth.hooks.{name}")
+
+    def _hook_context(self, ctx: AuthContext, **extra: typing.Any) -> HookContext:
+        return HookContext(
+            integration=ctx.integration.key,
+            parameters=dict(ctx.parameters),
+            inputs=dict(ctx.inputs),
+            credentials={
+                **ctx.credentials,
+                **({"access_token": ctx.access_token} if ctx.access_token else {}),
+                **({"refresh_token": ctx.refresh_token} if ctx.refresh_token else {}),
+            },
+            http=self.http,
+            redirect_uri=ctx.redirect_uri,
+            **extra,
+        )
+
     async def _token(
         self,
         ctx: AuthContext,
@@ -214,32 +242,73 @@ class Connections:
         grant_type: typing.Literal["authorization_code", "client_credentials", "password", "refresh_token"] | None,
         code: str | None = None,
         code_verifier: str | None = None,
+        query: Mapping[str, str] | None = None,
     ) -> TokenSet:
-        """Run one token request and parse its answer."""
+        """Run one token request (or the ``get_token_data`` hook) and read its answer.
+
+        The ``credentials_from_token_response`` hook, when set, turns the answer into credentials.
+        """
         spec = ctx.integration
-        request = token_request(ctx, grant_type=grant_type, code=code, code_verifier=code_verifier)
-        response = await self._send(request, integration=spec.key)
         ttl = spec.auth.ttl if isinstance(spec.auth, CustomTokenAuth) else None
-        return parse_token_response(
+        get_token_data = self._hook(spec, "get_token_data") if grant_type != "refresh_token" else None
+        if get_token_data is not None:
+            hook_ctx = self._hook_context(ctx, code=code, code_verifier=code_verifier, query=dict(query or {}))
+            data = await call_hook(get_token_data, hook_ctx, integration=spec.key, name="get_token_data")
+            endpoint = f"hook {spec.auth.hooks.get_token_data}"  # type: ignore[union-attr]
+            response = httpx.Response(200, json=data)
+        else:
+            request = token_request(ctx, grant_type=grant_type, code=code, code_verifier=code_verifier)
+            response = await self._send(request, integration=spec.key)
+            endpoint = _endpoint(request.url)
+        tokens = parse_token_response(
             spec,
             response,
             now=self.clock(),
-            endpoint=_endpoint(request.url),
+            endpoint=endpoint,
             default_ttl=ttl,
             previous_refresh_token=ctx.refresh_token,
         )
+        transform = self._hook(spec, "credentials_from_token_response")
+        if transform is not None:
+            hook_ctx = self._hook_context(ctx, code=code, query=dict(query or {}))
+            result = await call_hook(
+                transform, hook_ctx, dict(tokens.raw), integration=spec.key, name="credentials_from_token_response"
+            )
+            tokens = token_set_from_credentials(result, now=self.clock(), integration=spec.key)
+        return tokens
+
+    async def fetch_refresh(
+        self, connection: ConnectionRecord, spec: Integration, creds: CredentialRecord | None
+    ) -> TokenSet:
+        """One refresh against the upstream (the TokenKeeper calls this under its lease).
+
+        Authorization code: the refresh_token grant (or ``refresh.request``); client credentials,
+        password and custom token: the token request again; ``refresh_credentials`` hook when set.
+        """
+        auth = spec.auth
+        ctx = self._context(spec, connection.parameters, creds)
+        hook = self._hook(spec, "refresh_credentials")
+        if hook is not None:
+            result = await call_hook(hook, self._hook_context(ctx), integration=spec.key, name="refresh_credentials")
+            current = {"refresh_token": creds.refresh_token} if creds and creds.refresh_token else {}
+            merged = {**current, **(result if isinstance(result, Mapping) else {"access_token": None})}
+            return token_set_from_credentials(merged, now=self.clock(), integration=spec.key)
+        if isinstance(auth, OAuth2Auth) and auth.grant_type == "authorization_code":
+            if not auth.refresh_token or creds is None or not creds.refresh_token:
+                raise TokenEndpointError(
+                    f"{spec.key}: the token cannot be refreshed without the user (no refresh token): reconnect",
+                    integration=spec.key,
+                    permanent=True,
+                )
+            return await self._token(ctx, grant_type="refresh_token")
+        if isinstance(auth, OAuth2Auth):
+            return await self._token(ctx, grant_type=auth.grant_type)
+        if isinstance(auth, CustomTokenAuth):
+            return await self._token(ctx, grant_type=None)
+        raise ConnectionStateError(f"a {auth.type} connection has no token to refresh")
 
     def _warning(self, spec: Integration, tokens: TokenSet) -> str | None:
-        if tokens.expires_at is None:
-            return None
-        ttl = tokens.expires_at - self.clock()
-        if ttl < spec.refresh.min_ttl:
-            minimum = int(spec.refresh.min_ttl.total_seconds())
-            return (
-                f"the token lives {int(ttl.total_seconds())} s, under the {minimum} s minimum: "
-                "expect a refresh before most requests"
-            )
-        return None
+        return ttl_warning(spec, tokens, self.clock)
 
     @staticmethod
     def _credentials(
@@ -402,7 +471,7 @@ class Connections:
         if isinstance(auth, OAuth2Auth) and auth.grant_type == "authorization_code":
             return Connected(connection, await self._start_flow(connection, spec, return_to))
         if isinstance(auth, OAuth2Auth | CustomTokenAuth):
-            await self.refresh(connection_id, force=True)
+            await self.refresh(connection_id)
             return Connected(await self.store.connections.get(connection_id))
         raise ConnectionStateError(f"a {auth.type} connection has nothing to reconnect: update its credentials instead")
 
@@ -455,7 +524,7 @@ class Connections:
             if not code:
                 return await fail("the provider's redirect carried no authorization code")
             tokens = await self._token(
-                ctx, grant_type="authorization_code", code=code, code_verifier=flow.code_verifier
+                ctx, grant_type="authorization_code", code=code, code_verifier=flow.code_verifier, query=query
             )
         except AuthBridgeError as exc:
             # The flow is used up: whatever went wrong (upstream, template, spec) is the connection's error.
@@ -468,64 +537,20 @@ class Connections:
         await self.store.events.add("connection.authorized", connection_id=connection.id, integration_key=spec.key)
         return CallbackResult(await self.store.connections.get(connection.id), flow.return_to)
 
-    async def refresh(self, connection_id: str, *, force: bool = False) -> CredentialRecord:
-        """Refresh a connection's token now (a simple refresh; the lifecycle rules build on it)."""
+    async def refresh(self, connection_id: str, *, force: bool = True) -> CredentialRecord:
+        """Refresh now (``POST /connections/{id}/refresh``), exactly once even when others ask at the same time."""
         connection = await self.store.connections.get(connection_id)
         spec = (await self.store.integrations.get(connection.integration_key)).spec
+        if not isinstance(spec.auth, OAuth2Auth | CustomTokenAuth):
+            raise ConnectionStateError(f"a {spec.auth.type} connection has no token to refresh")
         creds = await self.store.credentials.load(connection_id)
-        auth = spec.auth
-        ctx = self._context(spec, connection.parameters, creds)
-        if isinstance(auth, OAuth2Auth) and auth.grant_type == "authorization_code":
-            if not auth.refresh_token or creds is None or not creds.refresh_token:
-                raise ConnectionStateError(
-                    f"connection {connection_id} cannot be refreshed without the user: reconnect it"
-                )
-            grant: typing.Any = "refresh_token"
-        elif isinstance(auth, OAuth2Auth):
-            grant = auth.grant_type
-        elif isinstance(auth, CustomTokenAuth):
-            grant = None
-        else:
-            raise ConnectionStateError(f"a {auth.type} connection has no token to refresh")
-        try:
-            tokens = await self._token(ctx, grant_type=grant)
-        except TokenEndpointError as exc:
-            status = "needs_reauth" if exc.permanent else connection.status
-            await self.store.connections.set_status(
-                connection_id, status, last_error=str(exc), expires_at=connection.expires_at, warning=connection.warning
-            )
-            await self.store.events.add(
-                "connection.refresh_failed",
-                connection_id=connection_id,
-                integration_key=spec.key,
-                data={"permanent": exc.permanent, "reason": str(exc)},
-            )
-            raise
-        fresh = self._credentials(tokens, inputs=ctx.inputs, extra={**(creds.extra if creds else {}), **tokens.extra})
-        await self.store.credentials.save(connection_id, fresh)
-        await self.store.connections.set_status(
-            connection_id, "active", expires_at=tokens.expires_at, warning=self._warning(spec, tokens), refreshed=True
-        )
-        await self.store.events.add("connection.refreshed", connection_id=connection_id, integration_key=spec.key)
-        return fresh
+        return await self.keeper.refresh(connection_id, seen_version=creds.version if creds else 0, force=force)
 
     async def token(self, connection_id: str) -> FreshToken:
         """A valid access token, refreshed first when it is inside the refresh window."""
-        connection = await self.store.connections.get(connection_id)
-        if connection.status != "active":
-            raise ConnectionStateError(
-                f"connection {connection_id} is {connection.status}"
-                + (f": {connection.last_error}" if connection.last_error else "")
-            )
-        spec = (await self.store.integrations.get(connection.integration_key)).spec
-        creds = await self.store.credentials.load(connection_id)
-        if creds is None or creds.access_token is None:
-            raise ConnectionStateError(f"connection {connection_id} ({spec.auth.type}) has no access token")
-        if creds.expires_at is not None and isinstance(spec.auth, OAuth2Auth | CustomTokenAuth):
-            window = spec.refresh.window
-            if creds.expires_at - self.clock() <= window:
-                creds = await self.refresh(connection_id)
-        assert creds.access_token is not None
+        _connection, creds = await self.keeper.fresh(connection_id)
+        if creds.access_token is None:
+            raise ConnectionStateError(f"connection {connection_id} has no access token (its auth type uses none)")
         return FreshToken(creds.access_token, creds.token_type or "Bearer", creds.expires_at)
 
     async def delete(self, connection_id: str) -> DeleteResult:
@@ -558,32 +583,52 @@ class Connections:
         return DeleteResult(revoked, problem)
 
     async def test(self, connection_id: str) -> TestResult:
-        """Send the integration's ``test`` request with the connection's credentials; report the outcome."""
-        connection = await self.store.connections.get(connection_id)
+        """Run the integration's ``test`` hook or request with the connection's credentials; report the outcome.
+
+        A rejection in ``refresh.on_status`` is refreshed and retried once, as every request is.
+        """
+        connection, creds = await self.keeper.fresh(connection_id)
         spec = (await self.store.integrations.get(connection.integration_key)).spec
+        hook = self._hook(spec, "test")
+        if hook is not None:
+            ctx = self._context(spec, connection.parameters, creds)
+            try:
+                outcome = await call_hook(hook, self._hook_context(ctx), integration=spec.key, name="test")
+            except UpstreamError as exc:
+                return await self._tested(connection_id, spec, TestResult(False, None, str(exc)))
+            detail = outcome if isinstance(outcome, str) else f"the test hook answered {bool(outcome)}"
+            return await self._tested(connection_id, spec, TestResult(bool(outcome), None, detail))
         if spec.test is None:
             return TestResult(False, None, f"integration {spec.key} declares no test request (add `test:` to its spec)")
-        if isinstance(spec.auth, OAuth2Auth | CustomTokenAuth):
-            await self.token(connection_id)  # refreshes first when due; raises when the connection is not usable
-        creds = await self.store.credentials.load(connection_id)
-        ctx = self._context(spec, connection.parameters, creds)
-        request = api_request(ctx, spec.test.method, spec.test.path)
+        request = api_request(self._context(spec, connection.parameters, creds), spec.test.method, spec.test.path)
         try:
             response = await self._send(request, integration=spec.key)
+            if creds.access_token is not None and isinstance(spec.auth, OAuth2Auth | CustomTokenAuth):
+                retry = await self.keeper.after_rejection(
+                    connection_id, creds.access_token, response.status_code, response.headers.get("www-authenticate")
+                )
+                if retry is not None:
+                    request = api_request(
+                        self._context(spec, connection.parameters, retry), spec.test.method, spec.test.path
+                    )
+                    response = await self._send(request, integration=spec.key)
         except UpstreamError as exc:
-            return TestResult(False, None, str(exc))
+            return await self._tested(connection_id, spec, TestResult(False, None, str(exc)))
         ok = response.status_code in spec.test.expect_status
         expected = " or ".join(str(s) for s in spec.test.expect_status)
         detail = f"{spec.test.method} {_endpoint(request.url)} answered {response.status_code}" + (
             "" if ok else f", expected {expected}"
         )
+        return await self._tested(connection_id, spec, TestResult(ok, response.status_code, detail))
+
+    async def _tested(self, connection_id: str, spec: Integration, result: TestResult) -> TestResult:
         await self.store.events.add(
             "connection.tested",
             connection_id=connection_id,
             integration_key=spec.key,
-            data={"ok": ok, "status": response.status_code},
+            data={"ok": result.ok, "status": result.status},
         )
-        return TestResult(ok, response.status_code, detail)
+        return result
 
     async def view(self, connection_id: str) -> tuple[ConnectionRecord, list[str] | None]:
         """A connection and its granted scopes (never a token)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authbridge.store.connections import ConnectionRepo, CredentialRepo, FlowRepo
-from authbridge.store.crypto import FileKeyRing, Key, KeyRing, generate_key, parse_key_ring
+from authbridge.store.crypto import FileKeyRing, Key, KeyRing, format_key_ring, generate_key, parse_key_ring
 from authbridge.store.db import create_engine, migrate, ping, redact_url
 from authbridge.store.keys import KeyManager
 from authbridge.store.records import (
@@ -17,12 +17,15 @@ from authbridge.store.records import (
     IntegrationRecord,
 )
 from authbridge.store.repo import ApiKeyRepo, EventRepo, IntegrationRepo, StoreContext
+from authbridge.store.webhooks import ClaimedDelivery, DeliveryRecord, WebhookRecord, WebhookRepo, check_webhook_url
 from authbridge.types import Clock, utcnow
 
 __all__ = [
     "ApiKeyRecord",
+    "ClaimedDelivery",
     "ConnectionRecord",
     "CredentialRecord",
+    "DeliveryRecord",
     "EventRecord",
     "FileKeyRing",
     "FlowRecord",
@@ -30,6 +33,9 @@ __all__ = [
     "Key",
     "KeyRing",
     "Store",
+    "WebhookRecord",
+    "check_webhook_url",
+    "format_key_ring",
     "generate_key",
     "parse_key_ring",
     "redact_url",
@@ -56,6 +62,7 @@ class Store:
         self.events = EventRepo(self.ctx)
         self.api_keys = ApiKeyRepo(self.ctx)
         self.keys = KeyManager(self.ctx)
+        self.webhooks = WebhookRepo(self.ctx)
 
     @classmethod
     async def open(cls, url: str, keyring: KeyRing, *, clock: Clock = utcnow, run_migrations: bool = True) -> Store:

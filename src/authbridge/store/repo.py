@@ -11,14 +11,22 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, literal, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from authbridge.errors import ConflictError, IntegrationNotFound, NotFoundError, StoreError
 from authbridge.spec import SECRET_MASK, Integration
 from authbridge.store.crypto import KeyRing, aad_for
-from authbridge.store.models import ApiKeyRow, ConnectionRow, EventRow, IntegrationRow
+from authbridge.store.models import (
+    ApiKeyRow,
+    ConnectionRow,
+    EventRow,
+    IntegrationRow,
+    UTCDateTime,
+    WebhookDeliveryRow,
+    WebhookRow,
+)
 from authbridge.store.records import ApiKeyRecord, EventRecord, IntegrationRecord
 from authbridge.types import Clock, JSONDict, utcnow
 
@@ -252,17 +260,29 @@ class EventRepo:
         integration_key: str | None = None,
         data: JSONDict | None = None,
     ) -> EventRecord:
-        """Append an event."""
+        """Append an event, and queue its delivery to every active webhook in the same transaction."""
+        now = self._ctx.clock()
         row = EventRow(
             type=type,
             connection_id=connection_id,
             integration_key=integration_key,
             data=data or {},
-            created_at=self._ctx.clock(),
+            created_at=now,
         )
         async with self._ctx.session() as session:
             session.add(row)
             await session.flush()
+            await session.execute(
+                insert(WebhookDeliveryRow).from_select(
+                    ["webhook_id", "event_id", "attempts", "next_attempt_at"],
+                    select(
+                        WebhookRow.id,
+                        literal(row.id),
+                        literal(0),
+                        literal(now, UTCDateTime()),
+                    ).where(WebhookRow.disabled_at.is_(None)),
+                )
+            )
         return EventRecord(row.id, row.type, row.connection_id, row.integration_key, row.data, row.created_at)
 
     async def list(

@@ -1,0 +1,281 @@
+"""Fresh tokens, refreshed exactly once across coroutines, worker processes and replicas.
+
+How one refresh happens (DESIGN rule 3):
+
+1. In the process, one task per connection does the work (single flight); other coroutines await it.
+2. Across processes and replicas, that task takes a *lease* on the connection row: a conditional
+   ``UPDATE`` of ``refresh_lease_until``/``refresh_lease_owner``, times on the database's clock, the
+   lease longer than the whole token-endpoint deadline. No transaction is held open across the
+   HTTP call (it would pin a pooled connection) and no advisory lock is used (PgBouncer breaks them).
+3. With the lease, it re-reads the credentials: if their version moved since the caller looked,
+   someone else refreshed and their result is used. Otherwise it calls the token endpoint once and
+   writes the result only over the version it read; the new pair is committed before anyone uses it.
+4. Without the lease, it polls until the credentials' version moves (the holder's result) or the
+   lease expires (a dead holder): then it takes the lease itself.
+
+On ``invalid_grant`` it re-reads first: another worker may have rotated the refresh token; only
+otherwise is the connection marked ``needs_reauth``. Transient failures keep the current token and
+back off; they never mark the connection dead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+import anyio
+
+from authbridge.auth import TokenSet
+from authbridge.auth.lifecycle import REJECTION_REFRESH_INTERVAL, backoff_delay, is_refresh_due, refresh_on_rejection
+from authbridge.errors import ConnectionStateError, TokenEndpointError, UpstreamError
+from authbridge.spec import Integration
+from authbridge.store import ConnectionRecord, CredentialRecord, Store
+from authbridge.types import Clock
+
+__all__ = ["Fetch", "TokenKeeper", "ttl_warning"]
+
+logger = logging.getLogger("authbridge.refresh")
+
+#: The function that performs one refresh against the upstream (the broker's, hooks included).
+Fetch = Callable[[ConnectionRecord, Integration, CredentialRecord | None], Awaitable[TokenSet]]
+
+
+class TokenKeeper:
+    """Hands out valid credentials and performs every refresh exactly once.
+
+    ```
+    keeper = TokenKeeper(store, fetch=connections.fetch_refresh, clock=utcnow, deadline=30.0)
+    connection, creds = await keeper.fresh(connection_id)
+    ```
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        fetch: Fetch,
+        clock: Clock,
+        deadline: float = 30.0,
+        lease: timedelta | None = None,
+        poll: float = 0.05,
+        owner: str | None = None,
+    ) -> None:
+        self.store = store
+        self.fetch = fetch
+        self.clock = clock
+        self.deadline = deadline
+        #: The lease outlives the whole HTTP deadline, so a live holder never loses it mid-call.
+        self.lease = lease if lease is not None else timedelta(seconds=deadline + 5)
+        if self.lease.total_seconds() <= deadline:
+            raise ValueError("the refresh lease must outlive the refresh deadline")
+        self.poll = poll
+        self.owner = owner or uuid.uuid4().hex
+        self._inflight: dict[str, asyncio.Future[CredentialRecord | None]] = {}
+        self._rejection_refreshes: dict[str, datetime] = {}
+
+    async def _spec(self, connection: ConnectionRecord) -> Integration:
+        return (await self.store.integrations.get(connection.integration_key)).spec
+
+    async def fresh(self, connection_id: str) -> tuple[ConnectionRecord, CredentialRecord]:
+        """An active connection's credentials, refreshed first when inside the refresh window.
+
+        A transient refresh failure still returns the current token while it is valid.
+        """
+        connection = await self.store.connections.get(connection_id)
+        if connection.status != "active":
+            reason = f": {connection.last_error}" if connection.last_error else ""
+            raise ConnectionStateError(f"connection {connection_id} is {connection.status}{reason}")
+        creds = await self.store.credentials.load(connection_id)
+        if creds is None:
+            raise ConnectionStateError(f"connection {connection_id} has no credentials")
+        spec = await self._spec(connection)
+        now = self.clock()
+        if not is_refresh_due(spec.refresh, expires_at=creds.expires_at, obtained_at=creds.obtained_at, now=now):
+            return connection, creds
+        still_valid = creds.expires_at is not None and creds.expires_at > now
+        if connection.next_refresh_at is not None and now < connection.next_refresh_at and still_valid:
+            return connection, creds  # backing off after a transient failure: keep using the current token
+        try:
+            refreshed = await self.refresh(connection_id, seen_version=creds.version)
+        except TokenEndpointError as exc:
+            if exc.permanent:
+                raise ConnectionStateError(f"connection {connection_id} needs re-authorization: {exc}") from None
+            if still_valid:
+                return connection, creds
+            raise
+        except UpstreamError:
+            if still_valid:
+                return connection, creds
+            raise
+        return await self.store.connections.get(connection_id), refreshed
+
+    async def after_rejection(
+        self, connection_id: str, rejected_token: str, status: int, www_authenticate: str | None = None
+    ) -> CredentialRecord | None:
+        """Credentials to retry with after the upstream rejected ``rejected_token``; None: return the rejection.
+
+        If the stored token already differs (someone refreshed), that one is used without another
+        refresh. Rejection-triggered refreshes are limited to one per 30 s per connection.
+        """
+        connection = await self.store.connections.get(connection_id)
+        spec = await self._spec(connection)
+        if not refresh_on_rejection(spec.refresh, status, www_authenticate):
+            return None
+        creds = await self.store.credentials.load(connection_id)
+        if creds is None:
+            return None
+        if creds.access_token != rejected_token:
+            return creds
+        # The token a rejection-triggered refresh produced less than 30 s ago is rejected again: the API
+        # misbehaves, and another refresh would only rotate tokens in a storm. (Counted per process.)
+        last = self._rejection_refreshes.get(connection_id)
+        if last is not None and self.clock() - last < REJECTION_REFRESH_INTERVAL:
+            return None
+        self._rejection_refreshes[connection_id] = self.clock()
+        try:
+            return await self.refresh(connection_id, seen_version=creds.version, force=True)
+        except (TokenEndpointError, UpstreamError) as exc:
+            logger.info("refresh after a %s rejection failed for %s: %s", status, connection_id, exc)
+            return None
+
+    async def refresh(self, connection_id: str, *, seen_version: int | None, force: bool = False) -> CredentialRecord:
+        """Refresh once. Concurrent callers in this process share one attempt; other processes wait for it.
+
+        ``seen_version`` is the credentials' version the caller looked at: if it moved, that newer
+        result is returned instead of refreshing again. ``force`` refreshes even outside the window.
+        """
+        task = self._inflight.get(connection_id)
+        if task is None:
+            task = asyncio.ensure_future(self._refresh(connection_id, seen_version, force))
+            self._inflight[connection_id] = task
+            task.add_done_callback(lambda _t: self._inflight.pop(connection_id, None))
+        result = await asyncio.shield(task)
+        if result is None:
+            raise ConnectionStateError(f"connection {connection_id} has no credentials to refresh")
+        return result
+
+    async def _refresh(self, connection_id: str, seen_version: int | None, force: bool) -> CredentialRecord | None:
+        start = await self.store.credentials.load(connection_id)
+        baseline = seen_version if seen_version is not None else (start.version if start else 0)
+        give_up = anyio.current_time() + self.lease.total_seconds() + self.deadline
+        while True:
+            if await self.store.connections.take_lease(connection_id, self.owner, self.lease):
+                try:
+                    return await self._with_lease(connection_id, baseline, force)
+                finally:
+                    with contextlib.suppress(Exception):
+                        await self.store.connections.release_lease(connection_id, self.owner)
+            await anyio.sleep(self.poll)
+            latest = await self.store.credentials.load(connection_id)
+            if latest is not None and latest.version != baseline:
+                return latest  # the lease holder's result
+            if anyio.current_time() > give_up:
+                raise UpstreamError(f"connection {connection_id}: another worker's refresh did not finish in time")
+
+    async def _with_lease(self, connection_id: str, baseline: int, force: bool) -> CredentialRecord | None:
+        connection = await self.store.connections.get(connection_id)
+        spec = await self._spec(connection)
+        creds = await self.store.credentials.load(connection_id)
+        version = creds.version if creds else 0
+        if version != baseline:
+            return creds  # someone refreshed between the caller's look and our lease
+        if (
+            not force
+            and creds is not None
+            and not is_refresh_due(
+                spec.refresh, expires_at=creds.expires_at, obtained_at=creds.obtained_at, now=self.clock()
+            )
+        ):
+            return creds
+        try:
+            with anyio.fail_after(self.deadline):
+                tokens = await self.fetch(connection, spec, creds)
+        except TimeoutError:
+            await self._failed(
+                connection, spec, UpstreamError(f"{spec.key}: the refresh took over {self.deadline:g} s")
+            )
+            raise UpstreamError(f"{spec.key}: the refresh took over {self.deadline:g} s") from None
+        except TokenEndpointError as exc:
+            if exc.permanent:
+                latest = await self.store.credentials.load(connection_id)
+                if latest is not None and latest.version != version:
+                    return latest  # another worker rotated the refresh token: use its result
+            await self._failed(connection, spec, exc)
+            raise
+        except UpstreamError as exc:
+            await self._failed(connection, spec, exc)
+            raise
+        fresh = CredentialRecord(
+            access_token=tokens.access_token,
+            refresh_token=tokens.refresh_token or (creds.refresh_token if creds else None),
+            token_type=tokens.token_type,
+            expires_at=tokens.expires_at,
+            scopes=tokens.scopes if tokens.scopes is not None else (creds.scopes if creds else None),
+            raw=tokens.raw,
+            extra={**(creds.extra if creds else {}), **tokens.extra},
+            inputs=dict(creds.inputs) if creds else {},
+        )
+        saved = await self.store.credentials.save(connection_id, fresh, expected_version=version)
+        if saved is None:
+            return await self.store.credentials.load(connection_id)
+        warning = ttl_warning(spec, tokens, self.clock)
+        await self.store.connections.record_refresh(
+            connection_id, ok=True, expires_at=tokens.expires_at, warning=warning
+        )
+        await self.store.events.add(
+            "connection.refreshed",
+            connection_id=connection_id,
+            integration_key=spec.key,
+            data={"expires_at": tokens.expires_at.isoformat() if tokens.expires_at else None},
+        )
+        if connection.refresh_failures:
+            await self.store.events.add(
+                "connection.recovered",
+                connection_id=connection_id,
+                integration_key=spec.key,
+                data={"after_failures": connection.refresh_failures},
+            )
+        return saved
+
+    async def _failed(self, connection: ConnectionRecord, spec: Integration, exc: UpstreamError) -> None:
+        permanent = isinstance(exc, TokenEndpointError) and exc.permanent
+        reason = str(exc)
+        if permanent:
+            await self.store.connections.record_refresh(
+                connection.id, ok=False, status="needs_reauth", last_error=reason
+            )
+        else:
+            retry_after = exc.retry_after if isinstance(exc, TokenEndpointError) else None
+            delay = backoff_delay(connection.refresh_failures + 1, retry_after=retry_after)
+            await self.store.connections.record_refresh(
+                connection.id, ok=False, last_error=reason, next_refresh_at=self.clock() + delay
+            )
+        await self.store.events.add(
+            "connection.refresh_failed",
+            connection_id=connection.id,
+            integration_key=spec.key,
+            data={"kind": "permanent" if permanent else "transient", "reason": reason},
+        )
+        if permanent:
+            await self.store.events.add(
+                "connection.needs_reauth",
+                connection_id=connection.id,
+                integration_key=spec.key,
+                data={"reason": reason},
+            )
+
+
+def ttl_warning(spec: Integration, tokens: TokenSet, clock: Clock) -> str | None:
+    """The connection's warning when the token lives less than ``refresh.min_ttl`` (Airkit's 5 minutes)."""
+    if tokens.expires_at is None:
+        return None
+    ttl = tokens.expires_at - clock()
+    # A second of slack: the expiry was computed a moment ago from the response's `expires_in`.
+    if ttl + timedelta(seconds=1) >= spec.refresh.min_ttl:
+        return None
+    minimum = int(spec.refresh.min_ttl.total_seconds())
+    return f"the token lives {round(ttl.total_seconds())} s, under the {minimum} s minimum: expect frequent refreshes"
