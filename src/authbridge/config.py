@@ -180,8 +180,13 @@ class Settings:
         return host in self.allow_http_hosts or (self.allow_private_networks and host in _LOOPBACK)
 
     def return_origin_allowed(self, origin: str) -> bool:
-        """Whether the OAuth callback may redirect the browser to this origin (``scheme://host[:port]``)."""
-        return origin.rstrip("/").lower() in self.allowed_return_origins
+        """Whether the OAuth callback may redirect the browser to this origin (``scheme://host[:port]``).
+
+        AuthBridge's own origin (the console) always may.
+        """
+        origin = origin.rstrip("/").lower()
+        own = urlsplit(self.public_url)
+        return origin in self.allowed_return_origins or origin == f"{own.scheme}://{own.netloc}".lower()
 
     def hook_allowed(self, reference: str) -> bool:
         """Whether a ``module:function`` hook comes from an allowed module."""
