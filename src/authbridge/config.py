@@ -17,6 +17,8 @@ settings.redirect_uri                      # "http://127.0.0.1:8000/oauth/callba
 | AUTHBRIDGE_ALLOWED_RETURN_ORIGINS | (none) | comma-separated origins `return_to` may point at |
 | AUTHBRIDGE_HTTP_TIMEOUT | 10 | seconds for each call to a token or revocation endpoint |
 | AUTHBRIDGE_BACKGROUND_TASKS | true | run the token refresher and webhook delivery inside the server |
+| AUTHBRIDGE_PROXY_CONNECT_TIMEOUT | 10 | seconds to connect to an upstream through the proxy |
+| AUTHBRIDGE_PROXY_READ_TIMEOUT | 60 | seconds the proxy waits between bytes of an upstream answer |
 | AUTHBRIDGE_HOOK_MODULES | (none) | comma-separated module prefixes whose hooks specs may name |
 | AUTHBRIDGE_HOST / AUTHBRIDGE_PORT | 127.0.0.1 / 8000 | where `authbridge run` listens |
 | AUTHBRIDGE_LOG_LEVEL | info | debug, info, warning, error |
@@ -118,6 +120,8 @@ class Settings:
     allowed_return_origins: tuple[str, ...] = ()
     http_timeout: float = 10.0
     background_tasks: bool = True
+    proxy_connect_timeout: float = 10.0
+    proxy_read_timeout: float = 60.0
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
@@ -154,6 +158,8 @@ class Settings:
             ),
             http_timeout=_seconds(env, "AUTHBRIDGE_HTTP_TIMEOUT", 10.0),
             background_tasks=_bool(env, "AUTHBRIDGE_BACKGROUND_TASKS", True),
+            proxy_connect_timeout=_seconds(env, "AUTHBRIDGE_PROXY_CONNECT_TIMEOUT", 10.0),
+            proxy_read_timeout=_seconds(env, "AUTHBRIDGE_PROXY_READ_TIMEOUT", 60.0),
             host=env.get("AUTHBRIDGE_HOST") or "127.0.0.1",
             port=int(port_raw),
             log_level=level,

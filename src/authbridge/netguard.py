@@ -17,13 +17,15 @@ import socket
 import ssl
 import typing
 
+import aiohttp
+import aiohttp.abc
 import anyio
 import httpcore
 import httpx
 
 from authbridge.errors import OutboundBlockedError
 
-__all__ = ["GuardedBackend", "guarded_transport", "is_public_address"]
+__all__ = ["GuardedBackend", "GuardedResolver", "guarded_transport", "is_public_address"]
 
 
 def is_public_address(address: str) -> bool:
@@ -101,3 +103,28 @@ def guarded_transport(
         network_backend=GuardedBackend(allow_private=allow_private),
     )
     return transport
+
+
+class GuardedResolver(aiohttp.abc.AbstractResolver):
+    """The same guard for aiohttp (the proxy's client): names resolving to private addresses are refused.
+
+    aiohttp connects to the addresses this returns, so rebinding between check and connect does not
+    get through. IP literals never reach a resolver: the proxy checks those itself.
+    """
+
+    def __init__(self, *, allow_private: bool = False) -> None:
+        self._inner = aiohttp.ThreadedResolver()
+        self._allow_private = allow_private
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[aiohttp.abc.ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        if not self._allow_private:
+            for result in results:
+                if not is_public_address(result["host"]):
+                    raise _blocked(host, result["host"])
+        return results
+
+    async def close(self) -> None:
+        await self._inner.close()

@@ -534,6 +534,7 @@ class Connections:
         await self.store.connections.set_status(
             connection.id, "active", expires_at=tokens.expires_at, warning=self._warning(spec, tokens), refreshed=True
         )
+        self.keeper.changed(connection.id)
         await self.store.events.add("connection.authorized", connection_id=connection.id, integration_key=spec.key)
         return CallbackResult(await self.store.connections.get(connection.id), flow.return_to)
 
@@ -572,6 +573,7 @@ class Connections:
                 problem = str(exc)
                 logger.warning("revocation failed for connection %s: %s", connection_id, problem)
         await self.store.connections.delete(connection_id)
+        self.keeper.changed(connection_id)
         if revoked:
             await self.store.events.add("connection.revoked", connection_id=connection_id, integration_key=spec.key)
         await self.store.events.add(

@@ -32,7 +32,7 @@ import anyio
 from authbridge.auth import TokenSet
 from authbridge.auth.lifecycle import REJECTION_REFRESH_INTERVAL, backoff_delay, is_refresh_due, refresh_on_rejection
 from authbridge.errors import ConnectionStateError, TokenEndpointError, UpstreamError
-from authbridge.spec import Integration
+from authbridge.spec import Integration, NoneAuth
 from authbridge.store import ConnectionRecord, CredentialRecord, Store
 from authbridge.types import Clock
 
@@ -76,6 +76,13 @@ class TokenKeeper:
         self.owner = owner or uuid.uuid4().hex
         self._inflight: dict[str, asyncio.Future[CredentialRecord | None]] = {}
         self._rejection_refreshes: dict[str, datetime] = {}
+        #: Called with a connection id whenever its stored credentials change in this process.
+        self.listeners: list[Callable[[str], None]] = []
+
+    def changed(self, connection_id: str) -> None:
+        """Tell the listeners (the proxy's cache) that a connection's credentials changed or went away."""
+        for listener in self.listeners:
+            listener(connection_id)
 
     async def _spec(self, connection: ConnectionRecord) -> Integration:
         return (await self.store.integrations.get(connection.integration_key)).spec
@@ -90,9 +97,11 @@ class TokenKeeper:
             reason = f": {connection.last_error}" if connection.last_error else ""
             raise ConnectionStateError(f"connection {connection_id} is {connection.status}{reason}")
         creds = await self.store.credentials.load(connection_id)
-        if creds is None:
-            raise ConnectionStateError(f"connection {connection_id} has no credentials")
         spec = await self._spec(connection)
+        if creds is None:
+            if isinstance(spec.auth, NoneAuth):
+                return connection, CredentialRecord()
+            raise ConnectionStateError(f"connection {connection_id} has no credentials")
         now = self.clock()
         if not is_refresh_due(spec.refresh, expires_at=creds.expires_at, obtained_at=creds.obtained_at, now=now):
             return connection, creds
@@ -220,6 +229,7 @@ class TokenKeeper:
             inputs=dict(creds.inputs) if creds else {},
         )
         saved = await self.store.credentials.save(connection_id, fresh, expected_version=version)
+        self.changed(connection_id)
         if saved is None:
             return await self.store.credentials.load(connection_id)
         warning = ttl_warning(spec, tokens, self.clock)
@@ -248,6 +258,7 @@ class TokenKeeper:
             await self.store.connections.record_refresh(
                 connection.id, ok=False, status="needs_reauth", last_error=reason
             )
+            self.changed(connection.id)
         else:
             retry_after = exc.retry_after if isinstance(exc, TokenEndpointError) else None
             delay = backoff_delay(connection.refresh_failures + 1, retry_after=retry_after)

@@ -1,0 +1,360 @@
+"""The proxy: ``ANY /proxy/{connection_id}/{path}`` forwarded upstream with the connection's credentials.
+
+The hot path is raw ASGI over aiohttp's client (measured: benchmarks/proxy.py, docs/performance.md).
+Per request it does dictionary lookups and header filtering only: API keys and each connection's
+target (base URL, headers, query, token) are cached in memory until the token enters its refresh
+window (at most a minute), and dropped at once when this process refreshes or deletes the
+connection. Another process's refresh shows up as a 401 from the upstream, which re-reads the
+stored token before refreshing (refresh rule 2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import ipaddress
+import json
+import logging
+import random
+import time
+import typing
+from collections.abc import AsyncIterator
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import aiohttp
+
+from authbridge.auth import AuthContext
+from authbridge.auth.lifecycle import effective_window, refresh_on_rejection
+from authbridge.auth.placement import base_url, credential_headers_and_query
+from authbridge.broker import Broker
+from authbridge.errors import (
+    AuthBridgeError,
+    AuthenticationError,
+    ConnectionStateError,
+    NotFoundError,
+    OutboundBlockedError,
+    UpstreamError,
+)
+from authbridge.netguard import is_public_address
+from authbridge.proxy.headers import caller_key, forward_headers, response_headers, safe_path
+from authbridge.spec import RefreshPolicy
+
+__all__ = ["Proxy", "ProxyTimeouts"]
+
+logger = logging.getLogger("authbridge.proxy")
+
+Scope = typing.MutableMapping[str, typing.Any]
+Message = typing.MutableMapping[str, typing.Any]
+Receive = typing.Callable[[], typing.Awaitable[Message]]
+Send = typing.Callable[[Message], typing.Awaitable[None]]
+
+#: Request bodies up to this size are buffered so a rejected request can be replayed once.
+REPLAY_LIMIT = 10 * 1024 * 1024
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+_RETRYABLE = frozenset({429, 502, 503, 504})
+_MAX_RETRIES = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class ProxyTimeouts:
+    """How long the proxy waits for the upstream.
+
+    ```
+    ProxyTimeouts(connect=10.0, read=60.0)   # read: between bytes of the answer
+    ```
+    """
+
+    connect: float = 10.0
+    read: float = 60.0
+
+
+@dataclasses.dataclass(frozen=True)
+class _Target:
+    base: str
+    headers: dict[str, str]
+    query: list[tuple[str, str]]
+    token: str | None
+    policy: RefreshPolicy
+    good_until: float
+
+
+class _Problem(Exception):
+    def __init__(self, status: int, code: str, message: str, side: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.side = status, code, message, side
+
+
+def _problem_of(exc: AuthBridgeError) -> _Problem:
+    if isinstance(exc, AuthenticationError):
+        return _Problem(401, exc.code, exc.message, "authbridge")
+    if isinstance(exc, NotFoundError):
+        return _Problem(404, exc.code, exc.message, "authbridge")
+    if isinstance(exc, ConnectionStateError):
+        return _Problem(409, exc.code, exc.message, "authbridge")
+    if isinstance(exc, UpstreamError):
+        return _Problem(502, exc.code, exc.message, "upstream")
+    return _Problem(exc.status_code if exc.status_code >= 400 else 500, exc.code, exc.message, exc.side)
+
+
+class Proxy:
+    """Forwards requests with credentials in place. Built by the app's lifespan; one per process."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        session: aiohttp.ClientSession,
+        *,
+        timeouts: ProxyTimeouts = ProxyTimeouts(),
+        allow_private: bool = False,
+        key_ttl: float = 30.0,
+        target_ttl: float = 60.0,
+    ) -> None:
+        self.broker = broker
+        self.session = session
+        self.timeout = aiohttp.ClientTimeout(total=None, connect=timeouts.connect, sock_read=timeouts.read)
+        self.allow_private = allow_private
+        self.key_ttl = key_ttl
+        self.target_ttl = target_ttl
+        self._keys: dict[str, float] = {}
+        self._targets: dict[str, _Target] = {}
+        broker.connections.keeper.listeners.append(self.forget)
+
+    def forget(self, connection_id: str) -> None:
+        """Drop a connection's cached target (its token was refreshed, or it was deleted)."""
+        self._targets.pop(connection_id, None)
+
+    # -- per request ------------------------------------------------------------------------------
+
+    async def _authenticate(self, key: str | None) -> None:
+        now = time.monotonic()
+        if key is not None and self._keys.get(key, 0.0) > now:
+            return
+        await self.broker.authenticate(key)
+        assert key is not None
+        if len(self._keys) > 10_000:
+            self._keys.clear()
+        self._keys[key] = now + self.key_ttl
+
+    async def _target(self, connection_id: str) -> _Target:
+        cached = self._targets.get(connection_id)
+        if cached is not None and cached.good_until > time.monotonic():
+            return cached
+        connection, creds = await self.broker.connections.keeper.fresh(connection_id)
+        spec = (await self.broker.get_integration(connection.integration_key)).spec
+        ctx = AuthContext(
+            integration=spec,
+            parameters=connection.parameters,
+            inputs=creds.inputs,
+            credentials=creds.extra,
+            access_token=creds.access_token,
+            refresh_token=creds.refresh_token,
+            allow_http=self.broker.policy.allow_http,
+        )
+        headers, query = credential_headers_and_query(ctx)
+        ttl = self.target_ttl
+        if creds.expires_at is not None:
+            lifetime = creds.expires_at - creds.obtained_at if creds.obtained_at else None
+            due = creds.expires_at - effective_window(spec.refresh, lifetime)
+            ttl = max(0.0, min(ttl, (due - self.broker.clock()).total_seconds()))
+        target = _Target(
+            base=base_url(ctx).rstrip("/"),
+            headers=headers,
+            query=list(query.items()),
+            token=creds.access_token,
+            policy=spec.refresh,
+            good_until=time.monotonic() + ttl,
+        )
+        self._targets[connection_id] = target
+        return target
+
+    def _check_host(self, url: str) -> None:
+        """IP literals skip the resolver, so they are checked here (host names: GuardedResolver)."""
+        if self.allow_private:
+            return
+        host = urlsplit(url).hostname or ""
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return
+        if not is_public_address(host):
+            raise OutboundBlockedError(
+                f"refusing to connect to {host}: a loopback, private or link-local address; "
+                "set AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS=true to allow calls to private networks"
+            )
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ``/proxy/{connection_id}/{path}`` request."""
+        try:
+            await self._handle(scope, receive, send)
+        except _Problem as problem:
+            await _error(send, problem)
+        except AuthBridgeError as exc:
+            await _error(send, _problem_of(exc))
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        key, key_in_authorization = caller_key(headers)
+        await self._authenticate(key)
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+        _, _, rest = raw_path.decode("latin-1").partition("/proxy/")
+        connection_id, _, path = rest.partition("/")
+        safe = safe_path(path)
+        if not connection_id or safe is None:
+            raise _Problem(400, "invalid_path", "the path must stay inside the integration's base URL", "authbridge")
+        target = await self._target(connection_id)
+        method: str = scope["method"]
+        retries = _retries(headers, method)
+        body, replayable = await _read_body(receive)
+
+        attempt = 0
+        rejected = False
+        while True:
+            url = _url(target, safe, scope.get("query_string", b""))
+            self._check_host(url)
+            out_headers = forward_headers(headers, drop_authorization=key_in_authorization, injected=target.headers)
+            response = await self._send(method, url, out_headers, body if replayable else _stream(body, receive))
+            status = response.status
+            if (
+                not rejected
+                and replayable
+                and target.token is not None
+                and refresh_on_rejection(target.policy, status, response.headers.get("WWW-Authenticate"))
+            ):
+                rejected = True
+                fresh = await self.broker.connections.keeper.after_rejection(
+                    connection_id, target.token, status, response.headers.get("WWW-Authenticate")
+                )
+                if fresh is not None:
+                    response.release()
+                    self.forget(connection_id)
+                    target = await self._target(connection_id)
+                    continue
+            if status in _RETRYABLE and attempt < retries and replayable:
+                attempt += 1
+                delay = _retry_delay(attempt, response.headers.get("Retry-After"))
+                response.release()
+                await asyncio.sleep(delay)
+                continue
+            await _relay(response, send)
+            return
+
+    async def _send(
+        self, method: str, url: str, headers: dict[str, str], body: bytes | AsyncIterator[bytes]
+    ) -> aiohttp.ClientResponse:
+        try:
+            return await self.session.request(
+                method,
+                url,
+                headers=headers,
+                data=body if body else None,
+                allow_redirects=False,
+                timeout=self.timeout,
+                skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
+            )
+        except OutboundBlockedError:
+            raise
+        except TimeoutError:
+            raise _Problem(504, "upstream_timeout", f"{_origin(url)} did not answer in time", "upstream") from None
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, OutboundBlockedError):
+                raise exc.os_error from None
+            raise _Problem(502, "upstream_unreachable", f"cannot reach {_origin(url)}", "upstream") from None
+        except aiohttp.ClientError as exc:
+            raise _Problem(
+                502, "upstream_unreachable", f"{_origin(url)} failed: {type(exc).__name__}", "upstream"
+            ) from None
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _url(target: _Target, path: str, query_string: bytes) -> str:
+    url = f"{target.base}/{path}"
+    if not target.query:
+        return f"{url}?{query_string.decode('latin-1')}" if query_string else url
+    injected = {name for name, _ in target.query}
+    caller = [(k, v) for k, v in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True) if k not in injected]
+    return f"{url}?{urlencode(caller + target.query)}"
+
+
+def _retries(headers: list[tuple[bytes, bytes]], method: str) -> int:
+    for name, value in headers:
+        if name == b"x-authbridge-retries":
+            if method not in _IDEMPOTENT:
+                return 0
+            try:
+                return max(0, min(int(value), _MAX_RETRIES))
+            except ValueError:
+                raise _Problem(
+                    400, "invalid_retries", f"X-AuthBridge-Retries takes 0 to {_MAX_RETRIES}", "authbridge"
+                ) from None
+    return 0
+
+
+def _retry_delay(attempt: int, retry_after: str | None) -> float:
+    delay: float = min(0.1 * 2.0 ** (attempt - 1), 5.0) * (0.5 + random.random() / 2)  # noqa: S311 - jitter
+    if retry_after and retry_after.strip().isdigit():
+        delay = max(delay, min(float(retry_after), 30.0))
+    return delay
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, bool]:
+    """Buffer the request body up to REPLAY_LIMIT: (body, True); beyond, (what was read, False)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Problem(499, "client_disconnected", "the caller went away", "authbridge")
+        chunk = message.get("body", b"")
+        if chunk:
+            chunks.append(chunk)
+            size += len(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), True
+        if size > REPLAY_LIMIT:
+            return b"".join(chunks), False
+
+
+async def _stream(head: bytes, receive: Receive) -> AsyncIterator[bytes]:
+    """The buffered start of a large body, then the rest as it arrives (not replayable)."""
+    yield head
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False) or message["type"] == "http.disconnect":
+            return
+
+
+async def _relay(response: aiohttp.ClientResponse, send: Send) -> None:
+    """Stream the upstream's answer back without buffering it."""
+    try:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": response_headers(list(response.raw_headers)),
+            }
+        )
+        try:
+            async for chunk in response.content.iter_any():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            # Headers are sent: all that is left is to end the body; the caller sees it cut short.
+            logger.warning("upstream answer cut short: %s", type(exc).__name__)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    finally:
+        response.release()
+
+
+async def _error(send: Send, problem: _Problem) -> None:
+    body = json.dumps({"error": {"code": problem.code, "message": problem.message, "side": problem.side}}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if problem.status == 401:
+        headers.append((b"www-authenticate", b"Bearer"))
+    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -1,0 +1,89 @@
+"""Header and path rules of the proxy: hop-by-hop filtering, the caller's key, paths that stay inside the base URL."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote
+
+__all__ = ["HOP_BY_HOP", "caller_key", "forward_headers", "response_headers", "safe_path"]
+
+#: RFC 9110 §7.6.1 hop-by-hop headers, plus ones a proxy must set itself.
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:.*")
+_NOT_FORWARDED = HOP_BY_HOP | {b"host", b"content-length", b"x-authbridge-key", b"x-authbridge-retries"}
+
+
+def caller_key(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, bool]:
+    """The caller's AuthBridge key, and whether it came in ``Authorization`` (which is then not forwarded)."""
+    bearer = None
+    for name, value in headers:
+        if name == b"x-authbridge-key":
+            return value.decode("latin-1").strip(), False
+        if name == b"authorization" and value[:7].lower() == b"bearer ":
+            bearer = value[7:].decode("latin-1").strip()
+    return bearer, bearer is not None
+
+
+def _connection_listed(headers: list[tuple[bytes, bytes]]) -> set[bytes]:
+    listed: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            listed.update(part.strip().lower() for part in value.split(b","))
+    return listed
+
+
+def forward_headers(
+    headers: list[tuple[bytes, bytes]], *, drop_authorization: bool, injected: dict[str, str]
+) -> dict[str, str]:
+    """The caller's headers to send upstream: no hop-by-hop, no AuthBridge key, injected ones win.
+
+    Names are compared case-insensitively; an injected header replaces a caller's header of the
+    same name.
+    """
+    dropped = _NOT_FORWARDED | _connection_listed(headers) | {k.lower().encode("latin-1") for k in injected}
+    if drop_authorization:
+        dropped = dropped | {b"authorization"}
+    out: dict[str, str] = {}
+    for name, value in headers:
+        if name not in dropped:
+            key = name.decode("latin-1")
+            text = value.decode("latin-1")
+            out[key] = f"{out[key]}, {text}" if key in out else text
+    out.update(injected)
+    return out
+
+
+def response_headers(items: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The upstream's response headers to pass back, minus hop-by-hop ones."""
+    listed = _connection_listed(items)
+    return [(k, v) for k, v in items if k.lower() not in HOP_BY_HOP and k.lower() not in listed]
+
+
+def safe_path(raw: str) -> str | None:
+    """The path to append to the base URL, or None when it would leave it (``..``, ``//host``, a URL).
+
+    ``raw`` keeps the caller's percent-encoding; each decoded segment is checked as well, so
+    ``%2e%2e`` is caught.
+    """
+    first = unquote(raw.split("/", 1)[0])
+    if raw.startswith("/") or "\\" in raw or _SCHEME.fullmatch(first):
+        return None
+    for segment in raw.split("/"):
+        decoded = unquote(segment)
+        if decoded in {".", ".."} or ("/" in decoded and any(p in {".", ".."} for p in decoded.split("/"))):
+            return None
+        if "\\" in decoded or any(ord(c) < 0x20 for c in decoded):
+            return None
+    return raw

@@ -1,0 +1,147 @@
+"""A test upstream API on loopback (raw ASGI under uvicorn, in a thread): echo, statuses, big bodies, tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import socket
+import threading
+import time
+import typing
+from collections.abc import Iterator
+from urllib.parse import parse_qsl
+
+import uvicorn
+
+Scope = dict[str, typing.Any]
+
+
+class UpstreamState:
+    """What the test can see and change: the valid token, counters, queued statuses."""
+
+    def __init__(self) -> None:
+        self.valid_tokens: set[str] = set()
+        self.logins = 0
+        self.statuses: list[tuple[int, dict[str, str]]] = []
+        self.requests = 0
+        self.login_status: int | None = None
+
+    def reset(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+
+async def _body(receive: typing.Any) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _json(send: typing.Any, status: int, data: object, headers: dict[str, str] | None = None) -> None:
+    body = json.dumps(data).encode()
+    items = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    items += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": items})
+    await send({"type": "http.response.body", "body": body})
+
+
+def make_app(state: UpstreamState) -> typing.Any:
+    """The ASGI app."""
+
+    async def app(scope: Scope, receive: typing.Any, send: typing.Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        state.requests += 1
+        path: str = scope["path"]
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        body = await _body(receive)
+        if path == "/login":
+            state.logins += 1
+            if state.login_status is not None:
+                await _json(send, state.login_status, {"error": "invalid_grant", "error_description": "revoked"})
+                return
+            token = "tok-" + secrets.token_hex(8)
+            state.valid_tokens = {token}
+            await _json(send, 200, {"token": token, "expires_in": 3600})
+            return
+        if state.statuses:
+            status, extra = state.statuses.pop(0)
+            await _json(send, status, {"status": status}, extra)
+            return
+        if path.startswith("/protected"):
+            token = headers.get("authorization", "").removeprefix("Bearer ")
+            if token not in state.valid_tokens:
+                await _json(send, 401, {"error": "invalid_token"}, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+                return
+        if path == "/big":
+            size = int(dict(parse_qsl(scope["query_string"].decode())).get("mb", "1")) * 1024 * 1024
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"application/octet-stream"),
+                        (b"content-length", str(size).encode()),
+                    ],
+                }
+            )
+            chunk = b"\0" * 65536
+            sent = 0
+            while sent < size:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                sent += len(chunk)
+            await send({"type": "http.response.body", "body": b""})
+            return
+        if path == "/slow":
+            await asyncio.sleep(float(dict(parse_qsl(scope["query_string"].decode())).get("s", "2")))
+        await _json(
+            send,
+            200,
+            {
+                "method": scope["method"],
+                "path": path,
+                "raw_path": (scope.get("raw_path") or b"").decode("latin-1"),
+                "query": parse_qsl(scope["query_string"].decode(), keep_blank_values=True),
+                "headers": headers,
+                "body": body.decode("latin-1"),
+            },
+            {"Set-Cookie": "upstream=1", "X-Upstream": "yes", "Connection": "close, X-Hop", "X-Hop": "drop-me"},
+        )
+
+    return app
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serve(app: typing.Any, port: int) -> Iterator[str]:
+    """Run an ASGI app under uvicorn in a thread; yield its base URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 10
+    while not server.started:
+        if time.time() > deadline:
+            raise RuntimeError("the upstream did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
