@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check install clean
+.PHONY: run test check install clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ check: $(STAMP)
 
 test: check
 	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/proxy.py --write docs/performance.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 
 import pytest
 
 import authbridge
 
 PUBLIC = {
-    "authbridge": ["__version__"],
+    "authbridge": ["AsyncAuthBridgeClient", "AuthBridgeClient", "Bridge", "__version__"],
+    "authbridge.bridge": ["Bridge", "ConnectionAuth"],
+    "authbridge.client": [
+        "AsyncAuthBridgeClient",
+        "AsyncConnections",
+        "AsyncIntegrations",
+        "AuthBridgeAPIError",
+        "AuthBridgeClient",
+        "Connection",
+        "ConnectionTestResult",
+        "Connections",
+        "DeletedConnection",
+        "ImportResult",
+        "Integrations",
+        "Token",
+    ],
     "authbridge.errors": [
         "AuthBridgeError",
         "AuthenticationError",
@@ -65,6 +82,16 @@ def test_exported_members(module_name: str) -> None:
     assert sorted(module.__all__) == sorted(PUBLIC[module_name])
     for name in module.__all__:
         assert hasattr(module, name), name
+
+
+def test_sdk_is_imported_lazily() -> None:
+    """``import authbridge`` imports neither SDK module; the first use of a name does."""
+    code = (
+        "import sys, authbridge; "
+        "assert 'authbridge.client' not in sys.modules and 'authbridge.bridge' not in sys.modules; "
+        "assert authbridge.AuthBridgeClient.__module__ == 'authbridge.client'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_version() -> None:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import hmac
 import logging
+import os
+import secrets
 import typing
 from collections.abc import AsyncIterator
 
@@ -18,15 +22,17 @@ from authbridge.api import install_api
 from authbridge.broker import Broker, Policy, WebhookDispatcher
 from authbridge.broker.background import BackgroundRefresher
 from authbridge.config import Settings
+from authbridge.console import install_console
 from authbridge.errors import ConfigError, CryptoError
 from authbridge.netguard import GuardedResolver, guarded_transport
-from authbridge.proxy import Proxy, ProxyMiddleware, ProxyTimeouts
+from authbridge.proxy import PROXY_PREFIX, Proxy, ProxyTimeouts
 from authbridge.redact import RedactingFilter
 from authbridge.store import FileKeyRing, KeyRing, Store, parse_key_ring
 from authbridge.types import Clock, utcnow
 
 __all__ = [
     "configure_logging",
+    "console_secret",
     "create_app",
     "http_client",
     "open_key_ring",
@@ -114,8 +120,51 @@ async def run_background(
         group.start_soon(dispatcher.run_forever, stop)
 
 
+_CONSOLE_LABEL = b"authbridge console sessions v1"
+
+
+def console_secret(settings: Settings) -> bytes:
+    """The key that signs console sessions and CSRF tokens: HMAC-SHA256 of a fixed label under a shared secret.
+
+    The shared secret is AUTHBRIDGE_ENCRYPTION_KEYS when set (every replica has the same, and rotating
+    it ends the sessions), else ``console.key`` in the data dir: 32 random bytes, mode 0600, made on
+    first start. Nothing a browser sees reveals either.
+    """
+    if settings.encryption_keys:
+        material = settings.encryption_keys.encode("utf-8")
+    else:
+        path = settings.data_dir / "console.key"
+        if not path.exists():
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass  # another process made it first: read theirs
+            else:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(secrets.token_bytes(32))
+        material = path.read_bytes()
+        if len(material) < 32:
+            raise ConfigError(f"{path} is shorter than 32 bytes: delete it to make a new one (this ends the sessions)")
+    return hmac.new(material, _CONSOLE_LABEL, hashlib.sha256).digest()
+
+
+class _AuthBridgeApp(FastAPI):
+    """FastAPI, with ``/proxy/...`` dispatched before any of Starlette's middleware and routing.
+
+    The proxy is the hot path; it handles its own errors (docs/performance.md).
+    """
+
+    async def __call__(self, scope: typing.Any, receive: typing.Any, send: typing.Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(PROXY_PREFIX):
+            proxy: Proxy = self.state.proxy
+            await proxy.handle(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
-    """Build the ASGI app. The store is opened by the lifespan, so building the app does no I/O.
+    """Build the ASGI app. The store is opened by the lifespan; building the app only reads the console key.
 
     ```
     app = create_app(Settings.from_env())
@@ -151,7 +200,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
             await http.aclose()
             await store.close()
 
-    app = FastAPI(
+    app = _AuthBridgeApp(
         title="AuthBridge",
         version=__version__,
         description="Holds the credentials your application needs to call third-party APIs for its users.",
@@ -159,5 +208,5 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
     )
     app.state.settings = settings
     install_api(app)
-    app.add_middleware(ProxyMiddleware)
+    install_console(app, secret=console_secret(settings))
     return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import time
 import typing
 
 import httpx
@@ -42,6 +44,8 @@ class Policy(typing.NamedTuple):
     return_origin_allowed: typing.Callable[[str], bool] = lambda _origin: False
     #: The longest one refresh may take, all HTTP included; the refresh lease outlives it.
     refresh_deadline: float = 30.0
+    #: How long a verified API key is remembered (revocations elsewhere take effect within this).
+    key_cache_ttl: float = 30.0
 
 
 def _hooks(spec: Integration) -> list[tuple[str, str]]:
@@ -71,6 +75,8 @@ class Broker:
         self.store = store
         self.policy = policy or Policy()
         self.clock = clock
+        self._keys: dict[bytes, tuple[float, ApiKeyRecord]] = {}
+        self._keys_generation = store.api_keys.generation
         self._connections = (
             Connections(
                 store,
@@ -165,10 +171,28 @@ class Broker:
     # -- API keys and health ------------------------------------------------------------------
 
     async def authenticate(self, api_key: str | None) -> ApiKeyRecord:
-        """The record of a valid API key, or AuthenticationError (which never says what was wrong)."""
-        record = await self.store.api_keys.verify(api_key) if api_key else None
+        """The record of a valid API key, or AuthenticationError (which never says what was wrong).
+
+        Valid keys are remembered for ``policy.key_cache_ttl`` seconds (every proxied request
+        authenticates). A revocation in this process takes effect at once; one made by another
+        process (``authbridge api-keys revoke``) within that time.
+        """
+        if not api_key:
+            raise AuthenticationError("missing or invalid API key")
+        if self._keys_generation != self.store.api_keys.generation:
+            self._keys.clear()
+            self._keys_generation = self.store.api_keys.generation
+        digest = hashlib.sha256(api_key.encode()).digest()
+        now = time.monotonic()
+        cached = self._keys.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        record = await self.store.api_keys.verify(api_key)
         if record is None:
             raise AuthenticationError("missing or invalid API key")
+        if len(self._keys) > 10_000:
+            self._keys.clear()
+        self._keys[digest] = (now + self.policy.key_cache_ttl, record)
         return record
 
     async def healthy(self) -> bool:

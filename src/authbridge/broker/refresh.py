@@ -32,7 +32,7 @@ import anyio
 from authbridge.auth import TokenSet
 from authbridge.auth.lifecycle import REJECTION_REFRESH_INTERVAL, backoff_delay, is_refresh_due, refresh_on_rejection
 from authbridge.errors import ConnectionStateError, TokenEndpointError, UpstreamError
-from authbridge.spec import Integration, NoneAuth
+from authbridge.spec import CustomTokenAuth, Integration, NoneAuth, OAuth2Auth
 from authbridge.store import ConnectionRecord, CredentialRecord, Store
 from authbridge.types import Clock
 
@@ -132,6 +132,8 @@ class TokenKeeper:
         """
         connection = await self.store.connections.get(connection_id)
         spec = await self._spec(connection)
+        if not isinstance(spec.auth, OAuth2Auth | CustomTokenAuth):
+            return None  # a static token or password: nothing to refresh, the rejection stands
         if not refresh_on_rejection(spec.refresh, status, www_authenticate):
             return None
         creds = await self.store.credentials.load(connection_id)

@@ -1,8 +1,8 @@
 """The proxy: ``ANY /proxy/{connection_id}/{path}`` forwarded upstream with the connection's credentials.
 
 The hot path is raw ASGI over aiohttp's client (measured: benchmarks/proxy.py, docs/performance.md).
-Per request it does dictionary lookups and header filtering only: API keys and each connection's
-target (base URL, headers, query, token) are cached in memory until the token enters its refresh
+Per request it does dictionary lookups and header filtering only: API keys (by the broker) and each
+connection's target (base URL, headers, query, token) are cached in memory until the token enters its refresh
 window (at most a minute), and dropped at once when this process refreshes or deletes the
 connection. Another process's refresh shows up as a 401 from the upstream, which re-reads the
 stored token before refreshing (refresh rule 2).
@@ -53,6 +53,8 @@ REPLAY_LIMIT = 10 * 1024 * 1024
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _RETRYABLE = frozenset({429, 502, 503, 504})
 _MAX_RETRIES = 5
+#: aiohttp adds these unless told not to; the caller's own (or none) go upstream.
+_SKIP_AUTO = frozenset({"User-Agent", "Accept-Encoding", "Accept", "Content-Type"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +74,7 @@ class ProxyTimeouts:
 class _Target:
     base: str
     headers: dict[str, str]
+    injected: frozenset[bytes]
     query: list[tuple[str, str]]
     token: str | None
     policy: RefreshPolicy
@@ -106,16 +109,13 @@ class Proxy:
         *,
         timeouts: ProxyTimeouts = ProxyTimeouts(),
         allow_private: bool = False,
-        key_ttl: float = 30.0,
         target_ttl: float = 60.0,
     ) -> None:
         self.broker = broker
         self.session = session
         self.timeout = aiohttp.ClientTimeout(total=None, connect=timeouts.connect, sock_read=timeouts.read)
         self.allow_private = allow_private
-        self.key_ttl = key_ttl
         self.target_ttl = target_ttl
-        self._keys: dict[str, float] = {}
         self._targets: dict[str, _Target] = {}
         broker.connections.keeper.listeners.append(self.forget)
 
@@ -124,16 +124,6 @@ class Proxy:
         self._targets.pop(connection_id, None)
 
     # -- per request ------------------------------------------------------------------------------
-
-    async def _authenticate(self, key: str | None) -> None:
-        now = time.monotonic()
-        if key is not None and self._keys.get(key, 0.0) > now:
-            return
-        await self.broker.authenticate(key)
-        assert key is not None
-        if len(self._keys) > 10_000:
-            self._keys.clear()
-        self._keys[key] = now + self.key_ttl
 
     async def _target(self, connection_id: str) -> _Target:
         cached = self._targets.get(connection_id)
@@ -156,9 +146,12 @@ class Proxy:
             lifetime = creds.expires_at - creds.obtained_at if creds.obtained_at else None
             due = creds.expires_at - effective_window(spec.refresh, lifetime)
             ttl = max(0.0, min(ttl, (due - self.broker.clock()).total_seconds()))
+        base = base_url(ctx).rstrip("/")
+        self._check_host(base)  # once per target: the base URL fixes the host
         target = _Target(
-            base=base_url(ctx).rstrip("/"),
+            base=base,
             headers=headers,
+            injected=frozenset(name.lower().encode("latin-1") for name in headers),
             query=list(query.items()),
             token=creds.access_token,
             policy=spec.refresh,
@@ -194,7 +187,7 @@ class Proxy:
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         key, key_in_authorization = caller_key(headers)
-        await self._authenticate(key)
+        await self.broker.authenticate(key)  # cached in memory by the broker
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
         _, _, rest = raw_path.decode("latin-1").partition("/proxy/")
         connection_id, _, path = rest.partition("/")
@@ -210,8 +203,12 @@ class Proxy:
         rejected = False
         while True:
             url = _url(target, safe, scope.get("query_string", b""))
-            self._check_host(url)
-            out_headers = forward_headers(headers, drop_authorization=key_in_authorization, injected=target.headers)
+            out_headers = forward_headers(
+                headers,
+                drop_authorization=key_in_authorization,
+                injected=target.headers,
+                injected_names=target.injected,
+            )
             response = await self._send(method, url, out_headers, body if replayable else _stream(body, receive))
             status = response.status
             if (
@@ -249,7 +246,7 @@ class Proxy:
                 data=body if body else None,
                 allow_redirects=False,
                 timeout=self.timeout,
-                skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
+                skip_auto_headers=_SKIP_AUTO,
             )
         except OutboundBlockedError:
             raise

@@ -21,6 +21,7 @@ HOP_BY_HOP = frozenset(
         b"upgrade",
     }
 )
+_NOTHING: frozenset[bytes] = frozenset()
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:.*")
 _NOT_FORWARDED = HOP_BY_HOP | {b"host", b"content-length", b"x-authbridge-key", b"x-authbridge-retries"}
 
@@ -36,28 +37,39 @@ def caller_key(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, bool]:
     return bearer, bearer is not None
 
 
-def _connection_listed(headers: list[tuple[bytes, bytes]]) -> set[bytes]:
-    listed: set[bytes] = set()
+def _connection_listed(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    listed: set[bytes] | None = None
     for name, value in headers:
         if name.lower() == b"connection":
+            listed = listed or set()
             listed.update(part.strip().lower() for part in value.split(b","))
-    return listed
+    return frozenset(listed) if listed else _NOTHING
 
 
 def forward_headers(
-    headers: list[tuple[bytes, bytes]], *, drop_authorization: bool, injected: dict[str, str]
+    headers: list[tuple[bytes, bytes]],
+    *,
+    drop_authorization: bool,
+    injected: dict[str, str],
+    injected_names: frozenset[bytes] | None = None,
 ) -> dict[str, str]:
     """The caller's headers to send upstream: no hop-by-hop, no AuthBridge key, injected ones win.
 
-    Names are compared case-insensitively; an injected header replaces a caller's header of the
-    same name.
+    Names are compared case-insensitively (ASGI gives them lower-cased); an injected header
+    replaces a caller's header of the same name. ``injected_names`` (lower-cased, encoded) may be
+    passed precomputed: this runs on every proxied request.
     """
-    dropped = _NOT_FORWARDED | _connection_listed(headers) | {k.lower().encode("latin-1") for k in injected}
-    if drop_authorization:
-        dropped = dropped | {b"authorization"}
+    if injected_names is None:
+        injected_names = frozenset(k.lower().encode("latin-1") for k in injected)
+    listed = _connection_listed(headers)
     out: dict[str, str] = {}
     for name, value in headers:
-        if name not in dropped:
+        if (
+            name not in _NOT_FORWARDED
+            and name not in injected_names
+            and not (drop_authorization and name == b"authorization")
+            and name not in listed
+        ):
             key = name.decode("latin-1")
             text = value.decode("latin-1")
             out[key] = f"{out[key]}, {text}" if key in out else text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from authbridge.store.admin import AdminPasswordRepo
 from authbridge.store.connections import ConnectionRepo, CredentialRepo, FlowRepo
 from authbridge.store.crypto import FileKeyRing, Key, KeyRing, format_key_ring, generate_key, parse_key_ring
 from authbridge.store.db import create_engine, migrate, ping, redact_url
@@ -21,6 +22,7 @@ from authbridge.store.webhooks import ClaimedDelivery, DeliveryRecord, WebhookRe
 from authbridge.types import Clock, utcnow
 
 __all__ = [
+    "AdminPasswordRepo",
     "ApiKeyRecord",
     "ClaimedDelivery",
     "ConnectionRecord",
@@ -63,6 +65,7 @@ class Store:
         self.api_keys = ApiKeyRepo(self.ctx)
         self.keys = KeyManager(self.ctx)
         self.webhooks = WebhookRepo(self.ctx)
+        self.admin = AdminPasswordRepo(self.ctx)
 
     @classmethod
     async def open(cls, url: str, keyring: KeyRing, *, clock: Clock = utcnow, run_migrations: bool = True) -> Store:

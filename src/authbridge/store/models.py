@@ -11,6 +11,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "SECRET_COLUMNS",
+    "AdminPasswordRow",
     "ApiKeyRow",
     "Base",
     "ConnectionRow",
@@ -207,3 +208,13 @@ SECRET_COLUMNS: tuple[tuple[type[Base], str, str], ...] = (
     (OAuthFlowRow, "state_hash", "code_verifier"),
     (WebhookRow, "id", "secret"),
 )
+
+
+class AdminPasswordRow(Base):
+    """The console's admin password (one row, ``id = "admin"``), stored as an scrypt hash."""
+
+    __tablename__ = "admin_password"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime]

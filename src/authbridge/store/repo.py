@@ -181,6 +181,8 @@ class ApiKeyRepo:
 
     def __init__(self, ctx: StoreContext) -> None:
         self._ctx = ctx
+        #: Bumped by every revocation through this repository, so caches of verified keys can be dropped.
+        self.generation = 0
 
     @staticmethod
     def _record(row: ApiKeyRow) -> ApiKeyRecord:
@@ -229,6 +231,7 @@ class ApiKeyRepo:
             if len(live) > 1:
                 raise ConflictError(f"{len(live)} active keys match {ident!r}: give the id instead")
             live[0].revoked_at = self._ctx.clock()
+            self.generation += 1
             return self._record(live[0])
 
     async def verify(self, plaintext: str) -> ApiKeyRecord | None:

@@ -1,0 +1,227 @@
+"""AuthBridge in your own process, without the server: the broker on your database, and an ``httpx.Auth``.
+
+```
+async with Bridge.open("postgresql+asyncpg://ab@db/authbridge") as bridge:
+    base = await bridge.base_url(connection_id)
+    async with httpx.AsyncClient(auth=bridge.auth(connection_id), base_url=base) as api:
+        response = await api.get("/user")     # token injected; refreshed and retried once on a 401
+```
+
+The bridge is built like the server's lifespan builds its broker (``app.open_store``,
+``app.http_client``, ``app.policy_for``), so it shares the server's database, key ring and rules.
+It runs no background refresher: tokens are refreshed when used (``authbridge refresher`` or a
+server does the rest).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import AsyncGenerator, AsyncIterator, Generator
+from types import TracebackType
+
+import httpx
+
+from authbridge.app import http_client, open_store, policy_for
+from authbridge.auth import AuthContext
+from authbridge.auth.lifecycle import refresh_on_rejection
+from authbridge.auth.placement import base_url, credential_headers_and_query
+from authbridge.broker import Broker, Connections, FreshToken
+from authbridge.config import Settings
+from authbridge.errors import UnsafeValueError
+from authbridge.spec import CustomTokenAuth, Integration, OAuth2Auth
+from authbridge.store import ConnectionRecord, CredentialRecord
+from authbridge.types import Clock, utcnow
+
+__all__ = ["Bridge", "ConnectionAuth"]
+
+
+def _inside(url: httpx.URL, base: httpx.URL) -> bool:
+    """Whether ``url`` is on ``base``'s origin and under its path."""
+    if (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port):
+        return False
+    prefix = base.path.rstrip("/")
+    return not prefix or url.path == prefix or url.path.startswith(prefix + "/")
+
+
+class ConnectionAuth(httpx.Auth):
+    """Puts one connection's credentials on each request, and refreshes and retries once when rejected.
+
+    ```
+    async with httpx.AsyncClient(auth=bridge.auth(connection_id), base_url=base) as api:
+        await api.post("/items", json={"name": "x"})
+    ```
+
+    Each request gets the integration's request headers and query parameters and the token where
+    the integration's ``token`` placement says (``credential_headers_and_query``), with a valid
+    token (refreshed first inside the refresh window). An answer in the integration's
+    ``refresh.on_status`` (401/403 by default) is handed to ``TokenKeeper.after_rejection``: when it
+    gives new credentials the request is sent once more with them, body included; a second
+    rejection is returned as is. Credentials are only ever sent under the integration's base URL,
+    so keep ``follow_redirects`` off (httpx's default) for a token in a custom header.
+
+    The core is async-only: use ``httpx.AsyncClient``.
+    """
+
+    requires_request_body = True
+
+    def __init__(self, bridge: Bridge, connection_id: str) -> None:
+        self._bridge = bridge
+        self.connection_id = connection_id
+
+    def __repr__(self) -> str:
+        return f"ConnectionAuth(connection_id={self.connection_id!r})"
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Refused: the refresh rules are async (database and token endpoint), so is this auth."""
+        raise RuntimeError(
+            "authbridge's ConnectionAuth works with httpx.AsyncClient only (AuthBridge's core is async); "
+            "use `async with httpx.AsyncClient(auth=bridge.auth(connection_id)) as client`"
+        )
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        """Inject, send; on a rejection worth a refresh, inject the new credentials and send once more."""
+        await request.aread()  # buffered, so the retry can replay it
+        url, headers = request.url, request.headers.copy()
+        keeper = self._bridge.connections.keeper
+        connection, creds = await keeper.fresh(self.connection_id)
+        spec = (await self._bridge.broker.get_integration(connection.integration_key)).spec
+        self._place(request, url, headers, self._bridge.context(spec, connection, creds))
+        response = yield request
+
+        rejected = creds.access_token
+        challenge = response.headers.get("www-authenticate")
+        if (
+            rejected is None
+            or not isinstance(spec.auth, OAuth2Auth | CustomTokenAuth)
+            or not refresh_on_rejection(spec.refresh, response.status_code, challenge)
+        ):
+            return
+        retry = await keeper.after_rejection(self.connection_id, rejected, response.status_code, challenge)
+        if retry is None:
+            return
+        self._place(request, url, headers, self._bridge.context(spec, connection, retry))
+        yield request
+
+    def _place(self, request: httpx.Request, url: httpx.URL, headers: httpx.Headers, ctx: AuthContext) -> None:
+        """Set the request's URL and headers to the caller's plus the connection's credentials."""
+        base = httpx.URL(base_url(ctx))
+        if not _inside(url, base):
+            raise UnsafeValueError(
+                f"connection {self.connection_id}: refusing to send its credentials to "
+                f"{url.scheme}://{url.netloc.decode('ascii')}{url.path}, outside the integration's base URL {base}"
+            )
+        extra_headers, query = credential_headers_and_query(ctx)
+        request.url = url.copy_merge_params(query) if query else url
+        request.headers = headers.copy()
+        request.headers.update(extra_headers)
+
+
+class Bridge:
+    """AuthBridge without the server: connections, tokens and an ``httpx.Auth``, on your database.
+
+    ```
+    async with Bridge.open("sqlite:///data/authbridge.db") as bridge:
+        token = await bridge.token(connection_id)
+        auth = bridge.auth(connection_id)          # for httpx.AsyncClient(auth=...)
+        await bridge.connections.test(connection_id)
+    ```
+
+    ``database_url`` overrides ``settings.database_url``; ``settings`` defaults to
+    ``Settings.from_env()`` (the ``AUTHBRIDGE_*`` variables: the key ring comes from there or from
+    the data directory's key file, and must be the one the database was written with). Building a
+    Bridge does no I/O; ``start()`` (or ``async with``) connects and migrates, ``aclose()`` closes.
+    """
+
+    def __init__(
+        self, database_url: str | None = None, *, settings: Settings | None = None, clock: Clock = utcnow
+    ) -> None:
+        settings = settings if settings is not None else Settings.from_env()
+        if database_url is not None:
+            # from_env on a one-entry mapping normalizes the URL (sqlite:///, postgresql://...) as the server does.
+            url = Settings.from_env({"AUTHBRIDGE_DATABASE_URL": database_url}).database_url
+            settings = dataclasses.replace(settings, database_url=url)
+        self.settings = settings
+        self.clock = clock
+        self._broker: Broker | None = None
+        self._http: httpx.AsyncClient | None = None
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(
+        cls, database_url: str | None = None, *, settings: Settings | None = None, clock: Clock = utcnow
+    ) -> AsyncIterator[Bridge]:
+        """A started bridge, closed on exit: ``async with Bridge.open(url) as bridge``."""
+        async with cls(database_url, settings=settings, clock=clock) as bridge:
+            yield bridge
+
+    async def start(self) -> Bridge:
+        """Open the store (migrating it) and the outbound client; build the broker."""
+        if self._broker is not None:
+            raise RuntimeError("this Bridge is already started")
+        store = await open_store(self.settings, clock=self.clock)
+        self._http = http_client(self.settings)
+        self._broker = Broker(store, http=self._http, policy=policy_for(self.settings), clock=self.clock)
+        return self
+
+    async def aclose(self) -> None:
+        """Close the outbound client and the store."""
+        broker, http = self._broker, self._http
+        self._broker = self._http = None
+        try:
+            if http is not None:
+                await http.aclose()
+        finally:
+            if broker is not None:
+                await broker.store.close()
+
+    async def __aenter__(self) -> Bridge:
+        return await self.start()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    @property
+    def broker(self) -> Broker:
+        """The broker: integrations, API keys, events, and ``connections``."""
+        if self._broker is None:
+            raise RuntimeError(
+                "start the Bridge first: `async with Bridge.open(...) as bridge`, or `await bridge.start()`"
+            )
+        return self._broker
+
+    @property
+    def connections(self) -> Connections:
+        """Connected-account operations: create, callback, token, refresh, test, delete, view."""
+        return self.broker.connections
+
+    def auth(self, connection_id: str) -> ConnectionAuth:
+        """An ``httpx.Auth`` for ``httpx.AsyncClient`` that sends requests as this connection."""
+        return ConnectionAuth(self, connection_id)
+
+    async def token(self, connection_id: str) -> FreshToken:
+        """A valid access token, refreshed first when it is inside the refresh window."""
+        return await self.connections.token(connection_id)
+
+    async def base_url(self, connection_id: str) -> str:
+        """The connection's API base URL (the integration's ``request.base_url``, rendered)."""
+        connection, creds = await self.connections.keeper.fresh(connection_id)
+        spec = (await self.broker.get_integration(connection.integration_key)).spec
+        return base_url(self.context(spec, connection, creds))
+
+    def context(self, spec: Integration, connection: ConnectionRecord, creds: CredentialRecord) -> AuthContext:
+        """What the placement templates of one connection may use, under this bridge's rules."""
+        policy = self.broker.policy
+        return AuthContext(
+            integration=spec,
+            parameters=connection.parameters,
+            inputs=creds.inputs,
+            credentials=creds.extra,
+            access_token=creds.access_token,
+            refresh_token=creds.refresh_token,
+            redirect_uri=policy.redirect_uri,
+            allow_http=policy.allow_http,
+            clock=self.clock,
+        )

@@ -1,0 +1,194 @@
+"""The asynchronous facade: each method sends one of ``_calls``' calls with ``httpx.AsyncClient``."""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import typing
+from collections.abc import AsyncIterator, Mapping
+from types import TracebackType
+
+import httpx
+
+from authbridge.client._calls import (
+    DEFAULT_TIMEOUT,
+    KEY_HEADER,
+    AsyncRun,
+    Call,
+    Connection,
+    ConnectionTestResult,
+    DeletedConnection,
+    ImportResult,
+    Json,
+    Token,
+    checked,
+    connection_create,
+    connection_delete,
+    connection_get,
+    connection_list,
+    connection_reconnect,
+    connection_refresh,
+    connection_test,
+    connection_token,
+    integration_create,
+    integration_delete,
+    integration_get,
+    integration_import,
+    integration_list,
+    integration_put,
+    might_be_proxy_error,
+    proxy_error,
+    proxy_path,
+)
+
+__all__ = ["AsyncAuthBridgeClient", "AsyncConnections", "AsyncIntegrations"]
+
+T = typing.TypeVar("T")
+
+
+class AsyncIntegrations:
+    """``client.integrations`` of the async client: the integration specs, as JSON objects."""
+
+    def __init__(self, run: AsyncRun) -> None:
+        self._run = run
+
+    async def list(self) -> builtins.list[Json]:
+        """Every integration's spec."""
+        return await self._run(integration_list())
+
+    async def get(self, key: str) -> Json:
+        """One integration's spec."""
+        return await self._run(integration_get(key))
+
+    async def create(self, spec: Mapping[str, typing.Any]) -> Json:
+        """Create from a JSON spec (409 if the key is taken; 422 lists every problem)."""
+        return await self._run(integration_create(spec))
+
+    async def put(self, key: str, spec: Mapping[str, typing.Any]) -> Json:
+        """Create or replace; a ``client_secret`` of ``********`` keeps the stored one."""
+        return await self._run(integration_put(key, spec))
+
+    async def delete(self, key: str) -> None:
+        """Delete an integration that has no connected accounts."""
+        return await self._run(integration_delete(key))
+
+    async def import_yaml(self, yaml: str | bytes) -> ImportResult:
+        """Create or update every integration of a YAML text (one or more documents), all checked first."""
+        return await self._run(integration_import(yaml))
+
+
+class AsyncConnections:
+    """``client.connections`` of the async client: connected accounts."""
+
+    def __init__(self, run: AsyncRun) -> None:
+        self._run = run
+
+    async def create(
+        self,
+        integration: str,
+        name: str,
+        *,
+        parameters: Mapping[str, typing.Any] | None = None,
+        credentials: Mapping[str, typing.Any] | None = None,
+        return_to: str | None = None,
+    ) -> Connection:
+        """A new connection; ``authorize_url`` is set when the user must authorize in a browser."""
+        return await self._run(connection_create(integration, name, parameters, credentials, return_to))
+
+    async def get(self, connection_id: str) -> Connection:
+        """One connection."""
+        return await self._run(connection_get(connection_id))
+
+    async def list(self, integration: str | None = None) -> builtins.list[Connection]:
+        """Every connection, or those of one integration."""
+        return await self._run(connection_list(integration))
+
+    async def delete(self, connection_id: str) -> DeletedConnection:
+        """Revoke upstream (when the integration can), then delete."""
+        return await self._run(connection_delete(connection_id))
+
+    async def test(self, connection_id: str) -> ConnectionTestResult:
+        """Run the integration's test request with the connection's credentials."""
+        return await self._run(connection_test(connection_id))
+
+    async def refresh(self, connection_id: str) -> Connection:
+        """Refresh the token now."""
+        return await self._run(connection_refresh(connection_id))
+
+    async def token(self, connection_id: str) -> Token:
+        """A valid access token, refreshed first when due (for code that calls the API itself)."""
+        return await self._run(connection_token(connection_id))
+
+    async def reconnect(self, connection_id: str, *, return_to: str | None = None) -> Connection:
+        """Authorize again: a new ``authorize_url``, or a new token for the other grants."""
+        return await self._run(connection_reconnect(connection_id, return_to))
+
+
+class AsyncAuthBridgeClient:
+    """AuthBridge's HTTP API from asynchronous code.
+
+    ```
+    async with AsyncAuthBridgeClient("https://auth.example.com", api_key) as client:
+        connection = await client.connections.create("github", "alice")
+        response = await client.request(connection.id, "GET", "/user")
+    ```
+
+    ``transport`` replaces httpx's (``httpx.ASGITransport(app)`` talks to an app in the same process).
+    """
+
+    def __init__(
+        self,
+        base_url: str | httpx.URL,
+        api_key: str,
+        *,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url, headers={KEY_HEADER: api_key}, timeout=timeout, transport=transport
+        )
+        self.integrations = AsyncIntegrations(self._send)
+        self.connections = AsyncConnections(self._send)
+
+    async def _send(self, call: Call[T]) -> T:
+        response = await self._http.request(
+            call.method, call.path, params=call.params, json=call.json, content=call.content, headers=call.headers
+        )
+        return checked(call, response)
+
+    async def request(self, connection_id: str, method: str, path: str, **kwargs: typing.Any) -> httpx.Response:
+        """Send a request through the proxy with the connection's credentials; the upstream's answer as is.
+
+        ``kwargs`` are httpx's (``params``, ``headers``, ``json``, ``content``...). AuthBridgeAPIError
+        is raised only when AuthBridge itself refuses (unknown connection, re-authorization needed...).
+        """
+        response = await self._http.request(method, proxy_path(connection_id, path), **kwargs)
+        problem = proxy_error(response)
+        if problem is not None:
+            raise problem
+        return response
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, connection_id: str, method: str, path: str, **kwargs: typing.Any
+    ) -> AsyncIterator[httpx.Response]:
+        """Like :meth:`request`, with the answer's body not read yet (``response.aiter_bytes()``)."""
+        async with self._http.stream(method, proxy_path(connection_id, path), **kwargs) as response:
+            if might_be_proxy_error(response):
+                await response.aread()
+                problem = proxy_error(response)
+                if problem is not None:
+                    raise problem
+            yield response
+
+    async def aclose(self) -> None:
+        """Close the underlying connections."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncAuthBridgeClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,382 @@
+"""The SDK's calls, written once: what each API call sends and how its answer is read; results and errors.
+
+Each call is a :class:`Call` value; the sync and async facades (``_sync.py``, ``_async.py``) only send them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from urllib.parse import quote
+
+import httpx
+
+from authbridge.errors import ErrorItem
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "KEY_HEADER",
+    "AsyncRun",
+    "AuthBridgeAPIError",
+    "Call",
+    "Connection",
+    "ConnectionTestResult",
+    "DeletedConnection",
+    "ImportResult",
+    "Json",
+    "Run",
+    "Token",
+    "checked",
+    "connection_create",
+    "connection_delete",
+    "connection_get",
+    "connection_list",
+    "connection_reconnect",
+    "connection_refresh",
+    "connection_test",
+    "connection_token",
+    "integration_create",
+    "integration_delete",
+    "integration_get",
+    "integration_import",
+    "integration_list",
+    "integration_put",
+    "might_be_proxy_error",
+    "proxy_error",
+    "proxy_path",
+]
+
+T = typing.TypeVar("T")
+Json = dict[str, typing.Any]
+
+#: The header the SDK sends its API key in, so a proxied request may carry its own ``Authorization``.
+KEY_HEADER = "X-AuthBridge-Key"
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+
+
+# -- results and errors -----------------------------------------------------------------------------
+
+
+class AuthBridgeAPIError(Exception):
+    """AuthBridge answered with an error (never raised for an upstream API's own answers).
+
+    ```
+    try:
+        client.connections.get("nope")
+    except AuthBridgeAPIError as exc:
+        exc.status, exc.code, exc.side   # 404, "not_found", "authbridge"
+        exc.errors                       # [ErrorItem(path, message), ...] for 422s
+    ```
+    """
+
+    def __init__(
+        self, status: int, code: str, message: str, side: str = "authbridge", errors: typing.Sequence[ErrorItem] = ()
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.side = side
+        self.errors: tuple[ErrorItem, ...] = tuple(errors)
+
+    def __str__(self) -> str:
+        lines = "".join(f"\n  {item}" for item in self.errors)
+        return f"{self.status} {self.code}: {self.message}{lines}"
+
+    def __repr__(self) -> str:
+        return f"AuthBridgeAPIError(status={self.status}, code={self.code!r})"
+
+    def __reduce__(self) -> tuple[type[AuthBridgeAPIError], tuple[typing.Any, ...]]:
+        return type(self), (self.status, self.code, self.message, self.side, self.errors)
+
+    @classmethod
+    def from_response(cls, response: httpx.Response) -> AuthBridgeAPIError:
+        """The error an answer describes; an answer not in AuthBridge's shape is reported by its status only."""
+        error = _error_body(response)
+        if error is None:
+            reason = response.reason_phrase or "error"
+            return cls(response.status_code, f"http_{response.status_code}", f"AuthBridge answered {reason}")
+        items = [
+            ErrorItem(str(e.get("path", "")), str(e.get("message", "")), e.get("line"))
+            for e in error.get("errors") or ()
+            if isinstance(e, dict)
+        ]
+        return cls(
+            response.status_code,
+            str(error.get("code", f"http_{response.status_code}")),
+            str(error.get("message", "")),
+            str(error.get("side", "authbridge")),
+            items,
+        )
+
+
+def _error_body(response: httpx.Response) -> Json | None:
+    """The ``error`` object of AuthBridge's error shape, if the (read) answer has one."""
+    if "json" not in response.headers.get("content-type", ""):
+        return None
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("code"), str) and isinstance(error.get("side"), str):
+        return error
+    return None
+
+
+def _time(value: object) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+@dataclasses.dataclass(frozen=True)
+class Connection:
+    """A connected account as the API shows it: secret parameters masked, never a token."""
+
+    id: str
+    integration: str
+    name: str
+    status: str
+    parameters: dict[str, str]
+    scopes: list[str] | None
+    expires_at: datetime | None
+    last_refreshed_at: datetime | None
+    last_error: str | None
+    warning: str | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    #: Where the user must go to authorize (after ``create`` or ``reconnect`` of an authorization-code one).
+    authorize_url: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Json) -> Connection:
+        """Build from the API's JSON (unknown fields are ignored, so newer servers work)."""
+        return cls(
+            id=data["id"],
+            integration=data["integration"],
+            name=data["name"],
+            status=data["status"],
+            parameters=dict(data.get("parameters") or {}),
+            scopes=data.get("scopes"),
+            expires_at=_time(data.get("expires_at")),
+            last_refreshed_at=_time(data.get("last_refreshed_at")),
+            last_error=data.get("last_error"),
+            warning=data.get("warning"),
+            created_at=_time(data.get("created_at")),
+            updated_at=_time(data.get("updated_at")),
+            authorize_url=data.get("authorize_url"),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Token:
+    """A valid access token (its ``repr`` hides it)."""
+
+    access_token: str = dataclasses.field(repr=False)
+    token_type: str
+    expires_at: datetime | None
+
+
+@dataclasses.dataclass(frozen=True)
+class ConnectionTestResult:
+    """The outcome of the integration's test request."""
+
+    ok: bool
+    status: int | None
+    detail: str
+
+
+@dataclasses.dataclass(frozen=True)
+class DeletedConnection:
+    """A deleted connection: whether revoking upstream worked, and why not."""
+
+    revoked: bool
+    revoke_error: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportResult:
+    """The keys of the integrations an import created and updated."""
+
+    created: list[str]
+    updated: list[str]
+
+
+# -- the calls, written once ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Call(typing.Generic[T]):
+    """One API call: what to send, and how to read a successful answer."""
+
+    method: str
+    path: str
+    parse: Callable[[httpx.Response], T]
+    params: Mapping[str, str] | None = None
+    json: typing.Any = None
+    content: bytes | None = None
+    headers: Mapping[str, str] | None = None
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _none(_response: httpx.Response) -> None:
+    return None
+
+
+def _json(response: httpx.Response) -> Json:
+    data: Json = response.json()
+    return data
+
+
+def _items(response: httpx.Response) -> list[Json]:
+    return list(response.json()["items"])
+
+
+def _connection(response: httpx.Response) -> Connection:
+    return Connection.from_json(response.json())
+
+
+def _connections(response: httpx.Response) -> list[Connection]:
+    return [Connection.from_json(item) for item in response.json()["items"]]
+
+
+def _token(response: httpx.Response) -> Token:
+    data = response.json()
+    return Token(data["access_token"], data.get("token_type") or "Bearer", _time(data.get("expires_at")))
+
+
+def _test_result(response: httpx.Response) -> ConnectionTestResult:
+    data = response.json()
+    return ConnectionTestResult(bool(data["ok"]), data.get("status"), str(data.get("detail", "")))
+
+
+def _deleted(response: httpx.Response) -> DeletedConnection:
+    data = response.json()
+    return DeletedConnection(bool(data.get("revoked")), data.get("revoke_error"))
+
+
+def _imported(response: httpx.Response) -> ImportResult:
+    data = response.json()
+    return ImportResult(list(data.get("created", [])), list(data.get("updated", [])))
+
+
+def integration_list() -> Call[list[Json]]:
+    return Call("GET", "/integrations", _items)
+
+
+def integration_get(key: str) -> Call[Json]:
+    return Call("GET", f"/integrations/{_segment(key)}", _json)
+
+
+def integration_create(spec: Mapping[str, typing.Any]) -> Call[Json]:
+    return Call("POST", "/integrations", _json, json=dict(spec))
+
+
+def integration_put(key: str, spec: Mapping[str, typing.Any]) -> Call[Json]:
+    return Call("PUT", f"/integrations/{_segment(key)}", _json, json=dict(spec))
+
+
+def integration_delete(key: str) -> Call[None]:
+    return Call("DELETE", f"/integrations/{_segment(key)}", _none)
+
+
+def integration_import(yaml: str | bytes) -> Call[ImportResult]:
+    content = yaml.encode("utf-8") if isinstance(yaml, str) else yaml
+    return Call(
+        "POST", "/integrations:import", _imported, content=content, headers={"Content-Type": "application/yaml"}
+    )
+
+
+def connection_create(
+    integration: str,
+    name: str,
+    parameters: Mapping[str, typing.Any] | None,
+    credentials: Mapping[str, typing.Any] | None,
+    return_to: str | None,
+) -> Call[Connection]:
+    body: Json = {"integration": integration, "name": name}
+    if parameters:
+        body["parameters"] = dict(parameters)
+    if credentials:
+        body["credentials"] = dict(credentials)
+    if return_to is not None:
+        body["return_to"] = return_to
+    return Call("POST", "/connections", _connection, json=body)
+
+
+def _connection_path(connection_id: str, action: str = "") -> str:
+    return f"/connections/{_segment(connection_id)}" + (f"/{action}" if action else "")
+
+
+def connection_get(connection_id: str) -> Call[Connection]:
+    return Call("GET", _connection_path(connection_id), _connection)
+
+
+def connection_list(integration: str | None) -> Call[list[Connection]]:
+    return Call("GET", "/connections", _connections, params={"integration": integration} if integration else None)
+
+
+def connection_delete(connection_id: str) -> Call[DeletedConnection]:
+    return Call("DELETE", _connection_path(connection_id), _deleted)
+
+
+def connection_test(connection_id: str) -> Call[ConnectionTestResult]:
+    return Call("POST", _connection_path(connection_id, "test"), _test_result)
+
+
+def connection_refresh(connection_id: str) -> Call[Connection]:
+    return Call("POST", _connection_path(connection_id, "refresh"), _connection)
+
+
+def connection_token(connection_id: str) -> Call[Token]:
+    return Call("GET", _connection_path(connection_id, "token"), _token)
+
+
+def connection_reconnect(connection_id: str, return_to: str | None) -> Call[Connection]:
+    body = {"return_to": return_to} if return_to is not None else {}
+    return Call("POST", _connection_path(connection_id, "reconnect"), _connection, json=body)
+
+
+def checked(call: Call[T], response: httpx.Response) -> T:
+    """The parsed answer, or AuthBridgeAPIError for a non-2xx one."""
+    if not response.is_success:
+        raise AuthBridgeAPIError.from_response(response)
+    return call.parse(response)
+
+
+def proxy_path(connection_id: str, path: str) -> str:
+    """``/proxy/{id}/{path}``; dot segments are refused (httpx would resolve them out of the proxy route)."""
+    clean = path.lstrip("/")
+    if any(part in {".", ".."} for part in clean.split("?", 1)[0].split("/")):
+        raise ValueError(f"the path {path!r} has '.' or '..' segments; give the path inside the API's base URL")
+    return f"/proxy/{_segment(connection_id)}/{clean}"
+
+
+def proxy_error(response: httpx.Response) -> AuthBridgeAPIError | None:
+    """AuthBridge's own refusal of a proxied request (``side: authbridge``); None for the upstream's answers."""
+    if response.status_code < 400:
+        return None
+    error = _error_body(response)
+    if error is None or error.get("side") != "authbridge":
+        return None
+    return AuthBridgeAPIError.from_response(response)
+
+
+def might_be_proxy_error(response: httpx.Response) -> bool:
+    return response.status_code >= 400 and "json" in response.headers.get("content-type", "")
+
+
+class Run(typing.Protocol):
+    """Sends a call and returns its parsed answer."""
+
+    def __call__(self, call: Call[T], /) -> T: ...
+
+
+class AsyncRun(typing.Protocol):
+    """Sends a call; awaitable for its parsed answer."""
+
+    def __call__(self, call: Call[T], /) -> Awaitable[T]: ...

@@ -1,0 +1,193 @@
+"""The synchronous facade: each method sends one of ``_calls``' calls with ``httpx.Client``."""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import typing
+from collections.abc import Iterator, Mapping
+from types import TracebackType
+
+import httpx
+
+from authbridge.client._calls import (
+    DEFAULT_TIMEOUT,
+    KEY_HEADER,
+    Call,
+    Connection,
+    ConnectionTestResult,
+    DeletedConnection,
+    ImportResult,
+    Json,
+    Run,
+    Token,
+    checked,
+    connection_create,
+    connection_delete,
+    connection_get,
+    connection_list,
+    connection_reconnect,
+    connection_refresh,
+    connection_test,
+    connection_token,
+    integration_create,
+    integration_delete,
+    integration_get,
+    integration_import,
+    integration_list,
+    integration_put,
+    might_be_proxy_error,
+    proxy_error,
+    proxy_path,
+)
+
+__all__ = ["AuthBridgeClient", "Connections", "Integrations"]
+
+T = typing.TypeVar("T")
+
+
+class Integrations:
+    """``client.integrations``: the integration specs, as JSON objects (client secrets masked)."""
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+
+    def list(self) -> builtins.list[Json]:
+        """Every integration's spec."""
+        return self._run(integration_list())
+
+    def get(self, key: str) -> Json:
+        """One integration's spec."""
+        return self._run(integration_get(key))
+
+    def create(self, spec: Mapping[str, typing.Any]) -> Json:
+        """Create from a JSON spec (409 if the key is taken; 422 lists every problem)."""
+        return self._run(integration_create(spec))
+
+    def put(self, key: str, spec: Mapping[str, typing.Any]) -> Json:
+        """Create or replace; a ``client_secret`` of ``********`` keeps the stored one."""
+        return self._run(integration_put(key, spec))
+
+    def delete(self, key: str) -> None:
+        """Delete an integration that has no connected accounts."""
+        return self._run(integration_delete(key))
+
+    def import_yaml(self, yaml: str | bytes) -> ImportResult:
+        """Create or update every integration of a YAML text (one or more documents), all checked first."""
+        return self._run(integration_import(yaml))
+
+
+class Connections:
+    """``client.connections``: connected accounts."""
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+
+    def create(
+        self,
+        integration: str,
+        name: str,
+        *,
+        parameters: Mapping[str, typing.Any] | None = None,
+        credentials: Mapping[str, typing.Any] | None = None,
+        return_to: str | None = None,
+    ) -> Connection:
+        """A new connection; ``authorize_url`` is set when the user must authorize in a browser."""
+        return self._run(connection_create(integration, name, parameters, credentials, return_to))
+
+    def get(self, connection_id: str) -> Connection:
+        """One connection."""
+        return self._run(connection_get(connection_id))
+
+    def list(self, integration: str | None = None) -> builtins.list[Connection]:
+        """Every connection, or those of one integration."""
+        return self._run(connection_list(integration))
+
+    def delete(self, connection_id: str) -> DeletedConnection:
+        """Revoke upstream (when the integration can), then delete."""
+        return self._run(connection_delete(connection_id))
+
+    def test(self, connection_id: str) -> ConnectionTestResult:
+        """Run the integration's test request with the connection's credentials."""
+        return self._run(connection_test(connection_id))
+
+    def refresh(self, connection_id: str) -> Connection:
+        """Refresh the token now."""
+        return self._run(connection_refresh(connection_id))
+
+    def token(self, connection_id: str) -> Token:
+        """A valid access token, refreshed first when due (for code that calls the API itself)."""
+        return self._run(connection_token(connection_id))
+
+    def reconnect(self, connection_id: str, *, return_to: str | None = None) -> Connection:
+        """Authorize again: a new ``authorize_url``, or a new token for the other grants."""
+        return self._run(connection_reconnect(connection_id, return_to))
+
+
+class AuthBridgeClient:
+    """AuthBridge's HTTP API from synchronous code.
+
+    ```
+    with AuthBridgeClient("https://auth.example.com", api_key) as client:
+        connection = client.connections.create("github", "alice")
+        client.connections.token(connection.id).access_token
+        client.request(connection.id, "POST", "/repos/o/r/issues", json={"title": "Hi"})
+    ```
+
+    ``transport`` replaces httpx's (for example ``httpx.MockTransport`` in tests).
+    """
+
+    def __init__(
+        self,
+        base_url: str | httpx.URL,
+        api_key: str,
+        *,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.Client(
+            base_url=base_url, headers={KEY_HEADER: api_key}, timeout=timeout, transport=transport
+        )
+        self.integrations = Integrations(self._send)
+        self.connections = Connections(self._send)
+
+    def _send(self, call: Call[T]) -> T:
+        response = self._http.request(
+            call.method, call.path, params=call.params, json=call.json, content=call.content, headers=call.headers
+        )
+        return checked(call, response)
+
+    def request(self, connection_id: str, method: str, path: str, **kwargs: typing.Any) -> httpx.Response:
+        """Send a request through the proxy with the connection's credentials; the upstream's answer as is.
+
+        ``kwargs`` are httpx's (``params``, ``headers``, ``json``, ``content``...). AuthBridgeAPIError
+        is raised only when AuthBridge itself refuses (unknown connection, re-authorization needed...).
+        """
+        response = self._http.request(method, proxy_path(connection_id, path), **kwargs)
+        problem = proxy_error(response)
+        if problem is not None:
+            raise problem
+        return response
+
+    @contextlib.contextmanager
+    def stream(self, connection_id: str, method: str, path: str, **kwargs: typing.Any) -> Iterator[httpx.Response]:
+        """Like :meth:`request`, with the answer's body not read yet (``response.iter_bytes()``)."""
+        with self._http.stream(method, proxy_path(connection_id, path), **kwargs) as response:
+            if might_be_proxy_error(response):
+                response.read()
+                problem = proxy_error(response)
+                if problem is not None:
+                    raise problem
+            yield response
+
+    def close(self) -> None:
+        """Close the underlying connections."""
+        self._http.close()
+
+    def __enter__(self) -> AuthBridgeClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

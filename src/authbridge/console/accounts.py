@@ -1,0 +1,225 @@
+"""Connected-account pages: list, connect (with the OAuth redirect), the account page and its actions, delete."""
+
+from __future__ import annotations
+
+import typing
+from datetime import datetime
+
+from starlette.responses import RedirectResponse, Response
+
+from authbridge.broker import ConnectionRecord
+from authbridge.console.pages import PREFIX, Ctx
+from authbridge.errors import AuthBridgeError, ParameterError, TemplateError
+from authbridge.spec import ApiTokenAuth, BasicAuth, CustomTokenAuth, Integration, OAuth2Auth
+from authbridge.spec.templating import references_of
+
+__all__ = [
+    "Status",
+    "account_delete",
+    "account_page",
+    "account_refresh",
+    "account_reconnect",
+    "account_returned",
+    "account_test",
+    "accounts_list",
+    "connect",
+    "credential_inputs",
+    "status_of",
+]
+
+
+class Status(typing.NamedTuple):
+    """A badge: its CSS kind and its words."""
+
+    kind: str
+    label: str
+
+
+def status_of(connection: ConnectionRecord, spec: Integration | None, now: datetime) -> Status:
+    """The badge of a connection: active, expiring soon, expired, needs re-auth, error, pending, revoked."""
+    if connection.status == "active":
+        expires = connection.expires_at
+        if expires is not None and expires <= now:
+            return Status("expiring", "expired")
+        if expires is not None and spec is not None and expires - now <= spec.refresh.window:
+            return Status("expiring", "expiring soon")
+        return Status("active", "active")
+    labels = {"needs_reauth": ("reauth", "needs re-auth"), "pending": ("pending", "pending")}
+    kind, label = labels.get(connection.status, ("error", connection.status))
+    return Status(kind, label)
+
+
+def credential_inputs(spec: Integration) -> list[str]:
+    """The credentials a user enters to connect: ``token`` or ``username``/``password``, as the auth type needs."""
+    auth = spec.auth
+    if isinstance(auth, ApiTokenAuth):
+        return ["token"]
+    if isinstance(auth, BasicAuth) or (isinstance(auth, OAuth2Auth) and auth.grant_type == "password"):
+        return ["username", "password"]
+    if isinstance(auth, OAuth2Auth | CustomTokenAuth):
+        used: set[str] = set()
+        for source in [*auth.token_params.values(), *auth.token_headers.values(), auth.token_url or ""]:
+            used |= references_of(source) & {"username", "password"}
+        return sorted(used, reverse=True)
+    return []
+
+
+def _id(ctx: Ctx) -> str:
+    return str(ctx.request.path_params["connection_id"])
+
+
+async def accounts_list(ctx: Ctx) -> Response:
+    """Every connected account (or one integration's) with its status badge and expiry."""
+    wanted = ctx.request.query_params.get("integration") or None
+    specs = {r.key: r.spec for r in await ctx.broker.list_integrations()}
+    now = ctx.broker.clock()
+    rows = [
+        {"record": c, "status": status_of(c, specs.get(c.integration_key), now)}
+        for c in await ctx.broker.store.connections.list(integration_key=wanted)
+    ]
+    deleted = ctx.request.query_params.get("deleted") == "1"
+    return ctx.render(
+        "accounts.html",
+        title="Connected accounts",
+        rows=rows,
+        integrations=sorted(specs),
+        wanted=wanted or "",
+        deleted=deleted,
+    )
+
+
+def _connect_page(
+    ctx: Ctx, spec: Integration, *, values: dict[str, str], errors: dict[str, list[str]], status: int = 200
+) -> Response:
+    return ctx.render(
+        "connect.html",
+        status=status,
+        title=f"Connect an account to {spec.name}",
+        spec=spec,
+        credentials=credential_inputs(spec),
+        values=values,
+        errors=errors,
+        redirects=isinstance(spec.auth, OAuth2Auth) and spec.auth.grant_type == "authorization_code",
+    )
+
+
+def _return_to(ctx: Ctx) -> str:
+    return f"{ctx.console.settings.public_url}{PREFIX}/accounts/returned"
+
+
+async def connect(ctx: Ctx) -> Response:
+    """The connect form; on submit, create the account and send the browser to the provider when needed."""
+    key = ctx.request.query_params.get("integration") or ctx.form.get("integration", "")
+    spec = (await ctx.broker.get_integration(key)).spec
+    if ctx.request.method == "GET":
+        return _connect_page(ctx, spec, values={"name": ""}, errors={})
+    # Secret values are never sent back: only the non-secret ones refill the form after a problem.
+    secrets = {p.name for p in spec.parameters if p.secret}
+    values = {k: v for k, v in ctx.form.items() if k.startswith(("param.", "name")) and k[6:] not in secrets}
+    parameters = {p.name: ctx.form.get(f"param.{p.name}", "") for p in spec.parameters}
+    credentials = {n: ctx.form.get(f"cred.{n}", "") for n in credential_inputs(spec)}
+    redirects = isinstance(spec.auth, OAuth2Auth) and spec.auth.grant_type == "authorization_code"
+    try:
+        result = await ctx.broker.connections.create(
+            integration_key=spec.key,
+            name=ctx.form.get("name", "").strip(),
+            parameters=parameters,
+            credentials=credentials,
+            return_to=_return_to(ctx) if redirects else None,
+        )
+    except ParameterError as exc:
+        errors: dict[str, list[str]] = {}
+        for item in exc.errors:
+            head, _, rest = item.path.partition(".")
+            name = {"parameters": f"param.{rest}", "credentials": f"cred.{rest}", "name": "name"}.get(head, "")
+            errors.setdefault(name, []).append(item.message if name else str(item))
+        return _connect_page(ctx, spec, values=values, errors=errors, status=422)
+    except (TemplateError, AuthBridgeError) as exc:
+        return _connect_page(ctx, spec, values=values, errors={"": [exc.message]}, status=exc.status_code)
+    if result.authorize_url:
+        return RedirectResponse(result.authorize_url, status_code=303, headers={"Referrer-Policy": "no-referrer"})
+    return ctx.redirect(f"/accounts/{result.connection.id}?created=1")
+
+
+async def account_returned(ctx: Ctx) -> Response:
+    """Where the OAuth callback sends the browser back: on to the account page, which shows the outcome."""
+    connection_id = ctx.request.query_params.get("connection_id", "")
+    record, _scopes = await ctx.broker.connections.view(connection_id)
+    return ctx.redirect(f"/accounts/{record.id}?returned=1")
+
+
+async def _account(ctx: Ctx, *, notice: tuple[str, str] | None = None, status: int = 200) -> Response:
+    record, scopes = await ctx.broker.connections.view(_id(ctx))
+    spec = (await ctx.broker.get_integration(record.integration_key)).spec
+    query = ctx.request.query_params
+    if notice is None and query.get("returned") == "1":
+        if record.status == "active":
+            notice = ("ok", "Connected: the provider authorized the account.")
+        else:
+            notice = ("error", f"The authorization did not complete: {record.last_error or record.status}")
+    elif notice is None and query.get("created") == "1":
+        notice = ("ok", "Account created.")
+    events = await ctx.broker.store.events.list(connection_id=record.id, limit=20)
+    return ctx.render(
+        "account.html",
+        status=status,
+        title=record.name,
+        record=record,
+        spec=spec,
+        scopes=scopes,
+        status_badge=status_of(record, spec, ctx.broker.clock()),
+        parameters=record.public_parameters(),
+        events=events,
+        notice=notice,
+        refreshable=isinstance(spec.auth, OAuth2Auth | CustomTokenAuth),
+    )
+
+
+async def account_page(ctx: Ctx) -> Response:
+    """One account: status, expiry, warning, last error, parameters (secret ones masked), recent events."""
+    return await _account(ctx)
+
+
+async def account_test(ctx: Ctx) -> Response:
+    """Run the integration's test request with the account's credentials."""
+    try:
+        result = await ctx.broker.connections.test(_id(ctx))
+    except AuthBridgeError as exc:
+        return await _account(ctx, notice=("error", f"Test failed: {exc.message}"))
+    return await _account(
+        ctx, notice=("ok" if result.ok else "error", f"Test {'passed' if result.ok else 'failed'}: {result.detail}")
+    )
+
+
+async def account_refresh(ctx: Ctx) -> Response:
+    """Refresh the token now."""
+    try:
+        creds = await ctx.broker.connections.refresh(_id(ctx), force=True)
+    except AuthBridgeError as exc:
+        return await _account(ctx, notice=("error", f"Refresh failed: {exc.message}"))
+    expiry = f"; it expires {creds.expires_at:%Y-%m-%d %H:%M:%S UTC}" if creds.expires_at else ""
+    return await _account(ctx, notice=("ok", f"Token refreshed{expiry}."))
+
+
+async def account_reconnect(ctx: Ctx) -> Response:
+    """Authorize again (to the provider), or fetch a new token for the other token grants."""
+    try:
+        result = await ctx.broker.connections.reconnect(_id(ctx), return_to=_return_to(ctx))
+    except AuthBridgeError as exc:
+        return await _account(ctx, notice=("error", f"Reconnect failed: {exc.message}"))
+    if result.authorize_url:
+        return RedirectResponse(result.authorize_url, status_code=303, headers={"Referrer-Policy": "no-referrer"})
+    return await _account(ctx, notice=("ok", "Reconnected: a new token was fetched."))
+
+
+async def account_delete(ctx: Ctx) -> Response:
+    """Confirm, then revoke upstream and delete; the page shows what the revocation did."""
+    record, _scopes = await ctx.broker.connections.view(_id(ctx))
+    spec = (await ctx.broker.get_integration(record.integration_key)).spec
+    revokes = isinstance(spec.auth, OAuth2Auth) and spec.auth.revoke_url is not None
+    if ctx.request.method == "GET":
+        return ctx.render("account_delete.html", title=f"Delete {record.name}", record=record, revokes=revokes)
+    result = await ctx.broker.connections.delete(record.id)
+    return ctx.render(
+        "account_deleted.html", title=f"{record.name} deleted", record=record, revokes=revokes, result=result
+    )

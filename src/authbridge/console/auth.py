@@ -1,0 +1,106 @@
+"""Sign-in (an API key or the admin password), sign-out, the home redirect and the events page."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+from starlette.responses import RedirectResponse, Response
+
+from authbridge.console.pages import PREFIX, Ctx, session_cookie
+from authbridge.console.session import COOKIE, LOGIN_COOKIE, SESSION_SECONDS, new_sid, safe_next
+
+__all__ = ["EVENT_TYPES", "events_page", "home", "sign_in", "sign_out"]
+
+EVENT_TYPES = (
+    "connection.authorization_failed",
+    "connection.authorized",
+    "connection.created",
+    "connection.deleted",
+    "connection.needs_reauth",
+    "connection.recovered",
+    "connection.refresh_failed",
+    "connection.refreshed",
+    "connection.revoked",
+    "connection.tested",
+    "integration.created",
+    "integration.deleted",
+    "integration.updated",
+)
+
+
+async def home(ctx: Ctx) -> Response:
+    """The console's start: the integrations."""
+    return ctx.redirect("/integrations")
+
+
+def _sign_in_page(ctx: Ctx, *, failed: bool, status: int = 200) -> Response:
+    """The sign-in form; a fresh nonce cookie carries its CSRF token (double submit, signed)."""
+    nonce = secrets.token_urlsafe(16)
+    target = safe_next(ctx.form.get("next") or ctx.request.query_params.get("next"), prefix=PREFIX)
+    response = ctx.render(
+        "sign_in.html",
+        status=status,
+        title="Sign in",
+        failed=failed,
+        next=target,
+        login_csrf=ctx.console.signer.token("login", nonce),
+    )
+    response.set_cookie(
+        LOGIN_COOKIE, nonce, max_age=3600, path=PREFIX, httponly=True, samesite="lax", secure=ctx.console.secure
+    )
+    return response
+
+
+async def sign_in(ctx: Ctx) -> Response:
+    """Check an API key or the admin password; start a new session (new id) on success."""
+    if ctx.request.method == "GET":
+        if ctx.claims is not None:
+            return ctx.redirect("/")
+        return _sign_in_page(ctx, failed=False)
+    nonce = ctx.request.cookies.get(LOGIN_COOKIE)
+    if not ctx.console.signer.check("login", nonce, ctx.form.get("csrf")):
+        return ctx.error(403, "Forbidden", "The sign-in form expired or its security token is wrong. Reload the page.")
+    secret = ctx.form.get("secret", "").strip()
+    store = ctx.broker.store
+    subject, name = None, ""
+    key = await store.api_keys.verify(secret) if secret else None
+    if key is not None:
+        subject, name = f"key:{key.id}", key.name
+    elif secret:
+        fingerprint = await store.admin.verify(secret)
+        subject = f"admin:{fingerprint}" if fingerprint else None
+    if subject is None:
+        return _sign_in_page(ctx, failed=True, status=401)
+    claims = {"sid": new_sid(), "sub": subject, "name": name[:40], "exp": int(time.time()) + SESSION_SECONDS}
+    response = RedirectResponse(safe_next(ctx.form.get("next"), prefix=PREFIX), status_code=303)
+    session_cookie(response, ctx.console, ctx.console.signer.seal(claims))
+    response.delete_cookie(LOGIN_COOKIE, path=PREFIX)
+    return response
+
+
+async def sign_out(ctx: Ctx) -> Response:
+    """End the session (the cookie is removed; it was signed, not stored)."""
+    response = ctx.redirect("/sign-in")
+    response.delete_cookie(COOKIE, path=PREFIX, httponly=True, samesite="lax", secure=ctx.console.secure)
+    return response
+
+
+async def events_page(ctx: Ctx) -> Response:
+    """Recent events, newest first, filtered by type, integration and account."""
+    query = ctx.request.query_params
+    filters = {
+        "type": query.get("type", ""),
+        "integration": query.get("integration", ""),
+        "connection": query.get("connection", "").strip(),
+    }
+    events = await ctx.broker.store.events.list(
+        type=filters["type"] or None,
+        integration_key=filters["integration"] or None,
+        connection_id=filters["connection"] or None,
+        limit=200,
+    )
+    keys = sorted(r.key for r in await ctx.broker.list_integrations())
+    return ctx.render(
+        "events.html", title="Events", events=events, filters=filters, types=EVENT_TYPES, integrations=keys
+    )

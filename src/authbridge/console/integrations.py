@@ -1,0 +1,219 @@
+"""Integration pages: list, the form (create and edit), the YAML tab (view, paste, download), delete."""
+
+from __future__ import annotations
+
+import collections
+import typing
+
+from starlette.responses import Response
+
+from authbridge.console.pages import Ctx
+from authbridge.console.sections import AUTH_TYPES, PARAMETER_FIELDS, SECTIONS
+from authbridge.console.spec_form import blank_parameter, field_errors, form_to_data, spec_to_form
+from authbridge.errors import ConflictError, ErrorItem, SpecError
+from authbridge.spec import Integration, OAuth2Auth, dump_spec, load_spec, validate_spec
+
+__all__ = [
+    "import_yaml",
+    "integration_delete",
+    "integration_download",
+    "integration_edit",
+    "integration_new",
+    "integration_yaml",
+    "integrations_list",
+]
+
+_AUTH_LABELS = dict(AUTH_TYPES)
+_LABELS = {f.name: f.label for s in SECTIONS for f in s.fields}
+
+
+def _key(ctx: Ctx) -> str:
+    return str(ctx.request.path_params["key"])
+
+
+async def integrations_list(ctx: Ctx) -> Response:
+    """Every integration, with its number of connected accounts."""
+    counts = collections.Counter(c.integration_key for c in await ctx.broker.store.connections.list())
+    items = [
+        {
+            "key": r.key,
+            "name": r.spec.name,
+            "auth": _AUTH_LABELS.get(r.spec.auth.type, r.spec.auth.type),
+            "accounts": counts.get(r.key, 0),
+            "updated": r.updated_at,
+        }
+        for r in await ctx.broker.list_integrations()
+    ]
+    deleted = ctx.request.query_params.get("deleted", "")
+    return ctx.render(
+        "integrations.html", title="Integrations", items=items, deleted=deleted if deleted.isalnum() else ""
+    )
+
+
+def _redirect_uri(ctx: Ctx) -> str:
+    return ctx.broker.redirect_uri_for(Integration(key="x", name="x", auth=OAuth2Auth())) or ""
+
+
+def _form_page(
+    ctx: Ctx,
+    *,
+    key: str | None,
+    values: dict[str, str],
+    errors: dict[str, list[str]] | None = None,
+    status: int = 200,
+    has_secret: bool = False,
+    version: int | None = None,
+) -> Response:
+    count = int(values.get("parameters.count", "0") or 0)
+    labels = {**_LABELS, "parameters": "Integration Parameters"}
+    labels.update(
+        {
+            f"parameters.{r}.{f.name}": f"Parameter {r + 1} {f.label.lower()}"
+            for r in range(count)
+            for f in PARAMETER_FIELDS
+        }
+    )
+    return ctx.render(
+        "integration_form.html",
+        status=status,
+        title=f"Edit {values.get('name') or key}" if key else "New integration",
+        key=key,
+        tab="form",
+        sections=SECTIONS,
+        parameter_fields=PARAMETER_FIELDS,
+        rows=list(range(count)),
+        values=values,
+        errors=errors or {},
+        labels=labels,
+        redirect_uri=_redirect_uri(ctx),
+        secret_hint="Write-only. Leave empty to keep the stored secret." if has_secret else "Write-only.",
+        saved=ctx.request.query_params.get("saved") == "1" and not errors,
+        version=version,
+    )
+
+
+async def _save_form(ctx: Ctx, *, key: str | None, stored: Integration | None) -> Response:
+    values = dict(ctx.form)
+    has_secret = stored is not None and stored.client_secret is not None
+    if values.get("action") == "add_parameter":
+        return _form_page(ctx, key=key, values=blank_parameter(values), has_secret=has_secret)
+    if key is not None:
+        values["key"] = key
+    data, problems, rows = form_to_data(values, keep_secret=has_secret)
+    spec: Integration | None = None
+    try:
+        spec = validate_spec(data)
+    except SpecError as exc:
+        problems = [*problems, *exc.errors]
+    if spec is not None and not problems:
+        try:
+            record, _created = await ctx.broker.save_integration(spec, create=key is None, update=key is not None)
+        except SpecError as exc:
+            problems = list(exc.errors)
+        except ConflictError as exc:
+            problems = [ErrorItem("key", exc.message)]
+        else:
+            return ctx.redirect(f"/integrations/{record.key}/edit?saved=1")
+    errors = field_errors(problems, auth_type=values.get("auth.type", ""), rows=rows)
+    return _form_page(ctx, key=key, values=values, errors=errors, status=422, has_secret=has_secret)
+
+
+async def integration_new(ctx: Ctx) -> Response:
+    """The form for a new integration (an OAuth 2.0 one to start with)."""
+    if ctx.request.method == "POST":
+        return await _save_form(ctx, key=None, stored=None)
+    return _form_page(ctx, key=None, values=spec_to_form(None))
+
+
+async def integration_edit(ctx: Ctx) -> Response:
+    """The form of an existing integration; the key cannot change."""
+    record = await ctx.broker.get_integration(_key(ctx))
+    if ctx.request.method == "POST":
+        return await _save_form(ctx, key=record.key, stored=record.spec)
+    return _form_page(
+        ctx,
+        key=record.key,
+        values=spec_to_form(record.spec),
+        has_secret=record.spec.client_secret is not None,
+        version=record.version,
+    )
+
+
+def _problems(exc: SpecError | ConflictError) -> list[str]:
+    if isinstance(exc, SpecError):
+        return [str(item) for item in exc.errors]
+    return [exc.message]
+
+
+def _yaml_page(
+    ctx: Ctx, *, key: str | None, text: str, problems: typing.Sequence[str] = (), **extra: object
+) -> Response:
+    return ctx.render(
+        "integration_yaml.html",
+        status=422 if problems else 200,
+        title=f"{key}: YAML" if key else "New integration from YAML",
+        key=key,
+        tab="yaml",
+        text=text,
+        problems=problems,
+        saved=ctx.request.query_params.get("saved") == "1" and not problems,
+        **extra,
+    )
+
+
+async def integration_yaml(ctx: Ctx) -> Response:
+    """View, edit and save an integration as YAML (the client secret masked)."""
+    record = await ctx.broker.get_integration(_key(ctx))
+    if ctx.request.method == "GET":
+        return _yaml_page(ctx, key=record.key, text=dump_spec(record.spec), version=record.version)
+    text = ctx.form.get("yaml", "")
+    try:
+        spec = load_spec(text)
+        if spec.key != record.key:
+            raise SpecError([ErrorItem("key", f"must stay {record.key!r} (paste a new integration under New)")])
+        await ctx.broker.save_integration(spec, create=False)
+    except (SpecError, ConflictError) as exc:
+        return _yaml_page(ctx, key=record.key, text=text, problems=_problems(exc))
+    return ctx.redirect(f"/integrations/{record.key}/yaml?saved=1")
+
+
+async def import_yaml(ctx: Ctx) -> Response:
+    """Paste the YAML of a new integration."""
+    if ctx.request.method == "GET":
+        return _yaml_page(ctx, key=None, text="")
+    text = ctx.form.get("yaml", "")
+    try:
+        record, _created = await ctx.broker.save_integration(load_spec(text), update=False)
+    except (SpecError, ConflictError) as exc:
+        return _yaml_page(ctx, key=None, text=text, problems=_problems(exc))
+    return ctx.redirect(f"/integrations/{record.key}/edit?saved=1")
+
+
+async def integration_download(ctx: Ctx) -> Response:
+    """The YAML as a file (``<key>.yaml``), secret masked."""
+    record = await ctx.broker.get_integration(_key(ctx))
+    return Response(
+        dump_spec(record.spec),
+        media_type="application/yaml; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{record.key}.yaml"', "Cache-Control": "no-store"},
+    )
+
+
+async def integration_delete(ctx: Ctx) -> Response:
+    """Confirm, then delete an integration that has no connected accounts."""
+    record = await ctx.broker.get_integration(_key(ctx))
+    if ctx.request.method == "POST":
+        try:
+            await ctx.broker.delete_integration(record.key)
+        except ConflictError as exc:
+            return ctx.error(409, "Cannot delete", exc.message)
+        return ctx.redirect(f"/integrations?deleted={record.key}")
+    accounts = len(await ctx.broker.store.connections.list(integration_key=record.key))
+    return ctx.render(
+        "integration_delete.html",
+        title=f"Delete {record.spec.name}",
+        key=record.key,
+        name=record.spec.name,
+        tab="delete",
+        accounts=accounts,
+    )

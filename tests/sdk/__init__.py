@@ -1,0 +1,1 @@
+"""Tests of the Python SDK: the HTTP client and the in-process Bridge."""
