@@ -213,15 +213,4 @@ class Bridge:
 
     def context(self, spec: Integration, connection: ConnectionRecord, creds: CredentialRecord) -> AuthContext:
         """What the placement templates of one connection may use, under this bridge's rules."""
-        policy = self.broker.policy
-        return AuthContext(
-            integration=spec,
-            parameters=connection.parameters,
-            inputs=creds.inputs,
-            credentials=creds.extra,
-            access_token=creds.access_token,
-            refresh_token=creds.refresh_token,
-            redirect_uri=policy.redirect_uri,
-            allow_http=policy.allow_http,
-            clock=self.clock,
-        )
+        return self.connections.context(spec, connection.parameters, creds)

@@ -155,7 +155,7 @@ class Connections:
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _context(
+    def context(
         self,
         spec: Integration,
         parameters: Mapping[str, str],
@@ -164,6 +164,7 @@ class Connections:
         inputs: Mapping[str, str] | None = None,
         redirect_uri: str | None = None,
     ) -> AuthContext:
+        """Everything one connection's templates may use, under this server's rules (one place builds it)."""
         return AuthContext(
             integration=spec,
             parameters=parameters,
@@ -286,7 +287,7 @@ class Connections:
         password and custom token: the token request again; ``refresh_credentials`` hook when set.
         """
         auth = spec.auth
-        ctx = self._context(spec, connection.parameters, creds)
+        ctx = self.context(spec, connection.parameters, creds)
         hook = self._hook(spec, "refresh_credentials")
         if hook is not None:
             result = await call_hook(hook, self._hook_context(ctx), integration=spec.key, name="refresh_credentials")
@@ -361,7 +362,7 @@ class Connections:
         assert isinstance(auth, OAuth2Auth)
         state = new_state()
         verifier, challenge = create_pkce_pair() if auth.pkce else (None, None)
-        url = authorization_url(self._context(spec, parameters), state=state, code_challenge=challenge)
+        url = authorization_url(self.context(spec, parameters), state=state, code_challenge=challenge)
         return state, verifier, url
 
     async def _save_flow(self, connection_id: str, flow: tuple[str, str | None, str], return_to: str | None) -> str:
@@ -433,7 +434,7 @@ class Connections:
         if isinstance(auth, OAuth2Auth | CustomTokenAuth):
             grant = auth.grant_type if isinstance(auth, OAuth2Auth) else None
             try:
-                tokens = await self._token(self._context(spec, values, inputs=inputs), grant_type=grant)
+                tokens = await self._token(self.context(spec, values, inputs=inputs), grant_type=grant)
             except UpstreamError as exc:
                 raise ConnectError(f"could not get a token: {exc}") from None
             creds = self._credentials(tokens, inputs=inputs)
@@ -493,7 +494,7 @@ class Connections:
         auth = spec.auth
         assert isinstance(auth, OAuth2Auth)
         creds = await self.store.credentials.load(connection.id)
-        ctx = self._context(spec, connection.parameters, creds, redirect_uri=flow.redirect_uri)
+        ctx = self.context(spec, connection.parameters, creds, redirect_uri=flow.redirect_uri)
 
         async def fail(message: str, event: str = "connection.authorization_failed") -> CallbackResult:
             status = "error" if connection.status in {"pending", "error"} else connection.status
@@ -562,7 +563,7 @@ class Connections:
         revoked, problem = False, None
         if creds is not None and isinstance(spec.auth, OAuth2Auth) and spec.auth.revoke_url:
             try:
-                for request in revoke_requests(self._context(spec, connection.parameters, creds)):
+                for request in revoke_requests(self.context(spec, connection.parameters, creds)):
                     response = await self._send(request, integration=spec.key)
                     if response.status_code >= 400:
                         raise UpstreamError(
@@ -593,7 +594,7 @@ class Connections:
         spec = (await self.store.integrations.get(connection.integration_key)).spec
         hook = self._hook(spec, "test")
         if hook is not None:
-            ctx = self._context(spec, connection.parameters, creds)
+            ctx = self.context(spec, connection.parameters, creds)
             try:
                 outcome = await call_hook(hook, self._hook_context(ctx), integration=spec.key, name="test")
             except UpstreamError as exc:
@@ -602,7 +603,7 @@ class Connections:
             return await self._tested(connection_id, spec, TestResult(bool(outcome), None, detail))
         if spec.test is None:
             return TestResult(False, None, f"integration {spec.key} declares no test request (add `test:` to its spec)")
-        request = api_request(self._context(spec, connection.parameters, creds), spec.test.method, spec.test.path)
+        request = api_request(self.context(spec, connection.parameters, creds), spec.test.method, spec.test.path)
         try:
             response = await self._send(request, integration=spec.key)
             if creds.access_token is not None and isinstance(spec.auth, OAuth2Auth | CustomTokenAuth):
@@ -611,7 +612,7 @@ class Connections:
                 )
                 if retry is not None:
                     request = api_request(
-                        self._context(spec, connection.parameters, retry), spec.test.method, spec.test.path
+                        self.context(spec, connection.parameters, retry), spec.test.method, spec.test.path
                     )
                     response = await self._send(request, integration=spec.key)
         except UpstreamError as exc:

@@ -23,7 +23,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import aiohttp
 
-from authbridge.auth import AuthContext
 from authbridge.auth.lifecycle import effective_window, refresh_on_rejection
 from authbridge.auth.placement import base_url, credential_headers_and_query
 from authbridge.broker import Broker
@@ -131,15 +130,7 @@ class Proxy:
             return cached
         connection, creds = await self.broker.connections.keeper.fresh(connection_id)
         spec = (await self.broker.get_integration(connection.integration_key)).spec
-        ctx = AuthContext(
-            integration=spec,
-            parameters=connection.parameters,
-            inputs=creds.inputs,
-            credentials=creds.extra,
-            access_token=creds.access_token,
-            refresh_token=creds.refresh_token,
-            allow_http=self.broker.policy.allow_http,
-        )
+        ctx = self.broker.connections.context(spec, connection.parameters, creds)
         headers, query = credential_headers_and_query(ctx)
         ttl = self.target_ttl
         if creds.expires_at is not None:

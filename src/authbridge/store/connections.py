@@ -9,7 +9,7 @@ import json
 import typing
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import or_, select, update
 
 from authbridge.errors import NotFoundError
 from authbridge.store.models import ConnectionRow, CredentialRow, IntegrationRow, OAuthFlowRow
@@ -144,12 +144,6 @@ class ConnectionRepo:
             if not typing.cast(typing.Any, result).rowcount:
                 raise NotFoundError(f"no connection with id {connection_id!r}")
 
-    def _db_now(self, seconds: float = 0.0) -> typing.Any:
-        """The database's clock (plus ``seconds``), as a SQL expression: leases never trust a worker's clock."""
-        if self._ctx.engine.dialect.name == "sqlite":
-            return func.strftime("%Y-%m-%d %H:%M:%f", "now", f"{seconds:+.3f} seconds")
-        return func.clock_timestamp() + timedelta(seconds=seconds)
-
     async def take_lease(self, connection_id: str, owner: str, duration: timedelta) -> bool:
         """Take the refresh lease of a connection if nobody holds a live one (one conditional UPDATE)."""
         async with self._ctx.session() as session:
@@ -159,12 +153,12 @@ class ConnectionRepo:
                     ConnectionRow.id == connection_id,
                     or_(
                         ConnectionRow.refresh_lease_until.is_(None),
-                        ConnectionRow.refresh_lease_until < self._db_now(),
+                        ConnectionRow.refresh_lease_until < self._ctx.db_now(),
                         ConnectionRow.refresh_lease_owner == owner,
                     ),
                 )
                 .values(
-                    refresh_lease_until=self._db_now(duration.total_seconds()),
+                    refresh_lease_until=self._ctx.db_now(duration.total_seconds()),
                     refresh_lease_owner=owner,
                 )
                 .execution_options(synchronize_session=False)

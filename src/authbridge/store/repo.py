@@ -60,6 +60,12 @@ class StoreContext:
         except SQLAlchemyError as exc:
             raise StoreError(f"the database refused the operation ({type(exc).__name__})") from None
 
+    def db_now(self, seconds: float = 0.0) -> typing.Any:
+        """The database's clock (plus ``seconds``), as a SQL expression: leases never trust a worker's clock."""
+        if self.engine.dialect.name == "sqlite":
+            return func.strftime("%Y-%m-%d %H:%M:%f", "now", f"{seconds:+.3f} seconds")
+        return func.clock_timestamp() + timedelta(seconds=seconds)
+
     def encrypt(self, value: str | None, table: str, row_id: str, column: str) -> str | None:
         """Encrypt one secret bound to its table, row and column."""
         if value is None:

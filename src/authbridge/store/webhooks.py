@@ -97,12 +97,6 @@ class WebhookRepo:
     def __init__(self, ctx: StoreContext) -> None:
         self._ctx = ctx
 
-    def _db_now(self, seconds: float = 0.0) -> typing.Any:
-        """The database's clock plus ``seconds``, as SQL: leases never trust a worker's clock."""
-        if self._ctx.engine.dialect.name == "sqlite":
-            return func.strftime("%Y-%m-%d %H:%M:%f", "now", f"{seconds:+.3f} seconds")
-        return func.clock_timestamp() + timedelta(seconds=seconds)
-
     # -- webhooks -----------------------------------------------------------------------------
 
     async def add(self, url: str) -> tuple[WebhookRecord, str]:
@@ -190,7 +184,7 @@ class WebhookRepo:
         """
         now = now or self._ctx.clock()
         d = WebhookDeliveryRow
-        lease_free = or_(d.lease_until.is_(None), d.lease_until < self._db_now())
+        lease_free = or_(d.lease_until.is_(None), d.lease_until < self._ctx.db_now())
         due = (
             select(d.id)
             .join(WebhookRow, WebhookRow.id == d.webhook_id)
@@ -209,7 +203,7 @@ class WebhookRepo:
         claim = (
             update(d)
             .where(d.id.in_(due.scalar_subquery()), lease_free, d.delivered_at.is_(None), d.failed_at.is_(None))
-            .values(lease_until=self._db_now(lease.total_seconds()), attempts=d.attempts + 1)
+            .values(lease_until=self._ctx.db_now(lease.total_seconds()), attempts=d.attempts + 1)
             .returning(d.id)
             .execution_options(synchronize_session=False)
         )
