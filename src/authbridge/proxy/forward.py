@@ -52,6 +52,8 @@ REPLAY_LIMIT = 10 * 1024 * 1024
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _RETRYABLE = frozenset({429, 502, 503, 504})
 _MAX_RETRIES = 5
+#: Answers up to this size with a Content-Length are read whole and sent in one message.
+_SMALL_BODY = 64 * 1024
 #: aiohttp adds these unless told not to; the caller's own (or none) go upstream.
 _SKIP_AUTO = frozenset({"User-Agent", "Accept-Encoding", "Accept", "Content-Type"})
 
@@ -188,7 +190,7 @@ class Proxy:
         target = await self._target(connection_id)
         method: str = scope["method"]
         retries = _retries(headers, method)
-        body, replayable = await _read_body(receive)
+        body, replayable = await _read_body(receive) if _has_body(headers) else (b"", True)
 
         attempt = 0
         rejected = False
@@ -288,6 +290,14 @@ def _retry_delay(attempt: int, retry_after: str | None) -> float:
     return delay
 
 
+def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether the request announces a body (RFC 9112 §6.3: Content-Length or Transfer-Encoding)."""
+    for name, value in headers:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            return True
+    return False
+
+
 async def _read_body(receive: Receive) -> tuple[bytes, bool]:
     """Buffer the request body up to REPLAY_LIMIT: (body, True); beyond, (what was read, False)."""
     chunks: list[bytes] = []
@@ -319,15 +329,23 @@ async def _stream(head: bytes, receive: Receive) -> AsyncIterator[bytes]:
 
 
 async def _relay(response: aiohttp.ClientResponse, send: Send) -> None:
-    """Stream the upstream's answer back without buffering it."""
+    """Stream the upstream's answer back without buffering it (a small one with a length goes in one piece)."""
     try:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status,
-                "headers": response_headers(list(response.raw_headers)),
-            }
-        )
+        start = {
+            "type": "http.response.start",
+            "status": response.status,
+            "headers": response_headers(list(response.raw_headers)),
+        }
+        length = response.content_length
+        if length is not None and length <= _SMALL_BODY:
+            try:
+                body = await response.read()
+            except (aiohttp.ClientError, TimeoutError):
+                raise _Problem(502, "upstream_failed", "the upstream's answer broke off", "upstream") from None
+            await send(start)
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+            return
+        await send(start)
         try:
             async for chunk in response.content.iter_any():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
