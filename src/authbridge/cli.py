@@ -127,6 +127,8 @@ def run(
         log_config=None,
         # uvicorn formats each access-log line's arguments before checking the level: skip it when unused.
         access_log=settings.log_level in {"debug", "info"},
+        # AuthBridge never uses the client's address; X-Forwarded-* parsing would only cost time.
+        proxy_headers=False,
     )
 
 
