@@ -185,17 +185,6 @@ async def test_revoked_refresh_token_needs_reauth(broker: Broker, oauth: OAuthSe
         assert creds.refresh_token not in str(event.data) and (creds.access_token or "") not in str(event.data)
 
 
-async def test_jwt_expiry_is_read_from_exp(broker: Broker, oauth: OAuthServer) -> None:
-    """A token response without expires_in whose access token is a JWT gets its expiry from ``exp``.
-
-    Unit-tested with crafted responses in tests/auth/test_tokens.py; here the connection's stored
-    expiry follows the server's TTL through the whole flow.
-    """
-    cid = await connect(broker, oauth)
-    connection, _ = await broker.connections.view(cid)
-    assert connection.expires_at is not None
-
-
 async def test_background_refresher_refreshes_unused_tokens(
     broker: Broker, oauth: OAuthServer, clock: OffsetClock
 ) -> None:

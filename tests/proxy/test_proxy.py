@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import socket
 import threading
 import time
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -253,3 +256,25 @@ def test_retries_for_idempotent_methods(server: Server, upstream: Upstream) -> N
     upstream.state.statuses = [(503, {})]
     post = httpx.post(f"{server.url}/proxy/{cid}/r", headers={**server.headers, "X-AuthBridge-Retries": "2"})
     assert post.status_code == 503
+
+
+def test_jwt_access_token_expiry_comes_from_exp(server: Server, upstream: Upstream) -> None:
+    """A token response without expires_in whose access token is a JWT: the connection expires at its ``exp``."""
+    spec = {
+        "key": "jwtlogin",
+        "name": "JWT login",
+        "auth": {
+            "type": "custom_token",
+            "token_url": f"{upstream.url}/login-jwt",
+            "token_response": {"access_token": "token"},
+        },
+        "request": {"base_url": upstream.url},
+    }
+    server.integration(spec)
+    cid = server.connect("jwtlogin")
+    shown = httpx.get(f"{server.url}/connections/{cid}", headers=server.headers).json()
+    token = httpx.get(f"{server.url}/connections/{cid}/token", headers=server.headers).json()
+    claims = json.loads(base64.urlsafe_b64decode(token["access_token"].split(".")[1] + "=="))
+    expected = datetime.fromtimestamp(claims["exp"], UTC)
+    assert datetime.fromisoformat(shown["expires_at"]) == expected
+    assert datetime.fromisoformat(token["expires_at"]) == expected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import secrets
@@ -73,6 +74,20 @@ def make_app(state: UpstreamState) -> typing.Any:
             token = "tok-" + secrets.token_hex(8)
             state.valid_tokens = {token}
             await _json(send, 200, {"token": token, "expires_in": 3600})
+            return
+        if path == "/login-jwt":
+            # A token response with no expiry field, whose access token is a JWT: its `exp` is the expiry.
+            state.logins += 1
+            claims = {"sub": "alice", "exp": int(time.time()) + 600}
+            token = (
+                ".".join(
+                    base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()
+                    for part in ({"alg": "none", "typ": "JWT"}, claims)
+                )
+                + ".sig"
+            )
+            state.valid_tokens = {token}
+            await _json(send, 200, {"token": token, "exp_claim": claims["exp"]})
             return
         if state.statuses:
             status, extra = state.statuses.pop(0)
