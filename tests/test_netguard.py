@@ -52,6 +52,11 @@ def loopback_server() -> Iterator[int]:
         "::ffff:127.0.0.1",
         "100.64.0.1",
         "224.0.0.1",
+        "64:ff9b::a9fe:a9fe",
+        "64:ff9b::7f00:1",
+        "64:ff9b:1::a9fe:a9fe",
+        "2002:a9fe:a9fe::",
+        "::127.0.0.1",
     ],
 )
 def test_private_addresses_are_not_public(address: str) -> None:
@@ -59,7 +64,9 @@ def test_private_addresses_are_not_public(address: str) -> None:
     assert not is_public_address(address)
 
 
-@pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111"])
+@pytest.mark.parametrize(
+    "address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "64:ff9b::808:808", "2002:808:808::"]
+)
 def test_public_addresses_are_public(address: str) -> None:
     """Globally routable addresses are public."""
     assert is_public_address(address)

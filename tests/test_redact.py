@@ -121,3 +121,18 @@ def test_filter_survives_a_bad_format(
     log.info("token for %s and %s", "access_token=AT16")
     assert "access_token=***" in stream.getvalue()
     assert "AT16" not in stream.getvalue() + capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "GET https://api.example/me?private_token=glpat-SECRET1",
+        "POST /x?client_assertion=eyJSECRET1&x=1",
+        "hapikey=SECRET1",
+        "url?apiSecret=SECRET1",
+        "x-refresh_token=SECRET1",
+    ],
+)
+def test_names_ending_in_a_sensitive_word_are_redacted(text: str) -> None:
+    """Query fields whose names end in token, secret, assertion, apikey... are redacted too."""
+    assert "SECRET1" not in redact(text)

@@ -83,6 +83,8 @@ def configure_logging(settings: Settings) -> None:
     """Log to stderr at the configured level, every record passed through the redacting filter."""
     level = getattr(logging, settings.log_level.upper())
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every request's full URL at INFO; a query may carry a token or a secret parameter.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     redactor = RedactingFilter()
     for name in ("", "authbridge", "uvicorn", "uvicorn.access", "uvicorn.error", "httpx"):
         logger = logging.getLogger(name)

@@ -23,7 +23,16 @@ SENSITIVE_NAMES = (
     "code_verifier",
     "assertion",
 )
-_FIELD = re.compile(r"(?i)(?<![A-Za-z0-9_])(" + "|".join(SENSITIVE_NAMES) + r")=([^&\s\"']+)")
+# A sensitive name; names ending in token/secret/password/... count too (`private_token`,
+# `client_assertion`, `apiSecret`), but not every word ending in "code" or "key" (`barcode`, `monkey`).
+_SUFFIXES = r"token|secret|password|passwd|pwd|assertion|apikey|api_key|verifier"
+_FIELD = re.compile(
+    r"(?i)(?<![A-Za-z0-9_\-])((?:"
+    + "|".join(SENSITIVE_NAMES)
+    + r")|[A-Za-z0-9_\-]*(?:"
+    + _SUFFIXES
+    + r"))=([^&\s\"']+)"
+)
 _BEARER = re.compile(r"(?i)\b(Bearer|Basic)\s+[A-Za-z0-9\-._~+/=]+")
 _API_KEY = re.compile(r"\bab_[A-Za-z0-9_\-]{20,}")
 # "name": "value" (JSON) and 'name': 'value' (a Python dict's repr); escaped quotes stay inside the value.

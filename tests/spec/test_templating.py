@@ -619,3 +619,10 @@ def test_property_headers_never_carry_line_breaks(prefix: str, suffix: str, a: s
         return
     assert not {"\r", "\n", "\0"} & set(result)
     assert result == prefix + SHAPES[shape](a, b) + suffix
+
+
+def test_header_refuses_non_ascii_values() -> None:
+    """A non-ASCII value cannot go in a header: a clear error naming the reference, not a crash later."""
+    with pytest.raises(UnsafeValueError, match="tenant is not ASCII") as info:
+        render_header("X-{tenant}", {"tenant": "José-SECRET"}, field="request.headers.X-Tenant")
+    assert "José" not in str(info.value)

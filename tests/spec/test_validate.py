@@ -732,3 +732,12 @@ def test_messages_about_secret_enum_and_format_never_contain_the_value() -> None
         check({"pin": SECRET, "key": SECRET, "host": f"{SECRET}/x", "header": f"{SECRET}\n"}, integration)
     assert [e.path for e in info.value.errors] == [f"parameters.{n}" for n in ("pin", "key", "host", "header")]
     assert SECRET not in str(info.value)
+
+
+def test_base_url_cannot_carry_a_query() -> None:
+    """request.base_url with a query or fragment is refused when saved (paths are appended to it)."""
+    with pytest.raises(SpecError) as info:
+        validate_spec({"key": "a", "name": "A", "request": {"base_url": "https://api.example/v1?api-version=2"}})
+    assert [(e.path, e.message) for e in info.value.errors] == [
+        ("request.base_url", "cannot carry a query or fragment; put query parameters in request.query")
+    ]

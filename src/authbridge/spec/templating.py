@@ -249,9 +249,15 @@ def render_header(source: TemplateSource, values: Values, *, field: str, clock: 
             raise UnsafeValueError(
                 f"{field}: the value of {part.expr} contains a line break or NUL, which cannot go in a header"
             )
+        if isinstance(part, _Placeholder) and not value.isascii():
+            raise UnsafeValueError(
+                f"{field}: the value of {part.expr} is not ASCII, which HTTP headers cannot carry reliably"
+            )
     result = "".join(rendered)
     if _BAD_HEADER_CHARS & set(result):
         raise UnsafeValueError(f"{field}: the header contains a line break or NUL")
+    if not result.isascii():
+        raise UnsafeValueError(f"{field}: the header is not ASCII, which HTTP headers cannot carry reliably")
     return result
 
 

@@ -182,6 +182,11 @@ def _reference_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
             whole = url_params | {r for r in refs if r.startswith("credentials.")}
             for message in check_url_template(source, field=field.path, whole_url_names=whole):
                 errors.append(ErrorItem(field.path, _strip_field(message, field.path)))
+        if field.path == "request.base_url" and any("?" in t or "#" in t for t in _as_list(source)):
+            # Request paths are appended to the base URL: a query there would swallow them.
+            errors.append(
+                ErrorItem(field.path, "cannot carry a query or fragment; put query parameters in request.query")
+            )
     auth = data.get("auth")
     token = data.get("token")
     auth_type = auth.get("type") if isinstance(auth, Mapping) else "none"
@@ -190,6 +195,10 @@ def _reference_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
         if isinstance(template, str) and "token" not in _safe_refs(template):
             errors.append(ErrorItem("token.template", "must contain {token}, where the token goes"))
     return errors
+
+
+def _as_list(source: str | list[str]) -> list[str]:
+    return [source] if isinstance(source, str) else list(source)
 
 
 def _safe_refs(source: str) -> frozenset[str]:
