@@ -187,3 +187,24 @@ async def test_killed_worker_leaves_the_connection_usable(
     assert 2 < waited < 30, waited
     assert _refresh_calls(oauth) == 2
     assert httpx.get(oauth.me_url, headers={"Authorization": f"Bearer {token.access_token}"}).status_code == 200
+
+
+async def test_a_failed_refresh_is_shared_not_repeated(
+    env: dict[str, str], oauth: OAuthServer, connection_id: str
+) -> None:
+    """Three workers ask at once, the token endpoint fails: one call, and all three get the failure."""
+    from authbridge.errors import UpstreamError
+
+    oauth.configure(delay_next=0.5, fail_next={"status": 500, "body": "down", "content_type": "text/plain"})
+    async with (
+        open_broker(env, OffsetClock()) as one,
+        open_broker(env, OffsetClock()) as two,
+        open_broker(env, OffsetClock()) as three,
+    ):
+        results = await asyncio.gather(
+            *(b.connections.refresh(connection_id) for b in (one, two, three)), return_exceptions=True
+        )
+        connection, _ = await one.connections.view(connection_id)
+    assert all(isinstance(r, UpstreamError) for r in results), results
+    assert _refresh_calls(oauth) == 1
+    assert connection.refresh_failures == 1 and connection.status == "active"

@@ -277,6 +277,7 @@ def parse_token_response(
     endpoint: str,
     default_ttl: timedelta | None = None,
     previous_refresh_token: str | None = None,
+    secrets: typing.Sequence[str | None] = (),
 ) -> TokenSet:
     """Read a token endpoint's answer (already read into memory) into a ``TokenSet``.
 
@@ -302,7 +303,9 @@ def parse_token_response(
         raise ValueError("now must be timezone-aware")
     # The integration's own default_ttl wins over the caller's (custom token's `ttl`).
     spec = auth.token_response.model_copy(update={"default_ttl": auth.token_response.default_ttl or default_ttl})
-    known = (integration.client_secret, previous_refresh_token)
+    # Anything the request carried that is secret is scrubbed from text quoted back (e.g. a description
+    # repeating the code, the verifier or the password).
+    known = (integration.client_secret, previous_refresh_token, *secrets)
     answer = _Answer(
         integration.key,
         endpoint.partition("#")[0].partition("?")[0],

@@ -92,6 +92,8 @@ class BackgroundRefresher:
                         refreshed += 1
                 except AuthBridgeError as exc:  # recorded on the connection and as an event by the keeper
                     logger.info("background refresh of %s failed: %s", connection.id, exc)
+                except Exception:  # one connection's bug must not stop the refresher
+                    logger.exception("background refresh of %s failed unexpectedly", connection.id)
 
         async with anyio.create_task_group() as group:
             for connection in candidates:
@@ -110,5 +112,7 @@ class BackgroundRefresher:
                     logger.info("background refresher refreshed %d connection(s)", count)
             except AuthBridgeError as exc:
                 logger.warning("background refresh scan failed: %s", exc)
+            except Exception:  # keep refreshing; the error is logged
+                logger.exception("background refresh scan failed unexpectedly")
             with anyio.move_on_after(interval):
                 await stop.wait()

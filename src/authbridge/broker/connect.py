@@ -7,7 +7,7 @@ import logging
 import typing
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -103,10 +103,22 @@ class TestResult:
     detail: str
 
 
-def _endpoint(url: str | httpx.URL) -> str:
-    """A URL without its query or fragment, for messages."""
+def _secrets_of(ctx: AuthContext, *extra: str | None) -> tuple[str, ...]:
+    """Every secret value a request of this connection may carry (to mask in anything shown)."""
+    spec = ctx.integration
+    values: list[str | None] = [ctx.parameters.get(p.name) for p in spec.parameters if p.secret]
+    values += [*ctx.inputs.values(), ctx.access_token, ctx.refresh_token, spec.client_secret, *extra]
+    return tuple(sorted({v for v in values if v and len(v) >= 3}, key=len, reverse=True))
+
+
+def _endpoint(url: str | httpx.URL, secrets: typing.Sequence[str] = ()) -> str:
+    """A URL without its query or fragment, secret values in its path masked, for messages."""
     parts = urlsplit(str(url))
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+    text = f"{parts.scheme}://{parts.netloc}{parts.path}"
+    for secret in secrets:
+        for form in {secret, quote(secret, safe=""), quote(secret)}:
+            text = text.replace(form, "***")
+    return text
 
 
 def _required_inputs(spec: Integration) -> tuple[set[str], set[str]]:
@@ -177,9 +189,11 @@ class Connections:
             clock=self.clock,
         )
 
-    async def _send(self, request: httpx.Request, *, integration: str) -> httpx.Response:
+    async def _send(
+        self, request: httpx.Request, *, integration: str, secrets: typing.Sequence[str] = ()
+    ) -> httpx.Response:
         """Send one request; read at most 1 MiB (decompressed); map transport failures to UpstreamError."""
-        endpoint = _endpoint(request.url)
+        endpoint = _endpoint(request.url, secrets)
         try:
             response = await self.http.send(request, stream=True)
             try:
@@ -250,6 +264,7 @@ class Connections:
         The ``credentials_from_token_response`` hook, when set, turns the answer into credentials.
         """
         spec = ctx.integration
+        secrets = _secrets_of(ctx, code, code_verifier)
         ttl = spec.auth.ttl if isinstance(spec.auth, CustomTokenAuth) else None
         get_token_data = self._hook(spec, "get_token_data") if grant_type != "refresh_token" else None
         if get_token_data is not None:
@@ -259,8 +274,8 @@ class Connections:
             response = httpx.Response(200, json=data)
         else:
             request = token_request(ctx, grant_type=grant_type, code=code, code_verifier=code_verifier)
-            response = await self._send(request, integration=spec.key)
-            endpoint = _endpoint(request.url)
+            response = await self._send(request, integration=spec.key, secrets=secrets)
+            endpoint = _endpoint(request.url, secrets)
         tokens = parse_token_response(
             spec,
             response,
@@ -268,6 +283,7 @@ class Connections:
             endpoint=endpoint,
             default_ttl=ttl,
             previous_refresh_token=ctx.refresh_token,
+            secrets=secrets,
         )
         transform = self._hook(spec, "credentials_from_token_response")
         if transform is not None:
@@ -563,12 +579,13 @@ class Connections:
         revoked, problem = False, None
         if creds is not None and isinstance(spec.auth, OAuth2Auth) and spec.auth.revoke_url:
             try:
-                for request in revoke_requests(self.context(spec, connection.parameters, creds)):
-                    response = await self._send(request, integration=spec.key)
+                ctx = self.context(spec, connection.parameters, creds)
+                secrets = _secrets_of(ctx)
+                for request in revoke_requests(ctx):
+                    response = await self._send(request, integration=spec.key, secrets=secrets)
                     if response.status_code >= 400:
-                        raise UpstreamError(
-                            f"{spec.key}: revocation endpoint {_endpoint(request.url)} answered {response.status_code}"
-                        )
+                        shown = _endpoint(request.url, secrets)
+                        raise UpstreamError(f"{spec.key}: revocation endpoint {shown} answered {response.status_code}")
                 revoked = True
             except AuthBridgeError as exc:
                 problem = str(exc)
@@ -603,9 +620,11 @@ class Connections:
             return await self._tested(connection_id, spec, TestResult(bool(outcome), None, detail))
         if spec.test is None:
             return TestResult(False, None, f"integration {spec.key} declares no test request (add `test:` to its spec)")
-        request = api_request(self.context(spec, connection.parameters, creds), spec.test.method, spec.test.path)
+        ctx = self.context(spec, connection.parameters, creds)
+        secrets = _secrets_of(ctx)
+        request = api_request(ctx, spec.test.method, spec.test.path)
         try:
-            response = await self._send(request, integration=spec.key)
+            response = await self._send(request, integration=spec.key, secrets=secrets)
             if creds.access_token is not None and isinstance(spec.auth, OAuth2Auth | CustomTokenAuth):
                 retry = await self.keeper.after_rejection(
                     connection_id, creds.access_token, response.status_code, response.headers.get("www-authenticate")
@@ -614,12 +633,13 @@ class Connections:
                     request = api_request(
                         self.context(spec, connection.parameters, retry), spec.test.method, spec.test.path
                     )
-                    response = await self._send(request, integration=spec.key)
+                    secrets = _secrets_of(self.context(spec, connection.parameters, retry))
+                    response = await self._send(request, integration=spec.key, secrets=secrets)
         except UpstreamError as exc:
             return await self._tested(connection_id, spec, TestResult(False, None, str(exc)))
         ok = response.status_code in spec.test.expect_status
         expected = " or ".join(str(s) for s in spec.test.expect_status)
-        detail = f"{spec.test.method} {_endpoint(request.url)} answered {response.status_code}" + (
+        detail = f"{spec.test.method} {_endpoint(request.url, secrets)} answered {response.status_code}" + (
             "" if ok else f", expected {expected}"
         )
         return await self._tested(connection_id, spec, TestResult(ok, response.status_code, detail))

@@ -31,7 +31,7 @@ import anyio
 
 from authbridge.auth import TokenSet
 from authbridge.auth.lifecycle import REJECTION_REFRESH_INTERVAL, backoff_delay, is_refresh_due, refresh_on_rejection
-from authbridge.errors import ConnectionStateError, TokenEndpointError, UpstreamError
+from authbridge.errors import AuthBridgeError, ConnectionStateError, TokenEndpointError, UpstreamError
 from authbridge.spec import CustomTokenAuth, Integration, NoneAuth, OAuth2Auth
 from authbridge.store import ConnectionRecord, CredentialRecord, Store
 from authbridge.types import Clock
@@ -149,7 +149,7 @@ class TokenKeeper:
         self._rejection_refreshes[connection_id] = self.clock()
         try:
             return await self.refresh(connection_id, seen_version=creds.version, force=True)
-        except (TokenEndpointError, UpstreamError) as exc:
+        except AuthBridgeError as exc:  # the upstream's rejection stands; the failure is on the connection
             logger.info("refresh after a %s rejection failed for %s: %s", status, connection_id, exc)
             return None
 
@@ -172,11 +172,14 @@ class TokenKeeper:
     async def _refresh(self, connection_id: str, seen_version: int | None, force: bool) -> CredentialRecord | None:
         start = await self.store.credentials.load(connection_id)
         baseline = seen_version if seen_version is not None else (start.version if start else 0)
+        # A failed attempt leaves the credentials' version as it was but counts a failure: whoever
+        # waited for it must share that outcome, not call the token endpoint again.
+        failures = (await self.store.connections.get(connection_id)).refresh_failures
         give_up = anyio.current_time() + self.lease.total_seconds() + self.deadline
         while True:
             if await self.store.connections.take_lease(connection_id, self.owner, self.lease):
                 try:
-                    return await self._with_lease(connection_id, baseline, force)
+                    return await self._with_lease(connection_id, baseline, failures, force)
                 finally:
                     with contextlib.suppress(Exception):
                         await self.store.connections.release_lease(connection_id, self.owner)
@@ -184,11 +187,24 @@ class TokenKeeper:
             latest = await self.store.credentials.load(connection_id)
             if latest is not None and latest.version != baseline:
                 return latest  # the lease holder's result
+            self._raise_if_failed_meanwhile(await self.store.connections.get(connection_id), failures)
             if anyio.current_time() > give_up:
                 raise UpstreamError(f"connection {connection_id}: another worker's refresh did not finish in time")
 
-    async def _with_lease(self, connection_id: str, baseline: int, force: bool) -> CredentialRecord | None:
+    @staticmethod
+    def _raise_if_failed_meanwhile(connection: ConnectionRecord, failures: int) -> None:
+        """The lease holder's failure, shared with those who waited for it."""
+        if connection.refresh_failures != failures:  # every failure, transient or permanent, counts one
+            reason = connection.last_error or "the refresh failed"
+            if connection.status == "needs_reauth":
+                raise TokenEndpointError(reason, permanent=True)
+            raise UpstreamError(reason)
+
+    async def _with_lease(
+        self, connection_id: str, baseline: int, failures: int, force: bool
+    ) -> CredentialRecord | None:
         connection = await self.store.connections.get(connection_id)
+        self._raise_if_failed_meanwhile(connection, failures)
         spec = await self._spec(connection)
         creds = await self.store.credentials.load(connection_id)
         version = creds.version if creds else 0
@@ -219,6 +235,10 @@ class TokenKeeper:
             raise
         except UpstreamError as exc:
             await self._failed(connection, spec, exc)
+            raise
+        except AuthBridgeError as exc:
+            # A template, spec or hook problem: permanent until someone fixes the spec or reconnects.
+            await self._failed(connection, spec, TokenEndpointError(str(exc), integration=spec.key, permanent=True))
             raise
         fresh = CredentialRecord(
             access_token=tokens.access_token,

@@ -211,9 +211,13 @@ class Proxy:
                 and refresh_on_rejection(target.policy, status, response.headers.get("WWW-Authenticate"))
             ):
                 rejected = True
-                fresh = await self.broker.connections.keeper.after_rejection(
-                    connection_id, target.token, status, response.headers.get("WWW-Authenticate")
-                )
+                try:
+                    fresh = await self.broker.connections.keeper.after_rejection(
+                        connection_id, target.token, status, response.headers.get("WWW-Authenticate")
+                    )
+                except BaseException:
+                    response.release()
+                    raise
                 if fresh is not None:
                     response.release()
                     self.forget(connection_id)
