@@ -148,7 +148,11 @@ class TokenKeeper:
             return None
         self._rejection_refreshes[connection_id] = self.clock()
         try:
-            return await self.refresh(connection_id, seen_version=creds.version, force=True)
+            fresh = await self.refresh(connection_id, seen_version=creds.version, force=True)
+            if fresh.access_token == rejected_token:
+                # We joined an in-flight refresh that found nothing due: ours must really happen.
+                fresh = await self.refresh(connection_id, seen_version=fresh.version, force=True)
+            return fresh
         except AuthBridgeError as exc:  # the upstream's rejection stands; the failure is on the connection
             logger.info("refresh after a %s rejection failed for %s: %s", status, connection_id, exc)
             return None
