@@ -24,7 +24,7 @@ from authbridge.auth import (
     token_request,
 )
 from authbridge.auth.hooks import HookContext, call_hook, load_hook, token_set_from_credentials
-from authbridge.broker.refresh import TokenKeeper, ttl_warning
+from authbridge.broker.refresh import TokenKeeper, credentials_from, ttl_warning
 from authbridge.errors import (
     AuthBridgeError,
     CallbackError,
@@ -327,21 +327,6 @@ class Connections:
     def _warning(self, spec: Integration, tokens: TokenSet) -> str | None:
         return ttl_warning(spec, tokens, self.clock)
 
-    @staticmethod
-    def _credentials(
-        tokens: TokenSet, *, inputs: Mapping[str, str], extra: Mapping[str, typing.Any] = {}
-    ) -> CredentialRecord:
-        return CredentialRecord(
-            access_token=tokens.access_token,
-            refresh_token=tokens.refresh_token,
-            token_type=tokens.token_type,
-            expires_at=tokens.expires_at,
-            scopes=tokens.scopes,
-            raw=tokens.raw,
-            extra={**tokens.extra, **extra},
-            inputs=dict(inputs),
-        )
-
     def _check_inputs(self, spec: Integration, credentials: Mapping[str, object]) -> dict[str, str]:
         required, allowed = _required_inputs(spec)
         errors: list[ErrorItem] = []
@@ -453,7 +438,7 @@ class Connections:
                 tokens = await self._token(self.context(spec, values, inputs=inputs), grant_type=grant)
             except UpstreamError as exc:
                 raise ConnectError(f"could not get a token: {exc}") from None
-            creds = self._credentials(tokens, inputs=inputs)
+            creds = credentials_from(tokens, inputs=inputs)
             warning = self._warning(spec, tokens)
         elif isinstance(auth, ApiTokenAuth):
             creds = CredentialRecord(access_token=inputs["token"])
@@ -547,7 +532,7 @@ class Connections:
             # The flow is used up: whatever went wrong (upstream, template, spec) is the connection's error.
             return await fail(str(exc))
         captured = callback_fields(spec, query)
-        await self.store.credentials.save(connection.id, self._credentials(tokens, inputs=ctx.inputs, extra=captured))
+        await self.store.credentials.save(connection.id, credentials_from(tokens, inputs=ctx.inputs, extra=captured))
         await self.store.connections.set_status(
             connection.id, "active", expires_at=tokens.expires_at, warning=self._warning(spec, tokens), refreshed=True
         )

@@ -23,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import typing
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 
 import anyio
@@ -36,7 +37,7 @@ from authbridge.spec import CustomTokenAuth, Integration, NoneAuth, OAuth2Auth
 from authbridge.store import ConnectionRecord, CredentialRecord, Store
 from authbridge.types import Clock
 
-__all__ = ["Fetch", "TokenKeeper", "ttl_warning"]
+__all__ = ["Fetch", "TokenKeeper", "credentials_from", "ttl_warning"]
 
 logger = logging.getLogger("authbridge.refresh")
 
@@ -244,16 +245,7 @@ class TokenKeeper:
             # A template, spec or hook problem: permanent until someone fixes the spec or reconnects.
             await self._failed(connection, spec, TokenEndpointError(str(exc), integration=spec.key, permanent=True))
             raise
-        fresh = CredentialRecord(
-            access_token=tokens.access_token,
-            refresh_token=tokens.refresh_token or (creds.refresh_token if creds else None),
-            token_type=tokens.token_type,
-            expires_at=tokens.expires_at,
-            scopes=tokens.scopes if tokens.scopes is not None else (creds.scopes if creds else None),
-            raw=tokens.raw,
-            extra={**(creds.extra if creds else {}), **tokens.extra},
-            inputs=dict(creds.inputs) if creds else {},
-        )
+        fresh = credentials_from(tokens, creds)
         saved = await self.store.credentials.save(connection_id, fresh, expected_version=version)
         self.changed(connection_id)
         if saved is None:
@@ -304,6 +296,31 @@ class TokenKeeper:
                 integration_key=spec.key,
                 data={"reason": reason},
             )
+
+
+def credentials_from(
+    tokens: TokenSet,
+    previous: CredentialRecord | None = None,
+    *,
+    inputs: Mapping[str, str] | None = None,
+    extra: Mapping[str, typing.Any] | None = None,
+) -> CredentialRecord:
+    """Credentials to store from a token answer, keeping what it does not replace.
+
+    The previous refresh token and scopes stay when the answer has none; fields kept from earlier
+    answers stay unless the new one (or ``extra``, e.g. callback captures) sets them; the user's
+    inputs stay unless new ones are given.
+    """
+    return CredentialRecord(
+        access_token=tokens.access_token,
+        refresh_token=tokens.refresh_token or (previous.refresh_token if previous else None),
+        token_type=tokens.token_type,
+        expires_at=tokens.expires_at,
+        scopes=tokens.scopes if tokens.scopes is not None else (previous.scopes if previous else None),
+        raw=tokens.raw,
+        extra={**(previous.extra if previous else {}), **tokens.extra, **(extra or {})},
+        inputs=dict(inputs if inputs is not None else (previous.inputs if previous else {})),
+    )
 
 
 def ttl_warning(spec: Integration, tokens: TokenSet, clock: Clock) -> str | None:
