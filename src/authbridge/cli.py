@@ -266,12 +266,24 @@ def integrations_validate(
 @_handle_errors
 def integrations_apply(
     paths: typing.Annotated[list[Path], typer.Argument(help="YAML files or directories.")],
+    move_secrets: typing.Annotated[
+        bool,
+        typer.Option(
+            "--move-secrets",
+            help="Allow a changed host to receive the tokens and secret parameters of existing connected accounts.",
+        ),
+    ] = False,
 ) -> None:
-    """Create or update integrations from YAML; nothing is saved unless every spec is valid."""
+    """Create or update integrations from YAML; nothing is saved unless every spec is valid.
+
+    An update that sends the stored client secret (given as ********) to a new host is refused: give
+    the secret again. One that sends existing connected accounts' tokens and secret parameters to a
+    new host is refused unless --move-secrets confirms it (the HTTP API and console cannot).
+    """
     specs = _load_all(paths)
 
     async def work(broker: Broker) -> list[tuple[str, bool]]:
-        results = await broker.save_integrations(specs)
+        results = await broker.save_integrations(specs, move_secrets=move_secrets)
         return [(record.key, created) for record, created in results]
 
     for key, created in _with_broker(work):

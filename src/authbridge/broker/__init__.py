@@ -112,11 +112,19 @@ class Broker:
             raise SpecError(errors)
 
     async def save_integration(
-        self, spec: Integration, *, create: bool = True, update: bool = True
+        self, spec: Integration, *, create: bool = True, update: bool = True, move_secrets: bool = False
     ) -> tuple[IntegrationRecord, bool]:
-        """Create or replace an integration after the server-side checks; record an event."""
+        """Create or replace an integration after the server-side checks; record an event.
+
+        An update that would send a stored secret to a new host is refused (SpecError, nothing
+        changed): the kept client secret must be given again, and the secrets of existing connected
+        accounts move only with ``move_secrets``, which only the command line (the server's
+        operator) passes.
+        """
         self.check_integration(spec)
-        record, created = await self.store.integrations.save(spec, create=create, update=update)
+        record, created = await self.store.integrations.save(
+            spec, create=create, update=update, move_secrets=move_secrets
+        )
         await self.store.events.add(
             "integration.created" if created else "integration.updated",
             integration_key=spec.key,
@@ -124,7 +132,9 @@ class Broker:
         )
         return record, created
 
-    async def save_integrations(self, specs: typing.Sequence[Integration]) -> list[tuple[IntegrationRecord, bool]]:
+    async def save_integrations(
+        self, specs: typing.Sequence[Integration], *, move_secrets: bool = False
+    ) -> list[tuple[IntegrationRecord, bool]]:
         """Save several integrations; all are checked (and every problem reported) before any is written."""
         keys = [s.key for s in specs]
         errors = [
@@ -138,9 +148,11 @@ class Broker:
             if spec.client_secret == SECRET_MASK and not await self._exists(spec.key):
                 # The mask means "keep the stored secret": refused here rather than after others were saved.
                 errors.append(ErrorItem(f"{spec.key}.auth.client_secret", "give the secret itself, not ********"))
+            moves = await self.store.integrations.check_save(spec, move_secrets=move_secrets)
+            errors.extend(ErrorItem(f"{spec.key}.{e.path}", e.message) for e in moves)
         if errors:
             raise SpecError(errors)
-        return [await self.save_integration(spec) for spec in specs]
+        return [await self.save_integration(spec, move_secrets=move_secrets) for spec in specs]
 
     async def _exists(self, key: str) -> bool:
         try:

@@ -295,6 +295,13 @@ PARAMETER_FIELDS: tuple[Field, ...] = (
     Field("pattern", "pattern", "Pattern", help="A regular expression."),
     Field("enum", "enum", "Allowed values", "list", "Separated by commas."),
     Field(
+        "hosts",
+        "hosts",
+        "Allowed hosts",
+        "list",
+        "Host names the value may name (api.acme.example, or *.acme.example for any below it), separated by commas.",
+    ),
+    Field(
         "format",
         "format",
         "Format",

@@ -55,6 +55,9 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _HOOK = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
 _TCHAR = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _KEY = re.compile(r"[A-Za-z0-9]{1,64}")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+#: An entry of a parameter's ``hosts``: a host name of at least two labels, or ``*.`` and one.
+_HOST_ENTRY = re.compile(rf"(?:\*\.)?(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})+")
 #: Names a parameter may not take: the template builtins.
 RESERVED_NAMES = frozenset(
     {"token", "refresh_token", "client_id", "client_secret", "username", "password", "credentials"}
@@ -105,6 +108,9 @@ class Parameter(_Model):
     pattern: str | None = None
     enum: list[Text] | None = None
     format: typing.Literal["hostname", "url", "uuid", "email"] | None = None
+    #: The hosts a value may name (the value itself, or the host of a ``format: url`` value):
+    #: ``api.acme.example`` exactly, ``*.acme.example`` any name under acme.example.
+    hosts: list[str] | None = None
     example: Text | None = None
     hidden: bool = False
 
@@ -133,6 +139,20 @@ class Parameter(_Model):
         if value is not None and not value:
             raise ValueError("must list at least one value")
         return value
+
+    @field_validator("hosts")
+    @classmethod
+    def _host_patterns(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("must list at least one host")
+        for host in value:
+            if not _HOST_ENTRY.fullmatch(host):
+                raise ValueError(
+                    f"{host!r} is not a host name or *.domain (letters, digits, '-', '.', at least two labels)"
+                )
+        return [host.lower() for host in value]
 
     @field_validator("default")
     @classmethod

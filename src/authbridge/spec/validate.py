@@ -33,6 +33,7 @@ from authbridge.spec.models import (
     TokenPlacement,
     TokenResponse,
 )
+from authbridge.spec.secret_hosts import host_allowed, secret_host_errors
 from authbridge.spec.templating import check_url_template, references_of, render_header, render_url
 
 __all__ = ["check_parameter_values", "validate_spec"]
@@ -375,7 +376,10 @@ def validate_spec(data: object, *, source: str | None = None, line_of: LineOf | 
         integration = None
         items = _pydantic_errors(data, exc)
     rejected = {item.path for item in items}
-    for item in _grant_errors(data) + _reference_errors(data) + _default_errors(data):
+    found = _grant_errors(data) + _reference_errors(data) + _default_errors(data)
+    if integration is not None:
+        found += secret_host_errors(integration)
+    for item in found:
         if item.path not in rejected and item not in items:
             items.append(item)
     if items:
@@ -427,7 +431,25 @@ def _value_problems(param: Parameter, value: str, allow_http: AllowHttp | None) 
     problem = _format_problem(param, value, allow_http)
     if problem:
         problems.append(problem)
+    problem = _hosts_problem(param, value)
+    if problem:
+        problems.append(problem)
     return problems
+
+
+def _hosts_problem(param: Parameter, value: str) -> str | None:
+    """A value (or the host of a ``format: url`` value) outside the parameter's ``hosts`` allow-list."""
+    if param.hosts is None:
+        return None
+    host: str | None = value
+    if param.format == "url":
+        try:
+            host = urlsplit(value).hostname
+        except ValueError:
+            host = None
+    if host is None or not host_allowed(host, param.hosts):
+        return f"must name one of the allowed hosts: {', '.join(param.hosts)}"
+    return None
 
 
 def check_parameter_values(

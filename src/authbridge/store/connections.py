@@ -63,14 +63,25 @@ class ConnectionRepo:
             raise ValueError(f"unknown connection status {status!r}")
         now = self._ctx.clock()
         row_id = new_id()
-        plain = {k: v for k, v in parameters.items() if k not in secret_names}
-        secrets = {k: v for k, v in parameters.items() if k in secret_names}
         async with self._ctx.session() as session:
-            integration_id = await session.scalar(
-                select(IntegrationRow.id).where(IntegrationRow.key == integration_key)
-            )
-            if integration_id is None:
+            # The stored spec's secret parameters count too, read under a key-share lock: a spec
+            # update that just made a parameter secret (and encrypted the stored values) commits
+            # first, and this connection's value is stored encrypted as well.
+            found = (
+                await session.execute(
+                    select(IntegrationRow.id, IntegrationRow.spec)
+                    .where(IntegrationRow.key == integration_key)
+                    .with_for_update(key_share=True)
+                )
+            ).first()
+            if found is None:
                 raise NotFoundError(f"no integration with key {integration_key!r}")
+            integration_id, spec = found
+            names = set(secret_names) | {
+                p["name"] for p in spec.get("parameters", []) if isinstance(p, dict) and p.get("secret")
+            }
+            plain = {k: v for k, v in parameters.items() if k not in names}
+            secrets = {k: v for k, v in parameters.items() if k in names}
             row = ConnectionRow(
                 id=row_id,
                 integration_id=integration_id,

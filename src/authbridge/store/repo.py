@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import hashlib
 import hmac
+import json
+import re
 import secrets
 import typing
 import uuid
@@ -15,8 +18,9 @@ from sqlalchemy import delete, func, insert, literal, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from authbridge.errors import ConflictError, IntegrationNotFound, NotFoundError, StoreError
+from authbridge.errors import ConflictError, ErrorItem, IntegrationNotFound, NotFoundError, SpecError, StoreError
 from authbridge.spec import SECRET_MASK, Integration
+from authbridge.spec.destinations import move_problems
 from authbridge.store.crypto import KeyRing, aad_for
 from authbridge.store.models import (
     ApiKeyRow,
@@ -79,6 +83,9 @@ class StoreContext:
         return self.keyring.decrypt_str(value, aad=aad_for(table, row_id, column))
 
 
+_PARAM_REF = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
+
+
 def _storable_spec(spec: Integration) -> tuple[JSONDict, str | None]:
     """The spec as JSON without its client secret, and the client secret."""
     data = spec.model_dump(mode="json", by_alias=True)
@@ -129,12 +136,17 @@ class IntegrationRepo:
             return [self._record(row) for row in rows]
 
     async def save(
-        self, spec: Integration, *, create: bool = True, update: bool = True
+        self, spec: Integration, *, create: bool = True, update: bool = True, move_secrets: bool = False
     ) -> tuple[IntegrationRecord, bool]:
         """Create or replace an integration; return it and whether it was created.
 
         A client secret equal to the mask (``********``) keeps the stored one, so a spec read back
-        from the API or exported to YAML can be saved again without knowing the secret.
+        from the API or exported to YAML can be saved again without knowing the secret. An update
+        that would send a stored secret somewhere new is refused with SpecError, nothing changed
+        (``spec.destinations``): the kept client secret to a new host (give it again instead), or
+        the secrets of existing connected accounts to a new host (unless ``move_secrets``, which
+        only the server's operator can pass). Parameters that became ``secret: true`` have their
+        stored values encrypted in the same transaction.
         """
         data, secret = _storable_spec(spec)
         now = self._ctx.clock()
@@ -154,15 +166,68 @@ class IntegrationRepo:
                 else:
                     if not update:
                         raise ConflictError(f"an integration with key {spec.key!r} exists already")
+                    problems = await self._move_problems(session, row, spec, move_secrets=move_secrets)
+                    if problems:
+                        raise SpecError(problems)
                     row.version += 1
                     if secret == SECRET_MASK:
                         secret = self._ctx.decrypt(row.client_secret, "integrations", row.id, "client_secret")
+                    await self._encrypt_new_secret_parameters(session, row.id, spec)
                 row.name, row.spec, row.updated_at = spec.name, data, now
                 row.client_secret = self._ctx.encrypt(secret, "integrations", row.id, "client_secret")
                 await session.flush()
                 return self._record(row), created
         except IntegrityError:
             raise ConflictError(f"an integration with key {spec.key!r} exists already") from None
+
+    async def check_save(self, spec: Integration, *, move_secrets: bool = False) -> builtins.list[ErrorItem]:
+        """The problems ``save`` would refuse ``spec`` for because it moves stored secrets (nothing is written)."""
+        async with self._ctx.session() as session:
+            row = await session.scalar(select(IntegrationRow).where(IntegrationRow.key == spec.key))
+            if row is None:
+                return []
+            return await self._move_problems(session, row, spec, move_secrets=move_secrets)
+
+    async def _move_problems(
+        self, session: AsyncSession, row: IntegrationRow, spec: Integration, *, move_secrets: bool
+    ) -> builtins.list[ErrorItem]:
+        stored = self._ctx.decrypt(row.client_secret, "integrations", row.id, "client_secret")
+        kept = spec.client_secret == SECRET_MASK and stored is not None and not _PARAM_REF.fullmatch(stored)
+        count: int | None = 0
+        if not move_secrets:
+            count = await session.scalar(
+                select(func.count()).select_from(ConnectionRow).where(ConnectionRow.integration_id == row.id)
+            )
+        return move_problems(self._record(row).spec, spec, client_secret_kept=kept, connections=count or 0)
+
+    async def _encrypt_new_secret_parameters(
+        self, session: AsyncSession, integration_id: str, spec: Integration
+    ) -> int:
+        """Move the values of parameters now declared secret from the clear column to the encrypted one.
+
+        Runs in the transaction that saves the spec, so no reader ever sees the new spec with the
+        values still in clear. The reverse (secret to not secret) moves nothing: values stored as
+        secrets stay encrypted and masked. Returns how many connections changed.
+        """
+        names = {p.name for p in spec.parameters if p.secret}
+        if not names:
+            return 0
+        rows = (
+            await session.scalars(select(ConnectionRow).where(ConnectionRow.integration_id == integration_id))
+        ).all()
+        changed = 0
+        for conn in rows:
+            moving = {k: v for k, v in conn.parameters.items() if k in names}
+            if not moving:
+                continue
+            current = self._ctx.decrypt(conn.secret_parameters, "connections", conn.id, "secret_parameters")
+            secrets_ = {**(json.loads(current) if current else {}), **moving}
+            conn.secret_parameters = self._ctx.encrypt(
+                json.dumps(secrets_), "connections", conn.id, "secret_parameters"
+            )
+            conn.parameters = {k: v for k, v in conn.parameters.items() if k not in names}
+            changed += 1
+        return changed
 
     async def delete(self, key: str) -> None:
         """Delete an integration that has no connected accounts."""
