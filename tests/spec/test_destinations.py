@@ -128,6 +128,31 @@ def test_widening_what_a_host_placeholder_accepts_is_a_move() -> None:
     assert [p.path for p in problems] == ["auth.token_url"]
 
 
+@pytest.mark.parametrize(
+    ("before", "after", "moved"),
+    [
+        ({"enum": ["eu.acme.example", "us.acme.example"]}, {"enum": ["eu.acme.example"]}, False),
+        ({}, {"enum": ["eu.acme.example"]}, False),
+        ({}, {"hosts": ["*.acme.example"]}, False),
+        ({"hosts": ["*.acme.example"]}, {"hosts": ["login.acme.example", "*.eu.acme.example"]}, False),
+        ({"hosts": ["*.acme.example"]}, {"hosts": ["acme.example"]}, True),
+        ({"hosts": ["login.acme.example"]}, {"hosts": ["*.login.acme.example"]}, True),
+        ({"hosts": ["*.acme.example"]}, {}, True),
+        ({"enum": ["eu.acme.example"]}, {"enum": ["eu.acme.example"], "pattern": "^eu"}, False),
+        ({"pattern": "^eu"}, {"pattern": "^e"}, True),
+        ({"enum": ["eu.acme.example"], "default": "eu.acme.example"}, {"enum": ["eu.acme.example"]}, False),
+    ],
+)
+def test_narrowing_a_host_parameter_is_not_a_move(before: Json, after: Json, moved: bool) -> None:
+    """A subset of the enum or hosts, or an added constraint, admits no new host; anything else is a move."""
+    old = spec(token_url="https://{region}.acme.example/token")
+    old["parameters"].append({"name": "region", **before})
+    new = spec(token_url="https://{region}.acme.example/token")
+    new["parameters"].append({"name": "region", **after})
+    problems = move_problems(model(old), model(new), client_secret_kept=False, connections=1)
+    assert bool(problems) is moved
+
+
 def test_connection_secrets_may_not_move_while_accounts_exist() -> None:
     """A new base URL host would receive the accounts' tokens and secret headers: refused, secret or not."""
     old = spec()

@@ -12,9 +12,10 @@ A destination is the *origin* of one such URL template: scheme, host and port wi
 as written (``https://{tenant}.acme.example``), the default port dropped, letters lower-cased. An
 update *moves* a secret when one of the new spec's destinations for it is not among the old spec's
 destinations of the same kind. A placeholder in the origin is part of the comparison together
-with what bounds it: widening a host parameter's ``enum`` or ``hosts`` moves the destination as
-much as rewriting the host does. A change of path only (same origin) is not a move: the same host
-already received the secret.
+with what bounds it: widening a host parameter's ``enum`` or ``hosts`` (or changing its ``pattern``,
+``format`` or ``default``) moves the destination as much as rewriting the host does, while
+narrowing it (a subset of the enum or hosts, an added constraint) does not. A change of path only
+(same origin) is not a move: the same host already received the secret.
 
 ```
 problems = move_problems(old, new, client_secret_kept=True, connections=3)
@@ -44,12 +45,15 @@ _DEFAULT_PORTS = {"https": ":443", "http": ":80"}
 _USER_INPUTS = frozenset({"username", "password"})
 
 
+Bound = dict[str, typing.Any]
+
+
 class Destination(typing.NamedTuple):
-    """One place a secret goes: the spec field, the origin (as shown), and what identifies it."""
+    """One place a secret goes: the spec field, the origin (as written), what bounds each name in it."""
 
     field: str
     origin: str
-    key: tuple[str, tuple[tuple[str, str], ...]]
+    bounds: dict[str, Bound]
 
 
 def _placeholder_parts(template: Template) -> Iterator[tuple[bool, str]]:
@@ -105,20 +109,42 @@ def origin_of(source: str) -> tuple[str, frozenset[str]]:
     return origin, frozenset(names)
 
 
-def _bound(spec: Integration, name: str) -> str:
+def _bound(spec: Integration, name: str) -> Bound:
     """What limits the values of one reference (a parameter's constraints, a credential field's source)."""
     param = spec.parameter(name)
     if param is not None:
-        return json.dumps(
-            param.model_dump(include={"enum", "pattern", "format", "hosts", "default"}, mode="json"), sort_keys=True
-        )
+        return param.model_dump(include={"enum", "pattern", "format", "hosts", "default"}, mode="json")
     if name.startswith("credentials."):
         captured = isinstance(spec.auth, OAuth2Auth) and name.removeprefix("credentials.") in spec.auth.callback.capture
-        return "callback" if captured else "token response"
+        return {"source": "callback" if captured else "token response"}
     if name == "client_id" and isinstance(spec.auth, OAuth2Auth):
         client_id = spec.auth.client_id
-        return json.dumps(client_id) + "".join(_bound(spec, n) for n in sorted(references_of(client_id or "")))
-    return name
+        refs = sorted(references_of(client_id or ""))
+        return {"client_id": json.dumps(client_id), "refs": json.dumps([_bound(spec, n) for n in refs])}
+    return {"name": name}
+
+
+def _covered(entry: str, old_hosts: list[str]) -> bool:
+    """Whether every host the allow-list entry admits is admitted by ``old_hosts``."""
+    if not entry.startswith("*."):
+        return any(entry == old or (old.startswith("*.") and entry.endswith(old[1:])) for old in old_hosts)
+    return any(old.startswith("*.") and (entry == old or entry.endswith(old[1:])) for old in old_hosts)
+
+
+def _narrower(new: Bound, old: Bound) -> bool:
+    """Whether every value ``new`` admits was admitted by ``old`` (conservatively: False when unsure)."""
+    if new == old:
+        return True
+    if set(new) != {"enum", "pattern", "format", "hosts", "default"} or set(old) != set(new):
+        return False
+    if old["enum"] is not None and (new["enum"] is None or not set(new["enum"]) <= set(old["enum"])):
+        return False
+    if old["hosts"] is not None and (new["hosts"] is None or not all(_covered(h, old["hosts"]) for h in new["hosts"])):
+        return False
+    return all(old[key] is None or new[key] == old[key] for key in ("pattern", "format")) and new["default"] in (
+        None,
+        old["default"],
+    )
 
 
 def _destinations(spec: Integration, field: str, source: TemplateSource | None) -> list[Destination]:
@@ -127,7 +153,7 @@ def _destinations(spec: Integration, field: str, source: TemplateSource | None) 
     found = []
     for item in [source] if isinstance(source, str) else source:
         origin, names = origin_of(item)
-        found.append(Destination(field, origin, (origin, tuple((n, _bound(spec, n)) for n in sorted(names)))))
+        found.append(Destination(field, origin, {name: _bound(spec, name) for name in sorted(names)}))
     return found
 
 
@@ -177,12 +203,22 @@ def connection_secret_destinations(spec: Integration) -> list[Destination]:
     return found
 
 
+def _known(destination: Destination, old: Iterable[Destination]) -> bool:
+    """Whether an old destination has the same origin and admitted at least every value this one admits."""
+    return any(
+        o.origin == destination.origin
+        and o.bounds.keys() == destination.bounds.keys()
+        and all(_narrower(bound, o.bounds[name]) for name, bound in destination.bounds.items())
+        for o in old
+    )
+
+
 def _moved(old: Iterable[Destination], new: Iterable[Destination]) -> list[Destination]:
     """The new destinations that are not old ones, one per field and origin."""
-    known = {d.key for d in old}
+    before = list(old)
     moved: dict[tuple[str, str], Destination] = {}
     for destination in new:
-        if destination.key not in known:
+        if not _known(destination, before):
             moved.setdefault((destination.field, destination.origin), destination)
     return list(moved.values())
 
