@@ -175,6 +175,18 @@ def test_a_token_host_with_a_new_client_secret_still_keeps_refresh_tokens() -> N
     assert "1 connected account " in problems[0].message
 
 
+def test_a_detour_through_a_grant_without_account_secrets_is_caught() -> None:
+    """Client credentials on the new host passes (no account secret goes there); switching back is a move."""
+    old = spec()
+    detour = changed(old, "auth.token_url", "https://attacker.example/token")
+    detour["auth"]["grant_type"] = "client_credentials"
+    detour["auth"]["client_secret"] = "invented"
+    assert move_problems(model(old), model(detour), client_secret_kept=False, connections=1) == []
+    back = {**detour, "auth": {**detour["auth"], "grant_type": "authorization_code"}}
+    problems = move_problems(model(detour), model(back), client_secret_kept=False, connections=1)
+    assert [p.path for p in problems] == ["auth.token_url"]
+
+
 def test_client_credentials_token_url_carries_no_account_secret() -> None:
     """A client-credentials token request sends only the client's own credentials."""
     data = spec(grant_type="client_credentials")

@@ -146,3 +146,14 @@ async def test_a_refused_save_encrypts_nothing(store: Store) -> None:
     with pytest.raises(SpecError, match="2 problems"):
         await store.integrations.save(masked(secret_team=True, token_url="https://attacker.example/token"))
     assert (await store.connections.get(conn.id)).public_parameters() == {"team": VALUE}
+
+
+async def test_secret_again_encrypts_what_was_stored_in_clear_meanwhile(store: Store) -> None:
+    """Secret, then not, then secret again: a value stored in clear while it was not secret gets encrypted."""
+    await store.integrations.save(spec(secret_team=True))
+    await store.integrations.save(masked(secret_team=False))
+    meanwhile = await store.connections.create(integration_key="acme", name="DEV", parameters={"team": VALUE})
+    assert meanwhile.public_parameters() == {"team": VALUE}
+    await store.integrations.save(masked(secret_team=True))
+    assert (await store.connections.get(meanwhile.id)).public_parameters() == {"team": "********"}
+    assert VALUE not in (await raw_connection(store, meanwhile.id))[0]

@@ -172,7 +172,9 @@ class IntegrationRepo:
                     row.version += 1
                     if secret == SECRET_MASK:
                         secret = self._ctx.decrypt(row.client_secret, "integrations", row.id, "client_secret")
-                    await self._encrypt_new_secret_parameters(session, row.id, spec)
+                    was_secret = {p.get("name") for p in row.spec.get("parameters", []) if p.get("secret")}
+                    now_secret = {p.name for p in spec.parameters if p.secret}
+                    await self._encrypt_secret_parameters(session, row.id, now_secret - was_secret)
                 row.name, row.spec, row.updated_at = spec.name, data, now
                 row.client_secret = self._ctx.encrypt(secret, "integrations", row.id, "client_secret")
                 await session.flush()
@@ -200,16 +202,14 @@ class IntegrationRepo:
             )
         return move_problems(self._record(row).spec, spec, client_secret_kept=kept, connections=count or 0)
 
-    async def _encrypt_new_secret_parameters(
-        self, session: AsyncSession, integration_id: str, spec: Integration
-    ) -> int:
-        """Move the values of parameters now declared secret from the clear column to the encrypted one.
+    async def _encrypt_secret_parameters(self, session: AsyncSession, integration_id: str, names: set[str]) -> int:
+        """Move the values of the parameters just declared secret from the clear column to the encrypted one.
 
         Runs in the transaction that saves the spec, so no reader ever sees the new spec with the
-        values still in clear. The reverse (secret to not secret) moves nothing: values stored as
-        secrets stay encrypted and masked. Returns how many connections changed.
+        values still in clear (connections created meanwhile read the stored spec: ConnectionRepo.create).
+        The reverse (secret to not secret) moves nothing: values stored as secrets stay encrypted and
+        masked. Returns how many connections changed.
         """
-        names = {p.name for p in spec.parameters if p.secret}
         if not names:
             return 0
         rows = (
