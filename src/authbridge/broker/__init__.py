@@ -8,7 +8,15 @@ import typing
 
 import httpx
 
-from authbridge.broker.connect import CallbackResult, Connected, Connections, DeleteResult, FreshToken, TestResult
+from authbridge.broker.connect import (
+    CallbackResult,
+    Connected,
+    Connections,
+    DeleteResult,
+    FreshToken,
+    TestResult,
+    TokenRevocation,
+)
 from authbridge.broker.webhooks import WebhookDispatcher, event_payload, verify_signature
 from authbridge.errors import AuthenticationError, ErrorItem, IntegrationNotFound, SpecError
 from authbridge.spec import SECRET_MASK, Integration, OAuth2Auth
@@ -28,6 +36,7 @@ __all__ = [
     "IntegrationRecord",
     "Policy",
     "TestResult",
+    "TokenRevocation",
     "WebhookDispatcher",
     "WebhookRecord",
     "event_payload",
