@@ -186,6 +186,41 @@ async def test_every_save_fails_the_pair_is_kept_and_stored_later(
     assert connection.status == "active"
 
 
+async def test_kept_pair_repairs_a_connection_another_worker_gave_up_on(
+    broker: Broker, flaky_store: FlakyStore, oauth: OAuthServer
+) -> None:
+    """The store refused our pair; our lease ran out; another worker's spent token got invalid_grant and marked
+    the connection needs_reauth. Our kept pair, stored once the store works, makes it active again."""
+    cid = await connect(broker, oauth)
+    before = await _stored(broker, cid)
+    broken = True
+    flaky_store.credentials.failing = lambda _n: broken
+    keeper = TokenKeeper(
+        flaky_store,
+        fetch=broker.connections.fetch_refresh,
+        clock=OffsetClock(),
+        deadline=1.0,
+        lease=timedelta(seconds=1.5),
+        store_retry=0.2,
+    )
+    with pytest.raises(StoreError, match="storing them failed"):
+        await keeper.refresh(cid, seen_version=before.version, force=True)
+
+    with pytest.raises(TokenEndpointError, match="invalid_grant"):  # waits for our lease to run out first
+        await broker.connections.refresh(cid)
+    connection, _ = await broker.connections.view(cid)
+    assert connection.status == "needs_reauth"
+
+    broken = False
+    connection, kept = await keeper.fresh(cid)
+    assert connection.status == "active"
+    assert kept.refresh_token == (await _stored(broker, cid)).refresh_token != before.refresh_token
+    assert _refresh_calls(oauth) == 2  # ours, and the other worker's refused one: storing ours called nobody
+    token = await broker.connections.token(cid)
+    assert httpx.get(oauth.me_url, headers={"Authorization": f"Bearer {token.access_token}"}).status_code == 200
+    assert (await broker.connections.refresh(cid)).refresh_token != kept.refresh_token
+
+
 async def test_the_lease_is_renewed_while_the_write_is_retried(
     broker: Broker, flaky_store: FlakyStore, oauth: OAuthServer
 ) -> None:
@@ -197,11 +232,11 @@ async def test_the_lease_is_renewed_while_the_write_is_retried(
         flaky_store,
         fetch=broker.connections.fetch_refresh,
         clock=OffsetClock(),
-        deadline=1.0,
+        deadline=1.8,
         lease=lease,
         store_retry=10.0,
     )
-    broken_until = time.monotonic() + 3.0  # past the 2-second lease taken before the token call
+    broken_until = time.monotonic() + 3.5  # past the 2-second lease taken before the token call
     flaky_store.credentials.failing = lambda _n: time.monotonic() < broken_until
     seen: list[tuple[str | None, bool]] = []
 

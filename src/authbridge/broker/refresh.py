@@ -105,7 +105,9 @@ class TokenKeeper:
         A transient refresh failure still returns the current token while it is valid.
         """
         connection = await self.store.connections.get(connection_id)
-        if connection.status != "active":
+        # With tokens the store refused earlier, the connection may have been marked needs_reauth by a worker
+        # that spent the old refresh token after our lease ran out: ours are valid, store them first.
+        if connection.status != "active" and connection_id not in self._unsaved:
             reason = f": {connection.last_error}" if connection.last_error else ""
             raise ConnectionStateError(f"connection {connection_id} is {connection.status}{reason}")
         creds = await self.store.credentials.load(connection_id)
