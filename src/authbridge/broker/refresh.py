@@ -241,6 +241,7 @@ class TokenKeeper:
                 return await self._store_result(connection, spec, unsaved[1], version, None)
             # Newer credentials were stored meanwhile (a re-authorization): ours are not the latest.
             del self._unsaved[connection_id]
+            return creds
         if version != baseline:
             return creds  # someone refreshed between the caller's look and our lease
         if (
