@@ -90,3 +90,19 @@ def test_a_change_through_one_replica_reaches_the_others_cache(db_url: str, tmp_
             lambda: httpx.get(f"{b.url}/proxy/{cid}/probe", headers=b.headers).status_code == 404,
             "B's proxy forgets the deleted connection",
         )
+
+
+def test_a_key_revoked_by_the_cli_beside_a_server_on_sqlite(tmp_path: Path) -> None:
+    """SQLite: ``authbridge api-keys revoke`` (another process on the same file) reaches the server's key cache."""
+    env = server_env(AUTHBRIDGE_DATA_DIR=str(tmp_path / "data"))
+    admin = create_key(env, "admin")
+    caller = create_key(env, "caller")
+    as_caller = {"Authorization": f"Bearer {caller}"}
+    with run_authbridge(env, admin) as server:
+        assert httpx.get(f"{server.url}/connections", headers=as_caller).status_code == 200  # cached now
+        subprocess.run([*CLI, "api-keys", "revoke", "caller"], env=env, cwd=ROOT, check=True, capture_output=True)
+        _eventually(
+            lambda: httpx.get(f"{server.url}/connections", headers=as_caller).status_code == 401,
+            "the server refuses the key the CLI revoked",
+        )
+        assert httpx.get(f"{server.url}/connections", headers=server.headers).status_code == 200
