@@ -8,14 +8,16 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
+import anyio
 import pytest
 
 from authbridge.broker import Broker, CacheSync
 from authbridge.broker.cache_sync import EVERYTHING
-from authbridge.errors import AuthenticationError
+from authbridge.errors import AuthenticationError, StoreError
 from authbridge.spec import load_spec
 from authbridge.store import CredentialRecord, KeyRing, Store
-from authbridge.store.invalidations import invalidate
+from authbridge.store.invalidations import InvalidationRepo, invalidate
+from authbridge.store.repo import StoreContext
 from authbridge.testing import FakeClock
 
 SPEC = """
@@ -135,3 +137,41 @@ async def test_old_rows_are_pruned(store: Store, other: Store) -> None:
     assert await store.invalidations.prune(older_than=3600) == 0
     assert await store.invalidations.prune(older_than=-60) == 1  # everything is older than a minute from now
     assert await store.invalidations.after(0) == []
+
+
+class _FlakyLog(InvalidationRepo):
+    """The invalidation log, unreadable for the first ``failures`` reads."""
+
+    def __init__(self, ctx: StoreContext, failures: int) -> None:
+        super().__init__(ctx)
+        self.failures = failures
+        self.trusted_while_failing: list[bool] = []
+        self.sync: CacheSync | None = None
+
+    async def latest(self) -> int:
+        if self.failures > 0:
+            self.failures -= 1
+            assert self.sync is not None
+            self.trusted_while_failing.append(self.sync.trusted(time.monotonic()))
+            raise StoreError("the database refused the operation (OperationalError)")
+        return await super().latest()
+
+
+async def test_an_unreadable_log_bypasses_the_caches_and_is_logged_once(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While the log cannot be read the caches are not trusted; one warning per outage, one on recovery."""
+    flaky = _FlakyLog(store.ctx, failures=3)
+    store.invalidations = flaky
+    sync = CacheSync(store, interval=0.01)
+    flaky.sync = sync
+    stop = anyio.Event()
+    sync.listeners.append(lambda kind, _ref: stop.set() if kind == EVERYTHING else None)
+    with anyio.fail_after(10):
+        await sync.run_forever(stop)
+    assert flaky.trusted_while_failing == [False, False, False]
+    assert sync.trusted(time.monotonic())
+    messages = [r.getMessage() for r in caplog.records if r.name == "authbridge.cache_sync"]
+    assert len(messages) == 2
+    assert messages[0].startswith("reading the cache invalidation log failed (caches bypassed until it works)")
+    assert messages[1] == "reading the cache invalidation log works again"

@@ -15,7 +15,7 @@ by T + ``max_lag`` at the latest; in the steady state, within one interval.
 Why a poll and not PostgreSQL LISTEN/NOTIFY: it works on SQLite too (several processes on one file),
 needs no connection held outside the pool (LISTEN does not survive PgBouncer's transaction pooling),
 cannot lose a notification across a reconnect, and costs one indexed query per interval per process
-(measured in docs/notes/lifecycle.md).
+(about a millisecond: benchmarks/cache_sync.py).
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ class CacheSync:
         self._gaps: dict[int, float] = {}
         self._synced_at = -float("inf")
         self._pruned_at = -float("inf")
+        self._failing = False
 
     def trusted(self, now: float) -> bool:
         """Whether in-memory caches may answer at monotonic time ``now``."""
@@ -125,8 +126,17 @@ class CacheSync:
             try:
                 await self.poll()
             except AuthBridgeError as exc:
-                logger.warning("reading the cache invalidation log failed: %s", exc)
+                if not self._failing:  # once per outage, not twice a second
+                    logger.warning(
+                        "reading the cache invalidation log failed (caches bypassed until it works): %s", exc
+                    )
+                self._failing = True
             except Exception:  # keep polling; until it works again the caches are not trusted
                 logger.exception("reading the cache invalidation log failed unexpectedly")
+                self._failing = True
+            else:
+                if self._failing:
+                    logger.warning("reading the cache invalidation log works again")
+                self._failing = False
             with anyio.move_on_after(self.interval):
                 await stop.wait()
