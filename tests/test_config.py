@@ -26,6 +26,7 @@ def test_defaults() -> None:
     assert (settings.host, settings.port, settings.log_level) == ("127.0.0.1", 8000, "info")
     assert not settings.allow_private_networks
     assert settings.allow_http_hosts == () and settings.hook_modules == ()
+    assert settings.cache_sync_interval == 0.5
 
 
 def test_empty_values_mean_the_default() -> None:
@@ -64,6 +65,7 @@ def test_every_variable(tmp_path: Path) -> None:
             "AUTHBRIDGE_HOST": "0.0.0.0",
             "AUTHBRIDGE_PORT": "9001",
             "AUTHBRIDGE_LOG_LEVEL": "DEBUG",
+            "AUTHBRIDGE_CACHE_SYNC_INTERVAL": "0.25",
         }
     )
     assert settings.data_dir == tmp_path
@@ -78,6 +80,7 @@ def test_every_variable(tmp_path: Path) -> None:
     assert settings.allow_http_hosts == ("legacy.example", "10.0.0.5", "fd00::1")
     assert settings.hook_modules == ("myhooks", "company.authhooks")
     assert (settings.host, settings.port, settings.log_level) == ("0.0.0.0", 9001, "debug")
+    assert settings.cache_sync_interval == 0.25
 
 
 @pytest.mark.parametrize(
@@ -128,6 +131,7 @@ def test_http_and_hook_allow_lists() -> None:
         ("AUTHBRIDGE_DATABASE_URL", "just-a-path.db", "sqlite+aiosqlite:///PATH"),
         ("AUTHBRIDGE_HOOK_MODULES", "good, not-a-module", "Python module names"),
         ("AUTHBRIDGE_ALLOW_HTTP_HOSTS", "http://legacy.example", "host names or IP addresses"),
+        ("AUTHBRIDGE_CACHE_SYNC_INTERVAL", "0", "a number of seconds between 0 and 600"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, accepts: str) -> None:

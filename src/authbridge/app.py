@@ -61,6 +61,7 @@ def policy_for(settings: Settings) -> Policy:
         redirect_uri=settings.redirect_uri,
         return_origin_allowed=settings.return_origin_allowed,
         refresh_deadline=3 * settings.http_timeout,
+        cache_sync_interval=settings.cache_sync_interval,
     )
 
 
@@ -190,6 +191,8 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
         stop = anyio.Event()
         try:
             async with anyio.create_task_group() as group:
+                # Always on: the caches of the proxy and API keys follow changes made by other processes.
+                group.start_soon(broker.cache_sync.run_forever, stop)
                 if settings.background_tasks:
                     # The first scan waits one interval, so a server's start is not slowed by it.
                     group.start_soon(functools.partial(run_background, broker, http, stop, clock, first_delay=True))

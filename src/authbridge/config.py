@@ -19,6 +19,7 @@ settings.redirect_uri                      # "http://127.0.0.1:8000/oauth/callba
 | AUTHBRIDGE_BACKGROUND_TASKS | true | run the token refresher and webhook delivery inside the server |
 | AUTHBRIDGE_PROXY_CONNECT_TIMEOUT | 10 | seconds to connect to an upstream through the proxy |
 | AUTHBRIDGE_PROXY_READ_TIMEOUT | 60 | seconds the proxy waits between bytes of an upstream answer |
+| AUTHBRIDGE_CACHE_SYNC_INTERVAL | 0.5 | seconds between reads of the cache-invalidation log (staleness: 3 x this) |
 | AUTHBRIDGE_HOOK_MODULES | (none) | comma-separated module prefixes whose hooks specs may name |
 | AUTHBRIDGE_HOST / AUTHBRIDGE_PORT | 127.0.0.1 / 8000 | where `authbridge run` listens |
 | AUTHBRIDGE_LOG_LEVEL | info | debug, info, warning, error |
@@ -122,6 +123,7 @@ class Settings:
     background_tasks: bool = True
     proxy_connect_timeout: float = 10.0
     proxy_read_timeout: float = 60.0
+    cache_sync_interval: float = 0.5
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
@@ -160,6 +162,7 @@ class Settings:
             background_tasks=_bool(env, "AUTHBRIDGE_BACKGROUND_TASKS", True),
             proxy_connect_timeout=_seconds(env, "AUTHBRIDGE_PROXY_CONNECT_TIMEOUT", 10.0),
             proxy_read_timeout=_seconds(env, "AUTHBRIDGE_PROXY_READ_TIMEOUT", 60.0),
+            cache_sync_interval=_seconds(env, "AUTHBRIDGE_CACHE_SYNC_INTERVAL", 0.5),
             host=env.get("AUTHBRIDGE_HOST") or "127.0.0.1",
             port=int(port_raw),
             log_level=level,

@@ -644,12 +644,59 @@ def test_delete_revokes_upstream(client: TestClient, headers: dict[str, str], oa
 
     deleted = client.delete(f"/connections/{connection['id']}", headers=headers)
     assert deleted.status_code == 200, deleted.text
-    assert deleted.json() == {"deleted": True, "revoked": True, "revoke_error": None}
+    assert deleted.json() == {
+        "deleted": True,
+        "revoked": True,
+        "revoke_error": None,
+        "revocations": [
+            {"token": "refresh_token", "revoked": True, "error": None},
+            {"token": "access_token", "revoked": True, "error": None},
+        ],
+    }
     stats = oauth.stats()
     assert stats["revocations"] == 2  # refresh token, then access token
     assert stats["revoked_tokens"] == 2
     assert me(oauth, token).status_code == 401
     assert client.get(f"/connections/{connection['id']}", headers=headers).status_code == 404
+    assert connections(client, headers) == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "shown"),
+    [
+        ({"status": 503, "body": "<h1>busy</h1>", "content_type": "text/html"}, "answered 503"),
+        (
+            {"status": 400, "body": '{"error": "unsupported_token_type"}', "content_type": "application/json"},
+            "answered 400 (unsupported_token_type)",
+        ),
+    ],
+)
+def test_refused_refresh_token_revocation_still_revokes_the_access_token(
+    client: TestClient, headers: dict[str, str], oauth: OAuthServer, fault: Json, shown: str
+) -> None:
+    """The endpoint refuses the refresh token (503, unsupported_token_type): the access token is revoked anyway."""
+    add_integration(client, headers, code_spec(oauth))
+    connection = authorized(client, headers, oauth)
+    access = token_of(client, headers, connection["id"])
+    creds = stored_credentials(client, connection["id"])
+    assert creds is not None and creds.refresh_token is not None
+    oauth.configure(revoke_fault={**fault, "kind": "refresh_token"})
+
+    deleted = client.delete(f"/connections/{connection['id']}", headers=headers)
+
+    assert deleted.status_code == 200, deleted.text
+    body = deleted.json()
+    assert body["deleted"] is True and body["revoked"] is False
+    refresh_outcome, access_outcome = body["revocations"]
+    assert access_outcome == {"token": "access_token", "revoked": True, "error": None}
+    assert refresh_outcome["token"] == "refresh_token" and refresh_outcome["revoked"] is False
+    assert shown in refresh_outcome["error"] and oauth.revoke_url in refresh_outcome["error"]
+    assert body["revoke_error"] == f"refresh token: {refresh_outcome['error']}"
+    assert not oauth.is_active(access)  # revoked at the server
+    assert me(oauth, access).status_code == 401
+    assert oauth.is_active(creds.refresh_token)  # its revocation was refused: reported, not hidden
+    assert oauth.stats()["revocations"] == 2
+    assert access not in deleted.text and creds.refresh_token not in deleted.text
     assert connections(client, headers) == []
 
 

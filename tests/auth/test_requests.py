@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, unquote_plus
 import httpx
 import pytest
 
-from authbridge.auth import AuthContext, GrantType, revoke_requests, token_request
+from authbridge.auth import AuthContext, GrantType, revocation_problem, revoke_requests, token_request
 from authbridge.errors import ConnectionStateError, ParameterError, UnsafeValueError
 from authbridge.spec import Integration
 
@@ -289,11 +289,12 @@ def test_revoke_requests_order_and_hints(client_auth: str) -> None:
     )
     requests = revoke_requests(ctx)
     body_auth = {"client_id": "client:eu1", "client_secret": CLIENT_SECRET} if client_auth != "header" else {}
-    assert [fields_of(r) for r in requests] == [
+    assert [r.token_type for r in requests] == ["refresh_token", "access_token"]
+    assert [fields_of(r.request) for r in requests] == [
         {"token": REFRESH, "token_type_hint": "refresh_token", **body_auth},
         {"token": ACCESS, "token_type_hint": "access_token", **body_auth},
     ]
-    for request in requests:
+    for _kind, request in requests:
         assert (request.method, str(request.url)) == ("POST", "https://na1.example.com/revoke")
         assert ("authorization" in request.headers) == (client_auth != "body")
 
@@ -301,10 +302,26 @@ def test_revoke_requests_order_and_hints(client_auth: str) -> None:
 def test_revoke_only_the_access_token() -> None:
     """Without a refresh token only the access token is revoked."""
     ctx = make_ctx({"revoke_url": "https://{serverName}.acme.example/revoke"}, access_token=ACCESS)
-    assert [fields_of(r)["token_type_hint"] for r in revoke_requests(ctx)] == ["access_token"]
+    assert [fields_of(r.request)["token_type_hint"] for r in revoke_requests(ctx)] == ["access_token"]
 
 
 def test_no_revoke_requests_without_url_or_tokens() -> None:
     """No revoke_url, or no token, means nothing to send."""
     assert revoke_requests(make_ctx(access_token=ACCESS)) == []
     assert revoke_requests(make_ctx({"revoke_url": "https://{serverName}.acme.example/revoke"})) == []
+
+
+@pytest.mark.parametrize(
+    ("response", "problem"),
+    [
+        (httpx.Response(200), None),
+        (httpx.Response(200, json={"error": "ignored on success"}), None),
+        (httpx.Response(400, json={"error": "unsupported_token_type"}), "answered 400 (unsupported_token_type)"),
+        (httpx.Response(503, text="<h1>Service Unavailable</h1>"), "answered 503"),
+        (httpx.Response(400, json={"error": "token tok_abc123 was not found"}), "answered 400"),
+        (httpx.Response(401, json=["invalid_client"]), "answered 401"),
+    ],
+)
+def test_revocation_problem(response: httpx.Response, problem: str | None) -> None:
+    """A 2xx is a revocation; anything else is a problem naming the status and an RFC 7009 error code only."""
+    assert revocation_problem(response) == problem

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 from tests.proxy.upstream import UpstreamState, free_port, make_app, serve
 
 ROOT = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "authbridge"]
 
 
 @dataclasses.dataclass
@@ -73,26 +75,21 @@ def upstream(upstream_server: Upstream) -> Upstream:
     return upstream_server
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """``authbridge run`` as its own process on a free port (SQLite, private networks allowed)."""
-    data = tmp_path_factory.mktemp("proxy") / "data"
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("AUTHBRIDGE_")},
-        "AUTHBRIDGE_DATA_DIR": str(data),
-        "AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS": "true",
-        "AUTHBRIDGE_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "AUTHBRIDGE_PROXY_READ_TIMEOUT": "1.5",
-        "AUTHBRIDGE_BACKGROUND_TASKS": "false",
-        "AUTHBRIDGE_LOG_LEVEL": "warning",
-    }
-    cli = [sys.executable, "-m", "authbridge"]
-    key = subprocess.run(
-        [*cli, "api-keys", "create", "--name", "proxy-tests"], env=env, capture_output=True, check=True
+def create_key(env: typing.Mapping[str, str], name: str) -> str:
+    """``authbridge api-keys create`` on the environment's database; the key itself."""
+    done = subprocess.run(
+        [*CLI, "api-keys", "create", "--name", name], env=dict(env), capture_output=True, check=True, cwd=ROOT
     )
+    return done.stdout.decode().strip()
+
+
+@contextlib.contextmanager
+def run_authbridge(env: typing.Mapping[str, str], key: str) -> Iterator[Server]:
+    """``authbridge run`` as its own process on a free port; stopped on exit."""
+    port = free_port()
+    env = {"AUTHBRIDGE_PUBLIC_URL": f"http://127.0.0.1:{port}", **env}
     process = subprocess.Popen(
-        [*cli, "run", "--port", str(port)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [*CLI, "run", "--port", str(port)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 30
@@ -108,7 +105,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             raise RuntimeError(f"AuthBridge did not start: {err.decode()[-2000:]}")
         time.sleep(0.1)
     try:
-        yield Server(url, key.stdout.decode().strip(), process)
+        yield Server(url, key, process)
     finally:
         process.terminate()
         try:
@@ -116,3 +113,24 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.communicate()
+
+
+def server_env(**extra: str) -> dict[str, str]:
+    """The process environment of a test server: private networks allowed, no background tasks, quiet logs."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AUTHBRIDGE_")},
+        "AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS": "true",
+        "AUTHBRIDGE_PROXY_READ_TIMEOUT": "1.5",
+        "AUTHBRIDGE_BACKGROUND_TASKS": "false",
+        "AUTHBRIDGE_LOG_LEVEL": "warning",
+        **extra,
+    }
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``authbridge run`` as its own process on a free port (SQLite, private networks allowed)."""
+    data = tmp_path_factory.mktemp("proxy") / "data"
+    env = server_env(AUTHBRIDGE_DATA_DIR=str(data))
+    with run_authbridge(env, create_key(env, "proxy-tests")) as running:
+        yield running

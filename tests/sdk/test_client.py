@@ -164,7 +164,7 @@ def test_connections(client: AuthBridgeClient, oauth: OAuthServer) -> None:
     assert client.connections.token(created.id).access_token != token.access_token
 
     deleted = client.connections.delete(created.id)
-    assert (deleted.revoked, deleted.revoke_error) == (True, None)
+    assert (deleted.revoked, deleted.revoke_error, deleted.revocations) == (True, None, {"access_token": None})
     with pytest.raises(AuthBridgeAPIError) as caught:
         client.connections.get(created.id)
     assert caught.value.status == 404

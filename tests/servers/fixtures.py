@@ -64,6 +64,20 @@ class OAuthServer:
         return f"{self.base_url}/oauth/revoke"
 
     @property
+    def introspect_url(self) -> str:
+        return f"{self.base_url}/oauth/introspect"
+
+    def is_active(self, token: str) -> bool:
+        """Whether the server still honours this access or refresh token (RFC 7662 introspection)."""
+        response = httpx.post(
+            self.introspect_url,
+            data={"token": token, "client_id": self.CONFIDENTIAL_ID, "client_secret": self.CONFIDENTIAL_SECRET},
+            timeout=10.0,
+        )
+        response.raise_for_status()
+        return bool(response.json()["active"])
+
+    @property
     def me_url(self) -> str:
         return f"{self.base_url}/api/me"
 
@@ -88,7 +102,8 @@ class OAuthServer:
 
     def configure(self, **settings: Any) -> dict[str, Any]:
         """Change ``token_ttl``, ``auto_approve``, ``issuer``, ``fail_next`` (dict: status, body, content_type,
-        count) or ``delay_next`` (seconds) until the next reset; returns the resulting configuration."""
+        count), ``revoke_fault`` (the same plus ``kind``: refresh_token | access_token, the token whose
+        revocation fails) or ``delay_next`` (seconds) until the next reset; returns the resulting configuration."""
         result: dict[str, Any] = self._admin("POST", "config", settings)
         return result
 

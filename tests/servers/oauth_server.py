@@ -7,7 +7,8 @@ Run it as its own process from the repository root::
 It prints ``READY http://127.0.0.1:<port>`` once listening (``--port 0`` picks a free port). Everything lives
 in memory. Besides the OAuth endpoints it has a protected resource (``/api/me``), an echo endpoint
 (``/api/echo/...``), an Airkit-style custom token endpoint (``/custom/login``) and unauthenticated test
-controls under ``/_admin/`` (stats, configuration, fault injection, reset, expire).
+controls under ``/_admin/`` (stats, configuration, fault injection, reset, expire). ``/oauth/introspect``
+(RFC 7662) tells whether an access or refresh token is still active.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from authlib.oauth2.rfc6749.util import list_to_scope, scope_to_list
 from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import Flask, Response, jsonify, render_template_string
 from flask.typing import ResponseReturnValue
 from werkzeug.serving import make_server
@@ -160,6 +162,13 @@ class Fault:
 
 
 @dataclass
+class RevokeFault(Fault):
+    """A fault answered by the revocation endpoint for one kind of token only."""
+
+    kind: str = "refresh_token"  # refresh_token | access_token
+
+
+@dataclass
 class State:
     """All the server's memory. ``lock`` guards it; ``token_lock`` serialises token issuance."""
 
@@ -174,6 +183,7 @@ class State:
     token_calls: dict[str, int] = field(default_factory=dict)
     revocations: int = 0
     fail_next: Fault | None = None
+    revoke_fault: RevokeFault | None = None
     delay_next: float = 0.0
 
     def __post_init__(self) -> None:
@@ -189,6 +199,7 @@ class State:
             self.token_calls = dict.fromkeys(TOKEN_KINDS, 0)
             self.revocations = 0
             self.fail_next = None
+            self.revoke_fault = None
             self.delay_next = 0.0
 
     def query_client(self, client_id: str) -> Client | None:
@@ -217,6 +228,18 @@ class State:
                 if fault.count <= 0:
                     self.fail_next = None
             return delay, fault
+
+    def take_revoke_fault(self, token: str) -> RevokeFault | None:
+        """The revocation fault to answer for this token (by what the token is, not the client's hint)."""
+        with self.lock:
+            kind = "refresh_token" if token in self.refresh_index else "access_token" if token in self.tokens else None
+            fault = self.revoke_fault
+            if fault is None or fault.kind != kind:
+                return None
+            fault.count -= 1
+            if fault.count <= 0:
+                self.revoke_fault = None
+            return fault
 
     def expire_all(self) -> int:
         with self.lock:
@@ -354,6 +377,45 @@ class Revocation(RevocationEndpoint):  # type: ignore[misc]
                 token.refresh_revoked = True
 
 
+@dataclass
+class _Introspected:
+    """A token seen as one kind: a refresh token's life is its own, not its access token's."""
+
+    kind: str
+    token: Token
+
+    def is_expired(self) -> bool:
+        return self.kind == "access_token" and self.token.is_expired()
+
+    def is_revoked(self) -> bool:
+        return self.token.refresh_revoked if self.kind == "refresh_token" else self.token.access_revoked
+
+
+class Introspection(IntrospectionEndpoint):  # type: ignore[misc]
+    """RFC 7662: whether a token is active (tests use it to see what a revocation did)."""
+
+    CLIENT_AUTH_METHODS: ClassVar[list[str]] = AUTH_METHODS
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> _Introspected | None:
+        state = _state()
+        if token_string in state.tokens:
+            return _Introspected("access_token", state.tokens[token_string])
+        if token_string in state.refresh_index:
+            return _Introspected("refresh_token", state.refresh_index[token_string])
+        return None
+
+    def check_permission(self, token: _Introspected, client: Client, request: Any) -> bool:
+        return token.token.client_id == client.client_id
+
+    def introspect_token(self, token: _Introspected) -> dict[str, Any]:
+        return {
+            "active": True,
+            "token_type": token.kind,
+            "client_id": token.token.client_id,
+            "scope": token.token.scope,
+        }
+
+
 class Validator(BearerTokenValidator):  # type: ignore[misc]
     def authenticate_token(self, token_string: str) -> Token | None:
         return _state().tokens.get(token_string)
@@ -393,6 +455,7 @@ def create_app(defaults: Config) -> Flask:
     server.register_grant(ClientCredentialsGrant)
     server.register_grant(PasswordGrant)
     server.register_endpoint(Revocation)
+    server.register_endpoint(Introspection)
     require_oauth = ResourceProtector()
     require_oauth.register_token_validator(Validator())
 
@@ -447,7 +510,15 @@ def create_app(defaults: Config) -> Flask:
     def revoke() -> ResponseReturnValue:
         with state.lock:
             state.revocations += 1
+        fault = state.take_revoke_fault(flask.request.form.get("token", ""))
+        if fault is not None:
+            return Response(fault.body, status=fault.status, content_type=fault.content_type)
         response: Response = server.create_endpoint_response(Revocation.ENDPOINT_NAME)
+        return response
+
+    @app.route("/oauth/introspect", methods=["POST"])
+    def introspect() -> ResponseReturnValue:
+        response: Response = server.create_endpoint_response(Introspection.ENDPOINT_NAME)
         return response
 
     @app.route("/.well-known/oauth-authorization-server")
@@ -516,7 +587,7 @@ def create_app(defaults: Config) -> Flask:
             changes = flask.request.get_json(force=True)
             if not isinstance(changes, dict):
                 return jsonify(error="expected a JSON object"), 400
-            unknown = set(changes) - {"token_ttl", "auto_approve", "issuer", "fail_next", "delay_next"}
+            unknown = set(changes) - {"token_ttl", "auto_approve", "issuer", "fail_next", "revoke_fault", "delay_next"}
             if unknown:
                 return jsonify(error=f"unknown settings: {sorted(unknown)}"), 400
             with state.lock:
@@ -528,11 +599,21 @@ def create_app(defaults: Config) -> Flask:
                     state.config.issuer = changes["issuer"] or None
                 if "fail_next" in changes:
                     state.fail_next = Fault(**changes["fail_next"]) if changes["fail_next"] else None
+                if "revoke_fault" in changes:
+                    state.revoke_fault = RevokeFault(**changes["revoke_fault"]) if changes["revoke_fault"] else None
                 if "delay_next" in changes:
                     state.delay_next = float(changes["delay_next"] or 0.0)
         with state.lock:
             fail_next = asdict(state.fail_next) if state.fail_next else None
-            return jsonify({**asdict(state.config), "fail_next": fail_next, "delay_next": state.delay_next})
+            revoke_fault = asdict(state.revoke_fault) if state.revoke_fault else None
+            return jsonify(
+                {
+                    **asdict(state.config),
+                    "fail_next": fail_next,
+                    "revoke_fault": revoke_fault,
+                    "delay_next": state.delay_next,
+                }
+            )
 
     @app.route("/_admin/reset", methods=["POST"])
     def admin_reset() -> ResponseReturnValue:

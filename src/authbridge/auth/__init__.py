@@ -6,13 +6,14 @@ from authbridge.auth._authlib import create_pkce_pair, new_state
 from authbridge.auth.base import AuthContext, TokenSet
 from authbridge.auth.oauth2 import authorization_url
 from authbridge.auth.placement import api_request
-from authbridge.auth.requests import GrantType, revoke_requests, token_request
+from authbridge.auth.requests import GrantType, RevokeRequest, revocation_problem, revoke_requests, token_request
 from authbridge.auth.tokens import MAX_BODY_BYTES, callback_fields, parse_token_response
 
 __all__ = [
     "MAX_BODY_BYTES",
     "AuthContext",
     "GrantType",
+    "RevokeRequest",
     "TokenSet",
     "api_request",
     "authorization_url",
@@ -20,6 +21,7 @@ __all__ = [
     "create_pkce_pair",
     "new_state",
     "parse_token_response",
+    "revocation_problem",
     "revoke_requests",
     "token_request",
 ]

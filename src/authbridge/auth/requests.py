@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import typing
 from collections.abc import Mapping
 
@@ -15,7 +16,7 @@ from authbridge.spec import CustomTokenAuth, OAuth2Auth
 from authbridge.spec.models import RefreshRequest
 from authbridge.spec.templating import TemplateSource, render_header, render_text
 
-__all__ = ["GrantType", "revoke_requests", "token_request"]
+__all__ = ["GrantType", "RevokeRequest", "revocation_problem", "revoke_requests", "token_request"]
 
 GrantType = typing.Literal["authorization_code", "client_credentials", "password", "refresh_token"]
 BodyKind = typing.Literal["form", "json", "query"]
@@ -164,12 +165,20 @@ def token_request(
     return _build(auth.token_method, _token_url(ctx, auth), auth.token_body, fields, headers)
 
 
-def revoke_requests(ctx: AuthContext) -> list[httpx.Request]:
+class RevokeRequest(typing.NamedTuple):
+    """One RFC 7009 revocation request and the kind of token it revokes (``refresh_token`` | ``access_token``)."""
+
+    token_type: str
+    request: httpx.Request
+
+
+def revoke_requests(ctx: AuthContext) -> list[RevokeRequest]:
     """Build the RFC 7009 revocation requests: the refresh token first, then the access token.
 
     Each is a form POST of ``token`` and ``token_type_hint`` to the rendered ``revoke_url`` (which may
     use ``{credentials.x}``), with the client authentication of ``client_auth``. The list is empty
-    when the integration has no ``revoke_url`` or the connection holds no token.
+    when the integration has no ``revoke_url`` or the connection holds no token. Each request stands
+    alone: the caller sends every one, whatever the others' answers.
 
     Raises:
         TemplateError: the revocation URL cannot be rendered (``UnsafeValueError`` for an unsafe value).
@@ -182,10 +191,31 @@ def revoke_requests(ctx: AuthContext) -> list[httpx.Request]:
     if not present:
         return []
     url = render_endpoint(ctx, auth.revoke_url, field="auth.revoke_url", credentials=True)
-    requests: list[httpx.Request] = []
+    requests: list[RevokeRequest] = []
     for token, hint in present:
         fields = {"token": token, "token_type_hint": hint}
         headers = httpx.Headers({"Accept": "application/json"})
         _client_auth(ctx, auth, fields, headers)
-        requests.append(_build("POST", url, "form", fields, headers))
+        requests.append(RevokeRequest(hint, _build("POST", url, "form", fields, headers)))
     return requests
+
+
+_ERROR_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def revocation_problem(response: httpx.Response) -> str | None:
+    """What a revocation endpoint's answer says went wrong (``answered 400 (unsupported_token_type)``), or None.
+
+    RFC 7009 answers 200 when the token is revoked (or was already invalid). Only the ``error`` code
+    of an error body is shown, and only when it looks like one (the body may echo anything).
+    """
+    if 200 <= response.status_code < 300:
+        return None
+    code = None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str) and _ERROR_CODE.fullmatch(body["error"]):
+        code = body["error"]
+    return f"answered {response.status_code}" + (f" ({code})" if code else "")

@@ -8,7 +8,16 @@ import typing
 
 import httpx
 
-from authbridge.broker.connect import CallbackResult, Connected, Connections, DeleteResult, FreshToken, TestResult
+from authbridge.broker.cache_sync import EVERYTHING, CacheSync
+from authbridge.broker.connect import (
+    CallbackResult,
+    Connected,
+    Connections,
+    DeleteResult,
+    FreshToken,
+    TestResult,
+    TokenRevocation,
+)
 from authbridge.broker.webhooks import WebhookDispatcher, event_payload, verify_signature
 from authbridge.errors import AuthenticationError, ErrorItem, IntegrationNotFound, SpecError
 from authbridge.spec import SECRET_MASK, Integration, OAuth2Auth
@@ -18,6 +27,7 @@ from authbridge.types import Clock, utcnow
 __all__ = [
     "ApiKeyRecord",
     "Broker",
+    "CacheSync",
     "CallbackResult",
     "Connected",
     "ConnectionRecord",
@@ -28,6 +38,7 @@ __all__ = [
     "IntegrationRecord",
     "Policy",
     "TestResult",
+    "TokenRevocation",
     "WebhookDispatcher",
     "WebhookRecord",
     "event_payload",
@@ -44,8 +55,11 @@ class Policy(typing.NamedTuple):
     return_origin_allowed: typing.Callable[[str], bool] = lambda _origin: False
     #: The longest one refresh may take, all HTTP included; the refresh lease outlives it.
     refresh_deadline: float = 30.0
-    #: How long a verified API key is remembered (revocations elsewhere take effect within this).
+    #: How long a verified API key is remembered at most (revocations anywhere drop it: see CacheSync).
     key_cache_ttl: float = 30.0
+    #: How often each process reads the cache-invalidation log (changes reach every replica's caches
+    #: within 3 x this at the latest).
+    cache_sync_interval: float = 0.5
 
 
 def _hooks(spec: Integration) -> list[tuple[str, str]]:
@@ -77,6 +91,10 @@ class Broker:
         self.clock = clock
         self._keys: dict[bytes, tuple[float, ApiKeyRecord]] = {}
         self._keys_generation = store.api_keys.generation
+        #: Bumped whenever key cache entries are dropped: a verification that raced a drop is not cached.
+        self._keys_epoch = 0
+        self.cache_sync = CacheSync(store, interval=self.policy.cache_sync_interval)
+        self.cache_sync.listeners.append(self._invalidated)
         self._connections = (
             Connections(
                 store,
@@ -186,26 +204,44 @@ class Broker:
         """The record of a valid API key, or AuthenticationError (which never says what was wrong).
 
         Valid keys are remembered for ``policy.key_cache_ttl`` seconds (every proxied request
-        authenticates). A revocation in this process takes effect at once; one made by another
-        process (``authbridge api-keys revoke``) within that time.
+        authenticates) while the cache is in step with the database (``cache_sync``): a revocation in
+        this process takes effect at once, one made by any other process within ``cache_sync.max_lag``.
         """
         if not api_key:
             raise AuthenticationError("missing or invalid API key")
         if self._keys_generation != self.store.api_keys.generation:
-            self._keys.clear()
+            self._forget_keys()
             self._keys_generation = self.store.api_keys.generation
         digest = hashlib.sha256(api_key.encode()).digest()
         now = time.monotonic()
         cached = self._keys.get(digest)
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > now and self.cache_sync.trusted(now):
             return cached[1]
+        epoch = self._keys_epoch
         record = await self.store.api_keys.verify(api_key)
         if record is None:
             raise AuthenticationError("missing or invalid API key")
         if len(self._keys) > 10_000:
             self._keys.clear()
-        self._keys[digest] = (now + self.policy.key_cache_ttl, record)
+        if epoch == self._keys_epoch:  # else a revocation arrived while we read: do not cache what we read
+            self._keys[digest] = (now + self.policy.key_cache_ttl, record)
         return record
+
+    def _forget_keys(self, key_id: str | None = None) -> None:
+        """Drop one key's cache entries (all when ``key_id`` is None)."""
+        self._keys_epoch += 1
+        if key_id is None:
+            self._keys.clear()
+            return
+        for digest in [d for d, (_, record) in self._keys.items() if record.id == key_id]:
+            del self._keys[digest]
+
+    def _invalidated(self, kind: str, ref: str) -> None:
+        """A change logged by any process (CacheSync): drop what this broker caches of it."""
+        if kind == "api_key":
+            self._forget_keys(ref)
+        elif kind == EVERYTHING:
+            self._forget_keys()
 
     async def healthy(self) -> bool:
         """Whether the database answers."""

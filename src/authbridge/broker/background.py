@@ -75,6 +75,7 @@ class BackgroundRefresher:
 
     async def run_once(self) -> int:
         """One scan: refresh every connection due now; return how many were refreshed."""
+        await self.keeper.flush_unsaved()  # results the store refused before: their refresh token is spent
         now = self.clock()
         candidates = await self.store.connections.due_for_refresh(
             expiring_before=now + self.horizon, idle_before=now - IDLE_REFRESH, limit=self.batch

@@ -20,6 +20,7 @@ from authbridge.auth import (
     create_pkce_pair,
     new_state,
     parse_token_response,
+    revocation_problem,
     revoke_requests,
     token_request,
 )
@@ -49,7 +50,7 @@ from authbridge.spec.templating import references_of, render_url
 from authbridge.store import ConnectionRecord, CredentialRecord, Store
 from authbridge.types import Clock
 
-__all__ = ["CallbackResult", "Connected", "Connections", "DeleteResult", "FreshToken", "TestResult"]
+__all__ = ["CallbackResult", "Connected", "Connections", "DeleteResult", "FreshToken", "TestResult", "TokenRevocation"]
 
 logger = logging.getLogger("authbridge.broker")
 
@@ -76,11 +77,21 @@ class CallbackResult:
 
 
 @dataclasses.dataclass(frozen=True)
+class TokenRevocation:
+    """What revoking one token did: which token (``refresh_token`` | ``access_token``), and why it failed."""
+
+    token_type: str
+    revoked: bool
+    error: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class DeleteResult:
-    """A deleted connection: whether the upstream revocation worked, and why not."""
+    """A deleted connection: whether every token was revoked upstream, why not, and each token's outcome."""
 
     revoked: bool
     revoke_error: str | None = None
+    tokens: tuple[TokenRevocation, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -557,24 +568,32 @@ class Connections:
         return FreshToken(creds.access_token, creds.token_type or "Bearer", creds.expires_at)
 
     async def delete(self, connection_id: str) -> DeleteResult:
-        """Revoke upstream (when the integration has a revoke URL), then delete locally whatever happened."""
+        """Revoke upstream (when the integration has a revoke URL), then delete locally whatever happened.
+
+        Each token is revoked on its own: a refresh token the endpoint refuses (``unsupported_token_type``,
+        a 503, a broken connection) does not keep the access token from being revoked.
+        """
         connection = await self.store.connections.get(connection_id)
         spec = (await self.store.integrations.get(connection.integration_key)).spec
         creds = await self.store.credentials.load(connection_id)
-        revoked, problem = False, None
+        outcomes: list[TokenRevocation] = []
+        problem = None
         if creds is not None and isinstance(spec.auth, OAuth2Auth) and spec.auth.revoke_url:
+            ctx = self.context(spec, connection.parameters, creds)
+            secrets = _secrets_of(ctx)
             try:
-                ctx = self.context(spec, connection.parameters, creds)
-                secrets = _secrets_of(ctx)
-                for request in revoke_requests(ctx):
-                    response = await self._send(request, integration=spec.key, secrets=secrets)
-                    if response.status_code >= 400:
-                        shown = _endpoint(request.url, secrets)
-                        raise UpstreamError(f"{spec.key}: revocation endpoint {shown} answered {response.status_code}")
-                revoked = True
+                requests = revoke_requests(ctx)
             except AuthBridgeError as exc:
                 problem = str(exc)
+                requests = []
+            for token_type, request in requests:
+                outcomes.append(await self._revoke_one(spec, token_type, request, secrets))
+            failed = [o for o in outcomes if not o.revoked]
+            if failed:
+                problem = "; ".join(f"{o.token_type.replace('_', ' ')}: {o.error}" for o in failed)
+            if problem:
                 logger.warning("revocation failed for connection %s: %s", connection_id, problem)
+        revoked = bool(outcomes) and problem is None
         await self.store.connections.delete(connection_id)
         self.keeper.changed(connection_id)
         if revoked:
@@ -583,9 +602,27 @@ class Connections:
             "connection.deleted",
             connection_id=connection_id,
             integration_key=spec.key,
-            data={"revoked": revoked, **({"revoke_error": problem} if problem else {})},
+            data={
+                "revoked": revoked,
+                **({"revoke_error": problem} if problem else {}),
+                **({"tokens": {o.token_type: o.revoked for o in outcomes}} if outcomes else {}),
+            },
         )
-        return DeleteResult(revoked, problem)
+        return DeleteResult(revoked, problem, tuple(outcomes))
+
+    async def _revoke_one(
+        self, spec: Integration, token_type: str, request: httpx.Request, secrets: typing.Sequence[str]
+    ) -> TokenRevocation:
+        """Send one revocation request; its failure is reported, never raised."""
+        try:
+            response = await self._send(request, integration=spec.key, secrets=secrets)
+        except AuthBridgeError as exc:
+            return TokenRevocation(token_type, False, str(exc))
+        problem = revocation_problem(response)
+        if problem is not None:
+            shown = _endpoint(request.url, secrets)
+            return TokenRevocation(token_type, False, f"{spec.key}: revocation endpoint {shown} {problem}")
+        return TokenRevocation(token_type, True)
 
     async def test(self, connection_id: str) -> TestResult:
         """Run the integration's ``test`` hook or request with the connection's credentials; report the outcome.

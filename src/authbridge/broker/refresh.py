@@ -16,6 +16,12 @@ How one refresh happens (DESIGN rule 3):
 On ``invalid_grant`` it re-reads first: another worker may have rotated the refresh token; only
 otherwise is the connection marked ``needs_reauth``. Transient failures keep the current token and
 back off; they never mark the connection dead.
+
+Once the provider has answered, its tokens are the only valid ones (a rotated refresh token is
+spent): a store failure while writing them is retried, the lease renewed before every attempt, for
+up to ``store_retry`` seconds. If every attempt fails, the pair stays in this process's memory, the
+lease is kept (nobody else may spend the old refresh token), and the next refresh of the connection
+in this process writes it before anything else.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import anyio
 
 from authbridge.auth import TokenSet
 from authbridge.auth.lifecycle import REJECTION_REFRESH_INTERVAL, backoff_delay, is_refresh_due, refresh_on_rejection
-from authbridge.errors import AuthBridgeError, ConnectionStateError, TokenEndpointError, UpstreamError
+from authbridge.errors import AuthBridgeError, ConnectionStateError, StoreError, TokenEndpointError, UpstreamError
 from authbridge.spec import CustomTokenAuth, Integration, NoneAuth, OAuth2Auth
 from authbridge.store import ConnectionRecord, CredentialRecord, Store
 from authbridge.types import Clock
@@ -64,6 +70,7 @@ class TokenKeeper:
         lease: timedelta | None = None,
         poll: float = 0.05,
         owner: str | None = None,
+        store_retry: float | None = None,
     ) -> None:
         self.store = store
         self.fetch = fetch
@@ -75,6 +82,10 @@ class TokenKeeper:
             raise ValueError("the refresh lease must outlive the refresh deadline")
         self.poll = poll
         self.owner = owner or uuid.uuid4().hex
+        #: How long a refresh result's write is retried after store failures (default: the refresh deadline).
+        self.store_retry = store_retry if store_retry is not None else deadline
+        #: Refresh results the store refused: connection id -> (version they go over, credentials).
+        self._unsaved: dict[str, tuple[int, CredentialRecord]] = {}
         self._inflight: dict[str, asyncio.Future[CredentialRecord | None]] = {}
         self._rejection_refreshes: dict[str, datetime] = {}
         #: Called with a connection id whenever its stored credentials change in this process.
@@ -94,7 +105,9 @@ class TokenKeeper:
         A transient refresh failure still returns the current token while it is valid.
         """
         connection = await self.store.connections.get(connection_id)
-        if connection.status != "active":
+        # With tokens the store refused earlier, the connection may have been marked needs_reauth by a worker
+        # that spent the old refresh token after our lease ran out: ours are valid, store them first.
+        if connection.status != "active" and connection_id not in self._unsaved:
             reason = f": {connection.last_error}" if connection.last_error else ""
             raise ConnectionStateError(f"connection {connection_id} is {connection.status}{reason}")
         creds = await self.store.credentials.load(connection_id)
@@ -104,13 +117,16 @@ class TokenKeeper:
                 return connection, CredentialRecord()
             raise ConnectionStateError(f"connection {connection_id} has no credentials")
         now = self.clock()
-        if not is_refresh_due(spec.refresh, expires_at=creds.expires_at, obtained_at=creds.obtained_at, now=now):
+        unsaved = connection_id in self._unsaved  # tokens the store refused earlier: write them now
+        if not unsaved and not is_refresh_due(
+            spec.refresh, expires_at=creds.expires_at, obtained_at=creds.obtained_at, now=now
+        ):
             return connection, creds
         still_valid = creds.expires_at is not None and creds.expires_at > now
-        if connection.next_refresh_at is not None and now < connection.next_refresh_at and still_valid:
+        if not unsaved and connection.next_refresh_at is not None and now < connection.next_refresh_at and still_valid:
             return connection, creds  # backing off after a transient failure: keep using the current token
         try:
-            refreshed = await self.refresh(connection_id, seen_version=creds.version)
+            refreshed = await self.refresh(connection_id, seen_version=creds.version, force=unsaved)
         except TokenEndpointError as exc:
             if exc.permanent:
                 raise ConnectionStateError(f"connection {connection_id} needs re-authorization: {exc}") from None
@@ -121,6 +137,11 @@ class TokenKeeper:
             if still_valid:
                 return connection, creds
             raise
+        except StoreError:
+            kept = self._unsaved.get(connection_id)
+            if kept is None:
+                raise
+            return connection, kept[1]  # the store refuses writes: the new tokens from memory
         return await self.store.connections.get(connection_id), refreshed
 
     async def after_rejection(
@@ -186,8 +207,9 @@ class TokenKeeper:
                 try:
                     return await self._with_lease(connection_id, baseline, failures, force)
                 finally:
-                    with contextlib.suppress(Exception):
-                        await self.store.connections.release_lease(connection_id, self.owner)
+                    if connection_id not in self._unsaved:  # else keep it: the old refresh token may be spent
+                        with contextlib.suppress(Exception):
+                            await self.store.connections.release_lease(connection_id, self.owner)
             await anyio.sleep(self.poll)
             latest = await self.store.credentials.load(connection_id)
             if latest is not None and latest.version != baseline:
@@ -213,6 +235,13 @@ class TokenKeeper:
         spec = await self._spec(connection)
         creds = await self.store.credentials.load(connection_id)
         version = creds.version if creds else 0
+        unsaved = self._unsaved.get(connection_id)
+        if unsaved is not None:
+            if unsaved[0] == version:
+                return await self._store_result(connection, spec, unsaved[1], version, None)
+            # Newer credentials were stored meanwhile (a re-authorization): ours are not the latest.
+            del self._unsaved[connection_id]
+            return creds
         if version != baseline:
             return creds  # someone refreshed between the caller's look and our lease
         if (
@@ -245,29 +274,92 @@ class TokenKeeper:
             # A template, spec or hook problem: permanent until someone fixes the spec or reconnects.
             await self._failed(connection, spec, TokenEndpointError(str(exc), integration=spec.key, permanent=True))
             raise
-        fresh = credentials_from(tokens, creds)
-        saved = await self.store.credentials.save(connection_id, fresh, expected_version=version)
+        return await self._store_result(connection, spec, credentials_from(tokens, creds), version, tokens)
+
+    async def _store_result(
+        self,
+        connection: ConnectionRecord,
+        spec: Integration,
+        fresh: CredentialRecord,
+        version: int,
+        tokens: TokenSet | None,
+    ) -> CredentialRecord | None:
+        """Write a refresh result over ``version``; then note the refresh (best effort) and tell the listeners."""
+        connection_id = connection.id
+        saved = await self._save_result(connection_id, fresh, version)
         self.changed(connection_id)
         if saved is None:
             return await self.store.credentials.load(connection_id)
-        warning = ttl_warning(spec, tokens, self.clock)
-        await self.store.connections.record_refresh(
-            connection_id, ok=True, expires_at=tokens.expires_at, warning=warning
-        )
-        await self.store.events.add(
-            "connection.refreshed",
-            connection_id=connection_id,
-            integration_key=spec.key,
-            data={"expires_at": tokens.expires_at.isoformat() if tokens.expires_at else None},
-        )
-        if connection.refresh_failures:
+        try:
+            await self.store.connections.record_refresh(
+                connection_id,
+                ok=True,
+                expires_at=fresh.expires_at,
+                warning=ttl_warning(spec, tokens, self.clock) if tokens is not None else None,
+            )
             await self.store.events.add(
-                "connection.recovered",
+                "connection.refreshed",
                 connection_id=connection_id,
                 integration_key=spec.key,
-                data={"after_failures": connection.refresh_failures},
+                data={"expires_at": fresh.expires_at.isoformat() if fresh.expires_at else None},
             )
+            if connection.refresh_failures:
+                await self.store.events.add(
+                    "connection.recovered",
+                    connection_id=connection_id,
+                    integration_key=spec.key,
+                    data={"after_failures": connection.refresh_failures},
+                )
+        except StoreError as exc:  # the tokens are stored: only the bookkeeping is missing
+            logger.warning("refresh of %s stored, but noting it failed: %s", connection_id, exc)
         return saved
+
+    async def _save_result(self, connection_id: str, fresh: CredentialRecord, version: int) -> CredentialRecord | None:
+        """Store a refresh result over ``version``, retrying store failures with the lease renewed before each try.
+
+        Returns None when newer credentials are stored already. When every try fails, the result is
+        kept in memory (written by this process's next refresh of the connection) and StoreError raised.
+        """
+        give_up = anyio.current_time() + self.store_retry
+        delay, attempts = 0.05, 0
+        while True:
+            attempts += 1
+            try:
+                # Renewed before every write: while we hold it nobody else spends the old refresh token. A
+                # lost lease (it ran out) still allows the write: it only succeeds over the version we read.
+                if not await self.store.connections.take_lease(connection_id, self.owner, self.lease):
+                    logger.warning(
+                        "connection %s: the refresh lease ran out before its result was stored", connection_id
+                    )
+                saved = await self.store.credentials.save(connection_id, fresh, expected_version=version)
+            except StoreError as exc:
+                if anyio.current_time() + delay > give_up:
+                    self._unsaved[connection_id] = (version, fresh)
+                    raise StoreError(
+                        f"connection {connection_id}: the provider issued new tokens but storing them failed "
+                        f"{attempts} time(s) ({exc}); this process keeps them and stores them on its next "
+                        "refresh of the connection"
+                    ) from None
+                logger.warning(
+                    "connection %s: storing the refreshed tokens failed (%s); retrying in %.2f s",
+                    connection_id,
+                    exc,
+                    delay,
+                )
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            self._unsaved.pop(connection_id, None)
+            return saved
+
+    async def flush_unsaved(self) -> int:
+        """Store every refresh result this process holds because the store refused it; return how many are left."""
+        for connection_id in list(self._unsaved):
+            try:
+                await self.refresh(connection_id, seen_version=None, force=True)
+            except AuthBridgeError as exc:
+                logger.warning("connection %s: refreshed tokens still not stored: %s", connection_id, exc)
+        return len(self._unsaved)
 
     async def _failed(self, connection: ConnectionRecord, spec: Integration, exc: UpstreamError) -> None:
         permanent = isinstance(exc, TokenEndpointError) and exc.permanent

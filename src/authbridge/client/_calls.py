@@ -189,10 +189,15 @@ class ConnectionTestResult:
 
 @dataclasses.dataclass(frozen=True)
 class DeletedConnection:
-    """A deleted connection: whether revoking upstream worked, and why not."""
+    """A deleted connection: whether revoking upstream worked, and why not.
+
+    ``revocations`` maps each token sent for revocation (``refresh_token``, ``access_token``) to its
+    error, None when that token was revoked: each is revoked on its own.
+    """
 
     revoked: bool
     revoke_error: str | None
+    revocations: dict[str, str | None] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -256,7 +261,12 @@ def _test_result(response: httpx.Response) -> ConnectionTestResult:
 
 def _deleted(response: httpx.Response) -> DeletedConnection:
     data = response.json()
-    return DeletedConnection(bool(data.get("revoked")), data.get("revoke_error"))
+    outcomes = data.get("revocations") or []
+    return DeletedConnection(
+        bool(data.get("revoked")),
+        data.get("revoke_error"),
+        {str(o["token"]): (None if o.get("revoked") else str(o.get("error"))) for o in outcomes},
+    )
 
 
 def _imported(response: httpx.Response) -> ImportResult:

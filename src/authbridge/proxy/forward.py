@@ -3,9 +3,9 @@
 The hot path is raw ASGI over aiohttp's client (measured: benchmarks/proxy.py, docs/performance.md).
 Per request it does dictionary lookups and header filtering only: API keys (by the broker) and each
 connection's target (base URL, headers, query, token) are cached in memory until the token enters its refresh
-window (at most a minute), and dropped at once when this process refreshes or deletes the
-connection. Another process's refresh shows up as a 401 from the upstream, which re-reads the
-stored token before refreshing (refresh rule 2).
+window (at most a minute). A target is dropped at once when this process refreshes or deletes the
+connection, and within ``broker.cache_sync.max_lag`` when any other process does (or changes the
+connection's status or its integration): the broker's CacheSync reads the invalidation log.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import aiohttp
 from authbridge.auth.lifecycle import effective_window, refresh_on_rejection
 from authbridge.auth.placement import base_url, credential_headers_and_query
 from authbridge.broker import Broker
+from authbridge.broker.cache_sync import EVERYTHING
 from authbridge.errors import (
     AuthBridgeError,
     AuthenticationError,
@@ -80,6 +81,7 @@ class _Target:
     token: str | None
     policy: RefreshPolicy
     good_until: float
+    integration: str
 
 
 class _Problem(Exception):
@@ -118,18 +120,36 @@ class Proxy:
         self.allow_private = allow_private
         self.target_ttl = target_ttl
         self._targets: dict[str, _Target] = {}
+        #: Bumped on every drop: a target built while one happened is not cached (it may predate the change).
+        self._epoch = 0
         broker.connections.keeper.listeners.append(self.forget)
+        broker.cache_sync.listeners.append(self._invalidated)
 
     def forget(self, connection_id: str) -> None:
         """Drop a connection's cached target (its token was refreshed, or it was deleted)."""
+        self._epoch += 1
         self._targets.pop(connection_id, None)
+
+    def _invalidated(self, kind: str, ref: str) -> None:
+        """A change logged by any process: drop the targets it touches."""
+        if kind == "connection":
+            self.forget(ref)
+        elif kind == "integration":
+            self._epoch += 1
+            for connection_id in [c for c, t in self._targets.items() if t.integration == ref]:
+                del self._targets[connection_id]
+        elif kind == EVERYTHING:
+            self._epoch += 1
+            self._targets.clear()
 
     # -- per request ------------------------------------------------------------------------------
 
     async def _target(self, connection_id: str) -> _Target:
         cached = self._targets.get(connection_id)
-        if cached is not None and cached.good_until > time.monotonic():
+        now = time.monotonic()
+        if cached is not None and cached.good_until > now and self.broker.cache_sync.trusted(now):
             return cached
+        epoch = self._epoch
         connection, creds = await self.broker.connections.keeper.fresh(connection_id)
         spec = (await self.broker.get_integration(connection.integration_key)).spec
         ctx = self.broker.connections.context(spec, connection.parameters, creds)
@@ -149,8 +169,10 @@ class Proxy:
             token=creds.access_token,
             policy=spec.refresh,
             good_until=time.monotonic() + ttl,
+            integration=spec.key,
         )
-        self._targets[connection_id] = target
+        if epoch == self._epoch:
+            self._targets[connection_id] = target
         return target
 
     def _check_host(self, url: str) -> None:

@@ -8,6 +8,7 @@ from authbridge.store.admin import AdminPasswordRepo
 from authbridge.store.connections import ConnectionRepo, CredentialRepo, FlowRepo
 from authbridge.store.crypto import FileKeyRing, Key, KeyRing, format_key_ring, generate_key, parse_key_ring
 from authbridge.store.db import create_engine, migrate, ping, redact_url
+from authbridge.store.invalidations import Invalidation, InvalidationRepo
 from authbridge.store.keys import KeyManager
 from authbridge.store.records import (
     ApiKeyRecord,
@@ -32,6 +33,7 @@ __all__ = [
     "FileKeyRing",
     "FlowRecord",
     "IntegrationRecord",
+    "Invalidation",
     "Key",
     "KeyRing",
     "Store",
@@ -66,6 +68,7 @@ class Store:
         self.keys = KeyManager(self.ctx)
         self.webhooks = WebhookRepo(self.ctx)
         self.admin = AdminPasswordRepo(self.ctx)
+        self.invalidations = InvalidationRepo(self.ctx)
 
     @classmethod
     async def open(cls, url: str, keyring: KeyRing, *, clock: Clock = utcnow, run_migrations: bool = True) -> Store:

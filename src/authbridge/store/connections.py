@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 
 from authbridge.errors import NotFoundError
+from authbridge.store.invalidations import invalidate
 from authbridge.store.models import ConnectionRow, CredentialRow, IntegrationRow, OAuthFlowRow
 from authbridge.store.records import ConnectionRecord, CredentialRecord, FlowRecord
 from authbridge.store.repo import StoreContext, new_id
@@ -154,6 +155,7 @@ class ConnectionRepo:
             )
             if not typing.cast(typing.Any, result).rowcount:
                 raise NotFoundError(f"no connection with id {connection_id!r}")
+            await invalidate(session, self._ctx, "connection", connection_id)
 
     async def take_lease(self, connection_id: str, owner: str, duration: timedelta) -> bool:
         """Take the refresh lease of a connection if nobody holds a live one (one conditional UPDATE)."""
@@ -212,6 +214,8 @@ class ConnectionRepo:
                 row.next_refresh_at, row.last_error = next_refresh_at, last_error
                 if status:
                     row.status = status
+            if status:
+                await invalidate(session, self._ctx, "connection", connection_id)
             row.updated_at, row.version = now, row.version + 1
             key = await session.scalar(select(IntegrationRow.key).where(IntegrationRow.id == row.integration_id))
             return self._record(row, key or "")
@@ -249,6 +253,7 @@ class ConnectionRepo:
             if row is None:
                 raise NotFoundError(f"no connection with id {connection_id!r}")
             await session.delete(row)
+            await invalidate(session, self._ctx, "connection", connection_id)
 
 
 class CredentialRepo:
@@ -285,6 +290,7 @@ class CredentialRepo:
             row.inputs = enc(json.dumps(creds.inputs) if creds.inputs else None, table, connection_id, "inputs")
             row.version = (row.version or 0) + 1
             row.updated_at = now
+            await invalidate(session, self._ctx, "connection", connection_id)
             return dataclasses.replace(creds, version=row.version, obtained_at=now)
 
     async def load(self, connection_id: str) -> CredentialRecord | None:
@@ -318,6 +324,7 @@ class CredentialRepo:
             if row is None:
                 return False
             await session.delete(row)
+            await invalidate(session, self._ctx, "connection", connection_id)
             return True
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typing
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -14,6 +14,7 @@ __all__ = [
     "AdminPasswordRow",
     "ApiKeyRow",
     "Base",
+    "CacheInvalidationRow",
     "ConnectionRow",
     "CredentialRow",
     "EventRow",
@@ -218,3 +219,20 @@ class AdminPasswordRow(Base):
     id: Mapped[str] = mapped_column(String(16), primary_key=True)
     password_hash: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime]
+
+
+class CacheInvalidationRow(Base):
+    """A change that other processes' caches must drop, written in the transaction of the change itself.
+
+    ``kind`` is ``api_key`` (``ref`` = the key's id), ``connection`` (its id: credentials written, deleted or
+    its status changed) or ``integration`` (its key). Ids only grow (AUTOINCREMENT on SQLite, a sequence on
+    PostgreSQL), so each process reads what is new since the last id it saw.
+    """
+
+    __tablename__ = "cache_invalidations"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    ref: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(index=True)

@@ -22,6 +22,7 @@ from authbridge.errors import ConflictError, ErrorItem, IntegrationNotFound, Not
 from authbridge.spec import SECRET_MASK, Integration
 from authbridge.spec.destinations import move_problems
 from authbridge.store.crypto import KeyRing, aad_for
+from authbridge.store.invalidations import invalidate
 from authbridge.store.models import (
     ApiKeyRow,
     ConnectionRow,
@@ -177,6 +178,8 @@ class IntegrationRepo:
                     await self._encrypt_secret_parameters(session, row.id, now_secret - was_secret)
                 row.name, row.spec, row.updated_at = spec.name, data, now
                 row.client_secret = self._ctx.encrypt(secret, "integrations", row.id, "client_secret")
+                if not created:
+                    await invalidate(session, self._ctx, "integration", spec.key)
                 await session.flush()
                 return self._record(row), created
         except IntegrityError:
@@ -241,6 +244,7 @@ class IntegrationRepo:
             if count:
                 raise ConflictError(f"integration {key!r} has {count} connected account(s): delete them first")
             await session.delete(row)
+            await invalidate(session, self._ctx, "integration", key)
 
 
 def _hash_key(plaintext: str) -> str:
@@ -302,6 +306,7 @@ class ApiKeyRepo:
             if len(live) > 1:
                 raise ConflictError(f"{len(live)} active keys match {ident!r}: give the id instead")
             live[0].revoked_at = self._ctx.clock()
+            await invalidate(session, self._ctx, "api_key", live[0].id)
             self.generation += 1
             return self._record(live[0])
 

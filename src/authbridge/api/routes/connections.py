@@ -99,7 +99,12 @@ async def get_connection(connection_id: str, broker: BrokerDep, _caller: CallerD
 async def delete_connection(connection_id: str, broker: BrokerDep, _caller: CallerDep) -> dict[str, typing.Any]:
     """Revoke upstream when the integration has a revoke URL, then delete; a failed revoke is reported."""
     result = await broker.connections.delete(connection_id)
-    return {"deleted": True, "revoked": result.revoked, "revoke_error": result.revoke_error}
+    return {
+        "deleted": True,
+        "revoked": result.revoked,
+        "revoke_error": result.revoke_error,
+        "revocations": [{"token": t.token_type, "revoked": t.revoked, "error": t.error} for t in result.tokens],
+    }
 
 
 @router.get("/{connection_id}/token", summary="Get a valid access token")
