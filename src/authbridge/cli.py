@@ -129,6 +129,9 @@ def run(
         access_log=settings.log_level in {"debug", "info"},
         # AuthBridge never uses the client's address; X-Forwarded-* parsing would only cost time.
         proxy_headers=False,
+        # The proxy passes the upstream's Date and Server on; AuthBridge's own answers get a Date from the app.
+        server_header=False,
+        date_header=False,
     )
 
 
