@@ -18,6 +18,7 @@ from authbridge.store.records import (
     IntegrationRecord,
 )
 from authbridge.store.repo import ApiKeyRepo, EventRepo, IntegrationRepo, StoreContext
+from authbridge.store.sessions import ConsoleSessionRepo
 from authbridge.store.webhooks import ClaimedDelivery, DeliveryRecord, WebhookRecord, WebhookRepo, check_webhook_url
 from authbridge.types import Clock, utcnow
 
@@ -26,6 +27,7 @@ __all__ = [
     "ApiKeyRecord",
     "ClaimedDelivery",
     "ConnectionRecord",
+    "ConsoleSessionRepo",
     "CredentialRecord",
     "DeliveryRecord",
     "EventRecord",
@@ -66,6 +68,7 @@ class Store:
         self.keys = KeyManager(self.ctx)
         self.webhooks = WebhookRepo(self.ctx)
         self.admin = AdminPasswordRepo(self.ctx)
+        self.console_sessions = ConsoleSessionRepo(self.ctx)
 
     @classmethod
     async def open(cls, url: str, keyring: KeyRing, *, clock: Clock = utcnow, run_migrations: bool = True) -> Store:

@@ -15,6 +15,7 @@ __all__ = [
     "ApiKeyRow",
     "Base",
     "ConnectionRow",
+    "ConsoleSessionRow",
     "CredentialRow",
     "EventRow",
     "IntegrationRow",
@@ -218,3 +219,14 @@ class AdminPasswordRow(Base):
     id: Mapped[str] = mapped_column(String(16), primary_key=True)
     password_hash: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime]
+
+
+class ConsoleSessionRow(Base):
+    """A live console session: the SHA-256 of its id (the cookie holds the id); gone at sign-out or expiry."""
+
+    __tablename__ = "console_sessions"
+
+    sid_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
