@@ -111,9 +111,11 @@ def _dated(send: Send, path: str) -> Send:
 
     async def dated(message: Message) -> None:
         if message["type"] == "http.response.start":
-            headers = [(k, v) for k, v in message.get("headers", ()) if not any(k.lower() == name for name, _ in extra)]
+            headers = list(message.get("headers", ()))
+            if extra:
+                headers = [(k, v) for k, v in headers if k.lower() not in {name for name, _ in extra}]
+                headers.extend(extra)
             headers.append((b"date", http_date()))
-            headers.extend(extra)
             message = {**message, "headers": headers}
         await send(message)
 
