@@ -5,6 +5,7 @@ The CLI shows these errors as one line: see tests/test_cli.py::test_errors_are_o
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,34 @@ def test_database_password_is_not_in_the_error() -> None:
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({"AUTHBRIDGE_DATABASE_URL": "mysql://root:hunter2pw@db/x"})
     assert "hunter2pw" not in str(caught.value)
+
+
+def test_body_and_sign_in_limits() -> None:
+    """AUTHBRIDGE_MAX_BODY is a plain number of bytes (default 1 MiB); the sign-in rates are attempts per minute."""
+    defaults = Settings.from_env({})
+    assert (defaults.max_body, defaults.sign_in_per_minute, defaults.sign_in_global_per_minute) == (1048576, 10, 60)
+    settings = Settings.from_env(
+        {
+            "AUTHBRIDGE_MAX_BODY": " 65536 ",
+            "AUTHBRIDGE_SIGN_IN_PER_MINUTE": "3",
+            "AUTHBRIDGE_SIGN_IN_GLOBAL_PER_MINUTE": "30",
+        }
+    )
+    assert (settings.max_body, settings.sign_in_per_minute, settings.sign_in_global_per_minute) == (65536, 3, 30)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("AUTHBRIDGE_MAX_BODY", "1MiB"),
+        ("AUTHBRIDGE_MAX_BODY", "0"),
+        ("AUTHBRIDGE_MAX_BODY", "-5"),
+        ("AUTHBRIDGE_MAX_BODY", "1e6"),
+        ("AUTHBRIDGE_SIGN_IN_PER_MINUTE", "0"),
+        ("AUTHBRIDGE_SIGN_IN_GLOBAL_PER_MINUTE", "many"),
+    ],
+)
+def test_bad_limits_name_the_variable(name: str, value: str) -> None:
+    """A limit that is not a positive whole number fails naming the variable, the value and the range."""
+    with pytest.raises(ConfigError, match=rf"^{name} has value '{re.escape(value)}': use a whole number of \w+ from 1"):
+        Settings.from_env({name: value})

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from authbridge import __version__
 from authbridge.api import install_api
+from authbridge.api.gate import Gate
 from authbridge.broker import Broker, Policy, WebhookDispatcher
 from authbridge.broker.background import BackgroundRefresher
 from authbridge.config import Settings
@@ -155,13 +156,19 @@ def console_secret(settings: Settings) -> bytes:
 class _AuthBridgeApp(FastAPI):
     """FastAPI, with ``/proxy/...`` dispatched before any of Starlette's middleware and routing.
 
-    The proxy is the hot path; it handles its own errors (docs/performance.md).
+    The proxy is the hot path; it handles its own errors and its own body limit (docs/performance.md).
+    Every other request passes the gate first (API key before body, body size: ``api/gate.py``).
     """
 
+    gate: Gate
+
     async def __call__(self, scope: typing.Any, receive: typing.Any, send: typing.Any) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(PROXY_PREFIX):
-            proxy: Proxy = self.state.proxy
-            await proxy.handle(scope, receive, send)
+        if scope["type"] == "http":
+            if scope["path"].startswith(PROXY_PREFIX):
+                proxy: Proxy = self.state.proxy
+                await proxy.handle(scope, receive, send)
+                return
+            await self.gate(scope, receive, send, super().__call__)
             return
         await super().__call__(scope, receive, send)
 
@@ -210,7 +217,10 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
         version=__version__,
         description="Holds the credentials your application needs to call third-party APIs for its users.",
         lifespan=lifespan,
+        # Counts a body's bytes as they are read: 413 once over (the gate refuses a long Content-Length at once).
+        max_body_size=settings.max_body,
     )
+    app.gate = Gate(app, max_body=settings.max_body)
     app.state.settings = settings
     install_api(app)
     install_console(app, secret=console_secret(settings))

@@ -127,8 +127,12 @@ def run(
         log_config=None,
         # uvicorn formats each access-log line's arguments before checking the level: skip it when unused.
         access_log=settings.log_level in {"debug", "info"},
-        # AuthBridge never uses the client's address; X-Forwarded-* parsing would only cost time.
+        # X-Forwarded-* parsing would only cost time. The one use of the client's address, the console's
+        # per-address sign-in limit, then sees a reverse proxy's address: its overall limit still holds.
         proxy_headers=False,
+        # The proxy passes the upstream's Date and Server on; AuthBridge's own answers get a Date from the app.
+        server_header=False,
+        date_header=False,
     )
 
 

@@ -21,6 +21,9 @@ settings.redirect_uri                      # "http://127.0.0.1:8000/oauth/callba
 | AUTHBRIDGE_PROXY_READ_TIMEOUT | 60 | seconds the proxy waits between bytes of an upstream answer |
 | AUTHBRIDGE_CACHE_SYNC_INTERVAL | 0.5 | seconds between reads of the cache-invalidation log (staleness: 3 x this) |
 | AUTHBRIDGE_HOOK_MODULES | (none) | comma-separated module prefixes whose hooks specs may name |
+| AUTHBRIDGE_MAX_BODY | 1048576 | bytes: the largest request body any route but the proxy reads |
+| AUTHBRIDGE_SIGN_IN_PER_MINUTE | 10 | console sign-in attempts per client address per minute (bursts of that many) |
+| AUTHBRIDGE_SIGN_IN_GLOBAL_PER_MINUTE | 60 | console sign-in attempts per minute from all addresses together |
 | AUTHBRIDGE_HOST / AUTHBRIDGE_PORT | 127.0.0.1 / 8000 | where `authbridge run` listens |
 | AUTHBRIDGE_LOG_LEVEL | info | debug, info, warning, error |
 """
@@ -71,6 +74,16 @@ def _seconds(env: typing.Mapping[str, str], name: str, default: float) -> float:
     if not 0 < value <= 600:
         raise ConfigError(f"{name} has value {raw!r}: use a number of seconds between 0 and 600")
     return value
+
+
+def _count(env: typing.Mapping[str, str], name: str, default: int, *, low: int, high: int, unit: str) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    value = raw.strip()
+    if not value.isascii() or not value.isdigit() or not low <= int(value) <= high:
+        raise ConfigError(f"{name} has value {raw!r}: use a whole number of {unit} from {low} to {high}")
+    return int(value)
 
 
 def _list(env: typing.Mapping[str, str], name: str, pattern: re.Pattern[str], accepts: str) -> tuple[str, ...]:
@@ -124,6 +137,9 @@ class Settings:
     proxy_connect_timeout: float = 10.0
     proxy_read_timeout: float = 60.0
     cache_sync_interval: float = 0.5
+    max_body: int = 1024 * 1024
+    sign_in_per_minute: int = 10
+    sign_in_global_per_minute: int = 60
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
@@ -163,6 +179,11 @@ class Settings:
             proxy_connect_timeout=_seconds(env, "AUTHBRIDGE_PROXY_CONNECT_TIMEOUT", 10.0),
             proxy_read_timeout=_seconds(env, "AUTHBRIDGE_PROXY_READ_TIMEOUT", 60.0),
             cache_sync_interval=_seconds(env, "AUTHBRIDGE_CACHE_SYNC_INTERVAL", 0.5),
+            max_body=_count(env, "AUTHBRIDGE_MAX_BODY", 1024 * 1024, low=1, high=2**40, unit="bytes"),
+            sign_in_per_minute=_count(env, "AUTHBRIDGE_SIGN_IN_PER_MINUTE", 10, low=1, high=100_000, unit="attempts"),
+            sign_in_global_per_minute=_count(
+                env, "AUTHBRIDGE_SIGN_IN_GLOBAL_PER_MINUTE", 60, low=1, high=1_000_000, unit="attempts"
+            ),
             host=env.get("AUTHBRIDGE_HOST") or "127.0.0.1",
             port=int(port_raw),
             log_level=level,

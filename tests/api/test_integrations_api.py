@@ -334,11 +334,11 @@ def test_unknown_routes_and_methods_use_the_error_shape(api_client: TestClient, 
 
 
 def test_oversized_import_is_refused(api_client: TestClient, api_headers: dict[str, str]) -> None:
-    """An import body over 1 MiB is refused with 422 without being parsed."""
+    """An import body over 1 MiB (AUTHBRIDGE_MAX_BODY's default) is refused with 413 without being parsed."""
     huge = "# " + "x" * (1024 * 1024) + "\nkey: a\nname: A\n"
     response = api_client.post("/integrations:import", content=huge, headers=api_headers)
-    assert response.status_code == 422
-    assert response.json()["error"]["errors"] == [{"path": "", "message": "the YAML is larger than 1 MiB"}]
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "body_too_large"
 
 
 def test_unexpected_errors_use_the_error_shape(make_client: ClientFactory, app_env: dict[str, str]) -> None:

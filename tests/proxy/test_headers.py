@@ -5,6 +5,8 @@ tests/proxy/test_proxy.py drives the same rules through a real server.
 
 from __future__ import annotations
 
+from email.utils import parsedate_to_datetime
+
 import pytest
 
 from authbridge.proxy.headers import caller_key, forward_headers, response_headers, safe_path
@@ -75,5 +77,18 @@ def test_response_headers_drop_hop_by_hop() -> None:
         (b"Set-Cookie", b"a"),
         (b"Set-Cookie", b"b"),
         (b"Upgrade", b"h2"),
+        (b"Date", b"Tue, 01 Dec 2026 10:00:00 GMT"),
     ]
-    assert response_headers(items) == [(b"Set-Cookie", b"a"), (b"Set-Cookie", b"b")]
+    assert response_headers(items) == [
+        (b"Set-Cookie", b"a"),
+        (b"Set-Cookie", b"b"),
+        (b"Date", b"Tue, 01 Dec 2026 10:00:00 GMT"),
+    ]
+
+
+def test_response_headers_get_a_date_when_the_upstream_sent_none() -> None:
+    """RFC 9110 §6.6.1: an answer forwarded without a Date gets one (the upstream's is kept when it has one)."""
+    added = response_headers([(b"Content-Type", b"text/plain")])
+    assert added[0] == (b"Content-Type", b"text/plain")
+    assert len(added) == 2 and added[1][0] == b"date"
+    assert parsedate_to_datetime(added[1][1].decode()).tzinfo is not None

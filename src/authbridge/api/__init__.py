@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from authbridge.api.errors import error_response, install_error_handlers
 from authbridge.api.routes import connections, events, health, integrations, oauth
 
-__all__ = ["error_response", "install_api"]
+__all__ = ["ROUTERS", "error_response", "install_api"]
+
+#: Every router of the API, in the order they are matched.
+ROUTERS: tuple[APIRouter, ...] = (
+    health.router,
+    integrations.import_router,
+    integrations.router,
+    connections.router,
+    oauth.router,
+    events.router,
+)
 
 
 def install_api(app: FastAPI) -> None:
     """Mount every API route and the error handlers on ``app``."""
     install_error_handlers(app)
-    app.include_router(health.router)
-    app.include_router(integrations.import_router)
-    app.include_router(integrations.router)
-    app.include_router(connections.router)
-    app.include_router(oauth.router)
-    app.include_router(events.router)
+    for router in ROUTERS:
+        app.include_router(router)

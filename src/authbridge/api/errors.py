@@ -9,12 +9,18 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
 from authbridge.errors import AuthBridgeError, AuthenticationError, ErrorItem
 
-__all__ = ["error_response", "install_error_handlers"]
+__all__ = ["error_response", "install_error_handlers", "too_large_message"]
 
 logger = logging.getLogger("authbridge.api")
+
+
+def too_large_message(limit: int) -> str:
+    """What a 413 says."""
+    return f"the request body is larger than {limit} bytes, the most this server reads (AUTHBRIDGE_MAX_BODY)"
 
 
 def error_response(
@@ -61,10 +67,14 @@ def _validation_item(err: typing.Mapping[str, typing.Any]) -> ErrorItem:
     return ErrorItem(".".join(str(p) for p in err["loc"] if p != "body"), str(err["msg"]))
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+    code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(exc.status_code, "http_error")
+    message = str(exc.detail)
+    if exc.status_code == 413:
+        # Raised while the body streams in (FastAPI's max_body_size), which puts the limit in the scope.
+        message = too_large_message(request.scope.get(MAX_BODY_SIZE_SCOPE_KEY, 0))
+    return error_response(exc.status_code, code, message, headers=exc.headers)
 
 
 async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -7,7 +7,7 @@ import logging
 import typing
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import httpx
 
@@ -367,6 +367,10 @@ class Connections:
         origin = f"{parts.scheme}://{parts.netloc}"
         if parts.scheme not in {"http", "https"} or not parts.netloc or not self.return_origin_allowed(origin):
             raise ParameterError([ErrorItem("return_to", "its origin is not in AUTHBRIDGE_ALLOWED_RETURN_ORIGINS")])
+        if any(name in {"code", "state"} for name, _ in parse_qsl(parts.query, keep_blank_values=True)):
+            raise ParameterError(
+                [ErrorItem("return_to", "must not carry a code or state parameter: the callback never passes them on")]
+            )
 
     def _new_flow(self, spec: Integration, parameters: Mapping[str, str]) -> tuple[str, str | None, str]:
         """A new ``(state, code_verifier, authorize_url)``; raises (TemplateError...) before anything is stored."""

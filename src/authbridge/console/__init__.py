@@ -65,6 +65,10 @@ def install_console(app: FastAPI, *, secret: bytes) -> None:
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         ctx = Ctx(console, request, None)
+        if exc.status_code == 413:
+            limit = console.settings.max_body
+            message = f"The form is larger than {limit} bytes, the most this server reads (AUTHBRIDGE_MAX_BODY)."
+            return ctx.error(413, "Too large", message)
         heading = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Error")
         return ctx.error(exc.status_code, heading, "There is no such page in the console.")
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import secrets
 import time
+from datetime import timedelta
 
 from starlette.responses import RedirectResponse, Response
 
+from authbridge.console.limits import SignInLimiter
 from authbridge.console.pages import PREFIX, Ctx, session_cookie
 from authbridge.console.session import COOKIE, LOGIN_COOKIE, SESSION_SECONDS, new_sid, safe_next
 
@@ -34,7 +36,7 @@ async def home(ctx: Ctx) -> Response:
     return ctx.redirect("/integrations")
 
 
-def _sign_in_page(ctx: Ctx, *, failed: bool, status: int = 200) -> Response:
+def _sign_in_page(ctx: Ctx, *, failed: bool, status: int = 200, limited: str = "") -> Response:
     """The sign-in form; a fresh nonce cookie carries its CSRF token (double submit, signed)."""
     nonce = secrets.token_urlsafe(16)
     target = safe_next(ctx.form.get("next") or ctx.request.query_params.get("next"), prefix=PREFIX)
@@ -43,6 +45,7 @@ def _sign_in_page(ctx: Ctx, *, failed: bool, status: int = 200) -> Response:
         status=status,
         title="Sign in",
         failed=failed,
+        limited=limited,
         next=target,
         login_csrf=ctx.console.signer.token("login", nonce),
     )
@@ -58,6 +61,13 @@ async def sign_in(ctx: Ctx) -> Response:
         if ctx.claims is not None:
             return ctx.redirect("/")
         return _sign_in_page(ctx, failed=False)
+    wait = ctx.console.sign_ins.attempt(ctx.request.client.host if ctx.request.client else "")
+    if wait > 0:
+        seconds = SignInLimiter.retry_after(wait)
+        message = f"Too many sign-in attempts. Wait {seconds} seconds, then try again."
+        response = _sign_in_page(ctx, failed=False, status=429, limited=message)
+        response.headers["Retry-After"] = str(seconds)
+        return response
     nonce = ctx.request.cookies.get(LOGIN_COOKIE)
     if not ctx.console.signer.check("login", nonce, ctx.form.get("csrf")):
         return ctx.error(403, "Forbidden", "The sign-in form expired or its security token is wrong. Reload the page.")
@@ -72,7 +82,9 @@ async def sign_in(ctx: Ctx) -> Response:
         subject = f"admin:{fingerprint}" if fingerprint else None
     if subject is None:
         return _sign_in_page(ctx, failed=True, status=401)
-    claims = {"sid": new_sid(), "sub": subject, "name": name[:40], "exp": int(time.time()) + SESSION_SECONDS}
+    sid = new_sid()
+    claims = {"sid": sid, "sub": subject, "name": name[:40], "exp": int(time.time()) + SESSION_SECONDS}
+    await store.console_sessions.start(sid, subject, ctx.broker.clock() + timedelta(seconds=SESSION_SECONDS))
     response = RedirectResponse(safe_next(ctx.form.get("next"), prefix=PREFIX), status_code=303)
     session_cookie(response, ctx.console, ctx.console.signer.seal(claims))
     response.delete_cookie(LOGIN_COOKIE, path=PREFIX)
@@ -80,7 +92,9 @@ async def sign_in(ctx: Ctx) -> Response:
 
 
 async def sign_out(ctx: Ctx) -> Response:
-    """End the session (the cookie is removed; it was signed, not stored)."""
+    """End the session on the server (a copy of the cookie stops working too) and remove the cookie."""
+    if ctx.claims is not None:
+        await ctx.broker.store.console_sessions.end(ctx.claims["sid"])
     response = ctx.redirect("/sign-in")
     response.delete_cookie(COOKIE, path=PREFIX, httponly=True, samesite="lax", secure=ctx.console.secure)
     return response

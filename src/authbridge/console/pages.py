@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from authbridge.broker import Broker
 from authbridge.config import Settings
+from authbridge.console.limits import SignInLimiter
 from authbridge.console.session import COOKIE, SESSION_SECONDS, Signer
 from authbridge.errors import AuthBridgeError
 
@@ -51,6 +52,8 @@ class Console:
     def __init__(self, parent: typing.Any, secret: bytes) -> None:
         self.parent = parent
         self.signer = Signer(secret)
+        settings: Settings = parent.state.settings
+        self.sign_ins = SignInLimiter(settings.sign_in_per_minute, settings.sign_in_global_per_minute)
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(_TEMPLATES),
             autoescape=True,
@@ -149,8 +152,10 @@ async def _session(console: Console, request: Request) -> dict[str, typing.Any] 
     claims = console.signer.open(request.cookies.get(COOKIE), now=time.time())
     if claims is None:
         return None
-    kind, _, ident = claims["sub"].partition(":")
     store = console.broker.store
+    if not await store.console_sessions.live(claims["sid"]):
+        return None  # signed out (or expired) on the server: a copied cookie stops working
+    kind, _, ident = claims["sub"].partition(":")
     if kind == "admin":
         return claims if ident and ident == await store.admin.fingerprint() else None
     if kind == "key":

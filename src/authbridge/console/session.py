@@ -1,5 +1,8 @@
 """Signed session cookies and CSRF tokens. The cookie holds a few claims, never flow state.
 
+A session is live only while the server holds its row too (``store.console_sessions``, keyed by the
+SHA-256 of ``sid``): sign-out deletes the row, so a copy of the cookie stops working with it.
+
 A session cookie is ``base64url(json claims) "." base64url(HMAC-SHA256)``, about 150 bytes:
 
 ```

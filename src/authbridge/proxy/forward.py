@@ -36,7 +36,7 @@ from authbridge.errors import (
     UpstreamError,
 )
 from authbridge.netguard import is_public_address
-from authbridge.proxy.headers import caller_key, forward_headers, response_headers, safe_path
+from authbridge.proxy.headers import caller_key, forward_headers, http_date, response_headers, safe_path
 from authbridge.spec import RefreshPolicy
 
 __all__ = ["Proxy", "ProxyTimeouts"]
@@ -385,7 +385,11 @@ async def _relay(response: aiohttp.ClientResponse, send: Send) -> None:
 
 async def _error(send: Send, problem: _Problem) -> None:
     body = json.dumps({"error": {"code": problem.code, "message": problem.message, "side": problem.side}}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"date", http_date()),
+    ]
     if problem.status == 401:
         headers.append((b"www-authenticate", b"Bearer"))
     await send({"type": "http.response.start", "status": problem.status, "headers": headers})

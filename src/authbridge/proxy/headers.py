@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import time
+from email.utils import formatdate
 from urllib.parse import unquote
 
-__all__ = ["HOP_BY_HOP", "caller_key", "forward_headers", "response_headers", "safe_path"]
+__all__ = ["HOP_BY_HOP", "caller_key", "forward_headers", "http_date", "response_headers", "safe_path"]
 
 #: RFC 9110 §7.6.1 hop-by-hop headers, plus ones a proxy must set itself.
 HOP_BY_HOP = frozenset(
@@ -77,10 +79,30 @@ def forward_headers(
     return out
 
 
+_date: list[tuple[int, bytes]] = [(0, b"")]
+
+
+def http_date() -> bytes:
+    """The current time as an HTTP ``Date`` value (RFC 9110 §5.6.7), formatted once a second."""
+    now = int(time.time())
+    second, value = _date[0]
+    if second != now:
+        value = formatdate(now, usegmt=True).encode("ascii")
+        _date[0] = (now, value)
+    return value
+
+
 def response_headers(items: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """The upstream's response headers to pass back, minus hop-by-hop ones."""
+    """The upstream's response headers to pass back, minus hop-by-hop ones.
+
+    The upstream's ``Date`` and ``Server`` pass through (the server adds neither); an answer without
+    a ``Date`` gets one (RFC 9110 §6.6.1: a recipient with a clock that forwards such a message adds it).
+    """
     listed = _connection_listed(items)
-    return [(k, v) for k, v in items if k.lower() not in HOP_BY_HOP and k.lower() not in listed]
+    out = [(k, v) for k, v in items if k.lower() not in HOP_BY_HOP and k.lower() not in listed]
+    if not any(k.lower() == b"date" for k, _ in out):
+        out.append((b"date", http_date()))
+    return out
 
 
 def safe_path(raw: str) -> str | None:

@@ -19,6 +19,7 @@ from authbridge.store.records import (
     IntegrationRecord,
 )
 from authbridge.store.repo import ApiKeyRepo, EventRepo, IntegrationRepo, StoreContext
+from authbridge.store.sessions import ConsoleSessionRepo
 from authbridge.store.webhooks import ClaimedDelivery, DeliveryRecord, WebhookRecord, WebhookRepo, check_webhook_url
 from authbridge.types import Clock, utcnow
 
@@ -27,6 +28,7 @@ __all__ = [
     "ApiKeyRecord",
     "ClaimedDelivery",
     "ConnectionRecord",
+    "ConsoleSessionRepo",
     "CredentialRecord",
     "DeliveryRecord",
     "EventRecord",
@@ -69,6 +71,7 @@ class Store:
         self.webhooks = WebhookRepo(self.ctx)
         self.admin = AdminPasswordRepo(self.ctx)
         self.invalidations = InvalidationRepo(self.ctx)
+        self.console_sessions = ConsoleSessionRepo(self.ctx)
 
     @classmethod
     async def open(cls, url: str, keyring: KeyRing, *, clock: Clock = utcnow, run_migrations: bool = True) -> Store:

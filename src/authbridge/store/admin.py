@@ -20,6 +20,8 @@ _ID = "admin"
 _N, _R, _P = 2**15, 8, 1
 _MAXMEM = 64 * 1024 * 1024
 MIN_LENGTH = 12
+#: At most this many scrypt computations run at once (each takes a core and 32 MiB); the rest wait their turn.
+HASHING_AT_ONCE = 2
 
 
 def _b64(data: bytes) -> str:
@@ -62,12 +64,14 @@ class AdminPasswordRepo:
 
     def __init__(self, ctx: StoreContext) -> None:
         self._ctx = ctx
+        #: Bounds the scrypt threads: N sign-ins at once cannot pin every core or take 32 MiB each.
+        self.hashing = anyio.CapacityLimiter(HASHING_AT_ONCE)
 
     async def set_password(self, password: str) -> None:
         """Set (or replace) the password; at least 12 characters."""
         if len(password) < MIN_LENGTH:
             raise ValueError(f"the admin password must have at least {MIN_LENGTH} characters")
-        hashed = await anyio.to_thread.run_sync(hash_password, password)
+        hashed = await anyio.to_thread.run_sync(hash_password, password, limiter=self.hashing)
         async with self._ctx.session() as session:
             row = await session.get(AdminPasswordRow, _ID)
             if row is None:
@@ -89,5 +93,5 @@ class AdminPasswordRepo:
         stored = await self._stored()
         if not stored or not password:
             return None
-        ok = await anyio.to_thread.run_sync(verify_password, password, stored)
+        ok = await anyio.to_thread.run_sync(verify_password, password, stored, limiter=self.hashing)
         return hashlib.sha256(stored.encode("ascii")).hexdigest()[:16] if ok else None

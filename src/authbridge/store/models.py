@@ -16,6 +16,7 @@ __all__ = [
     "Base",
     "CacheInvalidationRow",
     "ConnectionRow",
+    "ConsoleSessionRow",
     "CredentialRow",
     "EventRow",
     "IntegrationRow",
@@ -236,3 +237,14 @@ class CacheInvalidationRow(Base):
     kind: Mapped[str] = mapped_column(String(16))
     ref: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class ConsoleSessionRow(Base):
+    """A live console session: the SHA-256 of its id (the cookie holds the id); gone at sign-out or expiry."""
+
+    __tablename__ = "console_sessions"
+
+    sid_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)

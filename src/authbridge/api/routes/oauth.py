@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from authbridge.api.deps import BrokerDep
-from authbridge.errors import CallbackError
+from authbridge.errors import AuthBridgeError, CallbackError
 
 __all__ = ["router"]
 
@@ -31,21 +31,40 @@ def page(title: str, message: str, *, ok: bool, status: int = 200) -> HTMLRespon
     )
 
 
+#: Never passed on to ``return_to``: the one-time code and the state belong to AuthBridge's flow alone.
+_WITHHELD = frozenset({"code", "state"})
+
+
+def _return_url(return_to: str, params: dict[str, str]) -> str:
+    """``return_to`` with the connection's outcome added, and no ``code`` or ``state`` parameter whatever."""
+    url = httpx.URL(return_to)
+    kept = [(k, v) for k, v in url.params.multi_items() if k not in _WITHHELD and k not in params]
+    return str(url.copy_with(params=httpx.QueryParams([*kept, *params.items()])))
+
+
 @router.get("/oauth/callback", summary="OAuth 2.0 redirect URI", response_class=HTMLResponse)
 async def oauth_callback(request: Request, broker: BrokerDep) -> Response:
-    """Check the state, exchange the code, store the tokens; then redirect to ``return_to`` or show a page."""
+    """Check the state, exchange the code, store the tokens; then redirect to ``return_to`` or show a page.
+
+    Every answer (pages, the redirect, errors) is ``Cache-Control: no-store`` and ``Referrer-Policy:
+    no-referrer``: the gate adds both to whatever this path answers (``api/gate.py``).
+    """
     query = dict(request.query_params)
     try:
         result = await broker.connections.callback(query)
     except CallbackError as exc:
         return page("Authorization failed", exc.message, ok=False, status=400)
+    except AuthBridgeError as exc:
+        return page("Authorization failed", exc.message, ok=False, status=exc.status_code)
     connection = result.connection
     if result.return_to:
         params = {"connection_id": connection.id, "status": connection.status}
         if result.error:
             params["error"] = result.error
-        target = httpx.URL(result.return_to).copy_merge_params(params)
-        return RedirectResponse(str(target), status_code=303, headers={"Referrer-Policy": "no-referrer"})
+        target = _return_url(result.return_to, params)
+        return RedirectResponse(
+            target, status_code=303, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+        )
     if result.error:
         return page("Authorization failed", f"{connection.name}: {result.error}", ok=False, status=400)
     return page(
