@@ -42,6 +42,7 @@ PUBLIC = {
         "NotFoundError",
         "OutboundBlockedError",
         "ParameterError",
+        "PermissionDeniedError",
         "SpecError",
         "StoreError",
         "TemplateError",

@@ -61,6 +61,7 @@ def policy_for(settings: Settings) -> Policy:
         redirect_uri=settings.redirect_uri,
         return_origin_allowed=settings.return_origin_allowed,
         refresh_deadline=3 * settings.http_timeout,
+        public_url=settings.public_url,
     )
 
 
@@ -190,6 +191,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
         stop = anyio.Event()
         try:
             async with anyio.create_task_group() as group:
+                group.start_soon(broker.audit.run_forever, stop)
                 if settings.background_tasks:
                     # The first scan waits one interval, so a server's start is not slowed by it.
                     group.start_soon(functools.partial(run_background, broker, http, stop, clock, first_delay=True))

@@ -19,7 +19,8 @@ AuthBridgeError
 ├── NotFoundError                an integration, connection or key does not exist
 │   └── IntegrationNotFound
 ├── ConflictError                the object exists already, or changed under us
-└── AuthenticationError          a missing or wrong API key (never says which)
+├── AuthenticationError          a missing or wrong API key (never says which)
+└── PermissionDeniedError        a valid API key without the scope the operation needs (names the scope)
 ```
 
 Every class carries a stable ``code``, the HTTP ``status_code`` the API maps it to and the
@@ -46,6 +47,7 @@ __all__ = [
     "NotFoundError",
     "OutboundBlockedError",
     "ParameterError",
+    "PermissionDeniedError",
     "SpecError",
     "StoreError",
     "TemplateError",
@@ -269,3 +271,11 @@ class AuthenticationError(AuthBridgeError):
 
     code = "unauthorized"
     status_code = 401
+
+
+class PermissionDeniedError(AuthBridgeError):
+    """A valid API key that lacks the scope an operation needs. The message names the scope."""
+
+    code = "insufficient_scope"
+    status_code = 403
+    exit_code = 4

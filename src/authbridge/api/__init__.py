@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from authbridge.api.errors import error_response, install_error_handlers
-from authbridge.api.routes import connections, events, health, integrations, oauth
+from authbridge.api.routes import connections, events, health, integrations, oauth, sessions
 
 __all__ = ["error_response", "install_api"]
 
@@ -17,5 +17,6 @@ def install_api(app: FastAPI) -> None:
     app.include_router(integrations.import_router)
     app.include_router(integrations.router)
     app.include_router(connections.router)
+    app.include_router(sessions.router)
     app.include_router(oauth.router)
     app.include_router(events.router)

@@ -49,13 +49,22 @@ from authbridge.spec.templating import references_of, render_url
 from authbridge.store import ConnectionRecord, CredentialRecord, Store
 from authbridge.types import Clock
 
-__all__ = ["CallbackResult", "Connected", "Connections", "DeleteResult", "FreshToken", "TestResult"]
+__all__ = ["CallbackResult", "Connected", "Connections", "DeleteResult", "FreshToken", "Owner", "TestResult"]
 
 logger = logging.getLogger("authbridge.broker")
 
 #: Largest token-endpoint answer read (counted after decompression).
 MAX_TOKEN_RESPONSE = 1024 * 1024
 FLOW_TTL = timedelta(minutes=10)
+
+
+@dataclasses.dataclass(frozen=True)
+class Owner:
+    """Whose connection it is: the application's end user, their organization, free-form tags."""
+
+    end_user: dict[str, str] | None = None
+    organization: dict[str, str] | None = None
+    tags: dict[str, str] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -349,7 +358,8 @@ class Connections:
             raise ParameterError(errors)
         return inputs
 
-    def _check_return_to(self, return_to: str | None) -> None:
+    def check_return_to(self, return_to: str | None) -> None:
+        """ParameterError unless ``return_to`` is on an allowed origin (None is fine)."""
         if return_to is None:
             return
         parts = urlsplit(return_to)
@@ -391,8 +401,13 @@ class Connections:
         parameters: Mapping[str, object],
         credentials: Mapping[str, object],
         return_to: str | None = None,
+        owner: Owner | None = None,
     ) -> Connected:
-        """Create a connected account. Nothing is stored when the input or the upstream is refused."""
+        """Create a connected account. Nothing is stored when the input or the upstream is refused.
+
+        ``owner`` says whose account it is (the application's end user, their organization, tags).
+        """
+        owned = dataclasses.asdict(owner) if owner else {}
         spec = (await self.store.integrations.get(integration_key)).spec
         problems: list[ErrorItem] = []
         values: dict[str, str] = {}
@@ -406,7 +421,7 @@ class Connections:
         except ParameterError as exc:
             problems.extend(exc.errors)
         try:
-            self._check_return_to(return_to)
+            self.check_return_to(return_to)
         except ParameterError as exc:
             problems.extend(exc.errors)
         if not name.strip():
@@ -419,7 +434,12 @@ class Connections:
         if isinstance(auth, OAuth2Auth) and auth.grant_type == "authorization_code":
             flow = self._new_flow(spec, values)  # a URL that cannot be built stores no connection
             record = await self.store.connections.create(
-                integration_key=spec.key, name=name, parameters=values, secret_names=secret_names, status="pending"
+                integration_key=spec.key,
+                name=name,
+                parameters=values,
+                secret_names=secret_names,
+                status="pending",
+                **owned,
             )
             url = await self._save_flow(record.id, flow, return_to)
             await self.store.events.add(
@@ -445,7 +465,7 @@ class Connections:
         elif isinstance(auth, BasicAuth):
             creds = CredentialRecord(inputs=inputs)
         record = await self.store.connections.create(
-            integration_key=spec.key, name=name, parameters=values, secret_names=secret_names, status="active"
+            integration_key=spec.key, name=name, parameters=values, secret_names=secret_names, status="active", **owned
         )
         if creds is not None:
             await self.store.credentials.save(record.id, creds)
@@ -469,7 +489,7 @@ class Connections:
         connection = await self.store.connections.get(connection_id)
         spec = (await self.store.integrations.get(connection.integration_key)).spec
         auth = spec.auth
-        self._check_return_to(return_to)
+        self.check_return_to(return_to)
         if isinstance(auth, OAuth2Auth) and auth.grant_type == "authorization_code":
             return Connected(connection, await self._start_flow(connection, spec, return_to))
         if isinstance(auth, OAuth2Auth | CustomTokenAuth):
@@ -578,12 +598,14 @@ class Connections:
         await self.store.connections.delete(connection_id)
         self.keeper.changed(connection_id)
         if revoked:
-            await self.store.events.add("connection.revoked", connection_id=connection_id, integration_key=spec.key)
+            await self.store.events.add(
+                "connection.revoked", connection_id=connection_id, integration_key=spec.key, data=connection.owner()
+            )
         await self.store.events.add(
             "connection.deleted",
             connection_id=connection_id,
             integration_key=spec.key,
-            data={"revoked": revoked, **({"revoke_error": problem} if problem else {})},
+            data={"revoked": revoked, **({"revoke_error": problem} if problem else {}), **connection.owner()},
         )
         return DeleteResult(revoked, problem)
 

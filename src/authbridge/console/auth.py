@@ -65,6 +65,8 @@ async def sign_in(ctx: Ctx) -> Response:
     store = ctx.broker.store
     subject, name = None, ""
     key = await store.api_keys.verify(secret) if secret else None
+    if key is not None and "admin" not in key.scopes:
+        key = None  # the console is the admin surface: a connect- or proxy-only key cannot sign in
     if key is not None:
         subject, name = f"key:{key.id}", key.name
     elif secret:

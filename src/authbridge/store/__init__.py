@@ -5,19 +5,21 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authbridge.store.admin import AdminPasswordRepo
-from authbridge.store.connections import ConnectionRepo, CredentialRepo, FlowRepo
+from authbridge.store.connections import ConnectionFilter, ConnectionRepo, CredentialRepo, FlowRepo
 from authbridge.store.crypto import FileKeyRing, Key, KeyRing, format_key_ring, generate_key, parse_key_ring
 from authbridge.store.db import create_engine, migrate, ping, redact_url
 from authbridge.store.keys import KeyManager
 from authbridge.store.records import (
     ApiKeyRecord,
     ConnectionRecord,
+    ConnectSessionRecord,
     CredentialRecord,
     EventRecord,
     FlowRecord,
     IntegrationRecord,
 )
 from authbridge.store.repo import ApiKeyRepo, EventRepo, IntegrationRepo, StoreContext
+from authbridge.store.sessions import ConnectSessionRepo
 from authbridge.store.webhooks import ClaimedDelivery, DeliveryRecord, WebhookRecord, WebhookRepo, check_webhook_url
 from authbridge.types import Clock, utcnow
 
@@ -25,6 +27,8 @@ __all__ = [
     "AdminPasswordRepo",
     "ApiKeyRecord",
     "ClaimedDelivery",
+    "ConnectSessionRecord",
+    "ConnectionFilter",
     "ConnectionRecord",
     "CredentialRecord",
     "DeliveryRecord",
@@ -66,6 +70,7 @@ class Store:
         self.keys = KeyManager(self.ctx)
         self.webhooks = WebhookRepo(self.ctx)
         self.admin = AdminPasswordRepo(self.ctx)
+        self.connect_sessions = ConnectSessionRepo(self.ctx)
 
     @classmethod
     async def open(cls, url: str, keyring: KeyRing, *, clock: Clock = utcnow, run_migrations: bool = True) -> Store:
