@@ -49,6 +49,7 @@ PUBLIC = {
         "TokenEndpointError",
         "UnsafeValueError",
         "UpstreamError",
+        "WrongBrowserError",
     ],
     "authbridge.spec": [
         "SECRET_MASK",

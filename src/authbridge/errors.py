@@ -15,6 +15,7 @@ AuthBridgeError
 │   └── TokenEndpointError       the token (or revocation) endpoint refused or answered badly
 ├── ConnectError                 a connected account could not be created (upstream refused; nothing stored)
 ├── CallbackError                an OAuth callback with an unknown, used or expired state, or a bad answer
+│   └── WrongBrowserError        a flow bound to one browser was finished in another (nothing changed)
 ├── ConnectionStateError         the connection cannot do this now (needs re-authorization, pending...)
 ├── NotFoundError                an integration, connection or key does not exist
 │   └── IntegrationNotFound
@@ -54,6 +55,7 @@ __all__ = [
     "TokenEndpointError",
     "UnsafeValueError",
     "UpstreamError",
+    "WrongBrowserError",
 ]
 
 
@@ -279,3 +281,9 @@ class PermissionDeniedError(AuthBridgeError):
     code = "insufficient_scope"
     status_code = 403
     exit_code = 4
+
+
+class WrongBrowserError(CallbackError):
+    """A flow started from a connect page came back in a browser without that page's cookie: nothing changed."""
+
+    code = "wrong_browser"

@@ -14,8 +14,8 @@ import typing
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 
-from authbridge.broker.connect import Connections
-from authbridge.errors import ErrorItem, IntegrationNotFound, NotFoundError, ParameterError
+from authbridge.broker.connect import Connected, Connections, FlowBinding, Owner
+from authbridge.errors import ConnectionStateError, ErrorItem, IntegrationNotFound, NotFoundError, ParameterError
 from authbridge.spec import Integration, check_parameter_values, parse_duration
 from authbridge.store import ApiKeyRecord, ConnectSessionRecord, Store
 from authbridge.types import Clock
@@ -148,6 +148,66 @@ class ConnectSessions:
             },
         )
         return record
+
+    async def connect(
+        self,
+        session: ConnectSessionRecord,
+        integration_key: str,
+        *,
+        parameters: Mapping[str, object],
+        credentials: Mapping[str, object],
+        return_to: str,
+        binding: FlowBinding,
+    ) -> Connected:
+        """Connect one of the session's integrations for its end user.
+
+        The backend's fixed values win over anything the page sent. Accounts that need no browser
+        redirect complete the session at once; OAuth ones complete it at the callback.
+        """
+        self._check_open(session)
+        if session.reconnect_id is not None or integration_key not in (session.allowed_integrations or []):
+            raise ConnectionStateError(f"this connect session does not offer {integration_key!r}")
+        fixed = session.parameters.get(integration_key, {})
+        end_user = session.end_user
+        owner = Owner(end_user=end_user, organization=session.organization, tags=session.tags or None)
+        result = await self.connections.create(
+            integration_key=integration_key,
+            name=end_user.get("display_name") or end_user["id"],
+            parameters={**parameters, **fixed},
+            credentials=credentials,
+            return_to=return_to,
+            owner=owner,
+            binding=binding,
+        )
+        if result.authorize_url is None:
+            await self.store.connect_sessions.complete(session.id, result.connection.id)
+        return result
+
+    async def reconnect(
+        self,
+        session: ConnectSessionRecord,
+        *,
+        credentials: Mapping[str, object],
+        return_to: str,
+        binding: FlowBinding,
+    ) -> Connected:
+        """Re-authorize the session's connection in place (same id): a new OAuth flow, or new entered credentials."""
+        self._check_open(session)
+        if session.reconnect_id is None:
+            raise ConnectionStateError("this connect session is not for re-authorizing a connection")
+        connection_id = session.reconnect_id
+        if await self.connections.takes_entered_credentials(connection_id):
+            result = Connected(await self.connections.replace_credentials(connection_id, credentials))
+        else:
+            result = await self.connections.reconnect(connection_id, return_to=return_to, binding=binding)
+        if result.authorize_url is None:
+            await self.store.connect_sessions.complete(session.id, connection_id)
+        return result
+
+    def _check_open(self, session: ConnectSessionRecord) -> None:
+        state = session.state(self.clock())
+        if state != "open":
+            raise ConnectionStateError(f"this connect session is {state}: ask the application for a new link")
 
     async def find(self, token: str) -> ConnectSessionRecord | None:
         """The session of a token in any state, or None."""

@@ -19,6 +19,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from authbridge.console import accounts, auth, integrations
+from authbridge.console.hosted import install_connect_pages
 from authbridge.console.pages import PREFIX, Console, Ctx, Handler, page
 
 __all__ = ["PREFIX", "install_console"]
@@ -79,3 +80,4 @@ def install_console(app: FastAPI, *, secret: bytes) -> None:
         return RedirectResponse(PREFIX + "/", status_code=307)
 
     app.add_route("/", root, methods=["GET"], include_in_schema=False)
+    install_connect_pages(app, console)

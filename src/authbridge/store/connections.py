@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select, update
 
-from authbridge.errors import ErrorItem, NotFoundError, ParameterError
+from authbridge.errors import ErrorItem, NotFoundError, ParameterError, WrongBrowserError
 from authbridge.store.models import ConnectionRow, ConnectionTagRow, CredentialRow, IntegrationRow, OAuthFlowRow
 from authbridge.store.records import ConnectionRecord, CredentialRecord, FlowRecord
 from authbridge.store.repo import StoreContext, new_id
@@ -415,8 +415,14 @@ class FlowRepo:
         redirect_uri: str,
         return_to: str | None = None,
         ttl: timedelta = timedelta(minutes=10),
+        connect_session_id: str | None = None,
+        browser_binding: str | None = None,
     ) -> None:
-        """Remember a flow until its callback comes (or ``ttl`` passes)."""
+        """Remember a flow until its callback comes (or ``ttl`` passes).
+
+        A flow with ``browser_binding`` (the SHA-256 of a cookie the starting browser holds) can only be
+        consumed by a callback that presents the same.
+        """
         digest = _state_hash(state)
         now = self._ctx.clock()
         async with self._ctx.session() as session:
@@ -429,11 +435,17 @@ class FlowRepo:
                     return_to=return_to,
                     created_at=now,
                     expires_at=now + ttl,
+                    connect_session_id=connect_session_id,
+                    browser_binding=browser_binding,
                 )
             )
 
-    async def consume(self, state: str) -> FlowRecord | None:
-        """Take a flow by its state, exactly once. None when unknown, already used or expired."""
+    async def consume(self, state: str, browser_binding: str | None = None) -> FlowRecord | None:
+        """Take a flow by its state, exactly once. None when unknown, already used or expired.
+
+        A bound flow is taken only with its ``browser_binding``; with another (or none) it raises
+        WrongBrowserError and stays unused, so the browser that started it can still finish it.
+        """
         digest = _state_hash(state)
         now = self._ctx.clock()
         async with self._ctx.session() as session:
@@ -443,10 +455,20 @@ class FlowRepo:
                     OAuthFlowRow.state_hash == digest,
                     OAuthFlowRow.used_at.is_(None),
                     OAuthFlowRow.expires_at > now,
+                    or_(OAuthFlowRow.browser_binding.is_(None), OAuthFlowRow.browser_binding == browser_binding),
                 )
                 .values(used_at=now)
             )
             if typing.cast(typing.Any, result).rowcount != 1:
+                bound = await session.scalar(
+                    select(OAuthFlowRow.browser_binding).where(
+                        OAuthFlowRow.state_hash == digest, OAuthFlowRow.used_at.is_(None), OAuthFlowRow.expires_at > now
+                    )
+                )
+                if bound is not None:
+                    raise WrongBrowserError(
+                        "this authorization was started in another browser: finish it there, or start again here"
+                    )
                 return None
             row = await session.get(OAuthFlowRow, digest)
             assert row is not None
@@ -457,4 +479,5 @@ class FlowRepo:
                 return_to=row.return_to,
                 created_at=row.created_at,
                 expires_at=row.expires_at,
+                connect_session_id=row.connect_session_id,
             )

@@ -100,6 +100,8 @@ class FlowRecord:
     return_to: str | None
     created_at: datetime
     expires_at: datetime
+    #: The connect session the flow was started from, if any.
+    connect_session_id: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
