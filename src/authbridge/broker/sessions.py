@@ -26,7 +26,7 @@ __all__ = ["CONNECT_TOKEN_PREFIX", "ConnectSessions", "NewSession", "SessionRequ
 CONNECT_TOKEN_PREFIX = "abcs_"  # noqa: S105 - a prefix, not a secret
 DEFAULT_TTL = timedelta(minutes=30)
 MAX_TTL = timedelta(hours=24)
-MIN_TTL = timedelta(minutes=1)
+MIN_TTL = timedelta(seconds=10)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,7 +225,7 @@ class ConnectSessions:
             problems.append(ErrorItem("ttl", str(exc)))
             return DEFAULT_TTL
         if not MIN_TTL <= ttl <= MAX_TTL:
-            problems.append(ErrorItem("ttl", "must be between 1m and 24h"))
+            problems.append(ErrorItem("ttl", "must be between 10s and 24h"))
         return ttl
 
     def _fixed_parameters(

@@ -300,11 +300,16 @@ class _Pages:
         if back and not popup:
             return self.redirect(back)
         origin = f"{urlsplit(target).scheme}://{urlsplit(target).netloc}" if target else ""
+        try:
+            integration_name = (await broker.get_integration(connection.integration_key)).spec.name
+        except NotFoundError:
+            integration_name = connection.integration_key
         return self.render(
             "connect/done.html",
             title={"connected": "Connected", "cancelled": "Not connected", "error": "Not connected"}[outcome],
             outcome=outcome,
             connection=connection,
+            integration_name=integration_name,
             detail=error or connection.last_error or "",
             message_json=json.dumps(message),
             origin=origin if popup else "",
