@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
 from tests.console.conftest import REPO_ROOT, _cli, _free_port, shot
 from tests.servers.fixtures import OAuthServer
