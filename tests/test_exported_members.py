@@ -15,10 +15,13 @@ PUBLIC = {
     "authbridge.bridge": ["Bridge", "ConnectionAuth"],
     "authbridge.client": [
         "AsyncAuthBridgeClient",
+        "AsyncConnectSessions",
         "AsyncConnections",
         "AsyncIntegrations",
         "AuthBridgeAPIError",
         "AuthBridgeClient",
+        "ConnectSession",
+        "ConnectSessions",
         "Connection",
         "ConnectionTestResult",
         "Connections",
