@@ -13,11 +13,13 @@ from authbridge.console.session import COOKIE, LOGIN_COOKIE, SESSION_SECONDS, ne
 __all__ = ["EVENT_TYPES", "events_page", "home", "sign_in", "sign_out"]
 
 EVENT_TYPES = (
+    "connect_session.created",
+    "connect_session.ended",
     "connection.authorization_failed",
     "connection.authorized",
     "connection.created",
     "connection.deleted",
-    "connection.needs_reauth",
+    "connection.reauthorization_needed",
     "connection.recovered",
     "connection.refresh_failed",
     "connection.refreshed",
@@ -26,6 +28,7 @@ EVENT_TYPES = (
     "integration.created",
     "integration.deleted",
     "integration.updated",
+    "token.read",
 )
 
 
