@@ -215,6 +215,13 @@ def test_a_denied_consent_comes_back_as_cancelled(client: TestClient, oauth: OAu
     assert page.status_code == 200 and "You did not allow access" in page.text
     # no return_to: a page, and the session stays open for another try
     assert client.get("/connect/", follow_redirects=False).status_code == 303
+    admin = admin_headers(client)
+    (refused,) = client.get("/connections", headers=admin).json()["items"]
+    assert refused["status"] == "error"
+    again = client.post("/connect/i/idp", data={"csrf": csrf_of(client.get("/connect/i/idp"))}, follow_redirects=False)
+    assert again.status_code == 303
+    (retry,) = client.get("/connections", headers=admin).json()["items"]  # the refused one was replaced
+    assert retry["id"] != refused["id"] and retry["status"] == "pending"
 
 
 def test_a_popup_posts_its_result_to_the_opener_origin_only(client: TestClient) -> None:

@@ -167,6 +167,7 @@ class ConnectSessions:
         self._check_open(session)
         if session.reconnect_id is not None or integration_key not in (session.allowed_integrations or []):
             raise ConnectionStateError(f"this connect session does not offer {integration_key!r}")
+        await self._forget_unfinished(session)
         fixed = session.parameters.get(integration_key, {})
         end_user = session.end_user
         owner = Owner(end_user=end_user, organization=session.organization, tags=session.tags or None)
@@ -181,7 +182,21 @@ class ConnectSessions:
         )
         if result.authorize_url is None:
             await self.store.connect_sessions.complete(session.id, result.connection.id)
+        else:
+            await self.store.connect_sessions.set_pending(session.id, result.connection.id)
         return result
+
+    async def _forget_unfinished(self, session: ConnectSessionRecord) -> None:
+        """A retry replaces the connection an abandoned or refused authorization of this session left behind."""
+        if session.connection_id is None or session.used_at is not None:
+            return
+        try:
+            left = await self.store.connections.get(session.connection_id)
+        except NotFoundError:
+            return
+        if left.status in {"pending", "error"} and (left.end_user or {}).get("id") == session.end_user.get("id"):
+            await self.store.connections.delete(left.id)
+            self.connections.keeper.changed(left.id)
 
     async def reconnect(
         self,

@@ -113,6 +113,15 @@ class ConnectSessionRepo:
                 row.ended_at = now
             return self._record(row)
 
+    async def set_pending(self, session_id: str, connection_id: str) -> None:
+        """Remember the connection an unfinished authorization of this session made (replaced on a retry)."""
+        async with self._ctx.session() as session:
+            await session.execute(
+                update(ConnectSessionRow)
+                .where(ConnectSessionRow.id == session_id, ConnectSessionRow.used_at.is_(None))
+                .values(connection_id=connection_id)
+            )
+
     async def complete(self, session_id: str, connection_id: str) -> bool:
         """Mark an open session used by the connection it made; False when it was not open any more."""
         now = self._ctx.clock()
