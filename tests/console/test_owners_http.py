@@ -89,3 +89,25 @@ def test_only_admin_keys_sign_in(client: TestClient) -> None:
     assert _sign_in(client, _key(client, "connect")) == 401
     assert _sign_in(client, _key(client, "proxy", "token")) == 401
     assert _sign_in(client, _key(client, "admin")) == 303
+
+
+def test_keys_are_made_with_scopes_and_revoked_in_the_console(client: TestClient) -> None:
+    """A key made in the console has the ticked scopes, is shown once, works accordingly, and revoking ends it."""
+    assert _sign_in(client, _key(client, "admin")) == 303
+    page = client.get("/console/keys")
+    assert page.status_code == 200 and "connections:write" in page.text
+    none = client.post("/console/keys", data={"csrf": _csrf(page.text), "name": "web"})
+    assert none.status_code == 422 and "give at least one scope" in none.text
+    made = client.post("/console/keys", data={"csrf": _csrf(page.text), "name": "web", "scope.connect": "on"})
+    assert made.status_code == 201
+    key = re.search(r'id="f-new-key" value="(ab_[^"]+)"', made.text)
+    assert key
+    listed = client.get("/console/keys").text
+    assert key.group(1) not in listed and "connect" in listed
+    headers = {"Authorization": f"Bearer {key.group(1)}"}
+    assert client.get("/connections", headers=headers).status_code == 403
+    rows = re.findall(r"<tr>\s*<td>web</td>.*?/console/keys/([0-9a-f]{32})/revoke", listed, flags=re.S)
+    assert rows, listed
+    revoked = client.post(f"/console/keys/{rows[0]}/revoke", data={"csrf": _csrf(listed)}, follow_redirects=False)
+    assert revoked.status_code == 303
+    assert client.get("/connections", headers=headers).status_code == 401
