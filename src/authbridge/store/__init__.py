@@ -19,7 +19,7 @@ from authbridge.store.records import (
     IntegrationRecord,
 )
 from authbridge.store.repo import ApiKeyRepo, EventRepo, IntegrationRepo, StoreContext
-from authbridge.store.sessions import ConnectSessionRepo
+from authbridge.store.connect_sessions import ConnectSessionRepo
 from authbridge.store.webhooks import ClaimedDelivery, DeliveryRecord, WebhookRecord, WebhookRepo, check_webhook_url
 from authbridge.types import Clock, utcnow
 

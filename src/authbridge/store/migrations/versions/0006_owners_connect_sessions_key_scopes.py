@@ -1,7 +1,7 @@
 """connection owners and tags, connect sessions, API key scopes
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-03 08:00:00.000000
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import authbridge.store.models
 
-revision = "0004"
-down_revision = "0003"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
