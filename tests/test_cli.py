@@ -253,15 +253,27 @@ def test_api_keys(runner: CliRunner, env: dict[str, str], tmp_path: Path) -> Non
 
     listed = invoke(runner, env, "api-keys", "list")
     assert key not in listed.output
-    assert listed.stdout.splitlines()[1].split()[1:] == [key[:10], "active", "ci"]
+    assert listed.stdout.splitlines()[1].split()[1:] == [key[:10], "active", "admin", "ci"]
     rows = json.loads(invoke(runner, env, "api-keys", "list", "--json").stdout)
-    assert [(r["name"], r["prefix"], r["revoked"]) for r in rows] == [("ci", key[:10], False)]
+    assert [(r["name"], r["prefix"], r["revoked"], r["scopes"]) for r in rows] == [("ci", key[:10], False, ["admin"])]
 
     revoked = invoke(runner, env, "api-keys", "revoke", "ci")
     assert revoked.exit_code == 0 and revoked.stderr == f"revoked API key {rows[0]['id']}\n"
     assert with_store(env, lambda s: s.api_keys.verify(key)) is None
     assert json.loads(invoke(runner, env, "api-keys", "list", "--json").stdout)[0]["revoked"] is True
     assert_one_line_error(invoke(runner, env, "api-keys", "revoke", "ci"), "no active API key")
+
+
+def test_api_key_scopes(runner: CliRunner, env: dict[str, str]) -> None:
+    """``--scope`` (repeatable) sets what a key may do; an unknown scope is refused and nothing is created."""
+    created = invoke(runner, env, "api-keys", "create", "--name", "web", "--scope", "connect", "--scope", "token")
+    assert created.exit_code == 0 and "scopes: connect token" in created.stderr
+    record = with_store(env, lambda s: s.api_keys.verify(created.stdout.strip()))
+    assert record is not None and record.scopes == ("connect", "token")
+
+    wrong = invoke(runner, env, "api-keys", "create", "--name", "bad", "--scope", "everything")
+    assert_one_line_error(wrong, "unknown scope 'everything'")
+    assert [r["name"] for r in json.loads(invoke(runner, env, "api-keys", "list", "--json").stdout)] == ["web"]
 
 
 def test_master_key_file_is_private(runner: CliRunner, env: dict[str, str], tmp_path: Path) -> None:

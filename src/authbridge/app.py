@@ -63,6 +63,7 @@ def policy_for(settings: Settings) -> Policy:
         return_origin_allowed=settings.return_origin_allowed,
         refresh_deadline=3 * settings.http_timeout,
         cache_sync_interval=settings.cache_sync_interval,
+        public_url=settings.public_url,
     )
 
 
@@ -200,6 +201,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
             async with anyio.create_task_group() as group:
                 # Always on: the caches of the proxy and API keys follow changes made by other processes.
                 group.start_soon(broker.cache_sync.run_forever, stop)
+                group.start_soon(broker.audit.run_forever, stop)
                 if settings.background_tasks:
                     # The first scan waits one interval, so a server's start is not slowed by it.
                     group.start_soon(functools.partial(run_background, broker, http, stop, clock, first_delay=True))

@@ -547,16 +547,26 @@ def connections_reconnect(
 
 @keys_app.command("create")
 @_handle_errors
-def keys_create(name: typing.Annotated[str, typer.Option(help="What the key is for.")] = "default") -> None:
+def keys_create(
+    name: typing.Annotated[str, typer.Option(help="What the key is for.")] = "default",
+    scope: typing.Annotated[
+        list[str] | None,
+        typer.Option(
+            help="What the key may do (repeat for several): admin (the default: everything), connect, "
+            "connections:read, connections:write, proxy, token."
+        ),
+    ] = None,
+) -> None:
     """Create an API key. The key alone goes to stdout (shown once); the note goes to stderr."""
+    scopes = scope or ["admin"]
 
     async def work(broker: Broker) -> tuple[str, str]:
-        plaintext, record = await broker.store.api_keys.create(name)
+        plaintext, record = await broker.create_api_key(name, scopes)
         return plaintext, record.id
 
     plaintext, key_id = _with_broker(work)
     _out(plaintext)
-    _err(f"created API key {key_id} ({name}); it is shown only this once")
+    _err(f"created API key {key_id} ({name}, scopes: {' '.join(scopes)}); it is shown only this once")
 
 
 @keys_app.command("list")
@@ -573,6 +583,7 @@ def keys_list(as_json: typing.Annotated[bool, typer.Option("--json", help="Print
                 "created_at": r.created_at.isoformat(),
                 "last_used_at": r.last_used_at.isoformat() if r.last_used_at else None,
                 "revoked": r.revoked_at is not None,
+                "scopes": list(r.scopes),
             }
             for r in await broker.store.api_keys.list()
         ]
@@ -581,10 +592,10 @@ def keys_list(as_json: typing.Annotated[bool, typer.Option("--json", help="Print
     if as_json:
         _out(json.dumps(rows, indent=2))
         return
-    _out(f"{'ID':<33} {'PREFIX':<11} {'STATUS':<8} NAME")
+    _out(f"{'ID':<33} {'PREFIX':<11} {'STATUS':<8} {'SCOPES':<30} NAME")
     for row in rows:
         status = "revoked" if row["revoked"] else "active"
-        _out(f"{row['id']:<33} {row['prefix']:<11} {status:<8} {row['name']}")
+        _out(f"{row['id']:<33} {row['prefix']:<11} {status:<8} {' '.join(row['scopes']):<30} {row['name']}")
 
 
 @keys_app.command("revoke")

@@ -15,11 +15,13 @@ AuthBridgeError
 │   └── TokenEndpointError       the token (or revocation) endpoint refused or answered badly
 ├── ConnectError                 a connected account could not be created (upstream refused; nothing stored)
 ├── CallbackError                an OAuth callback with an unknown, used or expired state, or a bad answer
+│   └── WrongBrowserError        a flow bound to one browser was finished in another (nothing changed)
 ├── ConnectionStateError         the connection cannot do this now (needs re-authorization, pending...)
 ├── NotFoundError                an integration, connection or key does not exist
 │   └── IntegrationNotFound
 ├── ConflictError                the object exists already, or changed under us
-└── AuthenticationError          a missing or wrong API key (never says which)
+├── AuthenticationError          a missing or wrong API key (never says which)
+└── PermissionDeniedError        a valid API key without the scope the operation needs (names the scope)
 ```
 
 Every class carries a stable ``code``, the HTTP ``status_code`` the API maps it to and the
@@ -46,12 +48,14 @@ __all__ = [
     "NotFoundError",
     "OutboundBlockedError",
     "ParameterError",
+    "PermissionDeniedError",
     "SpecError",
     "StoreError",
     "TemplateError",
     "TokenEndpointError",
     "UnsafeValueError",
     "UpstreamError",
+    "WrongBrowserError",
 ]
 
 
@@ -269,3 +273,17 @@ class AuthenticationError(AuthBridgeError):
 
     code = "unauthorized"
     status_code = 401
+
+
+class PermissionDeniedError(AuthBridgeError):
+    """A valid API key that lacks the scope an operation needs. The message names the scope."""
+
+    code = "insufficient_scope"
+    status_code = 403
+    exit_code = 4
+
+
+class WrongBrowserError(CallbackError):
+    """A flow started from a connect page came back in a browser without that page's cookie: nothing changed."""
+
+    code = "wrong_browser"

@@ -34,7 +34,8 @@ _FIELD = re.compile(
     + r"))=([^&\s\"']+)"
 )
 _BEARER = re.compile(r"(?i)\b(Bearer|Basic)\s+[A-Za-z0-9\-._~+/=]+")
-_API_KEY = re.compile(r"\bab_[A-Za-z0-9_\-]{20,}")
+# API keys (ab_...) and connect-session tokens (abcs_...): the prefix stays, so a reader knows what it was.
+_API_KEY = re.compile(r"\b(ab_|abcs_)[A-Za-z0-9_\-]{20,}")
 # "name": "value" (JSON) and 'name': 'value' (a Python dict's repr); escaped quotes stay inside the value.
 _JSON_FIELD = re.compile(
     r"(?i)(([\"'])(?:" + "|".join(SENSITIVE_NAMES) + r")\2\s*:\s*([\"']))((?:(?!\3)[^\\]|\\.)*)(\3)"
@@ -46,7 +47,7 @@ def redact(text: str) -> str:
     text = _FIELD.sub(r"\1=***", text)
     text = _JSON_FIELD.sub(r"\1***\5", text)
     text = _BEARER.sub(r"\1 ***", text)
-    return _API_KEY.sub("ab_***", text)
+    return _API_KEY.sub(r"\1***", text)
 
 
 class RedactingFilter(logging.Filter):

@@ -169,7 +169,7 @@ async def test_always_failing_is_given_up_after_max_attempts(
     """A receiver that always fails gets max_attempts requests, with doubling delays, then the delivery fails."""
     receiver.answer(*[502] * 10)
     await store.webhooks.add(receiver.url)
-    event = await store.events.add("connection.needs_reauth")
+    event = await store.events.add("connection.reauthorization_needed")
     dispatcher = _dispatcher(store, http, clock, max_attempts=4, base_delay=timedelta(seconds=10))
     delays = []
     for _ in range(4):

@@ -178,7 +178,7 @@ async def test_revoked_refresh_token_needs_reauth(broker: Broker, oauth: OAuthSe
     assert connection.status == "needs_reauth"
     assert connection.last_error is not None and "invalid_grant" in connection.last_error
     events = await _events(broker, cid)
-    assert events[-2:] == ["connection.refresh_failed", "connection.needs_reauth"]
+    assert events[-2:] == ["connection.refresh_failed", "connection.reauthorization_needed"]
     with pytest.raises(ConnectionStateError, match="needs_reauth"):
         await broker.connections.token(cid)
     for event in await broker.store.events.list(connection_id=cid):

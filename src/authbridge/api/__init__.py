@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from authbridge.api.errors import error_response, install_error_handlers
-from authbridge.api.routes import connections, events, health, integrations, oauth
+from authbridge.api.routes import connections, events, health, integrations, oauth, sessions
 
 __all__ = ["ROUTERS", "error_response", "install_api"]
 
@@ -15,6 +15,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     integrations.import_router,
     integrations.router,
     connections.router,
+    sessions.router,
     oauth.router,
     events.router,
 )

@@ -7,9 +7,21 @@ import typing
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPBearer
 
-from authbridge.broker import ApiKeyRecord, Broker
+from authbridge.broker import ApiKeyRecord, Broker, check_scope
 
-__all__ = ["BrokerDep", "CallerDep", "api_key_from", "get_broker", "require_api_key"]
+__all__ = [
+    "AdminDep",
+    "BrokerDep",
+    "CallerDep",
+    "ConnectDep",
+    "ReadDep",
+    "TokenDep",
+    "WriteDep",
+    "api_key_from",
+    "get_broker",
+    "require_api_key",
+    "require_scope",
+]
 
 
 def get_broker(request: Request) -> Broker:
@@ -43,3 +55,21 @@ async def require_api_key(
 
 BrokerDep = typing.Annotated[Broker, Depends(get_broker)]
 CallerDep = typing.Annotated[ApiKeyRecord, Depends(require_api_key)]
+
+
+def require_scope(scope: str) -> typing.Callable[..., typing.Awaitable[ApiKeyRecord]]:
+    """A dependency: a valid key (401 otherwise) that has ``scope`` or ``admin`` (403 naming the scope otherwise)."""
+
+    async def dependency(caller: ApiKeyRecord = Depends(require_api_key)) -> ApiKeyRecord:  # noqa: B008
+        check_scope(caller, scope)
+        return caller
+
+    dependency.__name__ = f"require_scope_{scope.replace(':', '_')}"
+    return dependency
+
+
+AdminDep = typing.Annotated[ApiKeyRecord, Depends(require_scope("admin"))]
+ConnectDep = typing.Annotated[ApiKeyRecord, Depends(require_scope("connect"))]
+ReadDep = typing.Annotated[ApiKeyRecord, Depends(require_scope("connections:read"))]
+WriteDep = typing.Annotated[ApiKeyRecord, Depends(require_scope("connections:write"))]
+TokenDep = typing.Annotated[ApiKeyRecord, Depends(require_scope("token"))]

@@ -8,42 +8,84 @@ import typing
 
 import httpx
 
+from authbridge.broker.audit import AuditLog
 from authbridge.broker.cache_sync import EVERYTHING, CacheSync
 from authbridge.broker.connect import (
     CallbackResult,
     Connected,
     Connections,
     DeleteResult,
+    FlowBinding,
     FreshToken,
+    Owner,
     TestResult,
     TokenRevocation,
 )
+from authbridge.broker.sessions import ConnectSessions, NewSession, SessionRequest
 from authbridge.broker.webhooks import WebhookDispatcher, event_payload, verify_signature
-from authbridge.errors import AuthenticationError, ErrorItem, IntegrationNotFound, SpecError
+from authbridge.errors import (
+    AuthenticationError,
+    ErrorItem,
+    IntegrationNotFound,
+    ParameterError,
+    PermissionDeniedError,
+    SpecError,
+)
 from authbridge.spec import SECRET_MASK, Integration, OAuth2Auth
-from authbridge.store import ApiKeyRecord, ConnectionRecord, EventRecord, IntegrationRecord, Store, WebhookRecord
+from authbridge.store import (
+    ApiKeyRecord,
+    ConnectionFilter,
+    ConnectionRecord,
+    ConnectSessionRecord,
+    EventRecord,
+    IntegrationRecord,
+    Store,
+    WebhookRecord,
+)
 from authbridge.types import Clock, utcnow
 
 __all__ = [
+    "SCOPES",
     "ApiKeyRecord",
+    "AuditLog",
     "Broker",
     "CacheSync",
     "CallbackResult",
+    "ConnectSessionRecord",
+    "ConnectSessions",
     "Connected",
+    "ConnectionFilter",
     "ConnectionRecord",
     "Connections",
     "DeleteResult",
     "EventRecord",
+    "FlowBinding",
     "FreshToken",
     "IntegrationRecord",
+    "NewSession",
+    "Owner",
     "Policy",
+    "SessionRequest",
     "TestResult",
     "TokenRevocation",
     "WebhookDispatcher",
     "WebhookRecord",
+    "check_scope",
     "event_payload",
     "verify_signature",
 ]
+
+
+#: What an API key may be allowed to do. ``admin`` is everything; the others are what their names say:
+#: ``connect`` creates and ends connect sessions only (what a web app's backend needs), ``proxy`` calls
+#: APIs through ``/proxy``, ``token`` reads access tokens.
+SCOPES = ("admin", "connect", "connections:read", "connections:write", "proxy", "token")
+
+
+def check_scope(key: ApiKeyRecord, scope: str) -> None:
+    """PermissionDeniedError (403, naming the scope) unless the key has ``scope`` or ``admin``."""
+    if scope not in key.scopes and "admin" not in key.scopes:
+        raise PermissionDeniedError(f"this API key lacks the scope {scope!r} (it has: {', '.join(key.scopes)})")
 
 
 class Policy(typing.NamedTuple):
@@ -60,6 +102,8 @@ class Policy(typing.NamedTuple):
     #: How often each process reads the cache-invalidation log (changes reach every replica's caches
     #: within 3 x this at the latest).
     cache_sync_interval: float = 0.5
+    #: Where this server is reached from browsers (connect URLs are made under it).
+    public_url: str = "http://127.0.0.1:8000"
 
 
 def _hooks(spec: Integration) -> list[tuple[str, str]]:
@@ -109,6 +153,22 @@ class Broker:
             if http is not None
             else None
         )
+        self._sessions: ConnectSessions | None = None
+        #: Token reads and connect-session actions, written in batches off the request path.
+        self.audit = AuditLog(store, clock=clock)
+
+    @property
+    def sessions(self) -> ConnectSessions:
+        """Connect sessions (they need the connection operations, hence the outbound client)."""
+        if self._sessions is None:
+            self._sessions = ConnectSessions(
+                self.store,
+                self.connections,
+                public_url=self.policy.public_url,
+                allow_http=self.policy.allow_http,
+                clock=self.clock,
+            )
+        return self._sessions
 
     @property
     def connections(self) -> Connections:
@@ -199,6 +259,20 @@ class Broker:
         return None
 
     # -- API keys and health ------------------------------------------------------------------
+
+    async def create_api_key(self, name: str, scopes: typing.Sequence[str] = ("admin",)) -> tuple[str, ApiKeyRecord]:
+        """A new key with these scopes (each one of SCOPES); the key itself is returned once."""
+        unknown = [s for s in scopes if s not in SCOPES]
+        if unknown or not scopes:
+            message = f"unknown scope {unknown[0]!r}" if unknown else "give at least one scope"
+            raise ParameterError([ErrorItem("scope", f"{message}; scopes are {', '.join(SCOPES)}")])
+        return await self.store.api_keys.create(name, list(dict.fromkeys(scopes)))
+
+    async def authorize(self, api_key: str | None, scope: str) -> ApiKeyRecord:
+        """``authenticate``, then PermissionDeniedError (403) unless the key has ``scope`` (or ``admin``)."""
+        record = await self.authenticate(api_key)
+        check_scope(record, scope)
+        return record
 
     async def authenticate(self, api_key: str | None) -> ApiKeyRecord:
         """The record of a valid API key, or AuthenticationError (which never says what was wrong).

@@ -50,13 +50,43 @@ from authbridge.spec.templating import references_of, render_url
 from authbridge.store import ConnectionRecord, CredentialRecord, Store
 from authbridge.types import Clock
 
-__all__ = ["CallbackResult", "Connected", "Connections", "DeleteResult", "FreshToken", "TestResult", "TokenRevocation"]
+__all__ = [
+    "CallbackResult",
+    "Connected",
+    "Connections",
+    "DeleteResult",
+    "FlowBinding",
+    "FreshToken",
+    "Owner",
+    "TestResult",
+    "TokenRevocation",
+]
 
 logger = logging.getLogger("authbridge.broker")
 
 #: Largest token-endpoint answer read (counted after decompression).
 MAX_TOKEN_RESPONSE = 1024 * 1024
 FLOW_TTL = timedelta(minutes=10)
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowBinding:
+    """Ties an authorization flow to the connect session and the browser that started it.
+
+    ``browser`` is the SHA-256 of a random cookie that browser holds; the callback must present it.
+    """
+
+    session_id: str | None
+    browser: str | None = dataclasses.field(default=None, repr=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class Owner:
+    """Whose connection it is: the application's end user, their organization, free-form tags."""
+
+    end_user: dict[str, str] | None = None
+    organization: dict[str, str] | None = None
+    tags: dict[str, str] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +104,8 @@ class CallbackResult:
     connection: ConnectionRecord
     return_to: str | None
     error: str | None = None
+    #: The connect session the flow was started from (now completed when the authorization worked).
+    connect_session_id: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -360,7 +392,8 @@ class Connections:
             raise ParameterError(errors)
         return inputs
 
-    def _check_return_to(self, return_to: str | None) -> None:
+    def check_return_to(self, return_to: str | None) -> None:
+        """ParameterError unless ``return_to`` is on an allowed origin (None is fine)."""
         if return_to is None:
             return
         parts = urlsplit(return_to)
@@ -381,7 +414,13 @@ class Connections:
         url = authorization_url(self.context(spec, parameters), state=state, code_challenge=challenge)
         return state, verifier, url
 
-    async def _save_flow(self, connection_id: str, flow: tuple[str, str | None, str], return_to: str | None) -> str:
+    async def _save_flow(
+        self,
+        connection_id: str,
+        flow: tuple[str, str | None, str],
+        return_to: str | None,
+        binding: FlowBinding | None = None,
+    ) -> str:
         state, verifier, url = flow
         await self.store.flows.create(
             state=state,
@@ -390,11 +429,15 @@ class Connections:
             redirect_uri=self.redirect_uri,
             return_to=return_to,
             ttl=FLOW_TTL,
+            connect_session_id=binding.session_id if binding else None,
+            browser_binding=binding.browser if binding else None,
         )
         return url
 
-    async def _start_flow(self, connection: ConnectionRecord, spec: Integration, return_to: str | None) -> str:
-        return await self._save_flow(connection.id, self._new_flow(spec, connection.parameters), return_to)
+    async def _start_flow(
+        self, connection: ConnectionRecord, spec: Integration, return_to: str | None, binding: FlowBinding | None = None
+    ) -> str:
+        return await self._save_flow(connection.id, self._new_flow(spec, connection.parameters), return_to, binding)
 
     # -- operations ---------------------------------------------------------------------------
 
@@ -406,8 +449,14 @@ class Connections:
         parameters: Mapping[str, object],
         credentials: Mapping[str, object],
         return_to: str | None = None,
+        owner: Owner | None = None,
+        binding: FlowBinding | None = None,
     ) -> Connected:
-        """Create a connected account. Nothing is stored when the input or the upstream is refused."""
+        """Create a connected account. Nothing is stored when the input or the upstream is refused.
+
+        ``owner`` says whose account it is (the application's end user, their organization, tags).
+        """
+        owned = dataclasses.asdict(owner) if owner else {}
         spec = (await self.store.integrations.get(integration_key)).spec
         problems: list[ErrorItem] = []
         values: dict[str, str] = {}
@@ -421,7 +470,7 @@ class Connections:
         except ParameterError as exc:
             problems.extend(exc.errors)
         try:
-            self._check_return_to(return_to)
+            self.check_return_to(return_to)
         except ParameterError as exc:
             problems.extend(exc.errors)
         if not name.strip():
@@ -434,9 +483,14 @@ class Connections:
         if isinstance(auth, OAuth2Auth) and auth.grant_type == "authorization_code":
             flow = self._new_flow(spec, values)  # a URL that cannot be built stores no connection
             record = await self.store.connections.create(
-                integration_key=spec.key, name=name, parameters=values, secret_names=secret_names, status="pending"
+                integration_key=spec.key,
+                name=name,
+                parameters=values,
+                secret_names=secret_names,
+                status="pending",
+                **owned,
             )
-            url = await self._save_flow(record.id, flow, return_to)
+            url = await self._save_flow(record.id, flow, return_to, binding)
             await self.store.events.add(
                 "connection.created",
                 connection_id=record.id,
@@ -460,7 +514,7 @@ class Connections:
         elif isinstance(auth, BasicAuth):
             creds = CredentialRecord(inputs=inputs)
         record = await self.store.connections.create(
-            integration_key=spec.key, name=name, parameters=values, secret_names=secret_names, status="active"
+            integration_key=spec.key, name=name, parameters=values, secret_names=secret_names, status="active", **owned
         )
         if creds is not None:
             await self.store.credentials.save(record.id, creds)
@@ -479,28 +533,58 @@ class Connections:
         )
         return Connected(await self.store.connections.get(record.id))
 
-    async def reconnect(self, connection_id: str, *, return_to: str | None = None) -> Connected:
+    async def reconnect(
+        self, connection_id: str, *, return_to: str | None = None, binding: FlowBinding | None = None
+    ) -> Connected:
         """Start a new authorization (authorization code), or fetch a new token now (other token grants)."""
         connection = await self.store.connections.get(connection_id)
         spec = (await self.store.integrations.get(connection.integration_key)).spec
         auth = spec.auth
-        self._check_return_to(return_to)
+        self.check_return_to(return_to)
         if isinstance(auth, OAuth2Auth) and auth.grant_type == "authorization_code":
-            return Connected(connection, await self._start_flow(connection, spec, return_to))
+            return Connected(connection, await self._start_flow(connection, spec, return_to, binding))
         if isinstance(auth, OAuth2Auth | CustomTokenAuth):
             await self.refresh(connection_id)
             return Connected(await self.store.connections.get(connection_id))
         raise ConnectionStateError(f"a {auth.type} connection has nothing to reconnect: update its credentials instead")
 
-    async def callback(self, query: Mapping[str, str]) -> CallbackResult:
+    async def takes_entered_credentials(self, connection_id: str) -> bool:
+        """Whether the connection's credentials are entered by the user (API token, basic) rather than obtained."""
+        connection = await self.store.connections.get(connection_id)
+        spec = (await self.store.integrations.get(connection.integration_key)).spec
+        return isinstance(spec.auth, ApiTokenAuth | BasicAuth)
+
+    async def replace_credentials(self, connection_id: str, credentials: Mapping[str, object]) -> ConnectionRecord:
+        """Put new entered credentials (API token; username and password) on a connection, in place (same id)."""
+        connection = await self.store.connections.get(connection_id)
+        spec = (await self.store.integrations.get(connection.integration_key)).spec
+        if isinstance(spec.auth, ApiTokenAuth):
+            creds = CredentialRecord(access_token=self._check_inputs(spec, credentials)["token"])
+        elif isinstance(spec.auth, BasicAuth):
+            creds = CredentialRecord(inputs=self._check_inputs(spec, credentials))
+        else:
+            raise ConnectionStateError(f"a {spec.auth.type} connection gets its credentials from the provider")
+        await self.store.credentials.save(connection_id, creds)
+        await self.store.connections.set_status(connection_id, "active", refreshed=True)
+        self.keeper.changed(connection_id)
+        await self.store.events.add(
+            "connection.authorized",
+            connection_id=connection_id,
+            integration_key=spec.key,
+            data={"credentials": "replaced"},
+        )
+        return await self.store.connections.get(connection_id)
+
+    async def callback(self, query: Mapping[str, str], *, browser_binding: str | None = None) -> CallbackResult:
         """Finish an authorization from the provider's redirect.
 
         The flow (token endpoint, client credentials, PKCE verifier) comes from the server-side
         record found by ``state``; nothing but ``code``, ``iss``, the error and captured fields is
-        taken from the query.
+        taken from the query. A flow started from a connect page finishes only in the browser that
+        started it (``browser_binding``: the SHA-256 of its binding cookie), else WrongBrowserError.
         """
         state = query.get("state")
-        flow = await self.store.flows.consume(state) if state else None
+        flow = await self.store.flows.consume(state, browser_binding) if state else None
         if flow is None:
             raise CallbackError(
                 "this authorization link is unknown, was already used or has expired (10 minutes): start again"
@@ -520,7 +604,9 @@ class Connections:
             await self.store.events.add(
                 event, connection_id=connection.id, integration_key=spec.key, data={"reason": message}
             )
-            return CallbackResult(await self.store.connections.get(connection.id), flow.return_to, message)
+            return CallbackResult(
+                await self.store.connections.get(connection.id), flow.return_to, message, flow.connect_session_id
+            )
 
         if query.get("error"):
             description = query.get("error_description", "")
@@ -553,7 +639,11 @@ class Connections:
         )
         self.keeper.changed(connection.id)
         await self.store.events.add("connection.authorized", connection_id=connection.id, integration_key=spec.key)
-        return CallbackResult(await self.store.connections.get(connection.id), flow.return_to)
+        if flow.connect_session_id:
+            await self.store.connect_sessions.complete(flow.connect_session_id, connection.id)
+        return CallbackResult(
+            await self.store.connections.get(connection.id), flow.return_to, connect_session_id=flow.connect_session_id
+        )
 
     async def refresh(self, connection_id: str, *, force: bool = True) -> CredentialRecord:
         """Refresh now (``POST /connections/{id}/refresh``), exactly once even when others ask at the same time."""
@@ -601,7 +691,9 @@ class Connections:
         await self.store.connections.delete(connection_id)
         self.keeper.changed(connection_id)
         if revoked:
-            await self.store.events.add("connection.revoked", connection_id=connection_id, integration_key=spec.key)
+            await self.store.events.add(
+                "connection.revoked", connection_id=connection_id, integration_key=spec.key, data=connection.owner()
+            )
         await self.store.events.add(
             "connection.deleted",
             connection_id=connection_id,
@@ -610,6 +702,7 @@ class Connections:
                 "revoked": revoked,
                 **({"revoke_error": problem} if problem else {}),
                 **({"tokens": {o.token_type: o.revoked for o in outcomes}} if outcomes else {}),
+                **connection.owner(),
             },
         )
         return DeleteResult(revoked, problem, tuple(outcomes))

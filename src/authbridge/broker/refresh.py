@@ -383,7 +383,7 @@ class TokenKeeper:
         )
         if permanent:
             await self.store.events.add(
-                "connection.needs_reauth",
+                "connection.reauthorization_needed",
                 connection_id=connection.id,
                 integration_key=spec.key,
                 data={"reason": reason},

@@ -23,23 +23,27 @@ httpx installed alongside it.
 
 from __future__ import annotations
 
-from authbridge.client._async import AsyncAuthBridgeClient, AsyncConnections, AsyncIntegrations
+from authbridge.client._async import AsyncAuthBridgeClient, AsyncConnections, AsyncConnectSessions, AsyncIntegrations
 from authbridge.client._calls import (
     AuthBridgeAPIError,
     Connection,
     ConnectionTestResult,
+    ConnectSession,
     DeletedConnection,
     ImportResult,
     Token,
 )
-from authbridge.client._sync import AuthBridgeClient, Connections, Integrations
+from authbridge.client._sync import AuthBridgeClient, Connections, ConnectSessions, Integrations
 
 __all__ = [
     "AsyncAuthBridgeClient",
+    "AsyncConnectSessions",
     "AsyncConnections",
     "AsyncIntegrations",
     "AuthBridgeAPIError",
     "AuthBridgeClient",
+    "ConnectSession",
+    "ConnectSessions",
     "Connection",
     "ConnectionTestResult",
     "Connections",

@@ -17,15 +17,18 @@ from authbridge.client._calls import (
     Call,
     Connection,
     ConnectionTestResult,
+    ConnectSession,
     DeletedConnection,
     ImportResult,
     Json,
     Token,
     checked,
+    connect_session_create,
+    connect_session_end,
     connection_create,
     connection_delete,
     connection_get,
-    connection_list,
+    connection_page,
     connection_reconnect,
     connection_refresh,
     connection_test,
@@ -91,17 +94,44 @@ class AsyncConnections:
         parameters: Mapping[str, typing.Any] | None = None,
         credentials: Mapping[str, typing.Any] | None = None,
         return_to: str | None = None,
+        end_user: Mapping[str, str] | None = None,
+        organization: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> Connection:
-        """A new connection; ``authorize_url`` is set when the user must authorize in a browser."""
-        return await self._run(connection_create(integration, name, parameters, credentials, return_to))
+        """A new connection; ``authorize_url`` is set when the user must authorize in a browser.
+
+        ``end_user`` (``{"id", "email", "display_name"}``), ``organization`` and ``tags`` say whose it is.
+        """
+        owner = {"end_user": end_user, "organization": organization, "tags": tags}
+        return await self._run(connection_create(integration, name, parameters, credentials, return_to, owner))
 
     async def get(self, connection_id: str) -> Connection:
         """One connection."""
         return await self._run(connection_get(connection_id))
 
-    async def list(self, integration: str | None = None) -> builtins.list[Connection]:
-        """Every connection, or those of one integration."""
-        return await self._run(connection_list(integration))
+    async def list(
+        self,
+        integration: str | None = None,
+        *,
+        status: str | None = None,
+        end_user_id: str | None = None,
+        organization_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> builtins.list[Connection]:
+        """Every connection matching the filters (all of them, following the API's pages)."""
+        filters = {
+            "integration": integration,
+            "status": status,
+            "end_user_id": end_user_id,
+            "organization_id": organization_id,
+        }
+        found: builtins.list[Connection] = []
+        cursor: str | None = None
+        while True:
+            page, cursor = await self._run(connection_page(filters, tags, cursor))
+            found += page
+            if cursor is None:
+                return found
 
     async def delete(self, connection_id: str) -> DeletedConnection:
         """Revoke upstream (when the integration can), then delete."""
@@ -122,6 +152,42 @@ class AsyncConnections:
     async def reconnect(self, connection_id: str, *, return_to: str | None = None) -> Connection:
         """Authorize again: a new ``authorize_url``, or a new token for the other grants."""
         return await self._run(connection_reconnect(connection_id, return_to))
+
+
+class AsyncConnectSessions:
+    """``client.connect_sessions``: let your end users connect their own accounts (a key with scope ``connect``)."""
+
+    def __init__(self, run: AsyncRun) -> None:
+        self._run = run
+
+    async def create(
+        self,
+        end_user: Mapping[str, str],
+        *,
+        allowed_integrations: typing.Sequence[str] | None = None,
+        reconnect: str | None = None,
+        organization: Mapping[str, str] | None = None,
+        parameters: Mapping[str, Mapping[str, typing.Any]] | None = None,
+        tags: Mapping[str, str] | None = None,
+        return_to: str | None = None,
+        ttl: str | None = None,
+    ) -> ConnectSession:
+        """A session for one end user: give ``connect_url`` to their browser (a link, or ``connect.js``)."""
+        body: Json = {
+            "end_user": dict(end_user),
+            "allowed_integrations": list(allowed_integrations) if allowed_integrations is not None else None,
+            "reconnect": reconnect,
+            "organization": dict(organization) if organization else None,
+            "parameters": {k: dict(v) for k, v in parameters.items()} if parameters else None,
+            "tags": dict(tags) if tags else None,
+            "return_to": return_to,
+            "ttl": ttl,
+        }
+        return await self._run(connect_session_create(body))
+
+    async def end(self, token: str) -> None:
+        """End a session now (an open page shows that it ended)."""
+        await self._run(connect_session_end(token))
 
 
 class AsyncAuthBridgeClient:
@@ -149,6 +215,7 @@ class AsyncAuthBridgeClient:
         )
         self.integrations = AsyncIntegrations(self._send)
         self.connections = AsyncConnections(self._send)
+        self.connect_sessions = AsyncConnectSessions(self._send)
 
     async def _send(self, call: Call[T]) -> T:
         response = await self._http.request(

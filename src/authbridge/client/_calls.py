@@ -21,6 +21,7 @@ __all__ = [
     "AsyncRun",
     "AuthBridgeAPIError",
     "Call",
+    "ConnectSession",
     "Connection",
     "ConnectionTestResult",
     "DeletedConnection",
@@ -29,10 +30,12 @@ __all__ = [
     "Run",
     "Token",
     "checked",
+    "connect_session_create",
+    "connect_session_end",
     "connection_create",
     "connection_delete",
     "connection_get",
-    "connection_list",
+    "connection_page",
     "connection_reconnect",
     "connection_refresh",
     "connection_test",
@@ -148,6 +151,10 @@ class Connection:
     updated_at: datetime | None
     #: Where the user must go to authorize (after ``create`` or ``reconnect`` of an authorization-code one).
     authorize_url: str | None = None
+    #: Whose account it is: your end user (``id``, ``email``, ``display_name``) and their organization.
+    end_user: dict[str, str] | None = None
+    organization: dict[str, str] | None = None
+    tags: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: Json) -> Connection:
@@ -166,7 +173,20 @@ class Connection:
             created_at=_time(data.get("created_at")),
             updated_at=_time(data.get("updated_at")),
             authorize_url=data.get("authorize_url"),
+            end_user=data.get("end_user"),
+            organization=data.get("organization"),
+            tags=dict(data.get("tags") or {}),
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class ConnectSession:
+    """A connect session: hand ``connect_url`` to your end user's browser (the token is in it; ``repr`` hides both)."""
+
+    id: str
+    token: str = dataclasses.field(repr=False)
+    connect_url: str = dataclasses.field(repr=False)
+    expires_at: datetime | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,7 +238,7 @@ class Call(typing.Generic[T]):
     method: str
     path: str
     parse: Callable[[httpx.Response], T]
-    params: Mapping[str, str] | None = None
+    params: Mapping[str, str | list[str]] | None = None
     json: typing.Any = None
     content: bytes | None = None
     headers: Mapping[str, str] | None = None
@@ -243,10 +263,6 @@ def _items(response: httpx.Response) -> list[Json]:
 
 def _connection(response: httpx.Response) -> Connection:
     return Connection.from_json(response.json())
-
-
-def _connections(response: httpx.Response) -> list[Connection]:
-    return [Connection.from_json(item) for item in response.json()["items"]]
 
 
 def _token(response: httpx.Response) -> Token:
@@ -307,8 +323,10 @@ def connection_create(
     parameters: Mapping[str, typing.Any] | None,
     credentials: Mapping[str, typing.Any] | None,
     return_to: str | None,
+    owner: Mapping[str, typing.Any] | None = None,
 ) -> Call[Connection]:
     body: Json = {"integration": integration, "name": name}
+    body.update({k: v for k, v in (owner or {}).items() if v})
     if parameters:
         body["parameters"] = dict(parameters)
     if credentials:
@@ -326,8 +344,35 @@ def connection_get(connection_id: str) -> Call[Connection]:
     return Call("GET", _connection_path(connection_id), _connection)
 
 
-def connection_list(integration: str | None) -> Call[list[Connection]]:
-    return Call("GET", "/connections", _connections, params={"integration": integration} if integration else None)
+def _page(response: httpx.Response) -> tuple[list[Connection], str | None]:
+    data = response.json()
+    return [Connection.from_json(item) for item in data["items"]], data.get("next_cursor")
+
+
+def connection_page(
+    filters: Mapping[str, str | None], tags: Mapping[str, str] | None, cursor: str | None, limit: int = 1000
+) -> Call[tuple[list[Connection], str | None]]:
+    """One page of ``GET /connections`` (the facades follow ``next_cursor`` to the end)."""
+    params: dict[str, str | list[str]] = {k: v for k, v in filters.items() if v}
+    if tags:
+        params["tag"] = [f"{k}:{v}" for k, v in tags.items()]
+    if cursor:
+        params["cursor"] = cursor
+    params["limit"] = str(limit)
+    return Call("GET", "/connections", _page, params=params)
+
+
+def _session(response: httpx.Response) -> ConnectSession:
+    data = response.json()
+    return ConnectSession(data["id"], data["token"], data["connect_url"], _time(data.get("expires_at")))
+
+
+def connect_session_create(body: Json) -> Call[ConnectSession]:
+    return Call("POST", "/connect/sessions", _session, json={k: v for k, v in body.items() if v is not None})
+
+
+def connect_session_end(token: str) -> Call[None]:
+    return Call("DELETE", f"/connect/sessions/{_segment(token)}", _none)
 
 
 def connection_delete(connection_id: str) -> Call[DeletedConnection]:

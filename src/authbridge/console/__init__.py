@@ -18,7 +18,8 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from authbridge.console import accounts, auth, integrations
+from authbridge.console import accounts, auth, integrations, keys
+from authbridge.console.hosted import install_connect_pages
 from authbridge.console.pages import PREFIX, Console, Ctx, Handler, page
 
 __all__ = ["PREFIX", "install_console"]
@@ -50,6 +51,8 @@ def _routes(console: Console) -> list[Route | Mount]:
         route("/accounts/{connection_id}/reconnect", accounts.account_reconnect, ["POST"]),
         route("/accounts/{connection_id}/delete", accounts.account_delete, _BOTH),
         route("/events", auth.events_page, _GET),
+        route("/keys", keys.keys_page, _BOTH),
+        route("/keys/{key_id}/revoke", keys.key_revoke, ["POST"]),
         Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
     ]
 
@@ -83,3 +86,4 @@ def install_console(app: FastAPI, *, secret: bytes) -> None:
         return RedirectResponse(PREFIX + "/", status_code=307)
 
     app.add_route("/", root, methods=["GET"], include_in_schema=False)
+    install_connect_pages(app, console)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import typing
 from datetime import datetime
+from urllib.parse import urlencode
 
 from starlette.responses import RedirectResponse, Response
 
-from authbridge.broker import ConnectionRecord
+from authbridge.broker import ConnectionFilter, ConnectionRecord
 from authbridge.console.pages import PREFIX, Ctx
 from authbridge.errors import AuthBridgeError, ParameterError, TemplateError
 from authbridge.spec import ApiTokenAuth, BasicAuth, CustomTokenAuth, Integration, OAuth2Auth
@@ -68,23 +69,46 @@ def _id(ctx: Ctx) -> str:
     return str(ctx.request.path_params["connection_id"])
 
 
+#: Accounts shown per page of the list.
+PAGE_SIZE = 100
+
+
 async def accounts_list(ctx: Ctx) -> Response:
-    """Every connected account (or one integration's) with its status badge and expiry."""
-    wanted = ctx.request.query_params.get("integration") or None
+    """Connected accounts, filtered (integration, status, end user, organization, tag), a page at a time."""
+    query = ctx.request.query_params
+    filters = {
+        name: query.get(name, "").strip()[:255]
+        for name in ("integration", "status", "end_user_id", "organization_id", "tag")
+    }
+    wanted = filters["integration"] or None
     specs = {r.key: r.spec for r in await ctx.broker.list_integrations()}
     now = ctx.broker.clock()
-    rows = [
-        {"record": c, "status": status_of(c, specs.get(c.integration_key), now)}
-        for c in await ctx.broker.store.connections.list(integration_key=wanted)
-    ]
-    deleted = ctx.request.query_params.get("deleted") == "1"
+    tag_key, sep, tag_value = filters["tag"].partition(":")
+    where = ConnectionFilter(
+        integration_key=wanted,
+        status=filters["status"] or None,
+        end_user_id=filters["end_user_id"] or None,
+        organization_id=filters["organization_id"] or None,
+        tags=((tag_key, tag_value),) if sep and tag_key else (),
+    )
+    try:
+        records, next_cursor = await ctx.broker.store.connections.page(
+            where, limit=PAGE_SIZE, cursor=query.get("cursor") or None
+        )
+    except ParameterError:
+        records, next_cursor = [], None  # a cursor from elsewhere: show the first page's filters, nothing more
+    rows = [{"record": c, "status": status_of(c, specs.get(c.integration_key), now)} for c in records]
+    next_query = urlencode({**{k: v for k, v in filters.items() if v}, "cursor": next_cursor}) if next_cursor else ""
     return ctx.render(
         "accounts.html",
         title="Connected accounts",
         rows=rows,
         integrations=sorted(specs),
         wanted=wanted or "",
-        deleted=deleted,
+        filters=filters,
+        statuses=["pending", "active", "needs_reauth", "revoked", "error"],
+        next_query=next_query,
+        deleted=query.get("deleted") == "1",
     )
 
 

@@ -15,11 +15,13 @@ from authbridge.console.session import COOKIE, LOGIN_COOKIE, SESSION_SECONDS, ne
 __all__ = ["EVENT_TYPES", "events_page", "home", "sign_in", "sign_out"]
 
 EVENT_TYPES = (
+    "connect_session.created",
+    "connect_session.ended",
     "connection.authorization_failed",
     "connection.authorized",
     "connection.created",
     "connection.deleted",
-    "connection.needs_reauth",
+    "connection.reauthorization_needed",
     "connection.recovered",
     "connection.refresh_failed",
     "connection.refreshed",
@@ -28,6 +30,7 @@ EVENT_TYPES = (
     "integration.created",
     "integration.deleted",
     "integration.updated",
+    "token.read",
 )
 
 
@@ -75,6 +78,8 @@ async def sign_in(ctx: Ctx) -> Response:
     store = ctx.broker.store
     subject, name = None, ""
     key = await store.api_keys.verify(secret) if secret else None
+    if key is not None and "admin" not in key.scopes:
+        key = None  # the console is the admin surface: a connect- or proxy-only key cannot sign in
     if key is not None:
         subject, name = f"key:{key.id}", key.name
     elif secret:

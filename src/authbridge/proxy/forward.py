@@ -202,7 +202,7 @@ class Proxy:
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         key, key_in_authorization = caller_key(headers)
-        await self.broker.authenticate(key)  # cached in memory by the broker
+        await self.broker.authorize(key, "proxy")  # cached in memory by the broker
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
         _, _, rest = raw_path.decode("latin-1").partition("/proxy/")
         connection_id, _, path = rest.partition("/")

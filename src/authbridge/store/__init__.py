@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authbridge.store.admin import AdminPasswordRepo
-from authbridge.store.connections import ConnectionRepo, CredentialRepo, FlowRepo
+from authbridge.store.connect_sessions import ConnectSessionRepo
+from authbridge.store.connections import ConnectionFilter, ConnectionRepo, CredentialRepo, FlowRepo
 from authbridge.store.crypto import FileKeyRing, Key, KeyRing, format_key_ring, generate_key, parse_key_ring
 from authbridge.store.db import create_engine, migrate, ping, redact_url
 from authbridge.store.invalidations import Invalidation, InvalidationRepo
@@ -13,6 +14,7 @@ from authbridge.store.keys import KeyManager
 from authbridge.store.records import (
     ApiKeyRecord,
     ConnectionRecord,
+    ConnectSessionRecord,
     CredentialRecord,
     EventRecord,
     FlowRecord,
@@ -27,6 +29,8 @@ __all__ = [
     "AdminPasswordRepo",
     "ApiKeyRecord",
     "ClaimedDelivery",
+    "ConnectSessionRecord",
+    "ConnectionFilter",
     "ConnectionRecord",
     "ConsoleSessionRepo",
     "CredentialRecord",
@@ -72,6 +76,7 @@ class Store:
         self.admin = AdminPasswordRepo(self.ctx)
         self.invalidations = InvalidationRepo(self.ctx)
         self.console_sessions = ConsoleSessionRepo(self.ctx)
+        self.connect_sessions = ConnectSessionRepo(self.ctx)
 
     @classmethod
     async def open(cls, url: str, keyring: KeyRing, *, clock: Clock = utcnow, run_migrations: bool = True) -> Store:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import builtins
 import dataclasses
 import hashlib
@@ -9,17 +11,50 @@ import json
 import typing
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 
-from authbridge.errors import NotFoundError
+from authbridge.errors import ErrorItem, NotFoundError, ParameterError, WrongBrowserError
 from authbridge.store.invalidations import invalidate
-from authbridge.store.models import ConnectionRow, CredentialRow, IntegrationRow, OAuthFlowRow
+from authbridge.store.models import ConnectionRow, ConnectionTagRow, CredentialRow, IntegrationRow, OAuthFlowRow
 from authbridge.store.records import ConnectionRecord, CredentialRecord, FlowRecord
 from authbridge.store.repo import StoreContext, new_id
 
-__all__ = ["ConnectionRepo", "CredentialRepo", "FlowRepo"]
+__all__ = ["ConnectionFilter", "ConnectionRepo", "CredentialRepo", "FlowRepo"]
 
 CONNECTION_STATUSES = frozenset({"pending", "active", "needs_reauth", "revoked", "error"})
+
+
+@dataclasses.dataclass(frozen=True)
+class ConnectionFilter:
+    """What ``ConnectionRepo.page`` selects; every field given must match."""
+
+    integration_key: str | None = None
+    status: str | None = None
+    end_user_id: str | None = None
+    organization_id: str | None = None
+    #: ``(key, value)`` pairs: the connection must carry every one.
+    tags: tuple[tuple[str, str], ...] = ()
+
+
+def encode_cursor(created_at: datetime, row_id: str) -> str:
+    """An opaque position after the connection created at ``created_at`` with id ``row_id``."""
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{row_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The position a cursor stands for; ParameterError when it is not one this server made."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, _, row_id = text.partition("|")
+        created_at = datetime.fromisoformat(stamp)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ParameterError([_BAD_CURSOR]) from None
+    if created_at.tzinfo is None or not row_id.isalnum() or len(row_id) > 32:
+        raise ParameterError([_BAD_CURSOR])
+    return created_at, row_id
+
+
+_BAD_CURSOR = ErrorItem("cursor", "is not a cursor this server gave (pass next_cursor as it came)")
 
 
 class ConnectionRepo:
@@ -48,6 +83,9 @@ class ConnectionRepo:
             updated_at=row.updated_at,
             refresh_failures=row.refresh_failures,
             next_refresh_at=row.next_refresh_at,
+            end_user=row.end_user,
+            organization=row.organization,
+            tags=dict(row.tags or {}),
         )
 
     async def create(
@@ -58,6 +96,9 @@ class ConnectionRepo:
         parameters: typing.Mapping[str, str],
         secret_names: typing.Collection[str] = (),
         status: str = "pending",
+        end_user: typing.Mapping[str, str] | None = None,
+        organization: typing.Mapping[str, str] | None = None,
+        tags: typing.Mapping[str, str] | None = None,
     ) -> ConnectionRecord:
         """Store a new connected account for an existing integration."""
         if status not in CONNECTION_STATUSES:
@@ -95,9 +136,16 @@ class ConnectionRepo:
                 version=1,
                 created_at=now,
                 updated_at=now,
+                end_user_id=end_user["id"] if end_user else None,
+                end_user=dict(end_user) if end_user else None,
+                organization_id=organization["id"] if organization else None,
+                organization=dict(organization) if organization else None,
+                tags=dict(tags) if tags else None,
             )
             session.add(row)
             await session.flush()
+            for key, value in (tags or {}).items():
+                session.add(ConnectionTagRow(connection_id=row_id, key=key, value=value))
             return self._record(row, integration_key)
 
     async def get(self, connection_id: str) -> ConnectionRecord:
@@ -124,6 +172,44 @@ class ConnectionRepo:
         async with self._ctx.session() as session:
             rows = (await session.execute(query.order_by(ConnectionRow.created_at, ConnectionRow.id))).all()
             return [self._record(row, key) for row, key in rows]
+
+    async def page(
+        self, where: ConnectionFilter, *, limit: int = 100, cursor: str | None = None
+    ) -> tuple[builtins.list[ConnectionRecord], str | None]:
+        """One page of connections, oldest first, and the cursor of the next page (None at the end).
+
+        Keyset pagination on ``(created_at, id)``: a page costs the same however deep it is.
+        """
+        query = select(ConnectionRow, IntegrationRow.key).join(
+            IntegrationRow, IntegrationRow.id == ConnectionRow.integration_id
+        )
+        if where.integration_key:
+            query = query.where(IntegrationRow.key == where.integration_key)
+        if where.status:
+            query = query.where(ConnectionRow.status == where.status)
+        if where.end_user_id:
+            query = query.where(ConnectionRow.end_user_id == where.end_user_id)
+        if where.organization_id:
+            query = query.where(ConnectionRow.organization_id == where.organization_id)
+        for key, value in where.tags:
+            tagged = select(ConnectionTagRow.connection_id).where(
+                ConnectionTagRow.key == key, ConnectionTagRow.value == value
+            )
+            query = query.where(ConnectionRow.id.in_(tagged))
+        if cursor:
+            after, after_id = decode_cursor(cursor)
+            query = query.where(
+                or_(
+                    ConnectionRow.created_at > after,
+                    and_(ConnectionRow.created_at == after, ConnectionRow.id > after_id),
+                )
+            )
+        query = query.order_by(ConnectionRow.created_at, ConnectionRow.id).limit(limit + 1)
+        async with self._ctx.session() as session:
+            rows = (await session.execute(query)).all()
+        records = [self._record(row, key) for row, key in rows[:limit]]
+        more = len(rows) > limit
+        return records, encode_cursor(records[-1].created_at, records[-1].id) if more and records else None
 
     async def set_status(
         self,
@@ -347,8 +433,14 @@ class FlowRepo:
         redirect_uri: str,
         return_to: str | None = None,
         ttl: timedelta = timedelta(minutes=10),
+        connect_session_id: str | None = None,
+        browser_binding: str | None = None,
     ) -> None:
-        """Remember a flow until its callback comes (or ``ttl`` passes)."""
+        """Remember a flow until its callback comes (or ``ttl`` passes).
+
+        A flow with ``browser_binding`` (the SHA-256 of a cookie the starting browser holds) can only be
+        consumed by a callback that presents the same.
+        """
         digest = _state_hash(state)
         now = self._ctx.clock()
         async with self._ctx.session() as session:
@@ -361,11 +453,17 @@ class FlowRepo:
                     return_to=return_to,
                     created_at=now,
                     expires_at=now + ttl,
+                    connect_session_id=connect_session_id,
+                    browser_binding=browser_binding,
                 )
             )
 
-    async def consume(self, state: str) -> FlowRecord | None:
-        """Take a flow by its state, exactly once. None when unknown, already used or expired."""
+    async def consume(self, state: str, browser_binding: str | None = None) -> FlowRecord | None:
+        """Take a flow by its state, exactly once. None when unknown, already used or expired.
+
+        A bound flow is taken only with its ``browser_binding``; with another (or none) it raises
+        WrongBrowserError and stays unused, so the browser that started it can still finish it.
+        """
         digest = _state_hash(state)
         now = self._ctx.clock()
         async with self._ctx.session() as session:
@@ -375,10 +473,20 @@ class FlowRepo:
                     OAuthFlowRow.state_hash == digest,
                     OAuthFlowRow.used_at.is_(None),
                     OAuthFlowRow.expires_at > now,
+                    or_(OAuthFlowRow.browser_binding.is_(None), OAuthFlowRow.browser_binding == browser_binding),
                 )
                 .values(used_at=now)
             )
             if typing.cast(typing.Any, result).rowcount != 1:
+                bound = await session.scalar(
+                    select(OAuthFlowRow.browser_binding).where(
+                        OAuthFlowRow.state_hash == digest, OAuthFlowRow.used_at.is_(None), OAuthFlowRow.expires_at > now
+                    )
+                )
+                if bound is not None:
+                    raise WrongBrowserError(
+                        "this authorization was started in another browser: finish it there, or start again here"
+                    )
                 return None
             row = await session.get(OAuthFlowRow, digest)
             assert row is not None
@@ -389,4 +497,5 @@ class FlowRepo:
                 return_to=row.return_to,
                 created_at=row.created_at,
                 expires_at=row.expires_at,
+                connect_session_id=row.connect_session_id,
             )

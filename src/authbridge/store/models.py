@@ -15,7 +15,9 @@ __all__ = [
     "ApiKeyRow",
     "Base",
     "CacheInvalidationRow",
+    "ConnectSessionRow",
     "ConnectionRow",
+    "ConnectionTagRow",
     "ConsoleSessionRow",
     "CredentialRow",
     "EventRow",
@@ -96,6 +98,46 @@ class ConnectionRow(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    #: Who owns the account: the application's end user and their organization (ids indexed for filters).
+    end_user_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    end_user: Mapped[dict[str, typing.Any] | None] = mapped_column(JSON)
+    organization_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    organization: Mapped[dict[str, typing.Any] | None] = mapped_column(JSON)
+    tags: Mapped[dict[str, typing.Any] | None] = mapped_column(JSON)
+
+
+class ConnectionTagRow(Base):
+    """One tag of a connection, in its own row so ``tag=key:value`` filters use an index on every backend."""
+
+    __tablename__ = "connection_tags"
+    __table_args__ = (Index("ix_connection_tags_key_value", "key", "value"),)
+
+    connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))
+
+
+class ConnectSessionRow(Base):
+    """A connect session: a short-lived capability for one end user, stored as the SHA-256 of its token."""
+
+    __tablename__ = "connect_sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    end_user: Mapped[dict[str, typing.Any]]
+    organization: Mapped[dict[str, typing.Any] | None] = mapped_column(JSON)
+    allowed_integrations: Mapped[list[str] | None] = mapped_column(JSON)
+    #: The backend's fixed parameter values, ``{integration: {name: value}}``, encrypted (they may be secret).
+    parameters: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[dict[str, typing.Any] | None] = mapped_column(JSON)
+    return_to: Mapped[str | None] = mapped_column(Text)
+    reconnect_id: Mapped[str | None] = mapped_column(String(32))
+    created_by: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    connection_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class CredentialRow(Base):
@@ -129,6 +171,9 @@ class OAuthFlowRow(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
+    #: A flow started from a connect page: its session, and the SHA-256 of the browser's binding cookie.
+    connect_session_id: Mapped[str | None] = mapped_column(String(32))
+    browser_binding: Mapped[str | None] = mapped_column(String(64))
 
 
 class EventRow(Base):
@@ -157,6 +202,8 @@ class ApiKeyRow(Base):
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    #: What the key may do (``admin`` is everything); keys made before scopes existed are ``admin``.
+    scopes: Mapped[list[str]] = mapped_column(JSON, server_default='["admin"]')
 
 
 class WebhookRow(Base):
@@ -208,6 +255,7 @@ SECRET_COLUMNS: tuple[tuple[type[Base], str, str], ...] = (
     (CredentialRow, "connection_id", "extra"),
     (CredentialRow, "connection_id", "inputs"),
     (OAuthFlowRow, "state_hash", "code_verifier"),
+    (ConnectSessionRow, "id", "parameters"),
     (WebhookRow, "id", "secret"),
 )
 

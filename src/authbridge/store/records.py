@@ -10,6 +10,7 @@ from authbridge.spec import Integration
 
 __all__ = [
     "ApiKeyRecord",
+    "ConnectSessionRecord",
     "ConnectionRecord",
     "CredentialRecord",
     "EventRecord",
@@ -50,6 +51,17 @@ class ConnectionRecord:
     updated_at: datetime
     refresh_failures: int = 0
     next_refresh_at: datetime | None = None
+    #: The application's end user who owns the account: ``{"id", "email"?, "display_name"?}``.
+    end_user: dict[str, str] | None = None
+    #: Their organization: ``{"id", "display_name"?}``.
+    organization: dict[str, str] | None = None
+    tags: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def owner(self) -> dict[str, typing.Any]:
+        """``end_user`` and ``organization`` for the events and webhooks of the connection (empty if it has none)."""
+        if self.end_user is None and self.organization is None:
+            return {}
+        return {"end_user": self.end_user, "organization": self.organization}
 
     def public_parameters(self, mask: str = "********") -> dict[str, str]:
         """The parameter values with every secret one replaced by ``mask``."""
@@ -88,6 +100,8 @@ class FlowRecord:
     return_to: str | None
     created_at: datetime
     expires_at: datetime
+    #: The connect session the flow was started from, if any.
+    connect_session_id: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,3 +126,35 @@ class ApiKeyRecord:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    #: What the key may do; ``admin`` is everything.
+    scopes: tuple[str, ...] = ("admin",)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConnectSessionRecord:
+    """A connect session (never its token, which is shown once). ``parameters`` may hold secrets."""
+
+    id: str
+    end_user: dict[str, str]
+    organization: dict[str, str] | None
+    allowed_integrations: list[str] | None
+    parameters: dict[str, dict[str, str]] = dataclasses.field(repr=False)
+    tags: dict[str, str]
+    return_to: str | None
+    reconnect_id: str | None
+    created_by: str | None
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None
+    ended_at: datetime | None
+    connection_id: str | None
+
+    def state(self, now: datetime) -> str:
+        """``open``, ``used``, ``ended`` or ``expired``."""
+        if self.ended_at is not None:
+            return "ended"
+        if self.used_at is not None:
+            return "used"
+        if self.expires_at <= now:
+            return "expired"
+        return "open"

@@ -268,10 +268,11 @@ class ApiKeyRepo:
             created_at=row.created_at,
             last_used_at=row.last_used_at,
             revoked_at=row.revoked_at,
+            scopes=tuple(row.scopes or ("admin",)),
         )
 
-    async def create(self, name: str) -> tuple[str, ApiKeyRecord]:
-        """Create a key; return the key itself (to show once) and its record."""
+    async def create(self, name: str, scopes: typing.Sequence[str] = ("admin",)) -> tuple[str, ApiKeyRecord]:
+        """Create a key with these scopes; return the key itself (to show once) and its record."""
         plaintext = API_KEY_PREFIX + secrets.token_urlsafe(32)
         row = ApiKeyRow(
             id=new_id(),
@@ -279,6 +280,7 @@ class ApiKeyRepo:
             prefix=plaintext[:10],
             key_hash=_hash_key(plaintext),
             created_at=self._ctx.clock(),
+            scopes=list(scopes),
         )
         async with self._ctx.session() as session:
             session.add(row)
@@ -339,16 +341,27 @@ class EventRepo:
         integration_key: str | None = None,
         data: JSONDict | None = None,
     ) -> EventRecord:
-        """Append an event, and queue its delivery to every active webhook in the same transaction."""
+        """Append an event, and queue its delivery to every active webhook in the same transaction.
+
+        An event of a connection that has an owner carries its ``end_user`` and ``organization``
+        (looked up here unless ``data`` already has them: a deleted connection's caller passes them).
+        """
         now = self._ctx.clock()
-        row = EventRow(
-            type=type,
-            connection_id=connection_id,
-            integration_key=integration_key,
-            data=data or {},
-            created_at=now,
-        )
+        data = dict(data or {})
         async with self._ctx.session() as session:
+            if connection_id and "end_user" not in data:
+                owner = (
+                    await session.execute(
+                        select(ConnectionRow.end_user, ConnectionRow.organization).where(
+                            ConnectionRow.id == connection_id
+                        )
+                    )
+                ).first()
+                if owner is not None and (owner[0] or owner[1]):
+                    data["end_user"], data["organization"] = owner[0], owner[1]
+            row = EventRow(
+                type=type, connection_id=connection_id, integration_key=integration_key, data=data, created_at=now
+            )
             session.add(row)
             await session.flush()
             await session.execute(
@@ -363,6 +376,28 @@ class EventRepo:
                 )
             )
         return EventRecord(row.id, row.type, row.connection_id, row.integration_key, row.data, row.created_at)
+
+    async def add_audit(self, entries: typing.Sequence[EventRecord]) -> None:
+        """Append audit events (token reads...) in one transaction, not delivered to webhooks.
+
+        ``entries`` carry their own ``created_at`` (when it happened, not when it was written); ids are ignored.
+        """
+        if not entries:
+            return
+        async with self._ctx.session() as session:
+            await session.execute(
+                insert(EventRow),
+                [
+                    {
+                        "type": e.type,
+                        "connection_id": e.connection_id,
+                        "integration_key": e.integration_key,
+                        "data": e.data,
+                        "created_at": e.created_at,
+                    }
+                    for e in entries
+                ],
+            )
 
     async def list(
         self,

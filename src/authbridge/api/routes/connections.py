@@ -5,16 +5,54 @@ from __future__ import annotations
 import typing
 from datetime import datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from authbridge.api.deps import BrokerDep, CallerDep
-from authbridge.broker import ConnectionRecord
+from authbridge.api.deps import BrokerDep, ReadDep, TokenDep, WriteDep
+from authbridge.broker import ConnectionFilter, ConnectionRecord, Owner
+from authbridge.errors import ErrorItem, ParameterError
 
-__all__ = ["router"]
+__all__ = ["EndUser", "Organization", "Tags", "owner_of", "router"]
 
 router = APIRouter(prefix="/connections", tags=["connections"])
+
+TAG_KEY = r"^[A-Za-z0-9_.\-]{1,100}$"
+Tags = typing.Annotated[
+    dict[
+        typing.Annotated[str, StringConstraints(pattern=TAG_KEY)],
+        typing.Annotated[str, StringConstraints(max_length=255)],
+    ],
+    Field(max_length=50, description="Up to 50 tags: key (letters, digits, _ . -) to value (up to 255 characters)."),
+]
+
+
+class EndUser(BaseModel):
+    """The application's end user who owns the account."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=255, description="Your id for the user.")
+    email: str | None = Field(default=None, max_length=320)
+    display_name: str | None = Field(default=None, max_length=255)
+
+
+class Organization(BaseModel):
+    """The end user's organization (your customer)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=255)
+    display_name: str | None = Field(default=None, max_length=255)
+
+
+def owner_of(end_user: EndUser | None, organization: Organization | None, tags: dict[str, str] | None) -> Owner:
+    """The broker's view of who owns a connection (unset fields left out)."""
+    return Owner(
+        end_user=end_user.model_dump(exclude_none=True) if end_user else None,
+        organization=organization.model_dump(exclude_none=True) if organization else None,
+        tags=dict(tags) if tags else None,
+    )
 
 
 class ConnectionCreate(BaseModel):
@@ -29,6 +67,9 @@ class ConnectionCreate(BaseModel):
         default_factory=dict, description="api_token: {token}; basic and password grant: {username, password}."
     )
     return_to: str | None = Field(default=None, description="Where to send the browser after authorization.")
+    end_user: EndUser | None = None
+    organization: Organization | None = None
+    tags: Tags | None = None
 
 
 class ReconnectBody(BaseModel):
@@ -58,6 +99,9 @@ def connection_json(
         "last_refreshed_at": _iso(record.last_refreshed_at),
         "last_error": record.last_error,
         "warning": record.warning,
+        "end_user": record.end_user,
+        "organization": record.organization,
+        "tags": record.tags,
         "created_at": _iso(record.created_at),
         "updated_at": _iso(record.updated_at),
     }
@@ -67,7 +111,7 @@ def connection_json(
 
 
 @router.post("", status_code=201, summary="Create a connected account")
-async def create_connection(body: ConnectionCreate, broker: BrokerDep, _caller: CallerDep) -> JSONResponse:
+async def create_connection(body: ConnectionCreate, broker: BrokerDep, _caller: WriteDep) -> JSONResponse:
     """201 with the connection; ``authorize_url`` when the user must authorize in a browser."""
     result = await broker.connections.create(
         integration_key=body.integration,
@@ -75,28 +119,56 @@ async def create_connection(body: ConnectionCreate, broker: BrokerDep, _caller: 
         parameters=body.parameters,
         credentials=body.credentials,
         return_to=body.return_to,
+        owner=owner_of(body.end_user, body.organization, body.tags),
     )
     return JSONResponse(connection_json(result.connection, authorize_url=result.authorize_url), status_code=201)
 
 
 @router.get("", summary="List connected accounts")
 async def list_connections(
-    broker: BrokerDep, _caller: CallerDep, integration: str | None = None
+    broker: BrokerDep,
+    _caller: ReadDep,
+    integration: typing.Annotated[str | None, Query(description="Only this integration's (its key).")] = None,
+    status: typing.Annotated[str | None, Query(description="Only those in this status, e.g. needs_reauth.")] = None,
+    end_user_id: typing.Annotated[str | None, Query(max_length=255, description="Only this end user's.")] = None,
+    organization_id: typing.Annotated[
+        str | None, Query(max_length=255, description="Only this organization's.")
+    ] = None,
+    tag: typing.Annotated[
+        list[str] | None, Query(description="`key:value`; repeat for several (all must match).")
+    ] = None,
+    limit: typing.Annotated[int, Query(ge=1, le=1000, description="Page size (1-1000).")] = 100,
+    cursor: typing.Annotated[
+        str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
+    ] = None,
 ) -> dict[str, typing.Any]:
-    """Every connection, optionally of one integration."""
-    records = await broker.store.connections.list(integration_key=integration)
-    return {"items": [connection_json(r) for r in records]}
+    """``{"items": [...], "next_cursor": str | null}``, oldest first; pass ``next_cursor`` back for the next page."""
+    tags: list[tuple[str, str]] = []
+    for item in tag or []:
+        key, sep, value = item.partition(":")
+        if not sep or not key:
+            raise ParameterError([ErrorItem("tag", f"{item[:100]!r} is not key:value")])
+        tags.append((key, value))
+    where = ConnectionFilter(
+        integration_key=integration,
+        status=status,
+        end_user_id=end_user_id,
+        organization_id=organization_id,
+        tags=tuple(tags),
+    )
+    records, next_cursor = await broker.store.connections.page(where, limit=limit, cursor=cursor)
+    return {"items": [connection_json(r) for r in records], "next_cursor": next_cursor}
 
 
 @router.get("/{connection_id}", summary="Show a connected account")
-async def get_connection(connection_id: str, broker: BrokerDep, _caller: CallerDep) -> dict[str, typing.Any]:
+async def get_connection(connection_id: str, broker: BrokerDep, _caller: ReadDep) -> dict[str, typing.Any]:
     """Status, parameters (secret ones masked), expiry, scopes, last error — never a token."""
     record, scopes = await broker.connections.view(connection_id)
     return connection_json(record, scopes=scopes)
 
 
 @router.delete("/{connection_id}", summary="Delete a connected account (revoking upstream)")
-async def delete_connection(connection_id: str, broker: BrokerDep, _caller: CallerDep) -> dict[str, typing.Any]:
+async def delete_connection(connection_id: str, broker: BrokerDep, _caller: WriteDep) -> dict[str, typing.Any]:
     """Revoke upstream when the integration has a revoke URL, then delete; a failed revoke is reported."""
     result = await broker.connections.delete(connection_id)
     return {
@@ -108,9 +180,13 @@ async def delete_connection(connection_id: str, broker: BrokerDep, _caller: Call
 
 
 @router.get("/{connection_id}/token", summary="Get a valid access token")
-async def get_token(connection_id: str, broker: BrokerDep, _caller: CallerDep) -> JSONResponse:
-    """For apps that call the API themselves: a valid token, refreshed first when due. Not cached."""
+async def get_token(connection_id: str, broker: BrokerDep, caller: TokenDep) -> JSONResponse:
+    """For apps that call the API themselves: a valid token, refreshed first when due. Not cached.
+
+    Every read is recorded as a ``token.read`` event (which key, which connection; never the token).
+    """
     token = await broker.connections.token(connection_id)
+    broker.audit.note("token.read", caller, connection_id, None)
     return JSONResponse(
         {"access_token": token.access_token, "token_type": token.token_type, "expires_at": _iso(token.expires_at)},
         headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
@@ -118,14 +194,14 @@ async def get_token(connection_id: str, broker: BrokerDep, _caller: CallerDep) -
 
 
 @router.post("/{connection_id}/test", summary="Run the integration's test request")
-async def test_connection(connection_id: str, broker: BrokerDep, _caller: CallerDep) -> dict[str, typing.Any]:
+async def test_connection(connection_id: str, broker: BrokerDep, _caller: WriteDep) -> dict[str, typing.Any]:
     """``{"ok": bool, "status": int|null, "detail": str}``."""
     result = await broker.connections.test(connection_id)
     return {"ok": result.ok, "status": result.status, "detail": result.detail}
 
 
 @router.post("/{connection_id}/refresh", summary="Refresh the token now")
-async def refresh_connection(connection_id: str, broker: BrokerDep, _caller: CallerDep) -> dict[str, typing.Any]:
+async def refresh_connection(connection_id: str, broker: BrokerDep, _caller: WriteDep) -> dict[str, typing.Any]:
     """Always refreshes (client credentials and custom token fetch a new token)."""
     await broker.connections.refresh(connection_id, force=True)
     record, scopes = await broker.connections.view(connection_id)
@@ -134,7 +210,7 @@ async def refresh_connection(connection_id: str, broker: BrokerDep, _caller: Cal
 
 @router.post("/{connection_id}/reconnect", summary="Authorize again")
 async def reconnect(
-    connection_id: str, broker: BrokerDep, _caller: CallerDep, body: ReconnectBody | None = None
+    connection_id: str, broker: BrokerDep, _caller: WriteDep, body: ReconnectBody | None = None
 ) -> dict[str, typing.Any]:
     """A new ``authorize_url`` for authorization-code connections; a new token for the other token grants."""
     result = await broker.connections.reconnect(connection_id, return_to=body.return_to if body else None)

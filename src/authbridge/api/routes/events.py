@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Query
 
-from authbridge.api.deps import BrokerDep, CallerDep
+from authbridge.api.deps import BrokerDep, ReadDep
 from authbridge.broker import event_payload
 
 __all__ = ["router"]
@@ -18,7 +18,7 @@ router = APIRouter(tags=["events"])
 @router.get("/events", summary="List events")
 async def list_events(
     broker: BrokerDep,
-    _caller: CallerDep,
+    _caller: ReadDep,
     type: typing.Annotated[str | None, Query(description="Only this type, e.g. connection.refreshed.")] = None,
     connection_id: typing.Annotated[str | None, Query(description="Only this connection's events.")] = None,
     integration: typing.Annotated[str | None, Query(description="Only this integration's events (its key).")] = None,

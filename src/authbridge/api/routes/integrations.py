@@ -7,7 +7,7 @@ import typing
 from fastapi import APIRouter, Body, Request, Response
 from fastapi.responses import JSONResponse
 
-from authbridge.api.deps import BrokerDep, CallerDep
+from authbridge.api.deps import AdminDep, BrokerDep
 from authbridge.broker import IntegrationRecord
 from authbridge.errors import ErrorItem, SpecError
 from authbridge.spec import Integration, load_specs, spec_to_dict, validate_spec
@@ -48,7 +48,7 @@ def _parse(payload: object, key: str | None = None) -> Integration:
 
 
 @router.get("", summary="List integrations")
-async def list_integrations(broker: BrokerDep, _caller: CallerDep) -> dict[str, typing.Any]:
+async def list_integrations(broker: BrokerDep, _caller: AdminDep) -> dict[str, typing.Any]:
     """Every integration's spec (client secrets masked)."""
     records = await broker.list_integrations()
     return {"items": [_out(r, broker.redirect_uri_for(r.spec)) for r in records]}
@@ -57,7 +57,7 @@ async def list_integrations(broker: BrokerDep, _caller: CallerDep) -> dict[str, 
 @router.post("", status_code=201, summary="Create an integration", openapi_extra=_SPEC_SCHEMA)
 async def create_integration(
     broker: BrokerDep,
-    _caller: CallerDep,
+    _caller: AdminDep,
     payload: typing.Any = Body(...),  # noqa: B008
 ) -> JSONResponse:
     """Create from a JSON spec; 409 if the key is taken, 422 with every problem if invalid."""
@@ -66,7 +66,7 @@ async def create_integration(
 
 
 @router.get("/{key}", summary="Get an integration")
-async def get_integration(key: str, broker: BrokerDep, _caller: CallerDep) -> JSONResponse:
+async def get_integration(key: str, broker: BrokerDep, _caller: AdminDep) -> JSONResponse:
     """The spec of one integration."""
     record = await broker.get_integration(key)
     return _respond(record, broker.redirect_uri_for(record.spec), 200)
@@ -76,7 +76,7 @@ async def get_integration(key: str, broker: BrokerDep, _caller: CallerDep) -> JS
 async def put_integration(
     key: str,
     broker: BrokerDep,
-    _caller: CallerDep,
+    _caller: AdminDep,
     payload: typing.Any = Body(...),  # noqa: B008
 ) -> JSONResponse:
     """Replace (or create) an integration. A ``client_secret`` of ``********`` keeps the stored one."""
@@ -85,7 +85,7 @@ async def put_integration(
 
 
 @router.delete("/{key}", status_code=204, summary="Delete an integration")
-async def delete_integration(key: str, broker: BrokerDep, _caller: CallerDep) -> Response:
+async def delete_integration(key: str, broker: BrokerDep, _caller: AdminDep) -> Response:
     """Delete an integration that has no connected accounts (409 otherwise)."""
     await broker.delete_integration(key)
     return Response(status_code=204)
@@ -99,7 +99,7 @@ import_router = APIRouter(tags=["integrations"])
     summary="Create or update integrations from YAML",
     openapi_extra={"requestBody": {"content": {"application/yaml": {"schema": {"type": "string"}}}}},
 )
-async def import_integrations(request: Request, broker: BrokerDep, _caller: CallerDep) -> dict[str, typing.Any]:
+async def import_integrations(request: Request, broker: BrokerDep, _caller: AdminDep) -> dict[str, typing.Any]:
     """Apply one or more YAML documents; every spec is validated before any is saved."""
     body = bytearray()
     async for chunk in request.stream():  # read at most just over the limit, whatever Content-Length says

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 
 import httpx
@@ -11,7 +12,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from authbridge.api.deps import BrokerDep
 from authbridge.errors import AuthBridgeError, CallbackError
 
-__all__ = ["router"]
+__all__ = ["BINDING_COOKIE", "router"]
+
+#: The cookie a connect page gives the browser that starts an OAuth flow (see console/hosted.py).
+BINDING_COOKIE = "authbridge_binding"
 
 router = APIRouter(tags=["oauth"])
 
@@ -50,8 +54,11 @@ async def oauth_callback(request: Request, broker: BrokerDep) -> Response:
     no-referrer``: the gate adds both to whatever this path answers (``api/gate.py``).
     """
     query = dict(request.query_params)
+    binding = request.cookies.get(BINDING_COOKIE)
     try:
-        result = await broker.connections.callback(query)
+        result = await broker.connections.callback(
+            query, browser_binding=hashlib.sha256(binding.encode()).hexdigest() if binding else None
+        )
     except CallbackError as exc:
         return page("Authorization failed", exc.message, ok=False, status=400)
     except AuthBridgeError as exc:
