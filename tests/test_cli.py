@@ -272,7 +272,12 @@ def test_api_key_scopes(runner: CliRunner, env: dict[str, str]) -> None:
     assert record is not None and record.scopes == ("connect", "token")
 
     wrong = invoke(runner, env, "api-keys", "create", "--name", "bad", "--scope", "everything")
-    assert_one_line_error(wrong, "unknown scope 'everything'")
+    assert wrong.exit_code != 0 and wrong.stdout == "" and "Traceback" not in wrong.stderr
+    assert wrong.stderr.splitlines() == [
+        "error: invalid API key request:",
+        "  scope: unknown scope 'everything'; scopes are admin, connect, connections:read, connections:write, "
+        "proxy, token",
+    ]
     assert [r["name"] for r in json.loads(invoke(runner, env, "api-keys", "list", "--json").stdout)] == ["web"]
 
 

@@ -148,8 +148,8 @@ class ParameterError(_ManyErrors):
     code = "invalid_parameters"
     status_code = 422
 
-    def __init__(self, errors: typing.Sequence[ErrorItem]) -> None:
-        super().__init__(errors, summary="invalid connection parameters")
+    def __init__(self, errors: typing.Sequence[ErrorItem], *, summary: str = "invalid connection parameters") -> None:
+        super().__init__(errors, summary=summary)
 
 
 class CryptoError(AuthBridgeError):

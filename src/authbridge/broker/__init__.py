@@ -265,7 +265,9 @@ class Broker:
         unknown = [s for s in scopes if s not in SCOPES]
         if unknown or not scopes:
             message = f"unknown scope {unknown[0]!r}" if unknown else "give at least one scope"
-            raise ParameterError([ErrorItem("scope", f"{message}; scopes are {', '.join(SCOPES)}")])
+            raise ParameterError(
+                [ErrorItem("scope", f"{message}; scopes are {', '.join(SCOPES)}")], summary="invalid API key request"
+            )
         return await self.store.api_keys.create(name, list(dict.fromkeys(scopes)))
 
     async def authorize(self, api_key: str | None, scope: str) -> ApiKeyRecord:
