@@ -61,6 +61,8 @@ def policy_for(settings: Settings) -> Policy:
         redirect_uri=settings.redirect_uri,
         return_origin_allowed=settings.return_origin_allowed,
         refresh_deadline=3 * settings.http_timeout,
+        max_upstream_body=settings.max_upstream_body,
+        http_timeout=settings.http_timeout,
     )
 
 

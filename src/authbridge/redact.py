@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import re
+from collections.abc import Iterable
+from urllib.parse import quote_plus
 
-__all__ = ["SENSITIVE_NAMES", "RedactingFilter", "redact"]
+__all__ = ["SENSITIVE_NAMES", "RedactingFilter", "basic_credentials", "redact", "scrub"]
 
 #: Query or form field names whose values never appear in logs.
 SENSITIVE_NAMES = (
@@ -47,6 +51,50 @@ def redact(text: str) -> str:
     text = _JSON_FIELD.sub(r"\1***\5", text)
     text = _BEARER.sub(r"\1 ***", text)
     return _API_KEY.sub("ab_***", text)
+
+
+def _char_forms(char: str) -> str:
+    """A pattern for one character of a secret in any form it may be echoed in."""
+    forms = {re.escape(char), re.escape(json.dumps(char)[1:-1])}  # verbatim; JSON-escaped (\" \\ \n \u00e9)
+    forms.add("".join(f"%{byte:02x}" for byte in char.encode("utf-8")))  # percent-encoded (either case: flag i)
+    forms |= {r"\\u" + f"{unit:04x}" for unit in _utf16(char)}  # JSON's \uXXXX of any character
+    if char == " ":
+        forms.add(r"\+")  # form-encoded space
+    if char == "/":
+        forms.add(r"\\/")  # JSON may escape a slash
+    return "(?:" + "|".join(sorted(forms, key=len, reverse=True)) + ")"
+
+
+def _utf16(char: str) -> list[int]:
+    data = char.encode("utf-16-be")
+    return [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
+
+
+def _secret_pattern(secret: str) -> str:
+    encoded = secret.encode("utf-8")
+    b64 = {base64.b64encode(encoded).decode().rstrip("="), base64.urlsafe_b64encode(encoded).decode().rstrip("=")}
+    return "|".join([*(re.escape(form) + "=*" for form in sorted(b64)), "".join(_char_forms(c) for c in secret)])
+
+
+def scrub(text: str, secrets: Iterable[str | None]) -> str:
+    """Replace every known secret in ``text`` by ``***``, in each form an upstream may echo it back.
+
+    The forms: verbatim, percent-encoded (``quote``, ``quote_plus``, any mix and either hex case),
+    JSON-escaped, and base64 (standard or URL-safe). Pass the pairs of :func:`basic_credentials` to
+    catch an echoed HTTP Basic header. Secrets shorter than 3 characters are left alone.
+    """
+    values = sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True)
+    if not values or not text:
+        return text
+    pattern = re.compile("|".join(f"(?:{_secret_pattern(s)})" for s in values), re.IGNORECASE)
+    return pattern.sub("***", text)
+
+
+def basic_credentials(client_id: str | None, client_secret: str | None) -> tuple[str, ...]:
+    """The ``id:secret`` texts a Basic header carries (raw and form-encoded, RFC 6749 §2.3.1), for :func:`scrub`."""
+    if not client_id or not client_secret:
+        return ()
+    return (f"{client_id}:{client_secret}", f"{quote_plus(client_id)}:{quote_plus(client_secret)}")
 
 
 class RedactingFilter(logging.Filter):

@@ -9,6 +9,7 @@ import typing
 import httpx
 
 from authbridge.broker.connect import CallbackResult, Connected, Connections, DeleteResult, FreshToken, TestResult
+from authbridge.broker.upstream import UpstreamLimits
 from authbridge.broker.webhooks import WebhookDispatcher, event_payload, verify_signature
 from authbridge.errors import AuthenticationError, ErrorItem, IntegrationNotFound, SpecError
 from authbridge.spec import SECRET_MASK, Integration, OAuth2Auth
@@ -46,6 +47,10 @@ class Policy(typing.NamedTuple):
     refresh_deadline: float = 30.0
     #: How long a verified API key is remembered (revocations elsewhere take effect within this).
     key_cache_ttl: float = 30.0
+    #: The largest answer read from a third party (after decompression), in bytes.
+    max_upstream_body: int = 1024 * 1024
+    #: Seconds one outbound exchange may take in total (connect, send, read the whole answer).
+    http_timeout: float = 10.0
 
 
 def _hooks(spec: Integration) -> list[tuple[str, str]]:
@@ -86,6 +91,7 @@ class Broker:
                 return_origin_allowed=self.policy.return_origin_allowed,
                 hook_allowed=self.policy.hook_allowed,
                 refresh_deadline=self.policy.refresh_deadline,
+                limits=UpstreamLimits(max_body=self.policy.max_upstream_body, timeout=self.policy.http_timeout),
                 clock=clock,
             )
             if http is not None
