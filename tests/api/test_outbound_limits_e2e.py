@@ -8,22 +8,16 @@ AuthBridge runs in-process (the API through a TestClient); the misbehaving token
 from __future__ import annotations
 
 import contextlib
-import subprocess
-import sys
-import tempfile
-import threading
 import tracemalloc
 import typing
 from collections.abc import Iterator
-from dataclasses import dataclass
-from queue import Queue
 
 import httpx
 import pytest
 
 from tests.api.test_connections_e2e import add_integration, connections, stored_credentials
 from tests.conftest import ClientFactory, create_api_key
-from tests.servers.fixtures import REPO_ROOT, _pump, _wait_ready
+from tests.servers.bad_upstream import BadUpstream, run_bad_upstream
 
 if typing.TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -32,40 +26,11 @@ if typing.TYPE_CHECKING:
 MEMORY_BOUND = 48 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class BadUpstream:
-    """A running ``tests.servers.bad_upstream`` process."""
-
-    base_url: str
-
-    @property
-    def token_url(self) -> str:
-        return f"{self.base_url}/token"
-
-    def mode(self, mode: str) -> None:
-        """Switch how every later request is answered (``ok``, ``bomb``, ``trickle``, ``trickle-head``...)."""
-        httpx.post(f"{self.base_url}/_mode/{mode}", timeout=60.0).raise_for_status()
-
-    def stats(self) -> dict[str, int]:
-        result: dict[str, int] = httpx.get(f"{self.base_url}/_stats", timeout=10.0).json()
-        return result
-
-
 @pytest.fixture(scope="module")
 def bad_server() -> Iterator[BadUpstream]:
     """One misbehaving upstream process for the module."""
-    command = [sys.executable, "-m", "tests.servers.bad_upstream", "--port", "0"]
-    with tempfile.TemporaryFile("w+", encoding="utf-8") as stderr:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True)
-        assert process.stdout is not None
-        lines: Queue[str] = Queue()
-        threading.Thread(target=_pump, args=(process.stdout, lines), daemon=True).start()
-        try:
-            yield BadUpstream(_wait_ready(process, lines, stderr))
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
-            process.stdout.close()
+    with run_bad_upstream() as server:
+        yield server
 
 
 @pytest.fixture

@@ -7,10 +7,12 @@ Run it from the repository root::
 It prints ``READY http://127.0.0.1:<port>`` once listening. Every path answers according to the
 current *mode*, set with ``POST /_mode/<mode>`` (``ok`` at start):
 
-- ``ok``: a valid JSON token answer (a new access token each time; its number is in ``/_stats``).
+- ``ok``: a valid JSON token answer (a new access token each time).
 - ``bomb``: a gzip bomb: about 1 MB on the wire that inflates to 1 GiB of JSON whitespace.
-- ``trickle``: a 200 whose headers promise 100 bytes, then one byte a second, forever.
-- ``trickle-head``: the status line itself, one byte a second, forever.
+- ``trickle``: a 200 whose headers promise 10 kB, then four bytes a second (about 40 minutes).
+- ``trickle-head``: the status line itself, four bytes a second, for hours.
+
+A trickle is faster than any per-read timeout a client would set: only a total deadline ends it.
 - ``not-utf8``: a JSON token answer whose access token holds a byte that is not UTF-8.
 """
 
@@ -20,7 +22,14 @@ import argparse
 import asyncio
 import contextlib
 import json
+import subprocess
+import sys
+import tempfile
+import threading
 import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from queue import Queue
 
 #: The bomb's inflated size and its compressed body (built once, on first use).
 BOMB_SIZE = 1024 * 1024 * 1024
@@ -42,12 +51,11 @@ def gzip_bomb() -> bytes:
 
 
 class Upstream:
-    """The server's state: the mode and how many tokens it issued."""
+    """The server's state: the mode, and how many tokens it issued."""
 
     def __init__(self) -> None:
         self.mode = "ok"
         self.issued = 0
-        self.requests = 0
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
@@ -77,10 +85,6 @@ class Upstream:
             self.mode = mode
             await self._send(writer, 200, b'{"ok": true}')
             return
-        if path == "/_stats":
-            await self._send(writer, 200, json.dumps({"issued": self.issued, "requests": self.requests}).encode())
-            return
-        self.requests += 1
         if self.mode == "ok":
             self.issued += 1
             answer = {"access_token": f"good-token-{self.issued}", "token_type": "bearer", "expires_in": 3600}
@@ -90,8 +94,8 @@ class Upstream:
         elif self.mode == "not-utf8":
             await self._send(writer, 200, b'{"access_token": "tok\xff\xfeen", "token_type": "bearer"}')
         elif self.mode == "trickle":
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n")
-            await self._trickle(writer, b"{" + b" " * 98 + b"}")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 10000\r\n\r\n")
+            await self._trickle(writer, b"{" + b" " * 9998 + b"}")
         else:
             await self._trickle(writer, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}" + b" " * 100_000)
 
@@ -100,7 +104,7 @@ class Upstream:
         for i in range(len(data)):
             writer.write(data[i : i + 1])
             await writer.drain()
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(0.25)
 
     @staticmethod
     async def _send(writer: asyncio.StreamWriter, status: int, body: bytes, *, encoding: str | None = None) -> None:
@@ -109,6 +113,42 @@ class Upstream:
         head += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
         writer.write("\r\n".join(head).encode("latin-1") + body)
         await writer.drain()
+
+
+@dataclass(frozen=True)
+class BadUpstream:
+    """A running ``tests.servers.bad_upstream`` process, seen from a test."""
+
+    base_url: str
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.base_url}/token"
+
+    def mode(self, mode: str) -> None:
+        """Switch how every later request is answered (one of MODES)."""
+        import httpx  # the server process itself needs no httpx
+
+        httpx.post(f"{self.base_url}/_mode/{mode}", timeout=60.0).raise_for_status()
+
+
+@contextlib.contextmanager
+def run_bad_upstream() -> Iterator[BadUpstream]:
+    """Start ``python -m tests.servers.bad_upstream --port 0`` (answering ``ok``); stop it on exit."""
+    from tests.servers.fixtures import REPO_ROOT, _pump, _wait_ready
+
+    command = [sys.executable, "-m", "tests.servers.bad_upstream", "--port", "0"]
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as stderr:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        assert process.stdout is not None
+        lines: Queue[str] = Queue()
+        threading.Thread(target=_pump, args=(process.stdout, lines), daemon=True).start()
+        try:
+            yield BadUpstream(_wait_ready(process, lines, stderr))
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+            process.stdout.close()
 
 
 async def main(port: int) -> None:
