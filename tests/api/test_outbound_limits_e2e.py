@@ -23,7 +23,7 @@ if typing.TYPE_CHECKING:
     from fastapi.testclient import TestClient
 
 #: Generous against 1 MiB of body plus the app's own allocations; the bomb inflates to 1 GiB.
-MEMORY_BOUND = 48 * 1024 * 1024
+MEMORY_BOUND = 16 * 1024 * 1024
 
 
 @pytest.fixture(scope="module")
