@@ -7,7 +7,7 @@ import json
 import logging
 import re
 from collections.abc import Iterable
-from urllib.parse import quote_plus
+from urllib.parse import quote, quote_plus
 
 __all__ = ["SENSITIVE_NAMES", "RedactingFilter", "basic_credentials", "redact", "scrub"]
 
@@ -37,6 +37,7 @@ _FIELD = re.compile(
     + _SUFFIXES
     + r"))=([^&\s\"']+)"
 )
+_PERCENT = re.compile(r"%[0-9A-F]{2}")
 _BEARER = re.compile(r"(?i)\b(Bearer|Basic)\s+[A-Za-z0-9\-._~+/=]+")
 _API_KEY = re.compile(r"\bab_[A-Za-z0-9_\-]{20,}")
 # "name": "value" (JSON) and 'name': 'value' (a Python dict's repr); escaped quotes stay inside the value.
@@ -53,41 +54,33 @@ def redact(text: str) -> str:
     return _API_KEY.sub("ab_***", text)
 
 
-def _char_forms(char: str) -> str:
-    """A pattern for one character of a secret in any form it may be echoed in."""
-    forms = {re.escape(char), re.escape(json.dumps(char)[1:-1])}  # verbatim; JSON-escaped (\" \\ \n \u00e9)
-    forms.add("".join(f"%{byte:02x}" for byte in char.encode("utf-8")))  # percent-encoded (either case: flag i)
-    forms |= {r"\\u" + f"{unit:04x}" for unit in _utf16(char)}  # JSON's \uXXXX of any character
-    if char == " ":
-        forms.add(r"\+")  # form-encoded space
-    if char == "/":
-        forms.add(r"\\/")  # JSON may escape a slash
-    return "(?:" + "|".join(sorted(forms, key=len, reverse=True)) + ")"
-
-
-def _utf16(char: str) -> list[int]:
-    data = char.encode("utf-16-be")
-    return [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
-
-
-def _secret_pattern(secret: str) -> str:
+def _forms(secret: str) -> set[str]:
+    """The texts a secret may be echoed as: verbatim, percent-, form- and JSON-encoded, base64."""
+    forms = {secret, quote(secret, safe=""), quote(secret), quote_plus(secret)}
+    forms |= {_PERCENT.sub(lambda m: m.group().lower(), form) for form in forms}  # %2f as well as %2F
+    for escaped in (json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]):
+        forms |= {escaped, escaped.replace("/", "\\/")}  # JSON may escape a slash
     encoded = secret.encode("utf-8")
-    b64 = {base64.b64encode(encoded).decode().rstrip("="), base64.urlsafe_b64encode(encoded).decode().rstrip("=")}
-    return "|".join([*(re.escape(form) + "=*" for form in sorted(b64)), "".join(_char_forms(c) for c in secret)])
+    for b64 in (base64.b64encode(encoded).decode(), base64.urlsafe_b64encode(encoded).decode()):
+        forms |= {b64, b64.rstrip("=")}
+    return forms
 
 
 def scrub(text: str, secrets: Iterable[str | None]) -> str:
     """Replace every known secret in ``text`` by ``***``, in each form an upstream may echo it back.
 
-    The forms: verbatim, percent-encoded (``quote``, ``quote_plus``, any mix and either hex case),
-    JSON-escaped, and base64 (standard or URL-safe). Pass the pairs of :func:`basic_credentials` to
-    catch an echoed HTTP Basic header. Secrets shorter than 3 characters are left alone.
+    The forms: verbatim, percent-encoded (``quote``, ``quote(safe="")``, ``quote_plus``, either hex
+    case), JSON-escaped, and base64 (standard or URL-safe). Pass the pairs of :func:`basic_credentials`
+    to catch an echoed HTTP Basic header. Secrets shorter than 3 characters are left alone.
     """
-    values = sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True)
+    values = {s for s in secrets if s and len(s) >= 3}
     if not values or not text:
         return text
-    pattern = re.compile("|".join(f"(?:{_secret_pattern(s)})" for s in values), re.IGNORECASE)
-    return pattern.sub("***", text)
+    forms = sorted({form for value in values for form in _forms(value)}, key=len, reverse=True)
+    for form in forms:
+        if form in text:
+            text = text.replace(form, "***")
+    return text
 
 
 def basic_credentials(client_id: str | None, client_secret: str | None) -> tuple[str, ...]:
