@@ -66,6 +66,7 @@ def cc_spec(bad: BadUpstream, key: str = "bad") -> dict[str, typing.Any]:
             "type": "oauth2",
             "grant_type": "client_credentials",
             "token_url": bad.token_url,
+            "revoke_url": f"{bad.base_url}/revoke",
             "client_id": "id",
             "client_secret": "secret-value",
         },
@@ -178,6 +179,23 @@ def test_trickling_test_endpoint(client: TestClient, headers: dict[str, str], ba
     result = response.json()
     assert result["ok"] is False
     assert f"{bad.base_url}/me sent no complete answer within 1 s" in result["detail"]
+
+
+@pytest.mark.parametrize(("mode", "reason"), [("trickle", "sent no complete answer within 1 s"), ("bomb", "1 MiB")])
+def test_misbehaving_revocation_endpoint(
+    client: TestClient, headers: dict[str, str], bad: BadUpstream, mode: str, reason: str
+) -> None:
+    """Revocation reads through the same limits: the connection is deleted, the revocation reported failed."""
+    add_integration(client, headers, cc_spec(bad))
+    created = create(client, headers)
+    assert created.status_code == 201, created.text
+    bad.mode(mode)
+    response = client.delete(f"/connections/{created.json()['id']}", headers=headers)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert (result["deleted"], result["revoked"]) == (True, False)
+    assert f"{bad.base_url}/revoke" in result["revoke_error"] and reason in result["revoke_error"]
+    assert connections(client, headers) == []
 
 
 def test_hook_client_is_bounded(client: TestClient, headers: dict[str, str], bad: BadUpstream) -> None:
