@@ -110,7 +110,7 @@ async def _read(client: httpx.AsyncClient, request: httpx.Request, limits: Upstr
         # The raw stream itself (not aiter_raw): an in-memory answer (a mock transport) has been read into
         # ``content`` already, inflated without a cap, but its stream still holds the bytes as sent.
         stream = response.stream
-        if not isinstance(stream, httpx.AsyncByteStream):  # pragma: no cover - an async client's streams are
+        if not isinstance(stream, httpx.AsyncByteStream):  # pragma: no cover - AsyncClient streams are async
             raise TypeError("an async client returned a sync stream")
         async for raw in stream:
             for inflater in inflaters:
