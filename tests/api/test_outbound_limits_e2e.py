@@ -219,3 +219,16 @@ def test_token_answer_not_utf8(client: TestClient, headers: dict[str, str], bad:
     assert response.status_code == 422, response.text
     assert "not valid UTF-8" in response.json()["error"]["message"]
     assert connections(client, headers) == []
+
+
+def test_the_cap_is_the_configured_one(make_client: ClientFactory, app_env: dict[str, str], bad: BadUpstream) -> None:
+    """AUTHBRIDGE_MAX_UPSTREAM_BODY reaches the reading: the cap named in the error is the configured one."""
+    env = {**app_env, "AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS": "true", "AUTHBRIDGE_MAX_UPSTREAM_BODY": "2048"}
+    client = make_client(env)
+    headers = {"Authorization": f"Bearer {create_api_key(client)}"}
+    add_integration(client, headers, cc_spec(bad))
+    bad.mode("bomb")
+    response = create(client, headers)
+    assert response.status_code == 422, response.text
+    assert f"{bad.token_url} answered more than 2048 bytes after decompression" in response.json()["error"]["message"]
+    assert connections(client, headers) == []
