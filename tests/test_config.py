@@ -28,6 +28,7 @@ def test_defaults() -> None:
     assert not settings.allow_private_networks
     assert settings.allow_http_hosts == () and settings.hook_modules == ()
     assert settings.cache_sync_interval == 0.5
+    assert (settings.max_upstream_body, settings.http_timeout) == (1024 * 1024, 10.0)
 
 
 def test_empty_values_mean_the_default() -> None:
@@ -67,6 +68,7 @@ def test_every_variable(tmp_path: Path) -> None:
             "AUTHBRIDGE_PORT": "9001",
             "AUTHBRIDGE_LOG_LEVEL": "DEBUG",
             "AUTHBRIDGE_CACHE_SYNC_INTERVAL": "0.25",
+            "AUTHBRIDGE_MAX_UPSTREAM_BODY": "65536",
         }
     )
     assert settings.data_dir == tmp_path
@@ -74,7 +76,8 @@ def test_every_variable(tmp_path: Path) -> None:
     assert settings.database_url == "postgresql+asyncpg://u:pw@db.internal:5432/ab"
     assert not settings.is_sqlite
     assert settings.encryption_keys == "k1:AAAA"
-    assert "AAAA" not in repr(settings)
+    assert "AAAA" not in repr(settings) and "pw@" not in repr(settings)
+    assert settings.max_upstream_body == 65536
     assert settings.public_url == "https://auth.example.com"
     assert settings.redirect_uri == "https://auth.example.com/oauth/callback"
     assert settings.allow_private_networks
@@ -133,6 +136,8 @@ def test_http_and_hook_allow_lists() -> None:
         ("AUTHBRIDGE_HOOK_MODULES", "good, not-a-module", "Python module names"),
         ("AUTHBRIDGE_ALLOW_HTTP_HOSTS", "http://legacy.example", "host names or IP addresses"),
         ("AUTHBRIDGE_CACHE_SYNC_INTERVAL", "0", "a number of seconds between 0 and 600"),
+        ("AUTHBRIDGE_MAX_UPSTREAM_BODY", "1MB", "a number of bytes between 1024 and 268435456"),
+        ("AUTHBRIDGE_MAX_UPSTREAM_BODY", "100", "a number of bytes between 1024 and 268435456"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, accepts: str) -> None:

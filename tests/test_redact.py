@@ -5,13 +5,16 @@ The end-to-end check (a real server's access log) is in tests/test_cli.py::test_
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import logging
 from collections.abc import Iterator
+from urllib.parse import quote, quote_plus
 
 import pytest
 
-from authbridge.redact import RedactingFilter, redact
+from authbridge.redact import RedactingFilter, basic_credentials, redact, scrub
 
 API_KEY = "ab_" + "Zq9" * 14
 
@@ -136,3 +139,40 @@ def test_filter_survives_a_bad_format(
 def test_names_ending_in_a_sensitive_word_are_redacted(text: str) -> None:
     """Query fields whose names end in token, secret, assertion, apikey... are redacted too."""
     assert "SECRET1" not in redact(text)
+
+
+SECRET = 's3cret:with+chars /\u00e9"x'
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        SECRET,
+        quote(SECRET, safe=""),
+        quote(SECRET),
+        quote_plus(SECRET),
+        quote(SECRET, safe="").lower(),
+        json.dumps(SECRET)[1:-1],
+        json.dumps(SECRET, ensure_ascii=False)[1:-1],
+        base64.b64encode(SECRET.encode()).decode(),
+        base64.urlsafe_b64encode(SECRET.encode()).decode().rstrip("="),
+    ],
+)
+def test_scrub_every_echoed_form(form: str) -> None:
+    """A secret is scrubbed verbatim, percent- and form-encoded, JSON-escaped and base64-encoded."""
+    assert scrub(f"upstream said [{form}] twice: {form}", [SECRET]) == "upstream said [***] twice: ***"
+
+
+def test_scrub_an_echoed_basic_header() -> None:
+    """The base64 of ``client_id:client_secret`` (raw or form-encoded first) is scrubbed too."""
+    pairs = basic_credentials("my client", SECRET)
+    for pair in pairs:
+        echoed = base64.b64encode(pair.encode()).decode()
+        assert scrub(f"bad credentials {echoed}.", pairs) == "bad credentials ***."
+    assert basic_credentials(None, SECRET) == () and basic_credentials("id", None) == ()
+
+
+def test_scrub_leaves_other_text_and_short_values() -> None:
+    """Text without the secret is unchanged; values under 3 characters are not treated as secrets."""
+    assert scrub("nothing to see: s3cre", [SECRET, "ab", None]) == "nothing to see: s3cre"
+    assert scrub("", [SECRET]) == ""

@@ -64,6 +64,8 @@ def policy_for(settings: Settings) -> Policy:
         refresh_deadline=3 * settings.http_timeout,
         cache_sync_interval=settings.cache_sync_interval,
         public_url=settings.public_url,
+        max_upstream_body=settings.max_upstream_body,
+        http_timeout=settings.http_timeout,
     )
 
 

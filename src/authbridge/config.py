@@ -86,6 +86,16 @@ def _count(env: typing.Mapping[str, str], name: str, default: int, *, low: int, 
     return int(value)
 
 
+def _byte_count(env: typing.Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    value = int(raw) if raw.strip().isdigit() else -1
+    if not 1024 <= value <= 256 * 1024 * 1024:
+        raise ConfigError(f"{name} has value {raw!r}: use a number of bytes between 1024 and 268435456")
+    return value
+
+
 def _list(env: typing.Mapping[str, str], name: str, pattern: re.Pattern[str], accepts: str) -> tuple[str, ...]:
     items = tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
     for item in items:
@@ -125,7 +135,7 @@ class Settings:
     """Every setting AuthBridge reads; built once by :meth:`from_env`."""
 
     data_dir: Path
-    database_url: str
+    database_url: str = dataclasses.field(repr=False)  # may hold the database password
     encryption_keys: str | None = dataclasses.field(default=None, repr=False)
     public_url: str = "http://127.0.0.1:8000"
     allow_private_networks: bool = False
@@ -133,6 +143,7 @@ class Settings:
     hook_modules: tuple[str, ...] = ()
     allowed_return_origins: tuple[str, ...] = ()
     http_timeout: float = 10.0
+    max_upstream_body: int = 1024 * 1024
     background_tasks: bool = True
     proxy_connect_timeout: float = 10.0
     proxy_read_timeout: float = 60.0
@@ -175,6 +186,7 @@ class Settings:
                 )
             ),
             http_timeout=_seconds(env, "AUTHBRIDGE_HTTP_TIMEOUT", 10.0),
+            max_upstream_body=_byte_count(env, "AUTHBRIDGE_MAX_UPSTREAM_BODY", 1024 * 1024),
             background_tasks=_bool(env, "AUTHBRIDGE_BACKGROUND_TASKS", True),
             proxy_connect_timeout=_seconds(env, "AUTHBRIDGE_PROXY_CONNECT_TIMEOUT", 10.0),
             proxy_read_timeout=_seconds(env, "AUTHBRIDGE_PROXY_READ_TIMEOUT", 60.0),

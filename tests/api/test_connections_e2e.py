@@ -432,6 +432,22 @@ def test_issuer_mismatch_is_refused(client: TestClient, headers: dict[str, str],
     assert stored_credentials(client, created["id"]) is None
 
 
+@pytest.mark.parametrize("slash_on", ["server", "spec"])
+def test_issuer_compared_exactly(
+    client: TestClient, headers: dict[str, str], oauth: OAuthServer, slash_on: str
+) -> None:
+    """``iss`` is compared as a plain string (RFC 9207): a trailing slash on either side is another issuer."""
+    oauth.configure(issuer=oauth.issuer + ("/" if slash_on == "server" else ""))
+    add_integration(client, headers, code_spec(oauth, issuer=oauth.issuer + ("/" if slash_on == "spec" else "")))
+    created = connect(client, headers)
+    page = callback(client, auto_approve(oauth, created["authorize_url"]))
+    assert page.status_code == 400
+    shown = show(client, headers, created["id"])
+    assert shown["status"] == "error" and "unexpected issuer (RFC 9207 iss mismatch)" in shown["last_error"]
+    assert oauth.stats()["token_calls"]["authorization_code"] == 0
+    assert stored_credentials(client, created["id"]) is None
+
+
 def test_html_page_from_the_token_endpoint(client: TestClient, headers: dict[str, str], oauth: OAuthServer) -> None:
     """An HTML page with status 200 from the token endpoint is a clear error naming the integration and endpoint."""
     add_integration(client, headers, code_spec(oauth))
@@ -893,7 +909,7 @@ def test_token_endpoint_timeout(make_client: ClientFactory, env: dict[str, str],
     oauth.configure(delay_next=1.5)
     response = client.post("/connections", json={"integration": "idp", "name": "DEV"}, headers=headers)
     assert response.status_code == 422, response.text
-    assert f"idp: {oauth.token_url} did not answer in time" in response.json()["error"]["message"]
+    assert f"idp: {oauth.token_url} sent no complete answer within 0.5 s" in response.json()["error"]["message"]
     assert connections(client, headers) == []
 
 
@@ -910,6 +926,41 @@ def test_token_response_over_1_mib(client: TestClient, headers: dict[str, str], 
     assert response.status_code == 422, response.text
     assert "more than 1 MiB" in response.json()["error"]["message"]
     assert connections(client, headers) == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ({"access_token": "abc\r\nX-Injected: 1", "token_type": "bearer"}, "an unusable access token"),
+        ({"access_token": "abc", "refresh_token": "r\u0000t", "token_type": "Bearer"}, "an unusable refresh token"),
+        ({"access_token": "abc", "token_type": "mac"}, "an unusable token_type ('mac' is not one"),
+    ],
+)
+def test_unusable_token_answers_store_nothing(
+    client: TestClient, headers: dict[str, str], oauth: OAuthServer, answer: Json, reason: str
+) -> None:
+    """A token with a control character, or of a type the spec does not accept, is refused: on create
+    nothing is stored, on refresh the stored credentials stay. Unit tests: tests/auth/test_tokens.py."""
+    add_integration(client, headers, grant_spec(oauth, "client_credentials"))
+    fault = {"status": 200, "content_type": "application/json", "body": json.dumps(answer)}
+    oauth.configure(fail_next=fault)
+    refused = client.post("/connections", json={"integration": "idp", "name": "DEV"}, headers=headers)
+    assert refused.status_code == 422, refused.text
+    assert reason in refused.json()["error"]["message"]
+    assert connections(client, headers) == []
+
+    created = connect(client, headers)
+    before = stored_credentials(client, created["id"])
+    oauth.configure(fail_next=fault)
+    failed = client.post(f"/connections/{created['id']}/refresh", headers=headers)
+    assert failed.status_code == 502, failed.text
+    assert reason in failed.json()["error"]["message"]
+    after = stored_credentials(client, created["id"])
+    assert (after.access_token, after.refresh_token, after.version) == (
+        before.access_token,
+        before.refresh_token,
+        before.version,
+    )
 
 
 # -- credential fields and refresh ---------------------------------------------------------------

@@ -6,6 +6,7 @@ import base64
 import json
 import typing
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
@@ -285,6 +286,26 @@ def test_secret_echoed_in_description_is_scrubbed() -> None:
     assert "bad secret *** for token ***" in str(error)
 
 
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda s: quote(s, safe=""),
+        quote_plus,
+        lambda s: json.dumps(s)[1:-1],
+        lambda s: base64.b64encode(f"cid:{quote_plus(s)}".encode()).decode(),
+        lambda s: base64.b64encode(f"cid:{s}".encode()).decode(),
+    ],
+    ids=["quote", "quote_plus", "json", "basic-form-encoded", "basic-raw"],
+)
+def test_secret_echoed_encoded_is_scrubbed(encode: typing.Callable[[str], str]) -> None:
+    """The client secret echoed percent-encoded, form-encoded, JSON-escaped or in a Basic header is scrubbed."""
+    echoed = encode(CLIENT_SECRET)
+    body = {"error": "invalid_client", "error_description": f"bad client {echoed} here"}
+    error = failure(response(401, json=body))
+    assert "bad client *** here" in str(error)
+    assert echoed not in str(error) and echoed not in repr(error)
+
+
 def test_long_description_is_truncated() -> None:
     """Descriptions are cut to 300 characters."""
     error = failure(response(400, json={"error": "invalid_request", "error_description": "x" * 5000}))
@@ -391,3 +412,66 @@ def test_retry_after_is_carried_on_transient_errors() -> None:
         with pytest.raises(TokenEndpointError) as info:
             parse_token_response(spec, response, now=now, endpoint="https://x.example/t")
         assert not info.value.permanent and info.value.retry_after == expected
+
+
+# -- token values, encodings and types that are refused ------------------------------------------------
+# End to end (nothing stored): tests/api/test_connections_e2e.py::test_unusable_token_answers_store_nothing
+
+
+@pytest.mark.parametrize("bad", ["\r", "\n", "\0", "\x1b", "\x7f", "\x85", "\t"])
+@pytest.mark.parametrize("field", ["access_token", "refresh_token"])
+def test_control_characters_in_tokens_are_refused(bad: str, field: str) -> None:
+    """A token holding CR, LF, NUL or any other control character is refused, naming the field, not the value."""
+    body = {"access_token": ACCESS, "refresh_token": REFRESH, field: f"ab{bad}cd-{field}"}
+    error = failure(response(json=body))
+    assert f"an unusable {field.replace('_', ' ')} (it holds a control character)" in str(error)
+    assert f"ab{bad}cd" not in str(error)
+
+
+def test_control_characters_in_form_and_text_answers_are_refused() -> None:
+    """The same for a form answer (percent-encoded LF) and a text answer (a line break inside the token)."""
+    assert "control character" in str(failure(response(text="access_token=ab%0D%0Acd&token_type=bearer")))
+    text_spec = make({"body": "text"})
+    assert "control character" in str(failure(response(text="ab\ncd"), text_spec))
+    assert parse(response(text="  plain-token\n"), text_spec).access_token == "plain-token"
+
+
+def test_json_that_is_not_utf8_is_refused() -> None:
+    """A token answer that is not valid UTF-8 is refused rather than read with replacement characters."""
+    body = b'{"access_token": "tok\xff\xfe", "token_type": "bearer"}'
+    assert "a body that is not valid UTF-8 (status 200)" in str(failure(response(content=body)))
+    latin1 = response(content=body, headers={"content-type": "application/json; charset=latin-1"})
+    assert "not valid UTF-8" in str(failure(latin1))
+    bom = b"\xef\xbb\xbf" + json.dumps({"access_token": "t\u00e9"}).encode()
+    assert parse(response(content=bom)).access_token == "t\u00e9"
+
+
+@pytest.mark.parametrize("token_type", ["bearer", "Bearer", "BEARER", None])
+def test_bearer_or_no_token_type_is_accepted(token_type: str | None) -> None:
+    """``bearer`` in any case (GitHub, Salesforce) or no token_type at all is accepted and kept as sent."""
+    body = {"access_token": ACCESS, **({"token_type": token_type} if token_type else {})}
+    assert parse(response(json=body)).token_type == token_type
+
+
+@pytest.mark.parametrize("token_type", ["mac", "DPoP", "N_A", "bearer "])
+def test_unknown_token_type_is_refused(token_type: str) -> None:
+    """Any other token_type is refused by default (RFC 6749 §7.1), with how to accept it."""
+    error = failure(response(json={"access_token": ACCESS, "token_type": token_type}))
+    assert "an unusable token_type" in str(error)
+    assert "token_response.accept_token_types" in str(error)
+
+
+def test_accept_token_types_names_the_accepted_types() -> None:
+    """An integration listing its types accepts those (any case) and refuses the rest, bearer included."""
+    spec = make({"accept_token_types": ["MAC", "dpop"]})
+    assert parse(response(json={"access_token": ACCESS, "token_type": "mac"}), spec).token_type == "mac"
+    assert parse(response(json={"access_token": ACCESS, "token_type": "DPoP"}), spec).token_type == "DPoP"
+    error = failure(response(json={"access_token": ACCESS, "token_type": "bearer"}), spec)
+    assert "'bearer' is not one the integration accepts: MAC, dpop" in str(error)
+
+
+@pytest.mark.parametrize("value", [[], [""], ["bad type"], ["a\nb"]])
+def test_accept_token_types_must_be_names(value: list[str]) -> None:
+    """The accepted types are a non-empty list of visible ASCII names."""
+    with pytest.raises(ValueError, match="accept_token_types"):
+        make({"accept_token_types": value})

@@ -23,6 +23,7 @@ from authbridge.broker.webhooks import event_payload, sign
 from authbridge.config import Settings
 from authbridge.store import EventRecord, Store
 from authbridge.testing import FakeClock
+from tests.servers.bad_upstream import run_bad_upstream
 
 
 @dataclasses.dataclass(frozen=True)
@@ -348,3 +349,16 @@ def test_event_payload_shape() -> None:
         "integration": "acme",
         "data": {"revoked": True},
     }
+
+
+async def test_a_receiver_trickling_its_answer_is_cut_off_in_total(store: Store, clock: FakeClock) -> None:
+    """A receiver sending its status line one byte a second fails at the timeout in total, not per read."""
+    with run_bad_upstream() as receiver:
+        receiver.mode("trickle-head")
+        await store.webhooks.add(f"{receiver.base_url}/hooks")
+        event = await store.events.add("connection.created")
+        async with http_client(Settings.from_env({"AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS": "true"})) as open_client:
+            with anyio.fail_after(60):  # a safety net for the test run, not a measurement
+                assert await _dispatcher(store, open_client, clock, timeout=1.0).run_once() == 1
+    [delivery] = await store.webhooks.deliveries(event_id=event.id)
+    assert (delivery.last_error, delivery.delivered_at) == ("no answer within 1 s", None)

@@ -124,3 +124,7 @@ def test_credentials_from_a_hook() -> None:
         token_set_from_credentials(["x"], now=clock(), integration="i")
     with pytest.raises(UpstreamError, match="not a positive number"):
         token_set_from_credentials({"access_token": "a", "expires_in": -5}, now=clock(), integration="i")
+    with pytest.raises(UpstreamError, match=r"unusable access_token \(it holds a control character\)"):
+        token_set_from_credentials({"access_token": "a\r\nX-Evil: 1"}, now=clock(), integration="i")
+    with pytest.raises(UpstreamError, match=r"unusable refresh_token \(it holds a control character\)"):
+        token_set_from_credentials({"access_token": "a", "refresh_token": "r\0"}, now=clock(), integration="i")

@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from authbridge.auth.base import TokenSet
+from authbridge.auth.tokens import check_token_value
 from authbridge.errors import ErrorItem, SpecError, UpstreamError
 
 __all__ = ["HookContext", "call_hook", "load_hook", "token_set_from_credentials"]
@@ -113,6 +114,12 @@ def token_set_from_credentials(data: object, *, now: datetime, integration: str)
     if not isinstance(token, str) or not token:
         raise UpstreamError(f"{integration}: a hook returned no access_token", integration=integration)
     refresh = data.get("refresh_token")
+    for name, value in (("access_token", token), ("refresh_token", refresh)):
+        problem = check_token_value(value) if isinstance(value, str) else None
+        if problem:
+            raise UpstreamError(
+                f"{integration}: a hook returned an unusable {name} ({problem})", integration=integration
+            )
     scope = data.get("scopes", data.get("scope"))
     scopes = scope.replace(",", " ").split() if isinstance(scope, str) else scope if isinstance(scope, list) else None
     token_type = data.get("token_type")

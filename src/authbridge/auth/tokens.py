@@ -18,13 +18,15 @@ import httpx
 
 from authbridge.auth.base import TokenSet
 from authbridge.errors import TokenEndpointError
-from authbridge.redact import SENSITIVE_NAMES, redact
+from authbridge.redact import SENSITIVE_NAMES, basic_credentials, redact, scrub
 from authbridge.spec import CustomTokenAuth, Integration, OAuth2Auth, TokenResponse
 
-__all__ = ["MAX_BODY_BYTES", "callback_fields", "parse_token_response"]
+__all__ = ["MAX_BODY_BYTES", "callback_fields", "check_token_value", "parse_token_response", "size_text"]
 
-#: A token response larger than this is refused unread.
+#: A token response larger than this is refused unread (the default of AUTHBRIDGE_MAX_UPSTREAM_BODY).
 MAX_BODY_BYTES = 1024 * 1024
+#: C0 and C1 control characters and DEL: never part of a token (a CR or LF would split a header).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 #: OAuth error codes (RFC 6749 §5.2, and GitHub's and Slack's) after which only a new authorization helps.
 PERMANENT_ERRORS = frozenset(
     {"invalid_grant", "invalid_client", "unauthorized_client", "unsupported_grant_type", "invalid_scope"}
@@ -49,13 +51,11 @@ class _Answer:
     integration: str
     endpoint: str
     status: int
-    secrets: tuple[str, ...] = ()
+    secrets: tuple[str, ...] = dataclasses.field(default=(), repr=False)
     retry_after: float | None = None
 
     def clean(self, text: str, limit: int) -> str:
-        text = redact(" ".join(text.split()))
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
+        text = redact(scrub(" ".join(text.split()), self.secrets))
         return text if len(text) <= limit else text[: limit - 1] + "…"
 
     def fail(self, what: str, *, error: str | None = None, permanent: bool = False) -> TokenEndpointError:
@@ -89,15 +89,32 @@ def _retry_after(value: str | None, now: datetime) -> float | None:
     return max((when - now).total_seconds(), 0.0)
 
 
-def _decode(response: httpx.Response, kind: str) -> dict[str, typing.Any] | str:
+def size_text(size: int) -> str:
+    """A byte count for messages: ``1 MiB`` when it is whole mebibytes, else ``N bytes``."""
+    mib = 1024 * 1024
+    return f"{size // mib} MiB" if size >= mib and size % mib == 0 else f"{size} bytes"
+
+
+def check_token_value(value: str) -> str | None:
+    """What is wrong with a token value (a control character), or None."""
+    return "it holds a control character" if _CONTROL.search(value) else None
+
+
+def _decode(response: httpx.Response, kind: str, max_body: int) -> dict[str, typing.Any] | str:
     """The body as a mapping, or what is wrong with it."""
-    if len(response.content) > MAX_BODY_BYTES:
-        return "a body over 1 MiB"
-    text = response.text.strip()
+    if len(response.content) > max_body:
+        return f"a body over {size_text(max_body)}"
+    content_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if content_type == "text/html":
+        return "an HTML page, not a token"
+    try:
+        # JSON is UTF-8 (RFC 8259 §8.1); a token answer in another encoding would be guessed at, not read.
+        text = response.content.decode("utf-8-sig").strip()
+    except UnicodeDecodeError:
+        return "a body that is not valid UTF-8"
     if not text:
         return "an empty body"
-    content_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if content_type == "text/html" or text.startswith("<"):
+    if text.startswith("<"):
         return "an HTML page, not a token"
     if kind == "text":
         return {"access_token": text}
@@ -278,6 +295,7 @@ def parse_token_response(
     default_ttl: timedelta | None = None,
     previous_refresh_token: str | None = None,
     secrets: typing.Sequence[str | None] = (),
+    max_body: int = MAX_BODY_BYTES,
 ) -> TokenSet:
     """Read a token endpoint's answer (already read into memory) into a ``TokenSet``.
 
@@ -289,6 +307,8 @@ def parse_token_response(
         endpoint: the URL that was called (its query is left out of messages).
         default_ttl: the lifetime to assume when the answer states none (custom token's ``ttl``).
         previous_refresh_token: kept when the answer brings no new refresh token.
+        secrets: values the request carried, scrubbed (in every encoding) from text quoted back.
+        max_body: the largest body accepted (AUTHBRIDGE_MAX_UPSTREAM_BODY).
 
     Raises:
         TokenEndpointError: the endpoint refused (``error``, ``status``, and ``permanent`` when only
@@ -305,14 +325,15 @@ def parse_token_response(
     spec = auth.token_response.model_copy(update={"default_ttl": auth.token_response.default_ttl or default_ttl})
     # Anything the request carried that is secret is scrubbed from text quoted back (e.g. a description
     # repeating the code, the verifier or the password).
-    known = (integration.client_secret, previous_refresh_token, *secrets)
+    basic = basic_credentials(getattr(auth, "client_id", None), integration.client_secret)
+    known = (integration.client_secret, *basic, previous_refresh_token, *secrets)
     answer = _Answer(
         integration.key,
         endpoint.partition("#")[0].partition("?")[0],
         response.status_code,
         retry_after=_retry_after(response.headers.get("retry-after"), now),
     )
-    decoded = _decode(response, spec.body if response.is_success else "json")
+    decoded = _decode(response, spec.body if response.is_success else "json", max_body)
     if isinstance(decoded, str):
         status, ok = response.status_code, response.is_success
         what = f"{decoded} (status {status})" if ok or decoded.startswith("an HTML") else f"{status} with {decoded}"
@@ -328,10 +349,23 @@ def parse_token_response(
     if access_token is None:
         tried = ", ".join(spec.access_token)
         raise answer.fail(f"no access token (looked for {tried}) (status {response.status_code})")
+    refresh_token = _first_string(decoded, spec.refresh_token)
+    for field, value in (("access token", access_token), ("refresh token", refresh_token)):
+        problem = check_token_value(value) if value is not None else None
+        if problem:
+            raise answer.unusable(field, problem)
+    token_type = _first_string(decoded, spec.token_type)
+    if token_type is not None and token_type.lower() not in {t.lower() for t in spec.accept_token_types}:
+        accepted = ", ".join(spec.accept_token_types)
+        raise answer.unusable(
+            "token_type",
+            f"{answer.clean(token_type, 40)!r} is not one the integration accepts: {accepted}; "
+            "list it in token_response.accept_token_types if it is meant",
+        )
     return TokenSet(
         access_token=access_token,
-        refresh_token=_first_string(decoded, spec.refresh_token) or previous_refresh_token,
-        token_type=_first_string(decoded, spec.token_type),
+        refresh_token=refresh_token or previous_refresh_token,
+        token_type=token_type,
         expires_at=_expiry(decoded, spec, access_token, now, answer),
         scopes=_scopes(decoded, spec.scope),
         extra=_extra(decoded, spec),

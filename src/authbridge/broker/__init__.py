@@ -22,6 +22,7 @@ from authbridge.broker.connect import (
     TokenRevocation,
 )
 from authbridge.broker.sessions import ConnectSessions, NewSession, SessionRequest
+from authbridge.broker.upstream import UpstreamLimits
 from authbridge.broker.webhooks import WebhookDispatcher, event_payload, verify_signature
 from authbridge.errors import (
     AuthenticationError,
@@ -104,6 +105,10 @@ class Policy(typing.NamedTuple):
     cache_sync_interval: float = 0.5
     #: Where this server is reached from browsers (connect URLs are made under it).
     public_url: str = "http://127.0.0.1:8000"
+    #: The largest answer read from a third party (after decompression), in bytes.
+    max_upstream_body: int = 1024 * 1024
+    #: Seconds one outbound exchange may take in total (connect, send, read the whole answer).
+    http_timeout: float = 10.0
 
 
 def _hooks(spec: Integration) -> list[tuple[str, str]]:
@@ -148,6 +153,7 @@ class Broker:
                 return_origin_allowed=self.policy.return_origin_allowed,
                 hook_allowed=self.policy.hook_allowed,
                 refresh_deadline=self.policy.refresh_deadline,
+                limits=UpstreamLimits(max_body=self.policy.max_upstream_body, timeout=self.policy.http_timeout),
                 clock=clock,
             )
             if http is not None

@@ -7,7 +7,7 @@ import logging
 import typing
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
@@ -26,18 +26,18 @@ from authbridge.auth import (
 )
 from authbridge.auth.hooks import HookContext, call_hook, load_hook, token_set_from_credentials
 from authbridge.broker.refresh import TokenKeeper, credentials_from, ttl_warning
+from authbridge.broker.upstream import UpstreamLimits, bounded_client, exchange
 from authbridge.errors import (
     AuthBridgeError,
     CallbackError,
     ConnectError,
     ConnectionStateError,
     ErrorItem,
-    OutboundBlockedError,
     ParameterError,
     TokenEndpointError,
     UpstreamError,
 )
-from authbridge.redact import redact
+from authbridge.redact import basic_credentials, redact, scrub
 from authbridge.spec import (
     ApiTokenAuth,
     BasicAuth,
@@ -64,8 +64,6 @@ __all__ = [
 
 logger = logging.getLogger("authbridge.broker")
 
-#: Largest token-endpoint answer read (counted after decompression).
-MAX_TOKEN_RESPONSE = 1024 * 1024
 FLOW_TTL = timedelta(minutes=10)
 
 
@@ -151,17 +149,14 @@ def _secrets_of(ctx: AuthContext, *extra: str | None) -> tuple[str, ...]:
     spec = ctx.integration
     values: list[str | None] = [ctx.parameters.get(p.name) for p in spec.parameters if p.secret]
     values += [*ctx.inputs.values(), ctx.access_token, ctx.refresh_token, spec.client_secret, *extra]
+    values += basic_credentials(ctx.values().get("client_id"), spec.client_secret)  # an echoed Basic header
     return tuple(sorted({v for v in values if v and len(v) >= 3}, key=len, reverse=True))
 
 
 def _endpoint(url: str | httpx.URL, secrets: typing.Sequence[str] = ()) -> str:
     """A URL without its query or fragment, secret values in its path masked, for messages."""
     parts = urlsplit(str(url))
-    text = f"{parts.scheme}://{parts.netloc}{parts.path}"
-    for secret in secrets:
-        for form in {secret, quote(secret, safe=""), quote(secret)}:
-            text = text.replace(form, "***")
-    return text
+    return scrub(f"{parts.scheme}://{parts.netloc}{parts.path}", secrets)
 
 
 def _required_inputs(spec: Integration) -> tuple[set[str], set[str]]:
@@ -197,10 +192,14 @@ class Connections:
         return_origin_allowed: Callable[[str], bool],
         hook_allowed: Callable[[str], bool] = lambda _reference: False,
         refresh_deadline: float = 30.0,
+        limits: UpstreamLimits | None = None,
         clock: Clock,
     ) -> None:
         self.store = store
         self.http = http
+        self.limits = limits or UpstreamLimits()
+        #: What hooks get as ``ctx.http``: the same client, read through the same limits.
+        self.hook_http = bounded_client(http, self.limits)
         self.redirect_uri = redirect_uri
         self.allow_http = allow_http
         self.return_origin_allowed = return_origin_allowed
@@ -235,41 +234,9 @@ class Connections:
     async def _send(
         self, request: httpx.Request, *, integration: str, secrets: typing.Sequence[str] = ()
     ) -> httpx.Response:
-        """Send one request; read at most 1 MiB (decompressed); map transport failures to UpstreamError."""
+        """Send one request and read its answer within the limits (cap after decompression, total deadline)."""
         endpoint = _endpoint(request.url, secrets)
-        try:
-            response = await self.http.send(request, stream=True)
-            try:
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > MAX_TOKEN_RESPONSE:
-                        raise UpstreamError(
-                            f"{integration}: {endpoint} answered more than 1 MiB; refusing to read it",
-                            integration=integration,
-                            endpoint=endpoint,
-                        )
-            finally:
-                await response.aclose()
-        except OutboundBlockedError as exc:
-            # The SSRF guard refused the address: a connection error like any unreachable endpoint.
-            raise UpstreamError(
-                f"{integration}: cannot reach {endpoint} ({exc.message})", integration=integration, endpoint=endpoint
-            ) from None
-        except httpx.TimeoutException:
-            raise UpstreamError(
-                f"{integration}: {endpoint} did not answer in time", integration=integration, endpoint=endpoint
-            ) from None
-        except httpx.HTTPError as exc:
-            raise UpstreamError(
-                f"{integration}: cannot reach {endpoint} ({type(exc).__name__})",
-                integration=integration,
-                endpoint=endpoint,
-            ) from None
-        headers = [
-            (k, v) for k, v in response.headers.multi_items() if k.lower() not in {"content-encoding", "content-length"}
-        ]
-        return httpx.Response(response.status_code, headers=headers, content=bytes(body), request=request)
+        return await exchange(self.http, request, limits=self.limits, integration=integration, endpoint=endpoint)
 
     def _hook(self, spec: Integration, name: str) -> Callable[..., typing.Any] | None:
         hooks = getattr(spec.auth, "hooks", None)
@@ -288,7 +255,7 @@ class Connections:
                 **({"access_token": ctx.access_token} if ctx.access_token else {}),
                 **({"refresh_token": ctx.refresh_token} if ctx.refresh_token else {}),
             },
-            http=self.http,
+            http=self.hook_http,
             redirect_uri=ctx.redirect_uri,
             **extra,
         )
@@ -327,6 +294,7 @@ class Connections:
             default_ttl=ttl,
             previous_refresh_token=ctx.refresh_token,
             secrets=secrets,
+            max_body=self.limits.max_body,
         )
         transform = self._hook(spec, "credentials_from_token_response")
         if transform is not None:
@@ -609,7 +577,7 @@ class Connections:
             )
 
         if query.get("error"):
-            description = query.get("error_description", "")
+            description = scrub(query.get("error_description", ""), _secrets_of(ctx))
             detail = f": {redact(description)[:300]}" if description else ""
             return await fail(f"the provider refused the authorization: {redact(query['error'])[:100]}{detail}")
         try:
@@ -619,7 +587,8 @@ class Connections:
                 expected = render_url(auth.issuer, ctx.values(), field="auth.issuer", allow_http=self.allow_http)
                 if "iss" not in query:
                     return await fail("the authorization response carried no issuer (RFC 9207 iss expected)")
-                if query["iss"].rstrip("/") != expected.rstrip("/"):
+                # RFC 9207 §2.4: simple string comparison; "https://a.example/" is another issuer than "https://a.example".
+                if query["iss"] != expected:
                     return await fail(
                         "the authorization response came from an unexpected issuer (RFC 9207 iss mismatch)"
                     )

@@ -236,9 +236,14 @@ class WebhookDispatcher:
             request = self.http.build_request(
                 "POST", delivery.url, content=body, headers=headers, timeout=httpx.Timeout(self.timeout)
             )
-            # Streamed and closed unread: a receiver's (possibly huge) answer body is never loaded.
-            response = await self.http.send(request, stream=True, follow_redirects=False)
-            await response.aclose()
+            # In total, not per read: a receiver trickling its headers would otherwise hold the delivery
+            # past its lease (and another worker would send it again).
+            with anyio.fail_after(self.timeout):
+                # Streamed and closed unread: a receiver's (possibly huge) answer body is never loaded.
+                response = await self.http.send(request, stream=True, follow_redirects=False)
+                await response.aclose()
+        except TimeoutError:
+            return f"no answer within {self.timeout:g} s", None
         except (httpx.HTTPError, httpx.InvalidURL, OutboundBlockedError) as exc:
             return redact(f"{type(exc).__name__}: {exc}")[:300], None
         if response.is_success:

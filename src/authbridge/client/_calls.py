@@ -238,10 +238,11 @@ class Call(typing.Generic[T]):
     method: str
     path: str
     parse: Callable[[httpx.Response], T]
-    params: Mapping[str, str | list[str]] | None = None
-    json: typing.Any = None
-    content: bytes | None = None
-    headers: Mapping[str, str] | None = None
+    # What is sent may hold credentials (a connection's password, an API token, a client secret).
+    params: Mapping[str, str | list[str]] | None = dataclasses.field(default=None, repr=False)
+    json: typing.Any = dataclasses.field(default=None, repr=False)
+    content: bytes | None = dataclasses.field(default=None, repr=False)
+    headers: Mapping[str, str] | None = dataclasses.field(default=None, repr=False)
 
 
 def _segment(value: str) -> str:

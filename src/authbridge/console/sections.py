@@ -178,6 +178,13 @@ SECTIONS: tuple[Section, ...] = (
                 _PATHS,
             ),
             Field("auth.token_response.token_type", "auth.token_response.token_type", "Token type", "list", _PATHS),
+            Field(
+                "auth.token_response.accept_token_types",
+                "auth.token_response.accept_token_types",
+                "Accepted token types",
+                "list",
+                "Separated by commas, any case. An answer of another type is refused; one without a type is accepted.",
+            ),
             Field("auth.token_response.scope", "auth.token_response.scope", "Granted scope", "list", _PATHS),
             Field(
                 "auth.token_response.expires_in.path",

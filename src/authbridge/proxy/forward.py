@@ -74,11 +74,12 @@ class ProxyTimeouts:
 
 @dataclasses.dataclass(frozen=True)
 class _Target:
-    base: str
-    headers: dict[str, str]
-    injected: frozenset[bytes]
-    query: list[tuple[str, str]]
-    token: str | None
+    # Everything but the policy may carry a credential or a secret parameter: none of it in a repr.
+    base: str = dataclasses.field(repr=False)
+    headers: dict[str, str] = dataclasses.field(repr=False)
+    injected: frozenset[bytes] = dataclasses.field(repr=False)
+    query: list[tuple[str, str]] = dataclasses.field(repr=False)
+    token: str | None = dataclasses.field(repr=False)
     policy: RefreshPolicy
     good_until: float
     integration: str

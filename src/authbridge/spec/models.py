@@ -194,6 +194,11 @@ class TokenResponse(_Model):
     expires_in: ExpiresIn | None = Field(default_factory=ExpiresIn)
     expires_at: ExpiresAt | None = None
     default_ttl: Duration | None = None
+    #: The ``token_type`` values accepted (compared case-insensitively); an answer without one is accepted.
+    #: RFC 6749 §7.1: a client must not use a token whose type it does not understand.
+    accept_token_types: list[typing.Annotated[str, Field(min_length=1, pattern=r"^[!-~]+$")]] = Field(
+        default_factory=lambda: ["bearer"], min_length=1
+    )
 
     @field_validator("expires_in", mode="before")
     @classmethod

@@ -1,0 +1,197 @@
+"""One outbound exchange with a third party: a byte cap counted while inflating, and a total deadline.
+
+Every token, refresh, revocation and test call goes through :func:`exchange`, and a hook's
+``ctx.http`` goes through it too (:func:`bounded_client`). A ``gzip`` or ``deflate`` answer is
+inflated here, never more than the cap at a time, so a small compressed bomb cannot balloon in
+memory; any other content coding is refused. The deadline covers connecting, sending and reading
+the whole body, so a server that sends one byte a second is cut off too.
+
+```
+limits = UpstreamLimits(max_body=1024 * 1024, timeout=10.0)
+response = await exchange(client, request, limits=limits, integration="acme", endpoint="https://acme.example/token")
+```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+
+import anyio
+import httpx
+
+from authbridge.auth.tokens import MAX_BODY_BYTES, size_text
+from authbridge.errors import OutboundBlockedError, UpstreamError
+
+__all__ = ["ACCEPT_ENCODING", "UpstreamLimits", "bounded_client", "exchange"]
+
+#: The codings we can inflate with a cap; sent so that servers do not answer ``br`` or ``zstd``.
+ACCEPT_ENCODING = "gzip, deflate"
+
+
+@dataclasses.dataclass(frozen=True)
+class UpstreamLimits:
+    """How much of an answer is read, and how long a whole exchange may take.
+
+    ```
+    UpstreamLimits(max_body=1024 * 1024, timeout=10.0)   # AUTHBRIDGE_MAX_UPSTREAM_BODY, AUTHBRIDGE_HTTP_TIMEOUT
+    ```
+    """
+
+    #: The largest body read, counted after decompression.
+    max_body: int = MAX_BODY_BYTES
+    #: Seconds for the whole exchange: connect, send, and read the last byte.
+    timeout: float = 10.0
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Inflater:
+    """One content coding undone with a cap: ``feed`` never returns (or holds) more than the cap in total."""
+
+    def __init__(self, coding: str, cap: int) -> None:
+        self.coding, self.cap, self.produced = coding, cap, 0
+        self._wbits = 16 + zlib.MAX_WBITS if coding == "gzip" else zlib.MAX_WBITS
+        self._inflater = zlib.decompressobj(self._wbits)
+        self._first = True
+
+    def feed(self, data: bytes) -> bytes:
+        if self.coding == "identity":
+            return self._count(data)
+        out = bytearray()
+        while data:
+            try:
+                chunk = self._inflater.decompress(data, self.cap - self.produced + 1)
+            except zlib.error:
+                if not (self._first and self.coding == "deflate"):
+                    raise
+                # "deflate" is meant to be zlib-wrapped, but some servers send it raw (as httpx tolerates).
+                self._wbits = -zlib.MAX_WBITS
+                self._inflater = zlib.decompressobj(self._wbits)
+                chunk = self._inflater.decompress(data, self.cap - self.produced + 1)
+            self._first = False
+            out += self._count(chunk)
+            data = self._inflater.unconsumed_tail
+            if self._inflater.eof and self._inflater.unused_data:
+                data = self._inflater.unused_data  # a further gzip member
+                self._inflater = zlib.decompressobj(self._wbits)
+        return bytes(out)
+
+    def _count(self, data: bytes) -> bytes:
+        self.produced += len(data)
+        if self.produced > self.cap:
+            raise _TooLarge
+        return data
+
+
+def _inflaters(header: str | None, cap: int) -> list[_Inflater]:
+    """The codings of a ``Content-Encoding`` header, in the order to undo them; ValueError for others."""
+    codings = [c.strip().lower() for c in (header or "").split(",") if c.strip()]
+    inflaters = []
+    for coding in reversed(codings):
+        coding = {"x-gzip": "gzip"}.get(coding, coding)
+        if coding not in {"gzip", "deflate", "identity"}:
+            raise ValueError(coding)
+        inflaters.append(_Inflater(coding, cap))
+    return inflaters
+
+
+async def _read(client: httpx.AsyncClient, request: httpx.Request, limits: UpstreamLimits) -> httpx.Response:
+    request.headers["Accept-Encoding"] = ACCEPT_ENCODING
+    response = await client.send(request, stream=True)
+    try:
+        try:
+            inflaters = _inflaters(response.headers.get("content-encoding"), limits.max_body)
+        except ValueError as exc:
+            raise UpstreamError(f"answered in a content coding AuthBridge does not read ({str(exc)[:40]})") from None
+        body = bytearray()
+        # The raw stream itself (not aiter_raw): an in-memory answer (a mock transport) has been read into
+        # ``content`` already, inflated without a cap, but its stream still holds the bytes as sent.
+        stream = response.stream
+        if not isinstance(stream, httpx.AsyncByteStream):  # pragma: no cover - AsyncClient streams are async
+            raise TypeError("an async client returned a sync stream")
+        async for raw in stream:
+            for inflater in inflaters:
+                raw = inflater.feed(raw)
+            body += raw
+            if len(body) > limits.max_body:
+                raise _TooLarge
+    finally:
+        await response.aclose()
+    headers = [
+        (k, v) for k, v in response.headers.multi_items() if k.lower() not in {"content-encoding", "content-length"}
+    ]
+    return httpx.Response(response.status_code, headers=headers, content=bytes(body), request=request)
+
+
+async def exchange(
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    *,
+    limits: UpstreamLimits,
+    integration: str | None,
+    endpoint: str,
+) -> httpx.Response:
+    """Send ``request`` and read its whole answer, decompressed, into memory, within ``limits``.
+
+    Raises:
+        UpstreamError: the endpoint cannot be reached (the SSRF guard included), sent no complete
+            answer within ``limits.timeout`` in total, answered more than ``limits.max_body``
+            bytes after decompression, or in a content coding other than gzip or deflate. The
+            message names ``integration`` and ``endpoint`` (which must hold no secret).
+    """
+    prefix = f"{integration}: " if integration else ""
+
+    def failure(what: str) -> UpstreamError:
+        return UpstreamError(f"{prefix}{endpoint} {what}", integration=integration, endpoint=endpoint)
+
+    late = f"sent no complete answer within {limits.timeout:g} s"
+    try:
+        with anyio.fail_after(limits.timeout):
+            return await _read(client, request, limits)
+    except TimeoutError:
+        raise failure(late) from None
+    except _TooLarge:
+        raise failure(f"answered more than {size_text(limits.max_body)} after decompression; refusing it") from None
+    except (zlib.error, httpx.DecodingError):
+        raise failure("answered a compressed body that does not decompress") from None
+    except OutboundBlockedError as exc:
+        raise failure(f"cannot be reached ({exc.message})") from None
+    except httpx.TimeoutException:  # a per-phase timeout of the client, at most the same
+        raise failure(late) from None
+    except httpx.HTTPError as exc:
+        raise failure(f"cannot be reached ({type(exc).__name__})") from None
+    except UpstreamError as exc:
+        raise failure(exc.message) from None
+
+
+class _BoundedTransport(httpx.AsyncBaseTransport):
+    """A transport that sends through another client via :func:`exchange` (for hooks' ``ctx.http``)."""
+
+    def __init__(self, client: httpx.AsyncClient, limits: UpstreamLimits, integration: str | None) -> None:
+        self._client, self._limits, self._integration = client, limits, integration
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        endpoint = f"{request.url.scheme}://{request.url.netloc.decode('ascii')}{request.url.path}"
+        answer = await exchange(
+            self._client, request, limits=self._limits, integration=self._integration, endpoint=endpoint
+        )
+        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
+
+
+def bounded_client(
+    client: httpx.AsyncClient, limits: UpstreamLimits, *, integration: str | None = None
+) -> httpx.AsyncClient:
+    """A client for user code (hooks) whose every request goes through :func:`exchange` on ``client``.
+
+    It adds no connections of its own (closing it is optional): the SSRF guard, the pool and the
+    headers are ``client``'s; the cap and the total deadline are ``limits``.
+    """
+    return httpx.AsyncClient(
+        transport=_BoundedTransport(client, limits, integration),
+        timeout=client.timeout,
+        follow_redirects=False,
+        headers=client.headers,
+    )
