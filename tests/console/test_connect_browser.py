@@ -18,6 +18,7 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from tests.console.conftest import REPO_ROOT, _cli, _free_port, shot
+from tests.servers.authbridge import running_authbridge
 from tests.servers.fixtures import OAuthServer
 
 
@@ -29,43 +30,18 @@ class Stack:
     connect_key: str
 
 
-def _wait(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not start")
-        time.sleep(0.1)
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, oauth_server: OAuthServer) -> Iterator[Stack]:
     """AuthBridge with an OAuth integration on the test server, and the example app on another origin."""
-    data = tmp_path_factory.mktemp("connect") / "data"
-    port, app_port = _free_port(), _free_port()
-    base, app = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{app_port}"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("AUTHBRIDGE_")},
-        "AUTHBRIDGE_DATA_DIR": str(data),
-        "AUTHBRIDGE_PUBLIC_URL": base,
-        "AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS": "true",
-        "AUTHBRIDGE_ALLOWED_RETURN_ORIGINS": app,
-        "AUTHBRIDGE_BACKGROUND_TASKS": "false",
-        "AUTHBRIDGE_LOG_LEVEL": "warning",
-    }
-    admin_key = _cli(env, "api-keys", "create", "--name", "admin")
-    connect_key = _cli(env, "api-keys", "create", "--name", "web", "--scope", "connect")
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "authbridge", "run", "--port", str(port)], env=env, cwd=REPO_ROOT
-        )
-        processes.append(server)
-        _wait(f"{base}/health", server)
+    tmp = tmp_path_factory.mktemp("connect")
+    app_port = _free_port()
+    app = f"http://127.0.0.1:{app_port}"
+    with running_authbridge(tmp, AUTHBRIDGE_ALLOWED_RETURN_ORIGINS=app) as server:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("AUTHBRIDGE_")},
+            "AUTHBRIDGE_DATA_DIR": str(tmp / "data"),
+        }
+        connect_key = _cli(env, "api-keys", "create", "--name", "web", "--scope", "connect")
         spec = {
             "key": "idp",
             "name": "Test IdP",
@@ -81,25 +57,34 @@ def stack(tmp_path_factory: pytest.TempPathFactory, oauth_server: OAuthServer) -
             },
             "request": {"base_url": oauth_server.base_url},
         }
-        headers = {"Authorization": f"Bearer {admin_key}"}
-        assert httpx.post(f"{base}/integrations", json=spec, headers=headers).status_code == 201
+        assert httpx.post(f"{server.url}/integrations", json=spec, headers=server.headers).status_code == 201
         token_spec = {"key": "giphy", "name": "Giphy", "auth": {"type": "api_token"}}
-        assert httpx.post(f"{base}/integrations", json=token_spec, headers=headers).status_code == 201
+        assert httpx.post(f"{server.url}/integrations", json=token_spec, headers=server.headers).status_code == 201
         app_env = {
             **env,
-            "AUTHBRIDGE_URL": base,
+            "AUTHBRIDGE_URL": server.url,
             "AUTHBRIDGE_CONNECT_KEY": connect_key,
             "APP_PORT": str(app_port),
             "APP_INTEGRATIONS": "idp,giphy",
         }
         example = subprocess.Popen([sys.executable, "examples/connect-app/app.py"], env=app_env, cwd=REPO_ROOT)
-        processes.append(example)
-        _wait(f"{app}/done", example)
-        yield Stack(base, app, admin_key, connect_key)
-    finally:
-        for process in processes:
-            process.terminate()
-            process.wait(timeout=10)
+        try:
+            deadline = time.monotonic() + 30
+            while not _answers(f"{app}/done"):
+                if example.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the example app did not start")
+                time.sleep(0.1)
+            yield Stack(server.url, app, server.key, connect_key)
+        finally:
+            example.terminate()
+            example.wait(timeout=10)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def _connections(stack: Stack) -> list[dict[str, object]]:

@@ -81,10 +81,12 @@ class _Pages:
         body = self.console.env.get_template(template).render(prefix=CONNECT_PREFIX, **context)
         return HTMLResponse(body, status_code=status, headers=_HEADERS)
 
+    def message(self, status: int, heading: str, message: str) -> HTMLResponse:
+        return self.render("connect/message.html", status=status, title=heading, heading=heading, message=message)
+
     def state_page(self, state: str) -> HTMLResponse:
         heading, message = _STATE_PAGES[state]
-        status = 404 if state == "unknown" else 410
-        return self.render("connect/message.html", status=status, title=heading, heading=heading, message=message)
+        return self.message(404 if state == "unknown" else 410, heading, message)
 
     def redirect(self, target: str) -> RedirectResponse:
         return RedirectResponse(target, status_code=303, headers=_HEADERS)
@@ -197,21 +199,11 @@ class _Pages:
             return self.form_page(session, spec, connection=connection)
         form = await _read_form(request)
         if form is None:
-            return self.render(
-                "connect/message.html",
-                status=400,
-                title="Bad request",
-                heading="The form could not be read",
-                message=f"It was not a form, or larger than {MAX_FORM // 1024} KiB.",
+            return self.message(
+                400, "The form could not be read", f"It was not a form, or larger than {MAX_FORM // 1024} KiB."
             )
         if not self.console.signer.check("connect", session.id, form.get("csrf")):
-            return self.render(
-                "connect/message.html",
-                status=403,
-                title="Forbidden",
-                heading="This form expired",
-                message="Reload the page and try again.",
-            )
+            return self.message(403, "This form expired", "Reload the page and try again.")
         return await self.submit(request, session, spec, connection, form)
 
     async def submit(
