@@ -353,3 +353,15 @@ def test_unexpected_errors_use_the_error_shape(make_client: ClientFactory, app_e
     assert response.status_code == 500
     assert response.json()["error"]["code"] == "internal_error"
     assert SECRET not in response.text and "internal detail" not in response.text
+
+
+def test_import_refuses_an_alias_bomb(api_client: TestClient, api_headers: dict[str, str]) -> None:
+    """A YAML alias bomb sent as application/yaml is refused with 422 naming the alias, and nothing is saved."""
+    from tests.spec.test_loader import alias_bomb
+
+    headers = {**api_headers, "Content-Type": "application/yaml"}
+    response = api_client.post("/integrations:import", content=alias_bomb(), headers=headers)
+    assert response.status_code == 422
+    [error] = response.json()["error"]["errors"]
+    assert "aliases (*name) are not allowed" in error["message"] and error["line"] == 5
+    assert api_client.get("/integrations", headers=api_headers).json() == {"items": []}

@@ -27,6 +27,7 @@ from authbridge.spec import (
     spec_to_dict,
     validate_spec,
 )
+from authbridge.spec.loader import MAX_DEPTH, MAX_NODES
 from authbridge.spec.models import RESERVED_NAMES
 
 SECRET = "Sup3r-S3cret-Value-42"
@@ -513,3 +514,41 @@ def test_dump_is_safe_yaml() -> None:
     """The dump is plain YAML: no Python tags, readable by any safe loader."""
     assert yaml.safe_load(dump_spec(load_spec(EVERY_BLOCK)))["key"] == "acme"
     assert "!!python" not in dump_spec(load_spec(EVERY_BLOCK))
+
+
+def alias_bomb() -> str:
+    """A ~400-byte spec whose aliases expand to 9**8 (43 million) values when walked ("billion laughs")."""
+    lines = ['a0: &a0 ["x","x","x","x","x","x","x","x","x"]']
+    lines += [f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 8)]
+    return "\n".join(["key: bomb", "name: Bomb", "description:", *(f"  {line}" for line in lines)]) + "\n"
+
+
+def test_aliases_are_refused_before_anything_is_expanded() -> None:
+    """An alias bomb is refused at its first alias, with the line (it once took seconds to walk)."""
+    bomb = alias_bomb()
+    assert len(bomb) < 500
+    with pytest.raises(SpecError, match=r"aliases \(\*name\) are not allowed in a spec") as caught:
+        load_specs(bomb)
+    assert caught.value.errors[0].line == 5
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "key: a\nname: A\ndescription: &d text\nrequest:\n  headers:\n    X-A: *d\n",
+        "base: &b {type: none}\nkey: a\nname: A\nauth:\n  <<: *b\n",
+    ],
+)
+def test_any_alias_or_merge_key_is_refused(text: str) -> None:
+    """A plain alias and a merge key (``<<: *x``) are refused alike: a spec is written out in full."""
+    with pytest.raises(SpecError, match="aliases"):
+        load_specs(text)
+
+
+def test_deep_nesting_and_huge_node_counts_are_refused() -> None:
+    """Nesting past MAX_DEPTH and more than MAX_NODES values are refused with a clear message."""
+    with pytest.raises(SpecError, match=f"nested more than {MAX_DEPTH} levels"):
+        load_specs("key: a\nname: A\ndescription: " + "[" * 200 + "]" * 200 + "\n")
+    many = "key: a\nname: A\nextra:\n" + "".join(f"  k{i}: [1, 2]\n" for i in range(MAX_NODES // 3 + 1))
+    with pytest.raises(SpecError, match=f"more than {MAX_NODES} values"):
+        load_specs(many)
