@@ -128,6 +128,8 @@ def test_http_and_hook_allow_lists() -> None:
         ("AUTHBRIDGE_DATABASE_URL", "just-a-path.db", "sqlite+aiosqlite:///PATH"),
         ("AUTHBRIDGE_HOOK_MODULES", "good, not-a-module", "Python module names"),
         ("AUTHBRIDGE_ALLOW_HTTP_HOSTS", "http://legacy.example", "host names or IP addresses"),
+        ("AUTHBRIDGE_MAX_PARAMETER_LENGTH", "0", "a whole number from 1 to 1048576"),
+        ("AUTHBRIDGE_MAX_PARAMETER_LENGTH", "2k", "a whole number from 1 to 1048576"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, accepts: str) -> None:
@@ -146,3 +148,9 @@ def test_database_password_is_not_in_the_error() -> None:
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({"AUTHBRIDGE_DATABASE_URL": "mysql://root:hunter2pw@db/x"})
     assert "hunter2pw" not in str(caught.value)
+
+
+def test_max_parameter_length() -> None:
+    """AUTHBRIDGE_MAX_PARAMETER_LENGTH is 2048 by default and takes a whole number."""
+    assert Settings.from_env({}).max_parameter_length == 2048
+    assert Settings.from_env({"AUTHBRIDGE_MAX_PARAMETER_LENGTH": "64"}).max_parameter_length == 64

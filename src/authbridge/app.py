@@ -61,6 +61,7 @@ def policy_for(settings: Settings) -> Policy:
         redirect_uri=settings.redirect_uri,
         return_origin_allowed=settings.return_origin_allowed,
         refresh_deadline=3 * settings.http_timeout,
+        max_parameter_length=settings.max_parameter_length,
     )
 
 

@@ -72,6 +72,16 @@ def _seconds(env: typing.Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _whole_number(env: typing.Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    value = int(raw) if raw.isascii() and raw.isdigit() else -1
+    if not low <= value <= high:
+        raise ConfigError(f"{name} has value {raw!r}: use a whole number from {low} to {high}")
+    return value
+
+
 def _list(env: typing.Mapping[str, str], name: str, pattern: re.Pattern[str], accepts: str) -> tuple[str, ...]:
     items = tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
     for item in items:
@@ -125,6 +135,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
+    max_parameter_length: int = 2048
 
     @classmethod
     def from_env(cls, env: typing.Mapping[str, str] | None = None) -> Settings:
@@ -163,6 +174,7 @@ class Settings:
             host=env.get("AUTHBRIDGE_HOST") or "127.0.0.1",
             port=int(port_raw),
             log_level=level,
+            max_parameter_length=_whole_number(env, "AUTHBRIDGE_MAX_PARAMETER_LENGTH", 2048, 1, 1024 * 1024),
         )
 
     @property

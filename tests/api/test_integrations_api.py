@@ -365,3 +365,20 @@ def test_import_refuses_an_alias_bomb(api_client: TestClient, api_headers: dict[
     [error] = response.json()["error"]["errors"]
     assert "aliases (*name) are not allowed" in error["message"] and error["line"] == 5
     assert api_client.get("/integrations", headers=api_headers).json() == {"items": []}
+
+
+def test_parameter_values_are_capped_by_the_setting(make_client: ClientFactory, app_env: dict[str, str]) -> None:
+    """AUTHBRIDGE_MAX_PARAMETER_LENGTH reaches ``POST /connections``: a longer value is a 422 and nothing is stored."""
+    client = make_client({**app_env, "AUTHBRIDGE_MAX_PARAMETER_LENGTH": "16"})
+    headers = {"Authorization": f"Bearer {create_api_key(client)}"}
+    spec = {"key": "capped", "name": "Capped", "parameters": [{"name": "team"}], "auth": {"type": "api_token"}}
+    assert client.put("/integrations/capped", json=spec, headers=headers).status_code == 201
+    body = {"integration": "capped", "name": "C", "credentials": {"token": "tok-1234"}}
+    response = client.post("/connections", json={**body, "parameters": {"team": "x" * 17}}, headers=headers)
+    assert response.status_code == 422
+    assert response.json()["error"]["errors"] == [
+        {"path": "parameters.team", "message": "is longer than 16 characters"}
+    ]
+    assert client.get("/connections", headers=headers).json()["items"] == []
+    created = client.post("/connections", json={**body, "parameters": {"team": "x" * 16}}, headers=headers)
+    assert created.status_code == 201, created.text

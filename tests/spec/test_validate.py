@@ -741,3 +741,59 @@ def test_base_url_cannot_carry_a_query() -> None:
     assert [(e.path, e.message) for e in info.value.errors] == [
         ("request.base_url", "cannot carry a query or fragment; put query parameters in request.query")
     ]
+
+
+# Parsers that cannot be made slow
+
+
+def test_a_catastrophic_pattern_answers_at_once_on_a_long_value() -> None:
+    """``^(a+)+$`` on 2 KiB of a's ending in '!' is exponential for Python's re; RE2 answers in linear time."""
+    integration = Integration.model_validate(spec(parameters=[{"name": "p", "pattern": "^(a+)+$"}]))
+    value = "a" * 2047 + "!"
+    assert errors_of({"p": value}, integration) == [ErrorItem("parameters.p", f"{value!r} does not match ^(a+)+$")]
+    assert check({"p": "a" * 2048}, integration) == {"p": "a" * 2048}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [("(?=a)b", "invalid perl operator"), ("(a)\\1", "invalid escape sequence"), ("[a-z", "missing ]")],
+)
+def test_a_pattern_re2_cannot_run_is_refused_when_saved(pattern: str, reason: str) -> None:
+    """Lookarounds, backreferences and broken syntax are refused at save time, naming the field."""
+    [(path, message)] = problems(spec(parameters=[{"name": "p", "pattern": pattern}]))
+    assert path == "parameters.0.pattern"
+    assert message.startswith("is not a valid regular expression for RE2") and reason in message
+
+
+def test_values_longer_than_the_limit_are_refused_before_any_check() -> None:
+    """A value over ``max_length`` (2048 by default) is refused with the limit, never matched or rendered."""
+    integration = Integration.model_validate(spec(parameters=[{"name": "p"}, {"name": "mail", "format": "email"}]))
+    assert check({"p": "x" * 2048}, integration) == {"p": "x" * 2048}
+    assert errors_of({"p": "x" * 2049}, integration) == [ErrorItem("parameters.p", "is longer than 2048 characters")]
+    assert errors_of({"p": "x" * 11}, integration, max_length=10) == [
+        ErrorItem("parameters.p", "is longer than 10 characters")
+    ]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["a@" + "." * 40_000 + "@", "a@" + "a." * 20_000 + " ", "x@" + "a" * 40_000, "@" * 40_000],
+)
+def test_the_email_format_is_linear_on_hostile_values(value: str) -> None:
+    """Values that made the email regex backtrack (20 s on 40 kB) are refused at once."""
+    assert errors_of({"mail": value}, FORMATS, max_length=100_000) == [
+        ErrorItem("parameters.mail", "must be an email address")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [("ops@x.example", True), ("a.b+c@d.e", True), ("a@b", False), ("a@.b", False), ("a@b.", False),
+     ("@x.example", False), ("a@@x.example", False), ("a@b@x.example", False), ("a\u2003@x.example", False)],
+)  # fmt: skip
+def test_the_email_format_accepts_what_the_regex_did(value: str, ok: bool) -> None:
+    """One ``@``, a non-empty local part, a dot inside the domain, no whitespace (Unicode included)."""
+    if ok:
+        assert check({"mail": value}, FORMATS) == {"mail": value}
+    else:
+        assert errors_of({"mail": value}, FORMATS) == [ErrorItem("parameters.mail", "must be an email address")]

@@ -11,7 +11,7 @@ import httpx
 from authbridge.broker.connect import CallbackResult, Connected, Connections, DeleteResult, FreshToken, TestResult
 from authbridge.broker.webhooks import WebhookDispatcher, event_payload, verify_signature
 from authbridge.errors import AuthenticationError, ErrorItem, IntegrationNotFound, SpecError
-from authbridge.spec import SECRET_MASK, Integration, OAuth2Auth
+from authbridge.spec import MAX_PARAMETER_LENGTH, SECRET_MASK, Integration, OAuth2Auth
 from authbridge.store import ApiKeyRecord, ConnectionRecord, EventRecord, IntegrationRecord, Store, WebhookRecord
 from authbridge.types import Clock, utcnow
 
@@ -46,6 +46,8 @@ class Policy(typing.NamedTuple):
     refresh_deadline: float = 30.0
     #: How long a verified API key is remembered (revocations elsewhere take effect within this).
     key_cache_ttl: float = 30.0
+    #: The longest parameter value a connection may have (AUTHBRIDGE_MAX_PARAMETER_LENGTH).
+    max_parameter_length: int = MAX_PARAMETER_LENGTH
 
 
 def _hooks(spec: Integration) -> list[tuple[str, str]]:
@@ -86,6 +88,7 @@ class Broker:
                 return_origin_allowed=self.policy.return_origin_allowed,
                 hook_allowed=self.policy.hook_allowed,
                 refresh_deadline=self.policy.refresh_deadline,
+                max_parameter_length=self.policy.max_parameter_length,
                 clock=clock,
             )
             if http is not None

@@ -38,6 +38,7 @@ from authbridge.errors import (
 )
 from authbridge.redact import redact
 from authbridge.spec import (
+    MAX_PARAMETER_LENGTH,
     ApiTokenAuth,
     BasicAuth,
     CustomTokenAuth,
@@ -154,6 +155,7 @@ class Connections:
         return_origin_allowed: Callable[[str], bool],
         hook_allowed: Callable[[str], bool] = lambda _reference: False,
         refresh_deadline: float = 30.0,
+        max_parameter_length: int = MAX_PARAMETER_LENGTH,
         clock: Clock,
     ) -> None:
         self.store = store
@@ -162,6 +164,7 @@ class Connections:
         self.allow_http = allow_http
         self.return_origin_allowed = return_origin_allowed
         self.hook_allowed = hook_allowed
+        self.max_parameter_length = max_parameter_length
         self.clock = clock
         self.keeper = TokenKeeper(store, fetch=self.fetch_refresh, clock=clock, deadline=refresh_deadline)
 
@@ -398,7 +401,11 @@ class Connections:
         values: dict[str, str] = {}
         inputs: dict[str, str] = {}
         try:
-            values.update(check_parameter_values(spec, parameters, allow_http=self.allow_http))
+            values.update(
+                check_parameter_values(
+                    spec, parameters, allow_http=self.allow_http, max_length=self.max_parameter_length
+                )
+            )
         except ParameterError as exc:
             problems.extend(exc.errors)
         try:

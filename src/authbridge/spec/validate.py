@@ -32,12 +32,14 @@ from authbridge.spec.models import (
     TestRequest,
     TokenPlacement,
     TokenResponse,
+    compile_pattern,
 )
 from authbridge.spec.templating import check_url_template, references_of, render_header, render_url
 
-__all__ = ["check_parameter_values", "validate_spec"]
+__all__ = ["MAX_PARAMETER_LENGTH", "check_parameter_values", "validate_spec"]
 
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+#: The longest parameter value accepted by default; the server passes AUTHBRIDGE_MAX_PARAMETER_LENGTH down.
+MAX_PARAMETER_LENGTH = 2048
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})*")
 
@@ -389,7 +391,7 @@ def validate_spec(data: object, *, source: str | None = None, line_of: LineOf | 
 def _format_problem(param: Parameter, value: str, allow_http: AllowHttp | None) -> str | None:
     if param.format == "hostname" and not _HOSTNAME.fullmatch(value):
         return "must be a host name (letters, digits, '-' and '.')"
-    if param.format == "email" and not _EMAIL.fullmatch(value):
+    if param.format == "email" and not _is_email(value):
         return "must be an email address"
     if param.format == "uuid":
         try:
@@ -399,6 +401,18 @@ def _format_problem(param: Parameter, value: str, allow_http: AllowHttp | None) 
     if param.format == "url" and not _is_url(value, allow_http):
         return "must be an https URL with a host and no user info"
     return None
+
+
+def _is_email(value: str) -> bool:
+    """``local@domain.tld``: one ``@``, no whitespace, a dot inside the domain. One pass, no regex.
+
+    The regex this replaces (``[^@\\s]+@[^@\\s]+\\.[^@\\s]+``) backtracked quadratically on a
+    domain of dots: 20 s for one 40 kB value.
+    """
+    local, at, domain = value.partition("@")
+    if not at or not local or "@" in domain or any(char.isspace() for char in value):
+        return False
+    return "." in domain[1:-1]
 
 
 def _is_url(value: str, allow_http: AllowHttp | None) -> bool:
@@ -420,7 +434,7 @@ def _value_problems(param: Parameter, value: str, allow_http: AllowHttp | None) 
     """What is wrong with one value of a parameter; never quotes a secret value."""
     shown = "the value" if param.secret else repr(value)
     problems = []
-    if param.pattern is not None and not re.fullmatch(param.pattern, value):
+    if param.pattern is not None and not compile_pattern(param.pattern).fullmatch(value):
         problems.append(f"{shown} does not match {param.pattern}")
     if param.enum is not None and value not in param.enum:
         problems.append(f"{shown} is not one of {', '.join(param.enum)}")
@@ -435,6 +449,7 @@ def check_parameter_values(
     values: Mapping[str, object],
     *,
     allow_http: AllowHttp | None = None,
+    max_length: int = MAX_PARAMETER_LENGTH,
 ) -> dict[str, str]:
     """Check a connected account's parameter values; return them with defaults applied.
 
@@ -446,6 +461,7 @@ def check_parameter_values(
         integration: the integration the connection belongs to.
         values: parameter name to value; None and "" mean "not given".
         allow_http: says whether a ``format: url`` value may use ``http`` to this host.
+        max_length: the longest value accepted, in characters (checked before any pattern or format).
     """
     errors: list[ErrorItem] = []
     result: dict[str, str] = {}
@@ -465,6 +481,9 @@ def check_parameter_values(
             continue
         if not isinstance(raw, str | int | float) or isinstance(raw, bool):
             errors.append(ErrorItem(f"parameters.{param.name}", "must be a string"))
+            continue
+        if len(str(raw)) > max_length:
+            errors.append(ErrorItem(f"parameters.{param.name}", f"is longer than {max_length} characters"))
             continue
         problems = _value_problems(param, str(raw), allow_http)
         errors.extend(ErrorItem(f"parameters.{param.name}", problem) for problem in problems)
