@@ -234,6 +234,15 @@ WORD = st.text(
     st.characters(codec="utf-8", exclude_categories=["Cs", "Z", "C"], exclude_characters="{}"), min_size=1, max_size=8
 )
 LITERAL = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"], exclude_characters="{}"), max_size=8)
+#: Literal text a header or the token template may hold: no control character but HTAB (and C1, e.g. NEL).
+SENDABLE = st.text(
+    st.characters(
+        codec="utf-8",
+        exclude_categories=["Cs"],
+        exclude_characters="{}" + "".join(chr(c) for c in (*range(0x20), 0x7F) if c != 9),
+    ),
+    max_size=8,
+)
 HEADER = st.from_regex(r"X-[A-Za-z0-9-]{1,8}", fullmatch=True)
 DURATION = st.integers(min_value=0, max_value=10**9).flatmap(
     lambda ms: st.sampled_from([format_duration(timedelta(milliseconds=ms)), ms // 1000, ms / 1000])
@@ -273,7 +282,7 @@ def parameters(draw: st.DrawFn) -> list[dict[str, typing.Any]]:
 
 
 @st.composite
-def templates(draw: st.DrawFn, names: list[str], *, url: bool = False) -> str | list[str]:
+def templates(draw: st.DrawFn, names: list[str], *, url: bool = False, header: bool = False) -> str | list[str]:
     """A template over the declared ``names`` (and literal braces), or a list of alternatives."""
 
     def one() -> str:
@@ -281,14 +290,14 @@ def templates(draw: st.DrawFn, names: list[str], *, url: bool = False) -> str | 
         ref = f"{{{draw(st.sampled_from(names))}}}" if use_ref else ""
         if url:
             return f"https://{ref or 'x'}.example.com/{draw(st.sampled_from(['', 'v1', 'a{{b}}']))}"
-        return draw(LITERAL) + ref + draw(st.sampled_from(["", "{{", "}}"]))
+        return draw(SENDABLE if header else LITERAL) + ref + draw(st.sampled_from(["", "{{", "}}"]))
 
     first = one()
     return [first, one()] if draw(st.booleans()) else first
 
 
 def template_maps(draw: st.DrawFn, names: list[str], keys: st.SearchStrategy[str]) -> dict[str, typing.Any]:
-    return draw(st.dictionaries(keys, templates(names), max_size=2))
+    return draw(st.dictionaries(keys, templates(names, header=keys is HEADER), max_size=2))
 
 
 @st.composite
@@ -356,7 +365,7 @@ def specs(draw: st.DrawFn) -> Integration:
         "token": {
             "in": in_,
             "name": draw(HEADER if in_ == "header" else WORD),
-            "template": draw(LITERAL) + placed,
+            "template": draw(SENDABLE) + placed,
         },
         "request": {
             "base_url": draw(templates(names, url=True)),

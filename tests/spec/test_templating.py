@@ -241,13 +241,14 @@ def test_missing_reference_inside_a_function_counts() -> None:
 # Headers
 
 
-@pytest.mark.parametrize("bad", ["\r", "\n", "\0", "\r\nX-Injected: 1"])
+@pytest.mark.parametrize("bad", ["\r", "\n", "\0", "\r\nX-Injected: 1", "\x01", "\x1b[31m", "\x7f"])
 def test_header_refuses_line_breaks_and_nul(bad: str) -> None:
     """A header value containing CR, LF or NUL raises UnsafeValueError naming the reference only."""
     with pytest.raises(UnsafeValueError) as info:
         render_header("Bearer {token}", {"token": SECRET + bad}, field="token.template")
     assert str(info.value) == (
-        "token.template: the value of token contains a line break or NUL, which cannot go in a header"
+        "token.template: the value of token contains a line break, NUL or other control character, "
+        "which cannot go in a header"
     )
 
 
@@ -626,3 +627,8 @@ def test_header_refuses_non_ascii_values() -> None:
     with pytest.raises(UnsafeValueError, match="tenant is not ASCII") as info:
         render_header("X-{tenant}", {"tenant": "José-SECRET"}, field="request.headers.X-Tenant")
     assert "José" not in str(info.value)
+
+
+def test_header_keeps_a_tab() -> None:
+    """HTAB is allowed in a header value (RFC 9110 field-value); the other controls are not."""
+    assert render_header("a\t{v}", {"v": "b\tc"}, field="request.headers.X") == "a\tb\tc"

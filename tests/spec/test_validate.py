@@ -690,8 +690,8 @@ def test_a_header_value_with_a_line_break_is_refused(value: str) -> None:
     assert errors_of({"team": value}, integration) == [
         ErrorItem(
             "parameters.team",
-            "cannot be used in request.headers.X-Team: the value of team contains a line break or NUL, "
-            "which cannot go in a header",
+            "cannot be used in request.headers.X-Team: the value of team contains a line break, NUL or other "
+            "control character, which cannot go in a header",
         )
     ]
 
@@ -797,3 +797,46 @@ def test_the_email_format_accepts_what_the_regex_did(value: str, ok: bool) -> No
         assert check({"mail": value}, FORMATS) == {"mail": value}
     else:
         assert errors_of({"mail": value}, FORMATS) == [ErrorItem("parameters.mail", "must be an email address")]
+
+
+# Control characters and header names, refused when the spec is saved
+
+
+CONTROL_MESSAGE = "contains a control character (line break, NUL...), which cannot be sent"
+
+
+@pytest.mark.parametrize("bad", ["\r", "\n", "\0", "\x01", "\x7f"])
+@pytest.mark.parametrize("placement", ["header", "query"])
+def test_a_token_template_with_a_control_character_is_refused_when_saved(bad: str, placement: str) -> None:
+    """CR, LF, NUL (and every control) in ``token.template`` fail validation, wherever the token goes."""
+    data = spec(auth={"type": "api_token"}, token={"in": placement, "name": "X-Token", "template": f"T {{token}}{bad}"})
+    assert problems(data) == [("token.template", CONTROL_MESSAGE)]
+
+
+@pytest.mark.parametrize(
+    ("fields", "path"),
+    [
+        ({"request": {"headers": {"X-A": "a\r\nX-Evil: 1"}}}, "request.headers.X-A"),
+        ({"auth": {"type": "custom_token", "token_url": "https://x.example/t", "token_headers": {"X": "\0"}}},
+         "auth.token_headers.X"),
+        ({"request": {"base_url": "https://x.example/a\nb"}}, "request.base_url"),
+        ({"request": {"base_url": "https://x.example"}, "test": {"path": "/me\r\n"}}, "test.path"),
+        ({"request": {"headers": {"X-A": ["{p}", "ok\x1b"]}}, "parameters": [{"name": "p"}]}, "request.headers.X-A"),
+    ],
+)  # fmt: skip
+def test_control_characters_in_headers_and_urls_are_refused_when_saved(fields: dict[str, object], path: str) -> None:
+    """Header values, URLs and the test path are checked for controls, each alternative included."""
+    assert (path, CONTROL_MESSAGE) in problems(spec(**fields))
+
+
+def test_a_tab_in_a_header_template_is_allowed() -> None:
+    """HTAB is a valid header value character."""
+    validate_spec(spec(request={"headers": {"X-A": "a\tb"}}))
+
+
+@pytest.mark.parametrize("name", ["X A", "X:A", "X\r\nA", "Ünï", ""])
+def test_header_names_must_be_http_tokens(name: str) -> None:
+    """A header name with a space, colon, control or non-ASCII character is refused when saved."""
+    assert problems(spec(request={"headers": {name: "v"}})) == [
+        (f"request.headers.{name}", "is not a valid HTTP header name")
+    ]

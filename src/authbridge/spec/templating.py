@@ -42,7 +42,8 @@ _BASE64_ARG = re.compile(rf"('[^']*')|({_IDENT}(?:\.{_IDENT})*)|(.)", re.DOTALL)
 _HOST_PART = re.compile(r"[A-Za-z0-9.-]+")
 _WHOLE_HOST = re.compile(r"[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_BAD_HEADER_CHARS = frozenset("\r\n\0")
+#: What no header may carry: every control character but HTAB (CR, LF and NUL split or end a header).
+_BAD_HEADER_CHARS = frozenset(chr(code) for code in (*range(0x20), 0x7F)) - {"\t"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,10 +237,10 @@ def render_text(source: TemplateSource, values: Values, *, field: str, clock: Cl
 
 
 def render_header(source: TemplateSource, values: Values, *, field: str, clock: Clock | None = None) -> str:
-    """Render a header value like ``render_text``, refusing CR, LF and NUL.
+    """Render a header value like ``render_text``, refusing CR, LF, NUL and every other control but HTAB.
 
     Raises:
-        UnsafeValueError: a substituted value (or the result) contains CR, LF or NUL.
+        UnsafeValueError: a substituted value (or the result) contains a control character or non-ASCII.
         TemplateError: the template is malformed or a reference has no value.
     """
     template = _select(source, values, field)
@@ -247,7 +248,8 @@ def render_header(source: TemplateSource, values: Values, *, field: str, clock: 
     for part, value in zip(template._parts, rendered, strict=True):
         if isinstance(part, _Placeholder) and _BAD_HEADER_CHARS & set(value):
             raise UnsafeValueError(
-                f"{field}: the value of {part.expr} contains a line break or NUL, which cannot go in a header"
+                f"{field}: the value of {part.expr} contains a line break, NUL or other control character, "
+                "which cannot go in a header"
             )
         if isinstance(part, _Placeholder) and not value.isascii():
             raise UnsafeValueError(
@@ -255,7 +257,7 @@ def render_header(source: TemplateSource, values: Values, *, field: str, clock: 
             )
     result = "".join(rendered)
     if _BAD_HEADER_CHARS & set(result):
-        raise UnsafeValueError(f"{field}: the header contains a line break or NUL")
+        raise UnsafeValueError(f"{field}: the header contains a line break, NUL or other control character")
     if not result.isascii():
         raise UnsafeValueError(f"{field}: the header is not ASCII, which HTTP headers cannot carry reliably")
     return result

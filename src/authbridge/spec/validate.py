@@ -199,6 +199,46 @@ def _reference_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
     return errors
 
 
+_CONTROL = frozenset(chr(code) for code in (*range(0x20), 0x7F))
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# The maps whose keys are header names, by their path in the spec.
+_HEADER_MAPS = (("auth", "token_headers"), ("request", "headers"), ("refresh.request", "headers"), ("test", "headers"))
+
+
+def _control_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
+    """Control characters written into a header, a URL, the token template or the test path.
+
+    Refused when the spec is saved rather than at the first request: CR, LF or NUL in a header
+    would split or end it (HTAB is the one control a header value may hold), and in a URL they are
+    never valid. Body and query fields are left alone: their values are encoded where they go.
+    """
+    errors: list[ErrorItem] = []
+    for field in _fields(data):
+        if field.kind == "text" and field.path not in ("token.template", "test.path"):
+            continue
+        allowed = {"\t"} if field.kind == "header" else set()
+        source = _templates(field.value)
+        if source is not None and any((_CONTROL - allowed) & set(item) for item in _as_list(source)):
+            errors.append(
+                ErrorItem(field.path, "contains a control character (line break, NUL...), which cannot be sent")
+            )
+    return errors
+
+
+def _header_name_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
+    """Header names must be HTTP tokens (RFC 9110 §5.1): no space, colon, control character or non-ASCII."""
+    errors: list[ErrorItem] = []
+    for path, name in _HEADER_MAPS:
+        block: object = data
+        for step in path.split("."):
+            block = block.get(step) if isinstance(block, Mapping) else None
+        headers = block.get(name) if isinstance(block, Mapping) else None
+        for key in headers if isinstance(headers, Mapping) else ():
+            if not isinstance(key, str) or not _HEADER_NAME.fullmatch(key):
+                errors.append(ErrorItem(f"{path}.{name}.{key}", "is not a valid HTTP header name"))
+    return errors
+
+
 def _as_list(source: str | list[str]) -> list[str]:
     return [source] if isinstance(source, str) else list(source)
 
@@ -377,7 +417,8 @@ def validate_spec(data: object, *, source: str | None = None, line_of: LineOf | 
         integration = None
         items = _pydantic_errors(data, exc)
     rejected = {item.path for item in items}
-    for item in _grant_errors(data) + _reference_errors(data) + _default_errors(data):
+    checks = _grant_errors(data) + _reference_errors(data) + _default_errors(data)
+    for item in checks + _control_errors(data) + _header_name_errors(data):
         if item.path not in rejected and item not in items:
             items.append(item)
     if items:
