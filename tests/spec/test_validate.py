@@ -840,3 +840,42 @@ def test_header_names_must_be_http_tokens(name: str) -> None:
     assert problems(spec(request={"headers": {name: "v"}})) == [
         (f"request.headers.{name}", "is not a valid HTTP header name")
     ]
+
+
+# Host-part values are DNS names
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("a..b", "not a valid host name (an empty label, or too long)"),
+        (".eu", "the rendered host name has an empty label"),
+        ("eu.", "the rendered host name has an empty label"),
+        ("-eu", "the rendered host name has a label that starts or ends with '-'"),
+        ("eu-", "the rendered host name has a label that starts or ends with '-'"),
+        ("x" * 64, "the rendered host name has a label that is not 1 to 63 letters, digits or '-'"),
+        (".".join(["x" * 60] * 4), "the rendered host name must be 1 to 253 characters"),
+    ],
+)
+def test_a_host_value_must_make_a_dns_name(value: str, reason: str) -> None:
+    """Labels of 1-63 characters, 253 in all, no empty label, no '-' at a label's ends: a 422 before any request."""
+    [error] = errors_of({"serverName": value})
+    assert error.path == "parameters.serverName"
+    assert error.message.startswith("cannot be used in auth.authorization_url: ") and reason in error.message
+
+
+def test_host_values_that_make_dns_names_pass() -> None:
+    """Several labels, digits, inner hyphens and a 63-character label are fine."""
+    for value in ("eu1", "eu-west.prod", "x" * 63, "1.2.3.4"):
+        assert check({"serverName": value})["serverName"] == value
+
+
+@pytest.mark.parametrize("value", ["a..b", "a.", ".a", "-a.b", "a-.b", "x" * 64, ".".join(["x" * 60] * 5), ""])
+def test_the_hostname_format_is_a_dns_name(value: str) -> None:
+    """``format: hostname`` applies the same rules (an empty value is 'not given')."""
+    if value:
+        assert errors_of({"host": value}, FORMATS) == [
+            ErrorItem("parameters.host", "must be a host name (letters, digits, '-' and '.')")
+        ]
+    else:
+        assert check({"host": value}, FORMATS) == {}

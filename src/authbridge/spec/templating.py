@@ -19,6 +19,7 @@ __all__ = [
     "Template",
     "TemplateSource",
     "check_url_template",
+    "dns_name_problem",
     "references_of",
     "render_header",
     "render_text",
@@ -360,6 +361,27 @@ def check_url_template(source: TemplateSource, *, field: str, whole_url_names: C
     return list(dict.fromkeys(messages))
 
 
+_DNS_LABEL = re.compile(r"[A-Za-z0-9-]{1,63}")
+
+
+def dns_name_problem(host: str) -> str | None:
+    """Why ``host`` is not a DNS name (RFC 1123), or None when it is.
+
+    Labels of 1 to 63 letters, digits and ``-``, not starting or ending with ``-``, separated by
+    single dots, 253 characters in all. Checked label by label, without backtracking.
+    """
+    if not host or len(host) > 253:
+        return "must be 1 to 253 characters"
+    for label in host.split("."):
+        if not label:
+            return "has an empty label (two dots in a row, or a dot at an end)"
+        if not _DNS_LABEL.fullmatch(label):
+            return "has a label that is not 1 to 63 letters, digits or '-'"
+        if label[0] == "-" or label[-1] == "-":
+            return "has a label that starts or ends with '-'"
+    return None
+
+
 def _split(url: str) -> SplitResult | None:
     """``urlsplit`` that returns None where it would raise (bad IPv6 brackets, bad port)."""
     try:
@@ -400,6 +422,8 @@ def _encode(value: str, context: str, name: str, field: str) -> str:
         raise UnsafeValueError(
             f"{field}: the value of {name} is not a valid host name part (letters, digits, '-' and '.' only)"
         )
+    if context == "host" and (".." in value or len(value) > 253):
+        raise UnsafeValueError(f"{field}: the value of {name} is not a valid host name (an empty label, or too long)")
     if context == "port" and not (value.isascii() and value.isdigit()):
         raise UnsafeValueError(f"{field}: the value of {name} is not a port number (digits only)")
     if context in ("host", "port"):
@@ -459,4 +483,7 @@ def render_url(
         raise UnsafeValueError(f"{field}: the rendered URL has an invalid host or port")
     if not parts.hostname or parts.scheme.lower() not in ("http", "https"):
         raise TemplateError(f"{field}: the rendered template is not an http(s) URL with a host")
+    problem = None if parts.netloc.startswith("[") else dns_name_problem(parts.hostname)
+    if problem is not None:
+        raise UnsafeValueError(f"{field}: the rendered host name {problem}")
     return result

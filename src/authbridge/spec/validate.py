@@ -34,14 +34,18 @@ from authbridge.spec.models import (
     TokenResponse,
     compile_pattern,
 )
-from authbridge.spec.templating import check_url_template, references_of, render_header, render_url
+from authbridge.spec.templating import (
+    check_url_template,
+    dns_name_problem,
+    references_of,
+    render_header,
+    render_url,
+)
 
 __all__ = ["MAX_PARAMETER_LENGTH", "check_parameter_values", "validate_spec"]
 
 #: The longest parameter value accepted by default; the server passes AUTHBRIDGE_MAX_PARAMETER_LENGTH down.
 MAX_PARAMETER_LENGTH = 2048
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_HOSTNAME = re.compile(rf"(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})*")
 
 Kind = typing.Literal["url", "text", "header"]
 LineOf = Callable[[str], int | None]
@@ -216,7 +220,7 @@ def _control_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
     for field in _fields(data):
         if field.kind == "text" and field.path not in ("token.template", "test.path"):
             continue
-        allowed = {"\t"} if field.kind == "header" else set()
+        allowed = {"\t"} if field.kind == "header" or field.path == "token.template" else set()
         source = _templates(field.value)
         if source is not None and any((_CONTROL - allowed) & set(item) for item in _as_list(source)):
             errors.append(
@@ -430,7 +434,7 @@ def validate_spec(data: object, *, source: str | None = None, line_of: LineOf | 
 
 
 def _format_problem(param: Parameter, value: str, allow_http: AllowHttp | None) -> str | None:
-    if param.format == "hostname" and not _HOSTNAME.fullmatch(value):
+    if param.format == "hostname" and dns_name_problem(value) is not None:
         return "must be a host name (letters, digits, '-' and '.')"
     if param.format == "email" and not _is_email(value):
         return "must be an email address"
