@@ -879,3 +879,40 @@ def test_the_hostname_format_is_a_dns_name(value: str) -> None:
         ]
     else:
         assert check({"host": value}, FORMATS) == {}
+
+
+# Dot segments
+
+
+@pytest.mark.parametrize("value", [".", ".."])
+@pytest.mark.parametrize(
+    ("request_block", "test_block", "field"),
+    [
+        ({"base_url": "https://x.example/tenants/{p}/v1"}, None, "request.base_url"),
+        ({"base_url": "https://x.example/v1"}, {"path": "/items/{p}"}, "test.path"),
+    ],
+)
+def test_a_dot_segment_value_is_refused_when_the_connection_is_created(
+    value: str, request_block: dict[str, str], test_block: dict[str, str] | None, field: str
+) -> None:
+    """'.' and '..' in a path position (base URL or test path) are a parameter error, before any request."""
+    integration = Integration.model_validate(spec(parameters=[{"name": "p"}], request=request_block, test=test_block))
+    [error] = errors_of({"p": value}, integration)
+    assert error.path == "parameters.p"
+    assert error.message.startswith(f"cannot be used in {field}: the value of p is {value!r}, which cannot be")
+    assert check({"p": "..."}, integration) == {"p": "..."}
+
+
+@pytest.mark.parametrize(
+    ("fields", "path"),
+    [
+        ({"request": {"base_url": "https://x.example/v1/../admin"}}, "request.base_url"),
+        ({"request": {"base_url": "https://x.example/v1/%2E%2e"}}, "request.base_url"),
+        ({"request": {"base_url": "https://x.example"}, "test": {"path": "/a/./b"}}, "test.path"),
+        ({"auth": {"type": "custom_token", "token_url": ["https://x.example/a", "https://x.example/.."]}},
+         "auth.token_url"),
+    ],
+)  # fmt: skip
+def test_a_literal_dot_segment_is_refused_when_saved(fields: dict[str, object], path: str) -> None:
+    """A '.' or '..' segment written into a URL or the test path is refused with the spec."""
+    assert (path, "has a '.' or '..' path segment, which would climb out") in problems(spec(**fields))

@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeAlias
-from urllib.parse import SplitResult, quote, urlsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 from authbridge.errors import TemplateError, UnsafeValueError
 
@@ -21,7 +21,9 @@ __all__ = [
     "check_url_template",
     "dns_name_problem",
     "references_of",
+    "dot_segment",
     "render_header",
+    "render_path",
     "render_text",
     "render_url",
 ]
@@ -382,6 +384,32 @@ def dns_name_problem(host: str) -> str | None:
     return None
 
 
+def dot_segment(path: str) -> bool:
+    """Whether a URL path has a ``.`` or ``..`` segment, percent-encoded or not (``%2e%2E``)."""
+    return any(unquote(segment) in (".", "..") for segment in path.split("/"))
+
+
+def render_path(source: str, values: Values, *, field: str, clock: Clock | None = None) -> str:
+    """Render a path to append to a base URL (``test.path``): each value percent-encoded as one segment part.
+
+    A value cannot add segments, a query or a fragment (``/``, ``?``, ``#`` are encoded), and no
+    segment of the result may be ``.`` or ``..``, which would climb out of the base URL.
+
+    Raises:
+        UnsafeValueError: a value is ``.`` or ``..``, or the result has a dot segment.
+        TemplateError: the template is malformed or a reference has no value.
+    """
+    template = _select(source, values, field)
+    for name in template.references:
+        if values.get(name) in (".", ".."):
+            raise UnsafeValueError(f"{field}: the value of {name} is {values[name]!r}, which cannot be a path segment")
+    encoded = {name: quote(value, safe="") if value is not None else None for name, value in values.items()}
+    rendered = render_text(source, encoded, field=field, clock=clock)
+    if dot_segment(rendered.partition("?")[0].partition("#")[0]):
+        raise UnsafeValueError(f"{field}: the path has a '.' or '..' segment")
+    return rendered
+
+
 def _split(url: str) -> SplitResult | None:
     """``urlsplit`` that returns None where it would raise (bad IPv6 brackets, bad port)."""
     try:
@@ -428,6 +456,9 @@ def _encode(value: str, context: str, name: str, field: str) -> str:
         raise UnsafeValueError(f"{field}: the value of {name} is not a port number (digits only)")
     if context in ("host", "port"):
         return value
+    if context == "path" and value in (".", ".."):
+        # Encoded or not, '.' and '..' are removed by URL normalization (yarl, servers): `..` climbs out.
+        raise UnsafeValueError(f"{field}: the value of {name} is {value!r}, which cannot be a URL path segment")
     if context == "path" and set(value) == {"."}:
         return "%2E" * len(value)
     try:
@@ -486,4 +517,6 @@ def render_url(
     problem = None if parts.netloc.startswith("[") else dns_name_problem(parts.hostname)
     if problem is not None:
         raise UnsafeValueError(f"{field}: the rendered host name {problem}")
+    if dot_segment(parts.path):
+        raise UnsafeValueError(f"{field}: the rendered URL path has a '.' or '..' segment")
     return result

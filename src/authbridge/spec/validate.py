@@ -37,8 +37,10 @@ from authbridge.spec.models import (
 from authbridge.spec.templating import (
     check_url_template,
     dns_name_problem,
+    dot_segment,
     references_of,
     render_header,
+    render_path,
     render_url,
 )
 
@@ -226,6 +228,24 @@ def _control_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
             errors.append(
                 ErrorItem(field.path, "contains a control character (line break, NUL...), which cannot be sent")
             )
+    return errors
+
+
+def _dot_segment_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
+    """A ``.`` or ``..`` segment written into a URL or the test path: normalization would remove it."""
+    errors: list[ErrorItem] = []
+    for field in _fields(data):
+        source = _templates(field.value)
+        if source is None or (field.kind != "url" and field.path != "test.path"):
+            continue
+        for item in _as_list(source):
+            try:
+                path = urlsplit(item).path if field.kind == "url" else item.partition("?")[0].partition("#")[0]
+            except ValueError:
+                continue  # the URL checks report it
+            if dot_segment(path):
+                errors.append(ErrorItem(field.path, "has a '.' or '..' path segment, which would climb out"))
+                break
     return errors
 
 
@@ -422,7 +442,7 @@ def validate_spec(data: object, *, source: str | None = None, line_of: LineOf | 
         items = _pydantic_errors(data, exc)
     rejected = {item.path for item in items}
     checks = _grant_errors(data) + _reference_errors(data) + _default_errors(data)
-    for item in checks + _control_errors(data) + _header_name_errors(data):
+    for item in checks + _control_errors(data) + _header_name_errors(data) + _dot_segment_errors(data):
         if item.path not in rejected and item not in items:
             items.append(item)
     if items:
@@ -553,7 +573,7 @@ def _render_errors(
     whole = url_params | {"credentials.*"}
     found: dict[str, ErrorItem] = {}
     for field in _fields(data):
-        if field.kind == "text":
+        if field.kind == "text" and field.path != "test.path":
             continue
         for source in [field.value] if isinstance(field.value, str) else typing.cast("list[str]", field.value):
             refs = references_of(source)
@@ -573,6 +593,8 @@ def _render_problem(
     try:
         if field.kind == "url":
             render_url(source, values, field=field.path, whole_url_names=whole, allow_http=allow_http)
+        elif field.path == "test.path":
+            render_path(source, values, field=field.path)
         else:
             render_header(source, values, field=field.path)
     except TemplateError as exc:
