@@ -434,8 +434,8 @@ def test_errors_carry_the_line_of_the_field() -> None:
 def test_a_missing_field_points_at_its_block() -> None:
     """A required field that is absent is reported at the line of the block that lacks it."""
     with pytest.raises(SpecError) as info:
-        load_spec("key: acme\nname: Acme\nrefresh:\n  request:\n    method: GET\n")
-    assert info.value.errors == (ErrorItem("refresh.request.url", "is required", 4),)
+        load_spec("key: acme\nname: Acme\nparameters:\n  - label: Region\n    required: true\n")
+    assert info.value.errors == (ErrorItem("parameters.0.name", "is required", 4),)
 
 
 @pytest.mark.parametrize(

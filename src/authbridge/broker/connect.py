@@ -137,7 +137,9 @@ def _required_inputs(spec: Integration) -> tuple[set[str], set[str]]:
         if auth.token_url is not None:
             sources.append(auth.token_url)
         for source in sources:
-            used |= references_of(source) & {"username", "password"}
+            if isinstance(source, str | list):
+                used |= references_of(source) & {"username", "password"}
+        used -= {p.name for p in spec.parameters}  # a parameter of that name supplies it
         return used, used
     return set(), set()
 
@@ -503,6 +505,9 @@ class Connections:
         assert isinstance(auth, OAuth2Auth)
         creds = await self.store.credentials.load(connection.id)
         ctx = self.context(spec, connection.parameters, creds, redirect_uri=flow.redirect_uri)
+        # Captured fields exist for the token request already (token_url may use them: Lightspeed's domain_prefix).
+        captured = callback_fields(spec, query)
+        ctx = dataclasses.replace(ctx, credentials={**ctx.credentials, **captured})
 
         async def fail(message: str, event: str = "connection.authorization_failed") -> CallbackResult:
             status = "error" if connection.status in {"pending", "error"} else connection.status
@@ -538,7 +543,6 @@ class Connections:
         except AuthBridgeError as exc:
             # The flow is used up: whatever went wrong (upstream, template, spec) is the connection's error.
             return await fail(str(exc))
-        captured = callback_fields(spec, query)
         await self.store.credentials.save(connection.id, credentials_from(tokens, inputs=ctx.inputs, extra=captured))
         await self.store.connections.set_status(
             connection.id, "active", expires_at=tokens.expires_at, warning=self._warning(spec, tokens), refreshed=True
@@ -614,7 +618,7 @@ class Connections:
             return TestResult(False, None, f"integration {spec.key} declares no test request (add `test:` to its spec)")
         ctx = self.context(spec, connection.parameters, creds)
         secrets = _secrets_of(ctx)
-        request = api_request(ctx, spec.test.method, spec.test.path)
+        request = api_request(ctx, spec.test.method, spec.test.path, spec.test.headers)
         try:
             response = await self._send(request, integration=spec.key, secrets=secrets)
             if creds.access_token is not None and isinstance(spec.auth, OAuth2Auth | CustomTokenAuth):
@@ -623,7 +627,10 @@ class Connections:
                 )
                 if retry is not None:
                     request = api_request(
-                        self.context(spec, connection.parameters, retry), spec.test.method, spec.test.path
+                        self.context(spec, connection.parameters, retry),
+                        spec.test.method,
+                        spec.test.path,
+                        spec.test.headers,
                     )
                     secrets = _secrets_of(self.context(spec, connection.parameters, retry))
                     response = await self._send(request, integration=spec.key, secrets=secrets)

@@ -20,6 +20,7 @@ __all__ = [
     "TemplateSource",
     "check_url_template",
     "dns_name_problem",
+    "reference_contexts",
     "references_of",
     "dot_segment",
     "render_header",
@@ -342,6 +343,23 @@ def _url_problems(template: Template, field: str, whole_url_names: Collection[st
             message = f"{field}: {name} cannot supply a whole URL; declare it with format: url"
             errors.insert(0, UnsafeValueError(message))
     return errors
+
+
+def reference_contexts(source: TemplateSource) -> dict[str, frozenset[str]]:
+    """Where each reference lands in a URL template (any alternative): ``whole``, ``scheme``, ``user info``,
+    ``host``, ``port``, ``path``, ``query`` or ``fragment``.
+
+    Raises:
+        TemplateError: a template cannot be parsed.
+    """
+    found: dict[str, set[str]] = {}
+    for template in _templates(source, "url"):
+        contexts, _ = _plan(template)
+        for part, context in zip(template._parts, contexts, strict=True):
+            if isinstance(part, _Placeholder) and context:
+                for name in part.names:
+                    found.setdefault(name, set()).add(context)
+    return {name: frozenset(where) for name, where in found.items()}
 
 
 def check_url_template(source: TemplateSource, *, field: str, whole_url_names: Collection[str] = ()) -> list[str]:

@@ -14,6 +14,7 @@ from pydantic_core import ErrorDetails
 
 from authbridge.errors import ErrorItem, ParameterError, SpecError, TemplateError
 from authbridge.spec.models import (
+    CREDENTIAL_NAMES,
     RESERVED_NAMES,
     ApiTokenAuth,
     BasicAuth,
@@ -38,6 +39,7 @@ from authbridge.spec.templating import (
     check_url_template,
     dns_name_problem,
     dot_segment,
+    reference_contexts,
     references_of,
     render_header,
     render_path,
@@ -88,6 +90,8 @@ class _Field(typing.NamedTuple):
     kind: Kind
     builtins: frozenset[str]
     credentials: bool
+    #: Credential fields that exist here although credentials do not yet (callback captures in token_url).
+    captured: frozenset[str] = frozenset()
 
 
 def _field_names(model: type[pydantic.BaseModel]) -> list[str]:
@@ -110,7 +114,8 @@ def _fields(data: Mapping[str, typing.Any]) -> Iterator[_Field]:
     placed = frozenset({"username", "password"}) if auth_type == "basic" else frozenset({"token"})
     yield from _one(auth, "auth", "authorization_url", "url", _CLIENT_ID, False)
     yield from _one(auth, "auth", "issuer", "url", frozenset(), False)
-    yield from _one(auth, "auth", "token_url", "url", _TOKEN_REQUEST - {"client_secret"}, False)
+    for field in _one(auth, "auth", "token_url", "url", _TOKEN_REQUEST - {"client_secret"}, False):
+        yield field._replace(captured=_captures(auth))
     yield from _one(auth, "auth", "revoke_url", "url", _CLIENT_ID, True)
     yield from _one(auth, "auth", "client_id", "text", frozenset(), False)
     yield from _many(auth, "auth", "authorize_params", "text", _CLIENT_ID, False)
@@ -133,7 +138,8 @@ def _fields(data: Mapping[str, typing.Any]) -> Iterator[_Field]:
         yield from _many(rr, "refresh.request", "headers", "header", _REFRESH_REQUEST, True)
     test = data.get("test")
     if isinstance(test, Mapping):
-        yield from _one(test, "test", "path", "text", frozenset(), True)
+        yield from _one(test, "test", "path", "text", _CLIENT_ID | placed, True)
+        yield from _many(test, "test", "headers", "header", _CLIENT_ID | placed, True)
 
 
 def _one(
@@ -249,6 +255,82 @@ def _dot_segment_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
     return errors
 
 
+def _captures(auth: Mapping[str, typing.Any]) -> frozenset[str]:
+    """The callback fields an authorization-code token request may use as ``{credentials.<name>}``."""
+    callback = auth.get("callback")
+    capture = callback.get("capture") if isinstance(callback, Mapping) else None
+    code_flow = auth.get("type") == "oauth2" and auth.get("grant_type", "authorization_code") == "authorization_code"
+    if not code_flow or not isinstance(capture, list):
+        return frozenset()
+    return frozenset(name for name in capture if isinstance(name, str))
+
+
+def _capture_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
+    """Where a captured callback field may go in ``token_url``, which receives the client secret.
+
+    The redirect's query comes through the user's browser, so anyone who starts a flow can change it.
+    In the path or query a value is percent-encoded and cannot move the request; in the host it
+    chooses where the client secret goes, so it must be constrained by a pattern
+    (``auth.callback.patterns``); it can never supply the whole URL or the port.
+    """
+    auth = data.get("auth")
+    if not isinstance(auth, Mapping):
+        return []
+    callback = auth.get("callback")
+    patterns = callback.get("patterns") if isinstance(callback, Mapping) else None
+    constrained = set(patterns) if isinstance(patterns, Mapping) else set()
+    errors: list[ErrorItem] = []
+    for field in _fields(data):
+        source = _templates(field.value)
+        if field.path != "auth.token_url" or source is None:
+            continue
+        try:
+            contexts = reference_contexts(source)
+        except TemplateError:
+            continue  # reported by the reference checks
+        for name in sorted(field.captured):
+            where = contexts.get(f"credentials.{name}", frozenset())
+            if where & {"whole", "port", "scheme", "user info"}:
+                errors.append(
+                    ErrorItem(
+                        field.path,
+                        f"{{credentials.{name}}} comes from the callback: it cannot supply the URL's origin or port",
+                    )
+                )
+            elif "host" in where and name not in constrained:
+                errors.append(
+                    ErrorItem(
+                        field.path,
+                        f"{{credentials.{name}}} comes from the callback and is in the host, where it would choose "
+                        f"who receives the client secret: constrain it in auth.callback.patterns.{name}, "
+                        "or use it only in the path or query",
+                    )
+                )
+    return errors
+
+
+def _credential_name_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
+    """Parameters named username or password where the user enters those as credentials."""
+    auth = data.get("auth")
+    auth_type = auth.get("type") if isinstance(auth, Mapping) else None
+    grant = auth.get("grant_type", "authorization_code") if isinstance(auth, Mapping) else None
+    if auth_type == "basic":
+        where = "auth type basic"
+    elif auth_type == "oauth2" and grant == "password":
+        where = "the password grant"
+    else:
+        return []
+    params = data.get("parameters")
+    return [
+        ErrorItem(
+            f"parameters.{index}.name",
+            f"with {where}, {{{param['name']}}} is the credential entered when connecting; choose another name",
+        )
+        for index, param in enumerate(params if isinstance(params, list) else [])
+        if isinstance(param, Mapping) and param.get("name") in CREDENTIAL_NAMES
+    ]
+
+
 def _header_name_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
     """Header names must be HTTP tokens (RFC 9110 §5.1): no space, colon, control character or non-ASCII."""
     errors: list[ErrorItem] = []
@@ -280,7 +362,10 @@ def _strip_field(message: str, path: str) -> str:
 
 def _reference_problem(ref: str, declared: Mapping[str, object], field: _Field) -> str | None:
     if ref.startswith("credentials."):
-        return None if field.credentials else f"references {{{ref}}}, but credentials do not exist yet here"
+        if field.credentials or ref.removeprefix("credentials.") in field.captured:
+            return None
+        only = " (only fields captured from the callback: auth.callback.capture)" if field.captured else ""
+        return f"references {{{ref}}}, but credentials do not exist yet here{only}"
     if ref in declared or ref in field.builtins:
         return None
     if ref in RESERVED_NAMES:
@@ -442,7 +527,8 @@ def validate_spec(data: object, *, source: str | None = None, line_of: LineOf | 
         items = _pydantic_errors(data, exc)
     rejected = {item.path for item in items}
     checks = _grant_errors(data) + _reference_errors(data) + _default_errors(data)
-    for item in checks + _control_errors(data) + _header_name_errors(data) + _dot_segment_errors(data):
+    checks += _control_errors(data) + _header_name_errors(data) + _dot_segment_errors(data)
+    for item in checks + _capture_errors(data) + _credential_name_errors(data):
         if item.path not in rejected and item not in items:
             items.append(item)
     if items:
