@@ -915,3 +915,44 @@ def test_a_dot_segment_value_is_refused_when_the_connection_is_created(
 def test_a_literal_dot_segment_is_refused_when_saved(fields: dict[str, object], path: str) -> None:
     """A '.' or '..' segment written into a URL or the test path is refused with the spec."""
     assert (path, "has a '.' or '..' path segment, which would climb out") in problems(spec(**fields))
+
+
+# Natural specs (the end-to-end runs are in tests/api/test_natural_specs_e2e.py)
+
+
+def test_username_and_password_parameters_outside_basic() -> None:
+    """They are accepted in custom_token and OAuth code flows, and fill {username}/{password}; password is secret."""
+    data = spec(
+        parameters=[{"name": "username"}, {"name": "password"}],
+        auth={
+            "type": "custom_token",
+            "token_url": "https://x.example/login",
+            "token_params": {"user": "{username}", "pass": "{password}"},
+        },
+    )
+    integration = validate_spec(data)
+    assert [(p.name, p.secret) for p in integration.parameters] == [("username", False), ("password", True)]
+    with pytest.raises(SpecError, match="a parameter named password is always secret"):
+        validate_spec({**data, "parameters": [{"name": "password", "secret": False}]})
+
+
+def test_token_in_the_test_request() -> None:
+    """{token} may be used in test.path and test.headers; an undeclared name still is not."""
+    data = spec(auth={"type": "api_token"}, request={"base_url": "https://x.example"})
+    validate_spec({**data, "test": {"path": "/t/{token}", "headers": {"X-T": "{token}"}}})
+    assert problems({**data, "test": {"path": "/t/{tokn}"}}) == [
+        ("test.path", "references {tokn}, which is not a declared parameter (did you mean {token}?)")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("callback", "message"),
+    [
+        ({"capture": ["a"], "patterns": {"b": "x"}}, "'b' is not a captured field (list it in capture)"),
+        ({"capture": ["a"], "patterns": {"a": "(?=x)"}}, "a: is not a valid regular expression for RE2"),
+    ],
+)
+def test_callback_patterns_name_captured_fields_and_compile(callback: dict[str, object], message: str) -> None:
+    """Each pattern names a captured field and compiles with RE2."""
+    [(path, text)] = problems(spec(auth=code_flow(callback=callback)))
+    assert path == "auth.callback.patterns" and text.startswith(message)
