@@ -11,7 +11,8 @@ import httpx
 from authbridge.broker.connect import CallbackResult, Connected, Connections, DeleteResult, FreshToken, TestResult
 from authbridge.broker.webhooks import WebhookDispatcher, event_payload, verify_signature
 from authbridge.errors import AuthenticationError, ErrorItem, IntegrationNotFound, SpecError
-from authbridge.spec import MAX_PARAMETER_LENGTH, SECRET_MASK, Integration, OAuth2Auth
+from authbridge.spec import SECRET_MASK, Integration, OAuth2Auth
+from authbridge.spec.validate import MAX_PARAMETER_LENGTH
 from authbridge.store import ApiKeyRecord, ConnectionRecord, EventRecord, IntegrationRecord, Store, WebhookRecord
 from authbridge.types import Clock, utcnow
 

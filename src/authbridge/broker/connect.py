@@ -38,7 +38,6 @@ from authbridge.errors import (
 )
 from authbridge.redact import redact
 from authbridge.spec import (
-    MAX_PARAMETER_LENGTH,
     ApiTokenAuth,
     BasicAuth,
     CustomTokenAuth,
@@ -47,6 +46,7 @@ from authbridge.spec import (
     check_parameter_values,
 )
 from authbridge.spec.templating import references_of, render_url
+from authbridge.spec.validate import MAX_PARAMETER_LENGTH
 from authbridge.store import ConnectionRecord, CredentialRecord, Store
 from authbridge.types import Clock
 

@@ -19,10 +19,9 @@ from authbridge.spec.models import (
     TokenPlacement,
     TokenResponse,
 )
-from authbridge.spec.validate import MAX_PARAMETER_LENGTH, check_parameter_values, validate_spec
+from authbridge.spec.validate import check_parameter_values, validate_spec
 
 __all__ = [
-    "MAX_PARAMETER_LENGTH",
     "SECRET_MASK",
     "ApiTokenAuth",
     "AuthSpec",
