@@ -502,3 +502,16 @@ def test_run_refuses_a_foreign_key_ring(runner: CliRunner, env: dict[str, str], 
     assert result.stdout == ""
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: stored secrets were encrypted with key"), result.stderr
+
+
+def test_validate_and_apply_refuse_an_alias_bomb(runner: CliRunner, env: dict[str, str], tmp_path: Path) -> None:
+    """``validate`` and ``apply`` refuse a YAML alias bomb at once, naming the file, the line and the reason."""
+    from tests.spec.test_loader import alias_bomb
+
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(alias_bomb())
+    for command in ("validate", "apply"):
+        result = invoke(runner, env, "integrations", command, str(bomb))
+        assert result.exit_code == 1
+        assert f"{bomb}: line 5: not valid YAML: aliases (*name) are not allowed in a spec" in result.stderr
+    assert with_store(env, lambda s: s.integrations.list()) == []

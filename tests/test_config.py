@@ -136,8 +136,10 @@ def test_http_and_hook_allow_lists() -> None:
         ("AUTHBRIDGE_HOOK_MODULES", "good, not-a-module", "Python module names"),
         ("AUTHBRIDGE_ALLOW_HTTP_HOSTS", "http://legacy.example", "host names or IP addresses"),
         ("AUTHBRIDGE_CACHE_SYNC_INTERVAL", "0", "a number of seconds between 0 and 600"),
-        ("AUTHBRIDGE_MAX_UPSTREAM_BODY", "1MB", "a number of bytes between 1024 and 268435456"),
-        ("AUTHBRIDGE_MAX_UPSTREAM_BODY", "100", "a number of bytes between 1024 and 268435456"),
+        ("AUTHBRIDGE_MAX_UPSTREAM_BODY", "1MB", "a whole number of bytes from 1024 to 268435456"),
+        ("AUTHBRIDGE_MAX_UPSTREAM_BODY", "100", "a whole number of bytes from 1024 to 268435456"),
+        ("AUTHBRIDGE_MAX_PARAMETER_LENGTH", "0", "a whole number of characters from 1 to 1048576"),
+        ("AUTHBRIDGE_MAX_PARAMETER_LENGTH", "2k", "a whole number of characters from 1 to 1048576"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, accepts: str) -> None:
@@ -187,3 +189,9 @@ def test_bad_limits_name_the_variable(name: str, value: str) -> None:
     """A limit that is not a positive whole number fails naming the variable, the value and the range."""
     with pytest.raises(ConfigError, match=rf"^{name} has value '{re.escape(value)}': use a whole number of \w+ from 1"):
         Settings.from_env({name: value})
+
+
+def test_max_parameter_length() -> None:
+    """AUTHBRIDGE_MAX_PARAMETER_LENGTH is 2048 by default and takes a whole number."""
+    assert Settings.from_env({}).max_parameter_length == 2048
+    assert Settings.from_env({"AUTHBRIDGE_MAX_PARAMETER_LENGTH": "64"}).max_parameter_length == 64

@@ -66,6 +66,7 @@ def policy_for(settings: Settings) -> Policy:
         public_url=settings.public_url,
         max_upstream_body=settings.max_upstream_body,
         http_timeout=settings.http_timeout,
+        max_parameter_length=settings.max_parameter_length,
     )
 
 

@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 from collections.abc import AsyncGenerator, AsyncIterator, Generator
 from types import TracebackType
+from urllib.parse import unquote
 
 import httpx
 
@@ -36,12 +37,23 @@ from authbridge.types import Clock, utcnow
 __all__ = ["Bridge", "ConnectionAuth"]
 
 
+def _segments(url: httpx.URL) -> list[str] | None:
+    """The decoded path segments of ``url`` (a trailing slash dropped); None when one is ``.`` or ``..``.
+
+    Compared decoded because the server decodes them: ``/v1/%2e%2e/admin`` is ``/admin`` upstream.
+    """
+    segments = [unquote(segment) for segment in url.raw_path.decode("ascii").partition("?")[0].split("/")]
+    if any(segment in (".", "..") for segment in segments):
+        return None
+    return segments[:-1] if len(segments) > 1 and segments[-1] == "" else segments
+
+
 def _inside(url: httpx.URL, base: httpx.URL) -> bool:
-    """Whether ``url`` is on ``base``'s origin and under its path."""
+    """Whether ``url`` is on ``base``'s origin and under its path, segment by segment."""
     if (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port):
         return False
-    prefix = base.path.rstrip("/")
-    return not prefix or url.path == prefix or url.path.startswith(prefix + "/")
+    prefix, segments = _segments(base), _segments(url)
+    return prefix is not None and segments is not None and segments[: len(prefix)] == prefix
 
 
 class ConnectionAuth(httpx.Auth):

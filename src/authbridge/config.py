@@ -86,16 +86,6 @@ def _count(env: typing.Mapping[str, str], name: str, default: int, *, low: int, 
     return int(value)
 
 
-def _byte_count(env: typing.Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if not raw:
-        return default
-    value = int(raw) if raw.strip().isdigit() else -1
-    if not 1024 <= value <= 256 * 1024 * 1024:
-        raise ConfigError(f"{name} has value {raw!r}: use a number of bytes between 1024 and 268435456")
-    return value
-
-
 def _list(env: typing.Mapping[str, str], name: str, pattern: re.Pattern[str], accepts: str) -> tuple[str, ...]:
     items = tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
     for item in items:
@@ -154,6 +144,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
+    max_parameter_length: int = 2048
 
     @classmethod
     def from_env(cls, env: typing.Mapping[str, str] | None = None) -> Settings:
@@ -186,7 +177,9 @@ class Settings:
                 )
             ),
             http_timeout=_seconds(env, "AUTHBRIDGE_HTTP_TIMEOUT", 10.0),
-            max_upstream_body=_byte_count(env, "AUTHBRIDGE_MAX_UPSTREAM_BODY", 1024 * 1024),
+            max_upstream_body=_count(
+                env, "AUTHBRIDGE_MAX_UPSTREAM_BODY", 1024 * 1024, low=1024, high=256 * 1024 * 1024, unit="bytes"
+            ),
             background_tasks=_bool(env, "AUTHBRIDGE_BACKGROUND_TASKS", True),
             proxy_connect_timeout=_seconds(env, "AUTHBRIDGE_PROXY_CONNECT_TIMEOUT", 10.0),
             proxy_read_timeout=_seconds(env, "AUTHBRIDGE_PROXY_READ_TIMEOUT", 60.0),
@@ -199,6 +192,9 @@ class Settings:
             host=env.get("AUTHBRIDGE_HOST") or "127.0.0.1",
             port=int(port_raw),
             log_level=level,
+            max_parameter_length=_count(
+                env, "AUTHBRIDGE_MAX_PARAMETER_LENGTH", 2048, low=1, high=1024 * 1024, unit="characters"
+            ),
         )
 
     @property

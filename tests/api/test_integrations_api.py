@@ -353,3 +353,32 @@ def test_unexpected_errors_use_the_error_shape(make_client: ClientFactory, app_e
     assert response.status_code == 500
     assert response.json()["error"]["code"] == "internal_error"
     assert SECRET not in response.text and "internal detail" not in response.text
+
+
+def test_import_refuses_an_alias_bomb(api_client: TestClient, api_headers: dict[str, str]) -> None:
+    """A YAML alias bomb sent as application/yaml is refused with 422 naming the alias, and nothing is saved."""
+    from tests.spec.test_loader import alias_bomb
+
+    headers = {**api_headers, "Content-Type": "application/yaml"}
+    response = api_client.post("/integrations:import", content=alias_bomb(), headers=headers)
+    assert response.status_code == 422
+    [error] = response.json()["error"]["errors"]
+    assert "aliases (*name) are not allowed" in error["message"] and error["line"] == 5
+    assert api_client.get("/integrations", headers=api_headers).json() == {"items": []}
+
+
+def test_parameter_values_are_capped_by_the_setting(make_client: ClientFactory, app_env: dict[str, str]) -> None:
+    """AUTHBRIDGE_MAX_PARAMETER_LENGTH reaches ``POST /connections``: a longer value is a 422 and nothing is stored."""
+    client = make_client({**app_env, "AUTHBRIDGE_MAX_PARAMETER_LENGTH": "16"})
+    headers = {"Authorization": f"Bearer {create_api_key(client)}"}
+    spec = {"key": "capped", "name": "Capped", "parameters": [{"name": "team"}], "auth": {"type": "api_token"}}
+    assert client.put("/integrations/capped", json=spec, headers=headers).status_code == 201
+    body = {"integration": "capped", "name": "C", "credentials": {"token": "tok-1234"}}
+    response = client.post("/connections", json={**body, "parameters": {"team": "x" * 17}}, headers=headers)
+    assert response.status_code == 422
+    assert response.json()["error"]["errors"] == [
+        {"path": "parameters.team", "message": "is longer than 16 characters"}
+    ]
+    assert client.get("/connections", headers=headers).json()["items"] == []
+    created = client.post("/connections", json={**body, "parameters": {"team": "x" * 16}}, headers=headers)
+    assert created.status_code == 201, created.text

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, unquote_plus
 import httpx
 import pytest
 
-from authbridge.auth import AuthContext, GrantType, revocation_problem, revoke_requests, token_request
+from authbridge.auth import AuthContext, GrantType, api_request, revocation_problem, revoke_requests, token_request
 from authbridge.errors import ConnectionStateError, ParameterError, UnsafeValueError
 from authbridge.spec import Integration
 
@@ -325,3 +325,69 @@ def test_no_revoke_requests_without_url_or_tokens() -> None:
 def test_revocation_problem(response: httpx.Response, problem: str | None) -> None:
     """A 2xx is a revocation; anything else is a problem naming the status and an RFC 7009 error code only."""
     assert revocation_problem(response) == problem
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "expected"),
+    [
+        ("POST", "json", {"remember": True, "ttl": 3600, "ratio": 0.5, "name": "eu1"}),
+        ("POST", "form", {"remember": "true", "ttl": "3600", "ratio": "0.5", "name": "eu1"}),
+        ("GET", "form", {"remember": "true", "ttl": "3600", "ratio": "0.5", "name": "eu1"}),
+        ("POST", "query", {"remember": "true", "ttl": "3600", "ratio": "0.5", "name": "eu1"}),
+    ],
+)
+def test_token_params_keep_booleans_and_numbers(method: str, body: str, expected: dict[str, object]) -> None:
+    """Booleans and numbers are JSON types in a JSON body, and 'true'/'3600' in a form or a query."""
+    auth = {
+        "type": "custom_token",
+        "token_url": "https://x.example/token",
+        "token_method": method,
+        "token_body": body,
+        "token_params": {"remember": True, "ttl": 3600, "ratio": 0.5, "name": "{serverName}"},
+    }
+    spec = {"key": "typed", "name": "Typed", "parameters": [{"name": "serverName"}], "auth": auth}
+    ctx = AuthContext(Integration.model_validate(spec), parameters={"serverName": "eu1"})
+    assert fields_of(token_request(ctx, grant_type=None)) == expected
+
+
+def test_refresh_request_without_url_goes_to_the_token_url() -> None:
+    """``refresh.request`` without ``url`` is sent to ``auth.token_url``, with its own params."""
+    refresh = {"request": {"params": {"grant_type": "refresh_token", "refresh_token": "{refresh_token}", "n": 1}}}
+    ctx = make_ctx(refresh=refresh, refresh_token=REFRESH)
+    request = token_request(ctx, grant_type="refresh_token")
+    assert str(request.url) == "https://eu1.acme.example/token"
+    assert fields_of(request) == {"grant_type": "refresh_token", "refresh_token": REFRESH, "n": "1"}
+
+
+def test_a_captured_value_must_match_its_pattern_before_any_token_request() -> None:
+    """A callback capture used in token_url is checked against auth.callback.patterns first."""
+    auth = {
+        "token_url": "https://{credentials.shop}.shops.example/token",
+        "callback": {"capture": ["shop"], "patterns": {"shop": "[a-z0-9-]+"}},
+    }
+    good = make_ctx(auth, credentials={"shop": "my-shop"})
+    assert str(token_request(good, grant_type="authorization_code", code="c").url) == (
+        "https://my-shop.shops.example/token"
+    )
+    for value in ("evil.example#", "evil.example/x?", "a.b"):
+        bad = make_ctx(auth, credentials={"shop": value})
+        with pytest.raises(UnsafeValueError, match="the callback's shop does not match"):
+            token_request(bad, grant_type="authorization_code", code="c")
+
+
+def test_api_request_puts_the_token_in_the_test_path_and_headers() -> None:
+    """``{token}`` in test.path is percent-encoded as one segment; test headers render it; placed headers win."""
+    spec = {
+        "key": "t",
+        "name": "T",
+        "auth": {"type": "api_token"},
+        "token": {"in": "header", "name": "X-Token", "template": "{token}"},
+        "request": {"base_url": "https://api.example/v1"},
+        "test": {"path": "/tokens/{token}", "headers": {"X-Echo": "T {token}", "X-Token": "overridden"}},
+    }
+    integration = Integration.model_validate(spec)
+    assert integration.test is not None
+    ctx = AuthContext(integration, access_token="a/b?c#d")
+    request = api_request(ctx, "GET", integration.test.path, integration.test.headers)
+    assert request.url.raw_path == b"/v1/tokens/a%2Fb%3Fc%23d"
+    assert request.headers["X-Echo"] == "T a/b?c#d" and request.headers["X-Token"] == "a/b?c#d"

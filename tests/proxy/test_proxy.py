@@ -278,3 +278,38 @@ def test_jwt_access_token_expiry_comes_from_exp(server: Server, upstream: Upstre
     expected = datetime.fromtimestamp(claims["exp"], UTC)
     assert datetime.fromisoformat(shown["expires_at"]) == expected
     assert datetime.fromisoformat(token["expires_at"]) == expected
+
+
+def test_a_dot_segment_parameter_is_refused_when_the_connection_is_created(server: Server, upstream: Upstream) -> None:
+    """``/tenants/{tenant}/v1`` with tenant ``..`` once reached ``/v1`` (yarl decoded %2E%2E and dropped it).
+
+    ``.`` and ``..`` are refused with 422 when the connection is created, as is a whole-URL value
+    carrying a dot segment; three dots are a plain segment and reach the upstream as one.
+    """
+    spec = _api_token_spec(upstream, "tenants", {"in": "query", "name": "k", "template": "{token}"})
+    spec["parameters"] = [{"name": "tenant"}]
+    spec["request"] = {"base_url": f"{upstream.url}/tenants/{{tenant}}/v1"}
+    server.integration(spec)
+    body = {"integration": "tenants", "name": "T", "credentials": {"token": API_TOKEN}}
+    for value in ("..", "."):
+        response = httpx.post(
+            f"{server.url}/connections", json={**body, "parameters": {"tenant": value}}, headers=server.headers
+        )
+        assert response.status_code == 422, response.text
+        [error] = response.json()["error"]["errors"]
+        assert error["path"] == "parameters.tenant" and "cannot be a URL path segment" in error["message"]
+    cid = server.connect("tenants", parameters={"tenant": "..."}, credentials={"token": API_TOKEN})
+    echoed = _echo(httpx.get(f"{server.url}/proxy/{cid}/x", headers=server.headers))
+    assert echoed["path"] == "/tenants/.../v1/x"
+
+    whole = {**spec, "key": "wholeurl", "parameters": [{"name": "base", "format": "url"}]}
+    whole["request"] = {"base_url": "{base}/v1"}
+    server.integration(whole)
+    for base in (f"{upstream.url}/a/..", f"{upstream.url}/a/%2e%2E"):
+        response = httpx.post(
+            f"{server.url}/connections",
+            json={**body, "integration": "wholeurl", "parameters": {"base": base}},
+            headers=server.headers,
+        )
+        assert response.status_code == 422, response.text
+        assert "'.' or '..' segment" in response.json()["error"]["errors"][0]["message"]

@@ -188,3 +188,19 @@ async def test_not_started(tmp_path: Path) -> None:
             await started.start()
     with pytest.raises(RuntimeError, match="start the Bridge first"):
         _ = idle.broker
+
+
+@pytest.mark.parametrize("path", ["/api/%2e%2e/admin", "/api/.%2E/admin", "/api/%2E/items", "/apix/items", "/ap%69x"])
+async def test_refuses_encoded_dot_segments_and_sibling_paths(bridge: Bridge, oauth: OAuthServer, path: str) -> None:
+    """``/api/%2e%2e/admin`` is ``/admin`` to the server: paths are compared decoded, segment by segment."""
+    base = f"  base_url: {oauth.base_url}\n"
+    await apply(bridge.broker, spec_text(oauth).replace(base, f"  base_url: {oauth.base_url}/api\n"))
+    connection_id = await connect(bridge.broker, oauth)
+    seen: Seen = []
+    transport = httpx.ASGITransport(resource_server(oauth, seen))
+    async with httpx.AsyncClient(auth=bridge.auth(connection_id), transport=transport) as api:
+        with pytest.raises(UnsafeValueError, match="outside the integration's base URL"):
+            await api.post(f"{oauth.base_url}{path}", content=b"x")
+        assert seen == []
+        response = await api.post(f"{oauth.base_url}/%61pi/items", content=b"y")  # decoded, it is /api/items
+    assert response.status_code == 200 and seen[0][1] == b"y"

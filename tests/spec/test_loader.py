@@ -27,6 +27,7 @@ from authbridge.spec import (
     spec_to_dict,
     validate_spec,
 )
+from authbridge.spec.loader import MAX_DEPTH, MAX_NODES
 from authbridge.spec.models import RESERVED_NAMES
 
 SECRET = "Sup3r-S3cret-Value-42"
@@ -233,6 +234,15 @@ WORD = st.text(
     st.characters(codec="utf-8", exclude_categories=["Cs", "Z", "C"], exclude_characters="{}"), min_size=1, max_size=8
 )
 LITERAL = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"], exclude_characters="{}"), max_size=8)
+#: Literal text a header or the token template may hold: no control character but HTAB (and C1, e.g. NEL).
+SENDABLE = st.text(
+    st.characters(
+        codec="utf-8",
+        exclude_categories=["Cs"],
+        exclude_characters="{}" + "".join(chr(c) for c in (*range(0x20), 0x7F) if c != 9),
+    ),
+    max_size=8,
+)
 HEADER = st.from_regex(r"X-[A-Za-z0-9-]{1,8}", fullmatch=True)
 DURATION = st.integers(min_value=0, max_value=10**9).flatmap(
     lambda ms: st.sampled_from([format_duration(timedelta(milliseconds=ms)), ms // 1000, ms / 1000])
@@ -272,7 +282,7 @@ def parameters(draw: st.DrawFn) -> list[dict[str, typing.Any]]:
 
 
 @st.composite
-def templates(draw: st.DrawFn, names: list[str], *, url: bool = False) -> str | list[str]:
+def templates(draw: st.DrawFn, names: list[str], *, url: bool = False, header: bool = False) -> str | list[str]:
     """A template over the declared ``names`` (and literal braces), or a list of alternatives."""
 
     def one() -> str:
@@ -280,14 +290,14 @@ def templates(draw: st.DrawFn, names: list[str], *, url: bool = False) -> str | 
         ref = f"{{{draw(st.sampled_from(names))}}}" if use_ref else ""
         if url:
             return f"https://{ref or 'x'}.example.com/{draw(st.sampled_from(['', 'v1', 'a{{b}}']))}"
-        return draw(LITERAL) + ref + draw(st.sampled_from(["", "{{", "}}"]))
+        return draw(SENDABLE if header else LITERAL) + ref + draw(st.sampled_from(["", "{{", "}}"]))
 
     first = one()
     return [first, one()] if draw(st.booleans()) else first
 
 
 def template_maps(draw: st.DrawFn, names: list[str], keys: st.SearchStrategy[str]) -> dict[str, typing.Any]:
-    return draw(st.dictionaries(keys, templates(names), max_size=2))
+    return draw(st.dictionaries(keys, templates(names, header=keys is HEADER), max_size=2))
 
 
 @st.composite
@@ -355,7 +365,7 @@ def specs(draw: st.DrawFn) -> Integration:
         "token": {
             "in": in_,
             "name": draw(HEADER if in_ == "header" else WORD),
-            "template": draw(LITERAL) + placed,
+            "template": draw(SENDABLE) + placed,
         },
         "request": {
             "base_url": draw(templates(names, url=True)),
@@ -424,8 +434,8 @@ def test_errors_carry_the_line_of_the_field() -> None:
 def test_a_missing_field_points_at_its_block() -> None:
     """A required field that is absent is reported at the line of the block that lacks it."""
     with pytest.raises(SpecError) as info:
-        load_spec("key: acme\nname: Acme\nrefresh:\n  request:\n    method: GET\n")
-    assert info.value.errors == (ErrorItem("refresh.request.url", "is required", 4),)
+        load_spec("key: acme\nname: Acme\nparameters:\n  - label: Region\n    required: true\n")
+    assert info.value.errors == (ErrorItem("parameters.0.name", "is required", 4),)
 
 
 @pytest.mark.parametrize(
@@ -513,3 +523,41 @@ def test_dump_is_safe_yaml() -> None:
     """The dump is plain YAML: no Python tags, readable by any safe loader."""
     assert yaml.safe_load(dump_spec(load_spec(EVERY_BLOCK)))["key"] == "acme"
     assert "!!python" not in dump_spec(load_spec(EVERY_BLOCK))
+
+
+def alias_bomb() -> str:
+    """A ~400-byte spec whose aliases expand to 9**8 (43 million) values when walked ("billion laughs")."""
+    lines = ['a0: &a0 ["x","x","x","x","x","x","x","x","x"]']
+    lines += [f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 8)]
+    return "\n".join(["key: bomb", "name: Bomb", "description:", *(f"  {line}" for line in lines)]) + "\n"
+
+
+def test_aliases_are_refused_before_anything_is_expanded() -> None:
+    """An alias bomb is refused at its first alias, with the line (it once took seconds to walk)."""
+    bomb = alias_bomb()
+    assert len(bomb) < 500
+    with pytest.raises(SpecError, match=r"aliases \(\*name\) are not allowed in a spec") as caught:
+        load_specs(bomb)
+    assert caught.value.errors[0].line == 5
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "key: a\nname: A\ndescription: &d text\nrequest:\n  headers:\n    X-A: *d\n",
+        "base: &b {type: none}\nkey: a\nname: A\nauth:\n  <<: *b\n",
+    ],
+)
+def test_any_alias_or_merge_key_is_refused(text: str) -> None:
+    """A plain alias and a merge key (``<<: *x``) are refused alike: a spec is written out in full."""
+    with pytest.raises(SpecError, match="aliases"):
+        load_specs(text)
+
+
+def test_deep_nesting_and_huge_node_counts_are_refused() -> None:
+    """Nesting past MAX_DEPTH and more than MAX_NODES values are refused with a clear message."""
+    with pytest.raises(SpecError, match=f"nested more than {MAX_DEPTH} levels"):
+        load_specs("key: a\nname: A\ndescription: " + "[" * 200 + "]" * 200 + "\n")
+    many = "key: a\nname: A\nextra:\n" + "".join(f"  k{i}: [1, 2]\n" for i in range(MAX_NODES // 3 + 1))
+    with pytest.raises(SpecError, match=f"more than {MAX_NODES} values"):
+        load_specs(many)

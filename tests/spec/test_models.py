@@ -161,7 +161,7 @@ def test_parameter_name_must_be_an_identifier(name: str) -> None:
         Parameter(name=name)
 
 
-@pytest.mark.parametrize("name", ["token", "refresh_token", "client_id", "client_secret", "username", "password"])
+@pytest.mark.parametrize("name", ["token", "refresh_token", "client_id", "client_secret", "credentials"])
 def test_parameter_name_cannot_shadow_a_builtin(name: str) -> None:
     """Template built-in names cannot be declared as parameters."""
     with pytest.raises(pydantic.ValidationError, match="built-in template name"):
@@ -434,10 +434,10 @@ def test_refresh_policy_reads_durations_and_its_request() -> None:
     )
 
 
-def test_refresh_request_needs_a_url() -> None:
-    """A refresh request without a URL is refused."""
-    with pytest.raises(pydantic.ValidationError):
-        RefreshPolicy.model_validate({"request": {"method": "POST"}})
+def test_refresh_request_url_defaults_to_none() -> None:
+    """A refresh request without a URL is accepted: it goes to ``auth.token_url``."""
+    policy = RefreshPolicy.model_validate({"request": {"method": "POST", "params": {"grant_type": "refresh_token"}}})
+    assert policy.request is not None and policy.request.url is None
 
 
 @pytest.mark.parametrize("status", [200, 399, 600])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
@@ -19,6 +20,7 @@ from authbridge.spec.templating import (
     check_url_template,
     references_of,
     render_header,
+    render_path,
     render_text,
     render_url,
 )
@@ -241,13 +243,14 @@ def test_missing_reference_inside_a_function_counts() -> None:
 # Headers
 
 
-@pytest.mark.parametrize("bad", ["\r", "\n", "\0", "\r\nX-Injected: 1"])
+@pytest.mark.parametrize("bad", ["\r", "\n", "\0", "\r\nX-Injected: 1", "\x01", "\x1b[31m", "\x7f"])
 def test_header_refuses_line_breaks_and_nul(bad: str) -> None:
     """A header value containing CR, LF or NUL raises UnsafeValueError naming the reference only."""
     with pytest.raises(UnsafeValueError) as info:
         render_header("Bearer {token}", {"token": SECRET + bad}, field="token.template")
     assert str(info.value) == (
-        "token.template: the value of token contains a line break or NUL, which cannot go in a header"
+        "token.template: the value of token contains a line break, NUL or other control character, "
+        "which cannot go in a header"
     )
 
 
@@ -311,17 +314,35 @@ def test_url_path_query_and_fragment_values_are_percent_encoded() -> None:
     assert url == "https://h.example/v1/x%2Fy%3F%23%40%3A%25%C3%A9%20?q=1%26r%3D2%23#%23%2F%3F"
 
 
-@pytest.mark.parametrize(("value", "encoded"), [(".", "%2E"), ("..", "%2E%2E"), ("...", "%2E%2E%2E")])
-def test_url_dot_segments_in_a_path_are_encoded(value: str, encoded: str) -> None:
-    """A path value made only of dots is percent-encoded so it cannot climb the path."""
-    url = render_url("https://h.example/a/{v}/b", {"v": value}, field="f")
-    assert url == f"https://h.example/a/{encoded}/b"
-    assert httpx.URL(url).raw_path == f"/a/{encoded}/b".encode()
+@pytest.mark.parametrize(
+    "template", ["https://h.example/a/{v}/b", "https://h.example/a/.{v}", "https://h.example/{v}{v}"]
+)
+@pytest.mark.parametrize("value", [".", ".."])
+def test_url_dot_segment_values_in_a_path_are_refused(template: str, value: str) -> None:
+    """A path value of '.' or '..' is refused: encoded as %2E%2E, yarl and servers decode and drop it anyway."""
+    with pytest.raises(UnsafeValueError, match=rf"the value of v is '{re.escape(value)}', which cannot be a URL path"):
+        render_url(template, {"v": value}, field="f")
 
 
-def test_url_dot_values_next_to_literal_dots_stay_harmless() -> None:
-    """A dot value after a literal dot cannot form a '..' segment."""
-    assert render_url("https://h.example/a/.{v}", {"v": "."}, field="f") == "https://h.example/a/.%2E"
+def test_url_other_dot_values_are_encoded() -> None:
+    """Three dots are no dot segment: encoded, they stay one segment."""
+    url = render_url("https://h.example/a/{v}/b", {"v": "..."}, field="f")
+    assert url == "https://h.example/a/%2E%2E%2E/b"
+    assert httpx.URL(url).raw_path == b"/a/%2E%2E%2E/b"
+
+
+@pytest.mark.parametrize(
+    ("template", "values"),
+    [
+        ("{base}/x", {"base": "https://h.example/a/%2e%2E"}),
+        ("{base}/x", {"base": "https://h.example/a/%2E"}),
+        ("{base}/x", {"base": "https://h.example/a/../b"}),
+    ],
+)
+def test_a_rendered_path_with_a_dot_segment_is_refused(template: str, values: dict[str, str]) -> None:
+    """A whole-URL value holding a dot segment, encoded or not, is refused too."""
+    with pytest.raises(UnsafeValueError, match=re.escape("the rendered URL path has a '.' or '..' segment")):
+        render_url(template, values, field="f", whole_url_names={"base"})
 
 
 def test_url_function_results_are_encoded_like_values() -> None:
@@ -626,3 +647,26 @@ def test_header_refuses_non_ascii_values() -> None:
     with pytest.raises(UnsafeValueError, match="tenant is not ASCII") as info:
         render_header("X-{tenant}", {"tenant": "José-SECRET"}, field="request.headers.X-Tenant")
     assert "José" not in str(info.value)
+
+
+def test_header_keeps_a_tab() -> None:
+    """HTAB is allowed in a header value (RFC 9110 field-value); the other controls are not."""
+    assert render_header("a\t{v}", {"v": "b\tc"}, field="request.headers.X") == "a\tb\tc"
+
+
+def test_render_path_encodes_each_value_as_one_segment_part() -> None:
+    """``/``, ``?`` and ``#`` in values are encoded; literal text stays as written."""
+    assert render_path("/items/{id}?x=1", {"id": "a/b?c#d"}, field="test.path") == "/items/a%2Fb%3Fc%23d?x=1"
+
+
+@pytest.mark.parametrize(("template", "values"), [("/a/{v}", {"v": ".."}), ("/a/{v}/b", {"v": "."})])
+def test_render_path_refuses_dot_segment_values(template: str, values: dict[str, str]) -> None:
+    """A value of '.' or '..' is refused, naming the reference."""
+    with pytest.raises(UnsafeValueError, match="the value of v is"):
+        render_path(template, values, field="test.path")
+
+
+def test_render_path_refuses_a_literal_dot_segment() -> None:
+    """A dot segment in the template itself is refused at render too."""
+    with pytest.raises(UnsafeValueError, match=re.escape("test.path: the path has a '.' or '..' segment")):
+        render_path("/a/%2e%2E/{v}", {"v": "x"}, field="test.path")

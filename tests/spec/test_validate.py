@@ -297,7 +297,6 @@ def test_a_misplaced_auth_field_gets_no_template_errors() -> None:
         (spec(refresh={"on_status": [200]}), "refresh.on_status.0", "must be at least 400"),
         (spec(refresh={"on_status": [600]}), "refresh.on_status.0", "must be at most 599"),
         (spec(refresh={"on_status": ["x"]}), "refresh.on_status.0", "must be a whole number"),
-        (spec(refresh={"request": {}}), "refresh.request.url", "is required"),
         (
             spec(refresh={"request": {"url": "https://x.example", "method": "PUT"}}),
             "refresh.request.method",
@@ -690,8 +689,8 @@ def test_a_header_value_with_a_line_break_is_refused(value: str) -> None:
     assert errors_of({"team": value}, integration) == [
         ErrorItem(
             "parameters.team",
-            "cannot be used in request.headers.X-Team: the value of team contains a line break or NUL, "
-            "which cannot go in a header",
+            "cannot be used in request.headers.X-Team: the value of team contains a line break, NUL or other "
+            "control character, which cannot go in a header",
         )
     ]
 
@@ -741,3 +740,219 @@ def test_base_url_cannot_carry_a_query() -> None:
     assert [(e.path, e.message) for e in info.value.errors] == [
         ("request.base_url", "cannot carry a query or fragment; put query parameters in request.query")
     ]
+
+
+# Parsers that cannot be made slow
+
+
+def test_a_catastrophic_pattern_answers_at_once_on_a_long_value() -> None:
+    """``^(a+)+$`` on 2 KiB of a's ending in '!' is exponential for Python's re; RE2 answers in linear time."""
+    integration = Integration.model_validate(spec(parameters=[{"name": "p", "pattern": "^(a+)+$"}]))
+    value = "a" * 2047 + "!"
+    assert errors_of({"p": value}, integration) == [ErrorItem("parameters.p", f"{value!r} does not match ^(a+)+$")]
+    assert check({"p": "a" * 2048}, integration) == {"p": "a" * 2048}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [("(?=a)b", "invalid perl operator"), ("(a)\\1", "invalid escape sequence"), ("[a-z", "missing ]")],
+)
+def test_a_pattern_re2_cannot_run_is_refused_when_saved(pattern: str, reason: str) -> None:
+    """Lookarounds, backreferences and broken syntax are refused at save time, naming the field."""
+    [(path, message)] = problems(spec(parameters=[{"name": "p", "pattern": pattern}]))
+    assert path == "parameters.0.pattern"
+    assert message.startswith("is not a valid regular expression for RE2") and reason in message
+
+
+def test_values_longer_than_the_limit_are_refused_before_any_check() -> None:
+    """A value over ``max_length`` (2048 by default) is refused with the limit, never matched or rendered."""
+    integration = Integration.model_validate(spec(parameters=[{"name": "p"}, {"name": "mail", "format": "email"}]))
+    assert check({"p": "x" * 2048}, integration) == {"p": "x" * 2048}
+    assert errors_of({"p": "x" * 2049}, integration) == [ErrorItem("parameters.p", "is longer than 2048 characters")]
+    assert errors_of({"p": "x" * 11}, integration, max_length=10) == [
+        ErrorItem("parameters.p", "is longer than 10 characters")
+    ]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["a@" + "." * 40_000 + "@", "a@" + "a." * 20_000 + " ", "x@" + "a" * 40_000, "@" * 40_000],
+)
+def test_the_email_format_is_linear_on_hostile_values(value: str) -> None:
+    """Values that made the email regex backtrack (20 s on 40 kB) are refused at once."""
+    assert errors_of({"mail": value}, FORMATS, max_length=100_000) == [
+        ErrorItem("parameters.mail", "must be an email address")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [("ops@x.example", True), ("a.b+c@d.e", True), ("a@b", False), ("a@.b", False), ("a@b.", False),
+     ("@x.example", False), ("a@@x.example", False), ("a@b@x.example", False), ("a\u2003@x.example", False)],
+)  # fmt: skip
+def test_the_email_format_accepts_what_the_regex_did(value: str, ok: bool) -> None:
+    """One ``@``, a non-empty local part, a dot inside the domain, no whitespace (Unicode included)."""
+    if ok:
+        assert check({"mail": value}, FORMATS) == {"mail": value}
+    else:
+        assert errors_of({"mail": value}, FORMATS) == [ErrorItem("parameters.mail", "must be an email address")]
+
+
+# Control characters and header names, refused when the spec is saved
+
+
+CONTROL_MESSAGE = "contains a control character (line break, NUL...), which cannot be sent"
+
+
+@pytest.mark.parametrize("bad", ["\r", "\n", "\0", "\x01", "\x7f"])
+@pytest.mark.parametrize("placement", ["header", "query"])
+def test_a_token_template_with_a_control_character_is_refused_when_saved(bad: str, placement: str) -> None:
+    """CR, LF, NUL (and every control) in ``token.template`` fail validation, wherever the token goes."""
+    data = spec(auth={"type": "api_token"}, token={"in": placement, "name": "X-Token", "template": f"T {{token}}{bad}"})
+    assert problems(data) == [("token.template", CONTROL_MESSAGE)]
+
+
+@pytest.mark.parametrize(
+    ("fields", "path"),
+    [
+        ({"request": {"headers": {"X-A": "a\r\nX-Evil: 1"}}}, "request.headers.X-A"),
+        ({"auth": {"type": "custom_token", "token_url": "https://x.example/t", "token_headers": {"X": "\0"}}},
+         "auth.token_headers.X"),
+        ({"request": {"base_url": "https://x.example/a\nb"}}, "request.base_url"),
+        ({"request": {"base_url": "https://x.example"}, "test": {"path": "/me\r\n"}}, "test.path"),
+        ({"request": {"headers": {"X-A": ["{p}", "ok\x1b"]}}, "parameters": [{"name": "p"}]}, "request.headers.X-A"),
+    ],
+)  # fmt: skip
+def test_control_characters_in_headers_and_urls_are_refused_when_saved(fields: dict[str, object], path: str) -> None:
+    """Header values, URLs and the test path are checked for controls, each alternative included."""
+    assert (path, CONTROL_MESSAGE) in problems(spec(**fields))
+
+
+def test_a_tab_in_a_header_template_is_allowed() -> None:
+    """HTAB is a valid header value character."""
+    validate_spec(spec(request={"headers": {"X-A": "a\tb"}}))
+
+
+@pytest.mark.parametrize("name", ["X A", "X:A", "X\r\nA", "Ünï", ""])
+def test_header_names_must_be_http_tokens(name: str) -> None:
+    """A header name with a space, colon, control or non-ASCII character is refused when saved."""
+    assert problems(spec(request={"headers": {name: "v"}})) == [
+        (f"request.headers.{name}", "is not a valid HTTP header name")
+    ]
+
+
+# Host-part values are DNS names
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("a..b", "not a valid host name (an empty label, or too long)"),
+        (".eu", "the rendered host name has an empty label"),
+        ("eu.", "the rendered host name has an empty label"),
+        ("-eu", "the rendered host name has a label that starts or ends with '-'"),
+        ("eu-", "the rendered host name has a label that starts or ends with '-'"),
+        ("x" * 64, "the rendered host name has a label that is not 1 to 63 letters, digits or '-'"),
+        (".".join(["x" * 60] * 4), "the rendered host name must be 1 to 253 characters"),
+    ],
+)
+def test_a_host_value_must_make_a_dns_name(value: str, reason: str) -> None:
+    """Labels of 1-63 characters, 253 in all, no empty label, no '-' at a label's ends: a 422 before any request."""
+    [error] = errors_of({"serverName": value})
+    assert error.path == "parameters.serverName"
+    assert error.message.startswith("cannot be used in auth.authorization_url: ") and reason in error.message
+
+
+def test_host_values_that_make_dns_names_pass() -> None:
+    """Several labels, digits, inner hyphens and a 63-character label are fine."""
+    for value in ("eu1", "eu-west.prod", "x" * 63, "1.2.3.4"):
+        assert check({"serverName": value})["serverName"] == value
+
+
+@pytest.mark.parametrize("value", ["a..b", "a.", ".a", "-a.b", "a-.b", "x" * 64, ".".join(["x" * 60] * 5), ""])
+def test_the_hostname_format_is_a_dns_name(value: str) -> None:
+    """``format: hostname`` applies the same rules (an empty value is 'not given')."""
+    if value:
+        assert errors_of({"host": value}, FORMATS) == [
+            ErrorItem("parameters.host", "must be a host name (letters, digits, '-' and '.')")
+        ]
+    else:
+        assert check({"host": value}, FORMATS) == {}
+
+
+# Dot segments
+
+
+@pytest.mark.parametrize("value", [".", ".."])
+@pytest.mark.parametrize(
+    ("request_block", "test_block", "field"),
+    [
+        ({"base_url": "https://x.example/tenants/{p}/v1"}, None, "request.base_url"),
+        ({"base_url": "https://x.example/v1"}, {"path": "/items/{p}"}, "test.path"),
+    ],
+)
+def test_a_dot_segment_value_is_refused_when_the_connection_is_created(
+    value: str, request_block: dict[str, str], test_block: dict[str, str] | None, field: str
+) -> None:
+    """'.' and '..' in a path position (base URL or test path) are a parameter error, before any request."""
+    integration = Integration.model_validate(spec(parameters=[{"name": "p"}], request=request_block, test=test_block))
+    [error] = errors_of({"p": value}, integration)
+    assert error.path == "parameters.p"
+    assert error.message.startswith(f"cannot be used in {field}: the value of p is {value!r}, which cannot be")
+    assert check({"p": "..."}, integration) == {"p": "..."}
+
+
+@pytest.mark.parametrize(
+    ("fields", "path"),
+    [
+        ({"request": {"base_url": "https://x.example/v1/../admin"}}, "request.base_url"),
+        ({"request": {"base_url": "https://x.example/v1/%2E%2e"}}, "request.base_url"),
+        ({"request": {"base_url": "https://x.example"}, "test": {"path": "/a/./b"}}, "test.path"),
+        ({"auth": {"type": "custom_token", "token_url": ["https://x.example/a", "https://x.example/.."]}},
+         "auth.token_url"),
+    ],
+)  # fmt: skip
+def test_a_literal_dot_segment_is_refused_when_saved(fields: dict[str, object], path: str) -> None:
+    """A '.' or '..' segment written into a URL or the test path is refused with the spec."""
+    assert (path, "has a '.' or '..' path segment, which would climb out") in problems(spec(**fields))
+
+
+# Natural specs (the end-to-end runs are in tests/api/test_natural_specs_e2e.py)
+
+
+def test_username_and_password_parameters_outside_basic() -> None:
+    """They are accepted in custom_token and OAuth code flows, and fill {username}/{password}; password is secret."""
+    data = spec(
+        parameters=[{"name": "username"}, {"name": "password"}],
+        auth={
+            "type": "custom_token",
+            "token_url": "https://x.example/login",
+            "token_params": {"user": "{username}", "pass": "{password}"},
+        },
+    )
+    integration = validate_spec(data)
+    assert [(p.name, p.secret) for p in integration.parameters] == [("username", False), ("password", True)]
+    with pytest.raises(SpecError, match="a parameter named password is always secret"):
+        validate_spec({**data, "parameters": [{"name": "password", "secret": False}]})
+
+
+def test_token_in_the_test_request() -> None:
+    """{token} may be used in test.path and test.headers; an undeclared name still is not."""
+    data = spec(auth={"type": "api_token"}, request={"base_url": "https://x.example"})
+    validate_spec({**data, "test": {"path": "/t/{token}", "headers": {"X-T": "{token}"}}})
+    assert problems({**data, "test": {"path": "/t/{tokn}"}}) == [
+        ("test.path", "references {tokn}, which is not a declared parameter (did you mean {token}?)")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("callback", "message"),
+    [
+        ({"capture": ["a"], "patterns": {"b": "x"}}, "'b' is not a captured field (list it in capture)"),
+        ({"capture": ["a"], "patterns": {"a": "(?=x)"}}, "a: is not a valid regular expression for RE2"),
+    ],
+)
+def test_callback_patterns_name_captured_fields_and_compile(callback: dict[str, object], message: str) -> None:
+    """Each pattern names a captured field and compiles with RE2."""
+    [(path, text)] = problems(spec(auth=code_flow(callback=callback)))
+    assert path == "auth.callback.patterns" and text.startswith(message)

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import base64
-from urllib.parse import quote
+from collections.abc import Mapping
 
 import httpx
 
 from authbridge.auth.base import AuthContext
 from authbridge.errors import ConnectionStateError, TemplateError
 from authbridge.spec import BasicAuth, NoneAuth
-from authbridge.spec.templating import references_of, render_header, render_text, render_url
+from authbridge.spec.templating import (
+    TemplateSource,
+    references_of,
+    render_header,
+    render_path,
+    render_text,
+    render_url,
+)
 
 __all__ = ["api_request", "base_url", "credential_headers_and_query"]
 
@@ -59,15 +66,21 @@ def credential_headers_and_query(ctx: AuthContext) -> tuple[dict[str, str], dict
     return headers, query
 
 
-def api_request(ctx: AuthContext, method: str, path: str) -> httpx.Request:
+def api_request(
+    ctx: AuthContext, method: str, path: str, headers: Mapping[str, TemplateSource] | None = None
+) -> httpx.Request:
     """A request to ``base_url + path`` with the integration's parameters and the token in place.
 
+    ``headers`` (``test.headers``) are rendered like request headers (``{token}`` included) and sent
+    too; the credential headers win on a clash.
+
     ``path`` is a template (``test.path``): parameter and credential values in it are
-    percent-encoded, so they cannot add path segments or a query.
+    percent-encoded, so they cannot add path segments or a query, nor be ``.`` or ``..``.
     """
-    encoded = {k: (quote(v, safe="") if v is not None else None) for k, v in ctx.values().items()}
-    rendered = render_text(path, encoded, field="test.path")
+    rendered = render_path(path, ctx.values(), field="test.path", clock=ctx.clock)
     url = httpx.URL(base_url(ctx).rstrip("/") + "/" + rendered.lstrip("/"))
-    headers, query = credential_headers_and_query(ctx)
+    values = ctx.values()
+    extra = {name: render_header(t, values, field=f"test.headers.{name}") for name, t in (headers or {}).items()}
+    placed, query = credential_headers_and_query(ctx)
     url = url.copy_merge_params(query)
-    return httpx.Request(method, url, headers=headers)
+    return httpx.Request(method, url, headers={**extra, **placed})

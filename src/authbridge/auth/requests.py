@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import typing
 from collections.abc import Mapping
@@ -11,12 +12,12 @@ import httpx
 from authbridge.auth import _authlib
 from authbridge.auth.base import AuthContext
 from authbridge.auth.oauth2 import render_endpoint, scope_string
-from authbridge.errors import ConnectionStateError, ErrorItem, ParameterError, SpecError
+from authbridge.errors import ConnectionStateError, ErrorItem, ParameterError, SpecError, UnsafeValueError
 from authbridge.spec import CustomTokenAuth, OAuth2Auth
-from authbridge.spec.models import RefreshRequest
+from authbridge.spec.models import RefreshRequest, compile_pattern
 from authbridge.spec.templating import TemplateSource, render_header, render_text
 
-__all__ = ["GrantType", "RevokeRequest", "revocation_problem", "revoke_requests", "token_request"]
+__all__ = ["GrantType", "RevokeRequest", "check_captures", "revocation_problem", "revoke_requests", "token_request"]
 
 GrantType = typing.Literal["authorization_code", "client_credentials", "password", "refresh_token"]
 BodyKind = typing.Literal["form", "json", "query"]
@@ -24,9 +25,25 @@ BodyKind = typing.Literal["form", "json", "query"]
 _PROTECTED = frozenset({"grant_type", "code", "code_verifier", "redirect_uri", "refresh_token"})
 
 
-def _render_fields(ctx: AuthContext, sources: Mapping[str, TemplateSource], field: str) -> dict[str, str]:
+FieldValue = str | bool | int | float
+
+
+def _render_fields(
+    ctx: AuthContext, sources: Mapping[str, TemplateSource | bool | int | float], field: str
+) -> dict[str, FieldValue]:
+    """Render each template; booleans and numbers stay as they are (JSON types in a JSON body)."""
     values = ctx.values()
-    return {name: render_text(src, values, field=f"{field}.{name}", clock=ctx.clock) for name, src in sources.items()}
+    return {
+        name: src
+        if isinstance(src, bool | int | float)
+        else render_text(src, values, field=f"{field}.{name}", clock=ctx.clock)
+        for name, src in sources.items()
+    }
+
+
+def _as_text(value: FieldValue) -> str:
+    """A field as form or query text: booleans as JSON writes them (``true``), numbers as their text."""
+    return json.dumps(value) if isinstance(value, bool) else str(value)
 
 
 def _render_headers(ctx: AuthContext, sources: Mapping[str, TemplateSource], field: str) -> httpx.Headers:
@@ -38,7 +55,7 @@ def _render_headers(ctx: AuthContext, sources: Mapping[str, TemplateSource], fie
     return headers
 
 
-def _client_auth(ctx: AuthContext, auth: OAuth2Auth, fields: dict[str, str], headers: httpx.Headers) -> None:
+def _client_auth(ctx: AuthContext, auth: OAuth2Auth, fields: dict[str, FieldValue], headers: httpx.Headers) -> None:
     """Authenticate the client per ``client_auth`` (RFC 6749 §2.3.1), in place.
 
     A public client (no secret) sends only its ``client_id`` as a field. An ``Authorization``
@@ -59,22 +76,47 @@ def _client_auth(ctx: AuthContext, auth: OAuth2Auth, fields: dict[str, str], hea
         fields["client_secret"] = secret
 
 
-def _build(method: str, url: str, body: BodyKind, fields: Mapping[str, str], headers: httpx.Headers) -> httpx.Request:
+def _build(
+    method: str, url: str, body: BodyKind, fields: Mapping[str, FieldValue], headers: httpx.Headers
+) -> httpx.Request:
     """Put ``fields`` where the spec says: the query (GET, or ``body: query``), a JSON object or a form.
 
     Authlib's clients send only form-encoded POST requests; the GET verb (Airkit's "Access Token
     Verb"), JSON bodies and query-only POSTs that token endpoints in the wild require are built here.
     """
+    text = {name: _as_text(value) for name, value in fields.items()}
     if method == "GET" or body == "query":
-        return httpx.Request(method, httpx.URL(url).copy_merge_params(dict(fields)), headers=headers)
+        return httpx.Request(method, httpx.URL(url).copy_merge_params(text), headers=headers)
     if body == "json":
         return httpx.Request(method, url, json=dict(fields), headers=headers)
-    return httpx.Request(method, url, data=dict(fields), headers=headers)
+    return httpx.Request(method, url, data=text, headers=headers)
+
+
+def check_captures(ctx: AuthContext) -> None:
+    """Refuse captured callback fields that do not match their ``auth.callback.patterns`` entry.
+
+    Checked before every token request that may use them: a captured field in ``token_url``'s host
+    decides where the client secret goes, and the redirect's query passed through the browser.
+
+    Raises:
+        UnsafeValueError: a captured value does not match its pattern (the message names the field).
+    """
+    auth = ctx.integration.auth
+    if not isinstance(auth, OAuth2Auth):
+        return
+    for name, pattern in auth.callback.patterns.items():
+        value = ctx.credentials.get(name)
+        if value is not None and not compile_pattern(pattern).fullmatch(str(value)):
+            raise UnsafeValueError(
+                f"auth.callback.patterns.{name}: the callback's {name} does not match {pattern}; "
+                "refusing to send the token request"
+            )
 
 
 def _token_url(ctx: AuthContext, auth: OAuth2Auth | CustomTokenAuth) -> str:
     if auth.token_url is None:
         raise SpecError([ErrorItem("auth.token_url", "is required to request a token")], source=ctx.integration.key)
+    check_captures(ctx)
     return render_endpoint(ctx, auth.token_url, field="auth.token_url")
 
 
@@ -102,7 +144,10 @@ def _grant_fields(
 
 def _refresh_request(ctx: AuthContext, auth: OAuth2Auth, spec: RefreshRequest) -> httpx.Request:
     """The integration's own refresh request (``refresh.request``), with client authentication on top."""
-    url = render_endpoint(ctx, spec.url, field="refresh.request.url", credentials=True)
+    if spec.url is not None:
+        url = render_endpoint(ctx, spec.url, field="refresh.request.url", credentials=True)
+    else:
+        url = _token_url(ctx, auth)  # refresh.request without url: the token endpoint
     fields = _render_fields(ctx, spec.params, "refresh.request.params")
     headers = _render_headers(ctx, spec.headers, "refresh.request.headers")
     _client_auth(ctx, auth, fields, headers)
@@ -156,7 +201,7 @@ def token_request(
         raise ValueError(f"{ctx.integration.key} is an OAuth 2.0 integration: pass a grant_type")
     if grant_type == "refresh_token" and ctx.integration.refresh.request is not None:
         return _refresh_request(ctx, auth, ctx.integration.refresh.request)
-    fields = dict(_grant_fields(ctx, auth, grant_type, code, code_verifier))
+    fields = dict[str, FieldValue](_grant_fields(ctx, auth, grant_type, code, code_verifier))
     for name, value in _render_fields(ctx, auth.token_params, "auth.token_params").items():
         if name not in _PROTECTED or name not in fields:
             fields[name] = value
@@ -193,7 +238,7 @@ def revoke_requests(ctx: AuthContext) -> list[RevokeRequest]:
     url = render_endpoint(ctx, auth.revoke_url, field="auth.revoke_url", credentials=True)
     requests: list[RevokeRequest] = []
     for token, hint in present:
-        fields = {"token": token, "token_type_hint": hint}
+        fields: dict[str, FieldValue] = {"token": token, "token_type_hint": hint}
         headers = httpx.Headers({"Accept": "application/json"})
         _client_auth(ctx, auth, fields, headers)
         requests.append(RevokeRequest(hint, _build("POST", url, "form", fields, headers)))

@@ -33,6 +33,7 @@ from authbridge.errors import (
     SpecError,
 )
 from authbridge.spec import SECRET_MASK, Integration, OAuth2Auth
+from authbridge.spec.validate import MAX_PARAMETER_LENGTH
 from authbridge.store import (
     ApiKeyRecord,
     ConnectionFilter,
@@ -109,6 +110,8 @@ class Policy(typing.NamedTuple):
     max_upstream_body: int = 1024 * 1024
     #: Seconds one outbound exchange may take in total (connect, send, read the whole answer).
     http_timeout: float = 10.0
+    #: The longest parameter value a connection may have (AUTHBRIDGE_MAX_PARAMETER_LENGTH).
+    max_parameter_length: int = MAX_PARAMETER_LENGTH
 
 
 def _hooks(spec: Integration) -> list[tuple[str, str]]:
@@ -154,6 +157,7 @@ class Broker:
                 hook_allowed=self.policy.hook_allowed,
                 refresh_deadline=self.policy.refresh_deadline,
                 limits=UpstreamLimits(max_body=self.policy.max_upstream_body, timeout=self.policy.http_timeout),
+                max_parameter_length=self.policy.max_parameter_length,
                 clock=clock,
             )
             if http is not None

@@ -47,6 +47,7 @@ from authbridge.spec import (
     check_parameter_values,
 )
 from authbridge.spec.templating import references_of, render_url
+from authbridge.spec.validate import MAX_PARAMETER_LENGTH
 from authbridge.store import ConnectionRecord, CredentialRecord, Store
 from authbridge.types import Clock
 
@@ -174,7 +175,9 @@ def _required_inputs(spec: Integration) -> tuple[set[str], set[str]]:
         if auth.token_url is not None:
             sources.append(auth.token_url)
         for source in sources:
-            used |= references_of(source) & {"username", "password"}
+            if isinstance(source, str | list):
+                used |= references_of(source) & {"username", "password"}
+        used -= {p.name for p in spec.parameters}  # a parameter of that name supplies it
         return used, used
     return set(), set()
 
@@ -193,6 +196,7 @@ class Connections:
         hook_allowed: Callable[[str], bool] = lambda _reference: False,
         refresh_deadline: float = 30.0,
         limits: UpstreamLimits | None = None,
+        max_parameter_length: int = MAX_PARAMETER_LENGTH,
         clock: Clock,
     ) -> None:
         self.store = store
@@ -204,6 +208,7 @@ class Connections:
         self.allow_http = allow_http
         self.return_origin_allowed = return_origin_allowed
         self.hook_allowed = hook_allowed
+        self.max_parameter_length = max_parameter_length
         self.clock = clock
         self.keeper = TokenKeeper(store, fetch=self.fetch_refresh, clock=clock, deadline=refresh_deadline)
 
@@ -430,7 +435,11 @@ class Connections:
         values: dict[str, str] = {}
         inputs: dict[str, str] = {}
         try:
-            values.update(check_parameter_values(spec, parameters, allow_http=self.allow_http))
+            values.update(
+                check_parameter_values(
+                    spec, parameters, allow_http=self.allow_http, max_length=self.max_parameter_length
+                )
+            )
         except ParameterError as exc:
             problems.extend(exc.errors)
         try:
@@ -563,6 +572,9 @@ class Connections:
         assert isinstance(auth, OAuth2Auth)
         creds = await self.store.credentials.load(connection.id)
         ctx = self.context(spec, connection.parameters, creds, redirect_uri=flow.redirect_uri)
+        # Captured fields exist for the token request already (token_url may use them: Lightspeed's domain_prefix).
+        captured = callback_fields(spec, query)
+        ctx = dataclasses.replace(ctx, credentials={**ctx.credentials, **captured})
 
         async def fail(message: str, event: str = "connection.authorization_failed") -> CallbackResult:
             status = "error" if connection.status in {"pending", "error"} else connection.status
@@ -601,7 +613,6 @@ class Connections:
         except AuthBridgeError as exc:
             # The flow is used up: whatever went wrong (upstream, template, spec) is the connection's error.
             return await fail(str(exc))
-        captured = callback_fields(spec, query)
         await self.store.credentials.save(connection.id, credentials_from(tokens, inputs=ctx.inputs, extra=captured))
         await self.store.connections.set_status(
             connection.id, "active", expires_at=tokens.expires_at, warning=self._warning(spec, tokens), refreshed=True
@@ -710,7 +721,7 @@ class Connections:
             return TestResult(False, None, f"integration {spec.key} declares no test request (add `test:` to its spec)")
         ctx = self.context(spec, connection.parameters, creds)
         secrets = _secrets_of(ctx)
-        request = api_request(ctx, spec.test.method, spec.test.path)
+        request = api_request(ctx, spec.test.method, spec.test.path, spec.test.headers)
         try:
             response = await self._send(request, integration=spec.key, secrets=secrets)
             if creds.access_token is not None and isinstance(spec.auth, OAuth2Auth | CustomTokenAuth):
@@ -719,7 +730,10 @@ class Connections:
                 )
                 if retry is not None:
                     request = api_request(
-                        self.context(spec, connection.parameters, retry), spec.test.method, spec.test.path
+                        self.context(spec, connection.parameters, retry),
+                        spec.test.method,
+                        spec.test.path,
+                        spec.test.headers,
                     )
                     secrets = _secrets_of(self.context(spec, connection.parameters, retry))
                     response = await self._send(request, integration=spec.key, secrets=secrets)

@@ -60,7 +60,9 @@ def credential_inputs(spec: Integration) -> list[str]:
     if isinstance(auth, OAuth2Auth | CustomTokenAuth):
         used: set[str] = set()
         for source in [*auth.token_params.values(), *auth.token_headers.values(), auth.token_url or ""]:
-            used |= references_of(source) & {"username", "password"}
+            if isinstance(source, str | list):
+                used |= references_of(source) & {"username", "password"}
+        used -= {p.name for p in spec.parameters}  # a parameter of that name supplies it
         return sorted(used, reverse=True)
     return []
 

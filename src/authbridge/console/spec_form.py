@@ -44,7 +44,7 @@ def _set(data: dict[str, typing.Any], path: str, value: object) -> None:
 
 
 def _templated_text(value: object) -> str:
-    if isinstance(value, list):
+    if isinstance(value, list | bool):
         return json.dumps(value)
     return "" if value is None else str(value)
 
@@ -189,8 +189,9 @@ def _optional_blocks(data: dict[str, typing.Any], form: Values, auth_type: str) 
     elif data.get("test", {}).get("expect_status") == []:
         data["test"].pop("expect_status")
     refresh = data.get("refresh", {})
-    if isinstance(refresh, dict) and not form.get("refresh.request.url", "").strip():
-        refresh.pop("request", None)
+    filled = ("refresh.request.url", "refresh.request.headers", "refresh.request.params")
+    if isinstance(refresh, dict) and not any(form.get(name, "").strip() for name in filled):
+        refresh.pop("request", None)  # without a url, it goes to the token endpoint: kept when it says anything
     response = _get(data, "auth.token_response")
     if isinstance(response, dict):
         if not form.get("auth.token_response.expires_in.path", "").strip():

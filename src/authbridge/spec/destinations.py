@@ -179,7 +179,8 @@ def _token_request_carries_connection_secrets(spec: Integration, auth: OAuth2Aut
     if isinstance(auth, OAuth2Auth) and auth.grant_type != "client_credentials":
         return True  # refresh tokens (and the password grant's password) go to the token URL
     secret = {p.name for p in spec.parameters if p.secret} | _USER_INPUTS
-    used = _refs([*auth.token_params.values(), *auth.token_headers.values()])
+    templates = [v for v in auth.token_params.values() if isinstance(v, str | list)]  # booleans, numbers: literal
+    used = _refs([*templates, *auth.token_headers.values()])
     client_secret = spec.client_secret or ""
     if isinstance(auth, OAuth2Auth) and client_secret.startswith("{") and client_secret.endswith("}"):
         used |= {client_secret[1:-1]}

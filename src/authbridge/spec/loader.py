@@ -10,7 +10,12 @@ from authbridge.errors import ErrorItem, SpecError
 from authbridge.spec.models import Integration
 from authbridge.spec.validate import validate_spec
 
-__all__ = ["dump_spec", "load_spec", "load_specs", "spec_to_dict"]
+__all__ = ["MAX_DEPTH", "MAX_NODES", "dump_spec", "load_spec", "load_specs", "spec_to_dict"]
+
+#: Most YAML nodes (scalars, lists, mappings) one stream may hold; a large real spec has a few hundred.
+MAX_NODES = 20_000
+#: Deepest nesting of lists and mappings; a spec is about five levels deep.
+MAX_DEPTH = 50
 
 _ORDER = ("key", "name", "description", "parameters", "auth", "token", "request", "refresh", "test")
 
@@ -60,9 +65,46 @@ def _line_finder(lines: dict[str, int]) -> typing.Callable[[str], int | None]:
     return line_of
 
 
+class _BoundedLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses aliases and caps nodes and nesting, so no input makes loading slow.
+
+    An alias makes the node tree a graph: a few hundred bytes of nested aliases ("billion laughs")
+    expand to millions of nodes when walked or constructed. A spec never needs one, so the first
+    alias is refused with its line, before anything is built. The caps bound what is left: the
+    work done is then linear in the size of the text.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._nodes = 0
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in a spec: write the value out", event.start_mark
+            )
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise yaml.composer.ComposerError(
+                None, None, f"the YAML holds more than {MAX_NODES} values", event.start_mark
+            )
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"the YAML is nested more than {MAX_DEPTH} levels deep", event.start_mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
 def _parse_documents(text: str, source: str | None) -> list[tuple[object, yaml.Node]]:
     """Parse each document of a YAML stream once, keeping its node tree for line numbers."""
-    loader = yaml.SafeLoader(text)
+    loader = _BoundedLoader(text)
     documents: list[tuple[object, yaml.Node]] = []
     try:
         while loader.check_node():

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import typing
 from datetime import timedelta
 
+import re2
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -16,11 +18,13 @@ from pydantic import (
     ValidationInfo,
     field_serializer,
     field_validator,
+    model_validator,
 )
 
 from authbridge.spec.durations import format_duration, parse_duration
 
 __all__ = [
+    "CREDENTIAL_NAMES",
     "RESERVED_NAMES",
     "SECRET_MASK",
     "ApiTokenAuth",
@@ -36,6 +40,7 @@ __all__ = [
     "NoneAuth",
     "OAuth2Auth",
     "Parameter",
+    "ParamValue",
     "PathList",
     "RefreshPolicy",
     "RefreshRequest",
@@ -46,6 +51,7 @@ __all__ = [
     "TokenMethod",
     "TokenPlacement",
     "TokenResponse",
+    "compile_pattern",
 ]
 
 #: What an API response shows in place of a stored secret.
@@ -58,10 +64,38 @@ _KEY = re.compile(r"[A-Za-z0-9]{1,64}")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 #: An entry of a parameter's ``hosts``: a host name of at least two labels, or ``*.`` and one.
 _HOST_ENTRY = re.compile(rf"(?:\*\.)?(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})+")
-#: Names a parameter may not take: the template builtins.
+#: The template builtins. A parameter may be called ``username`` or ``password`` (it then is what those
+#: names mean) except where the user enters them as credentials (``basic``, the password grant).
 RESERVED_NAMES = frozenset(
     {"token", "refresh_token", "client_id", "client_secret", "username", "password", "credentials"}
 )
+#: Builtins a parameter may still be named after.
+CREDENTIAL_NAMES = frozenset({"username", "password"})
+
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+
+
+@functools.lru_cache(maxsize=1024)
+def compile_pattern(pattern: str) -> typing.Any:
+    """Compile an integration-defined ``pattern`` with RE2, whose matching time is linear in the value.
+
+    Python's ``re`` backtracks: ``^(a+)+$`` takes exponential time on a value of a's ending in ``!``.
+    RE2 has no backtracking, so no pattern lets a value stall the server; it refuses what it cannot
+    run in linear time (backreferences, lookarounds) at compile time, and programs over its memory budget.
+
+    Raises:
+        ValueError: the pattern is not valid RE2 syntax; the message says why.
+    """
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise ValueError(
+            f"is not a valid regular expression for RE2 ({reason}); RE2 matches in linear time, "
+            "so lookarounds and backreferences are not supported"
+        ) from None
 
 
 def _templated(value: object) -> object:
@@ -86,6 +120,15 @@ def _text(value: object) -> object:
 Text = typing.Annotated[str, BeforeValidator(_text)]
 #: A template, or a list of alternative templates (the first whose references are all set wins).
 Templated = typing.Annotated[str | list[str], BeforeValidator(_templated)]
+
+
+def _param_value(value: object) -> object:
+    return value if isinstance(value, bool | int | float) else _templated(value)
+
+
+#: A token request field: a template (or alternatives), or a boolean or number sent as one
+#: (a JSON type with ``token_body: json``, ``true``/``false`` or the number's text in a form or query).
+ParamValue = typing.Annotated[str | list[str] | bool | int | float, BeforeValidator(_param_value)]
 #: A duration: ``30m``, ``90s``, ``1h`` or seconds; written back as ``30m``.
 Duration = typing.Annotated[
     timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)
@@ -119,18 +162,25 @@ class Parameter(_Model):
     def _name(cls, value: str) -> str:
         if not _IDENT.fullmatch(value):
             raise ValueError("must be letters, digits and '_', not starting with a digit (it is used as {name})")
-        if value in RESERVED_NAMES:
+        if value in RESERVED_NAMES - CREDENTIAL_NAMES:
             raise ValueError(f"'{value}' is a built-in template name; choose another parameter name")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _password_is_secret(cls, data: object) -> object:
+        # A parameter called `password` holds one: it is stored encrypted and never shown, like any secret.
+        if isinstance(data, dict) and data.get("name") == "password":
+            if data.get("secret", True) is False:
+                raise ValueError("a parameter named password is always secret: leave out `secret: false`")
+            return {**data, "secret": True}
+        return data
 
     @field_validator("pattern")
     @classmethod
     def _valid_regex(cls, value: str | None) -> str | None:
         if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"is not a valid regular expression ({exc.msg})") from None
+            compile_pattern(value)
         return value
 
     @field_validator("enum")
@@ -212,9 +262,26 @@ class TokenResponse(_Model):
 
 
 class CallbackSpec(_Model):
-    """What to keep from the OAuth redirect: query parameters become credential fields."""
+    """What to keep from the OAuth redirect: query parameters become credential fields.
+
+    ``patterns`` constrains captured fields (RE2, whole value): a redirect whose value does not
+    match fails. A captured field used in the host of ``token_url`` must have one.
+    """
 
     capture: list[str] = Field(default_factory=list)
+    patterns: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("patterns")
+    @classmethod
+    def _valid_patterns(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        for name, pattern in value.items():
+            if name not in info.data.get("capture", []):
+                raise ValueError(f"'{name}' is not a captured field (list it in capture)")
+            try:
+                compile_pattern(pattern)
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
+        return value
 
 
 class Hooks(_Model):
@@ -248,7 +315,7 @@ class _TokenRequest(_Model):
     token_method: TokenMethod = "POST"  # noqa: S105
     token_body: typing.Literal["form", "json", "query"] = "form"  # noqa: S105
     token_headers: dict[str, Templated] = Field(default_factory=dict)
-    token_params: dict[str, Templated] = Field(default_factory=dict)
+    token_params: dict[str, ParamValue] = Field(default_factory=dict)
     token_response: TokenResponse = Field(default_factory=TokenResponse)
     hooks: Hooks = Field(default_factory=Hooks)
 
@@ -339,13 +406,13 @@ class RequestSpec(_Model):
 
 
 class RefreshRequest(_Model):
-    """A refresh request that differs from the token request."""
+    """A refresh request that differs from the token request; ``url`` defaults to ``auth.token_url``."""
 
-    url: Templated
+    url: Templated | None = None
     method: TokenMethod = "POST"
     body: typing.Literal["form", "json", "query"] = "form"
     headers: dict[str, Templated] = Field(default_factory=dict)
-    params: dict[str, Templated] = Field(default_factory=dict)
+    params: dict[str, ParamValue] = Field(default_factory=dict)
 
 
 class RefreshPolicy(_Model):
@@ -366,6 +433,7 @@ class TestRequest(_Model):
         typing.Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], BeforeValidator(_upper)
     ] = "GET"
     path: str = "/"
+    headers: dict[str, Templated] = Field(default_factory=dict)
     expect_status: list[typing.Annotated[int, Field(ge=100, le=599)]] = Field(
         default_factory=lambda: [200], min_length=1
     )

@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeAlias
-from urllib.parse import SplitResult, quote, urlsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 from authbridge.errors import TemplateError, UnsafeValueError
 
@@ -19,8 +19,12 @@ __all__ = [
     "Template",
     "TemplateSource",
     "check_url_template",
+    "dns_name_problem",
+    "reference_contexts",
     "references_of",
+    "dot_segment",
     "render_header",
+    "render_path",
     "render_text",
     "render_url",
 ]
@@ -42,7 +46,8 @@ _BASE64_ARG = re.compile(rf"('[^']*')|({_IDENT}(?:\.{_IDENT})*)|(.)", re.DOTALL)
 _HOST_PART = re.compile(r"[A-Za-z0-9.-]+")
 _WHOLE_HOST = re.compile(r"[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_BAD_HEADER_CHARS = frozenset("\r\n\0")
+#: What no header may carry: every control character but HTAB (CR, LF and NUL split or end a header).
+_BAD_HEADER_CHARS = frozenset(chr(code) for code in (*range(0x20), 0x7F)) - {"\t"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,10 +241,10 @@ def render_text(source: TemplateSource, values: Values, *, field: str, clock: Cl
 
 
 def render_header(source: TemplateSource, values: Values, *, field: str, clock: Clock | None = None) -> str:
-    """Render a header value like ``render_text``, refusing CR, LF and NUL.
+    """Render a header value like ``render_text``, refusing CR, LF, NUL and every other control but HTAB.
 
     Raises:
-        UnsafeValueError: a substituted value (or the result) contains CR, LF or NUL.
+        UnsafeValueError: a substituted value (or the result) contains a control character or non-ASCII.
         TemplateError: the template is malformed or a reference has no value.
     """
     template = _select(source, values, field)
@@ -247,7 +252,8 @@ def render_header(source: TemplateSource, values: Values, *, field: str, clock: 
     for part, value in zip(template._parts, rendered, strict=True):
         if isinstance(part, _Placeholder) and _BAD_HEADER_CHARS & set(value):
             raise UnsafeValueError(
-                f"{field}: the value of {part.expr} contains a line break or NUL, which cannot go in a header"
+                f"{field}: the value of {part.expr} contains a line break, NUL or other control character, "
+                "which cannot go in a header"
             )
         if isinstance(part, _Placeholder) and not value.isascii():
             raise UnsafeValueError(
@@ -255,7 +261,7 @@ def render_header(source: TemplateSource, values: Values, *, field: str, clock: 
             )
     result = "".join(rendered)
     if _BAD_HEADER_CHARS & set(result):
-        raise UnsafeValueError(f"{field}: the header contains a line break or NUL")
+        raise UnsafeValueError(f"{field}: the header contains a line break, NUL or other control character")
     if not result.isascii():
         raise UnsafeValueError(f"{field}: the header is not ASCII, which HTTP headers cannot carry reliably")
     return result
@@ -339,6 +345,23 @@ def _url_problems(template: Template, field: str, whole_url_names: Collection[st
     return errors
 
 
+def reference_contexts(source: TemplateSource) -> dict[str, frozenset[str]]:
+    """Where each reference lands in a URL template (any alternative): ``whole``, ``scheme``, ``user info``,
+    ``host``, ``port``, ``path``, ``query`` or ``fragment``.
+
+    Raises:
+        TemplateError: a template cannot be parsed.
+    """
+    found: dict[str, set[str]] = {}
+    for template in _templates(source, "url"):
+        contexts, _ = _plan(template)
+        for part, context in zip(template._parts, contexts, strict=True):
+            if isinstance(part, _Placeholder) and context:
+                for name in part.names:
+                    found.setdefault(name, set()).add(context)
+    return {name: frozenset(where) for name, where in found.items()}
+
+
 def check_url_template(source: TemplateSource, *, field: str, whole_url_names: Collection[str] = ()) -> list[str]:
     """Check a URL template before any values exist, e.g. when an integration is saved.
 
@@ -356,6 +379,53 @@ def check_url_template(source: TemplateSource, *, field: str, whole_url_names: C
     """
     messages = (str(error) for t in _templates(source, field) for error in _url_problems(t, field, whole_url_names))
     return list(dict.fromkeys(messages))
+
+
+_DNS_LABEL = re.compile(r"[A-Za-z0-9-]{1,63}")
+
+
+def dns_name_problem(host: str) -> str | None:
+    """Why ``host`` is not a DNS name (RFC 1123), or None when it is.
+
+    Labels of 1 to 63 letters, digits and ``-``, not starting or ending with ``-``, separated by
+    single dots, 253 characters in all. Checked label by label, without backtracking.
+    """
+    if not host or len(host) > 253:
+        return "must be 1 to 253 characters"
+    for label in host.split("."):
+        if not label:
+            return "has an empty label (two dots in a row, or a dot at an end)"
+        if not _DNS_LABEL.fullmatch(label):
+            return "has a label that is not 1 to 63 letters, digits or '-'"
+        if label[0] == "-" or label[-1] == "-":
+            return "has a label that starts or ends with '-'"
+    return None
+
+
+def dot_segment(path: str) -> bool:
+    """Whether a URL path has a ``.`` or ``..`` segment, percent-encoded or not (``%2e%2E``)."""
+    return any(unquote(segment) in (".", "..") for segment in path.split("/"))
+
+
+def render_path(source: str, values: Values, *, field: str, clock: Clock | None = None) -> str:
+    """Render a path to append to a base URL (``test.path``): each value percent-encoded as one segment part.
+
+    A value cannot add segments, a query or a fragment (``/``, ``?``, ``#`` are encoded), and no
+    segment of the result may be ``.`` or ``..``, which would climb out of the base URL.
+
+    Raises:
+        UnsafeValueError: a value is ``.`` or ``..``, or the result has a dot segment.
+        TemplateError: the template is malformed or a reference has no value.
+    """
+    template = _select(source, values, field)
+    for name in template.references:
+        if values.get(name) in (".", ".."):
+            raise UnsafeValueError(f"{field}: the value of {name} is {values[name]!r}, which cannot be a path segment")
+    encoded = {name: quote(value, safe="") if value is not None else None for name, value in values.items()}
+    rendered = render_text(source, encoded, field=field, clock=clock)
+    if dot_segment(rendered.partition("?")[0].partition("#")[0]):
+        raise UnsafeValueError(f"{field}: the path has a '.' or '..' segment")
+    return rendered
 
 
 def _split(url: str) -> SplitResult | None:
@@ -398,10 +468,15 @@ def _encode(value: str, context: str, name: str, field: str) -> str:
         raise UnsafeValueError(
             f"{field}: the value of {name} is not a valid host name part (letters, digits, '-' and '.' only)"
         )
+    if context == "host" and (".." in value or len(value) > 253):
+        raise UnsafeValueError(f"{field}: the value of {name} is not a valid host name (an empty label, or too long)")
     if context == "port" and not (value.isascii() and value.isdigit()):
         raise UnsafeValueError(f"{field}: the value of {name} is not a port number (digits only)")
     if context in ("host", "port"):
         return value
+    if context == "path" and value in (".", ".."):
+        # Encoded or not, '.' and '..' are removed by URL normalization (yarl, servers): `..` climbs out.
+        raise UnsafeValueError(f"{field}: the value of {name} is {value!r}, which cannot be a URL path segment")
     if context == "path" and set(value) == {"."}:
         return "%2E" * len(value)
     try:
@@ -457,4 +532,9 @@ def render_url(
         raise UnsafeValueError(f"{field}: the rendered URL has an invalid host or port")
     if not parts.hostname or parts.scheme.lower() not in ("http", "https"):
         raise TemplateError(f"{field}: the rendered template is not an http(s) URL with a host")
+    problem = None if parts.netloc.startswith("[") else dns_name_problem(parts.hostname)
+    if problem is not None:
+        raise UnsafeValueError(f"{field}: the rendered host name {problem}")
+    if dot_segment(parts.path):
+        raise UnsafeValueError(f"{field}: the rendered URL path has a '.' or '..' segment")
     return result

@@ -14,6 +14,7 @@ from pydantic_core import ErrorDetails
 
 from authbridge.errors import ErrorItem, ParameterError, SpecError, TemplateError
 from authbridge.spec.models import (
+    CREDENTIAL_NAMES,
     RESERVED_NAMES,
     ApiTokenAuth,
     BasicAuth,
@@ -32,15 +33,24 @@ from authbridge.spec.models import (
     TestRequest,
     TokenPlacement,
     TokenResponse,
+    compile_pattern,
 )
 from authbridge.spec.secret_hosts import host_allowed, secret_host_errors
-from authbridge.spec.templating import check_url_template, references_of, render_header, render_url
+from authbridge.spec.templating import (
+    check_url_template,
+    dns_name_problem,
+    dot_segment,
+    reference_contexts,
+    references_of,
+    render_header,
+    render_path,
+    render_url,
+)
 
-__all__ = ["check_parameter_values", "validate_spec"]
+__all__ = ["MAX_PARAMETER_LENGTH", "check_parameter_values", "validate_spec"]
 
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_HOSTNAME = re.compile(rf"(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})*")
+#: The longest parameter value accepted by default; the server passes AUTHBRIDGE_MAX_PARAMETER_LENGTH down.
+MAX_PARAMETER_LENGTH = 2048
 
 Kind = typing.Literal["url", "text", "header"]
 LineOf = Callable[[str], int | None]
@@ -81,6 +91,8 @@ class _Field(typing.NamedTuple):
     kind: Kind
     builtins: frozenset[str]
     credentials: bool
+    #: Credential fields that exist here although credentials do not yet (callback captures in token_url).
+    captured: frozenset[str] = frozenset()
 
 
 def _field_names(model: type[pydantic.BaseModel]) -> list[str]:
@@ -103,7 +115,8 @@ def _fields(data: Mapping[str, typing.Any]) -> Iterator[_Field]:
     placed = frozenset({"username", "password"}) if auth_type == "basic" else frozenset({"token"})
     yield from _one(auth, "auth", "authorization_url", "url", _CLIENT_ID, False)
     yield from _one(auth, "auth", "issuer", "url", frozenset(), False)
-    yield from _one(auth, "auth", "token_url", "url", _TOKEN_REQUEST - {"client_secret"}, False)
+    for field in _one(auth, "auth", "token_url", "url", _TOKEN_REQUEST - {"client_secret"}, False):
+        yield field._replace(captured=_captures(auth))
     yield from _one(auth, "auth", "revoke_url", "url", _CLIENT_ID, True)
     yield from _one(auth, "auth", "client_id", "text", frozenset(), False)
     yield from _many(auth, "auth", "authorize_params", "text", _CLIENT_ID, False)
@@ -126,7 +139,8 @@ def _fields(data: Mapping[str, typing.Any]) -> Iterator[_Field]:
         yield from _many(rr, "refresh.request", "headers", "header", _REFRESH_REQUEST, True)
     test = data.get("test")
     if isinstance(test, Mapping):
-        yield from _one(test, "test", "path", "text", frozenset(), True)
+        yield from _one(test, "test", "path", "text", _CLIENT_ID | placed, True)
+        yield from _many(test, "test", "headers", "header", _CLIENT_ID | placed, True)
 
 
 def _one(
@@ -198,6 +212,140 @@ def _reference_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
     return errors
 
 
+_CONTROL = frozenset(chr(code) for code in (*range(0x20), 0x7F))
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# The maps whose keys are header names, by their path in the spec.
+_HEADER_MAPS = (("auth", "token_headers"), ("request", "headers"), ("refresh.request", "headers"), ("test", "headers"))
+
+
+def _control_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
+    """Control characters written into a header, a URL, the token template or the test path.
+
+    Refused when the spec is saved rather than at the first request: CR, LF or NUL in a header
+    would split or end it (HTAB is the one control a header value may hold), and in a URL they are
+    never valid. Body and query fields are left alone: their values are encoded where they go.
+    """
+    errors: list[ErrorItem] = []
+    for field in _fields(data):
+        if field.kind == "text" and field.path not in ("token.template", "test.path"):
+            continue
+        allowed = {"\t"} if field.kind == "header" or field.path == "token.template" else set()
+        source = _templates(field.value)
+        if source is not None and any((_CONTROL - allowed) & set(item) for item in _as_list(source)):
+            errors.append(
+                ErrorItem(field.path, "contains a control character (line break, NUL...), which cannot be sent")
+            )
+    return errors
+
+
+def _dot_segment_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
+    """A ``.`` or ``..`` segment written into a URL or the test path: normalization would remove it."""
+    errors: list[ErrorItem] = []
+    for field in _fields(data):
+        source = _templates(field.value)
+        if source is None or (field.kind != "url" and field.path != "test.path"):
+            continue
+        for item in _as_list(source):
+            try:
+                path = urlsplit(item).path if field.kind == "url" else item.partition("?")[0].partition("#")[0]
+            except ValueError:
+                continue  # the URL checks report it
+            if dot_segment(path):
+                errors.append(ErrorItem(field.path, "has a '.' or '..' path segment, which would climb out"))
+                break
+    return errors
+
+
+def _captures(auth: Mapping[str, typing.Any]) -> frozenset[str]:
+    """The callback fields an authorization-code token request may use as ``{credentials.<name>}``."""
+    callback = auth.get("callback")
+    capture = callback.get("capture") if isinstance(callback, Mapping) else None
+    code_flow = auth.get("type") == "oauth2" and auth.get("grant_type", "authorization_code") == "authorization_code"
+    if not code_flow or not isinstance(capture, list):
+        return frozenset()
+    return frozenset(name for name in capture if isinstance(name, str))
+
+
+def _capture_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
+    """Where a captured callback field may go in ``token_url``, which receives the client secret.
+
+    The redirect's query comes through the user's browser, so anyone who starts a flow can change it.
+    In the path or query a value is percent-encoded and cannot move the request; in the host it
+    chooses where the client secret goes, so it must be constrained by a pattern
+    (``auth.callback.patterns``); it can never supply the whole URL or the port.
+    """
+    auth = data.get("auth")
+    if not isinstance(auth, Mapping):
+        return []
+    callback = auth.get("callback")
+    patterns = callback.get("patterns") if isinstance(callback, Mapping) else None
+    constrained = set(patterns) if isinstance(patterns, Mapping) else set()
+    errors: list[ErrorItem] = []
+    for field in _fields(data):
+        source = _templates(field.value)
+        if field.path != "auth.token_url" or source is None:
+            continue
+        try:
+            contexts = reference_contexts(source)
+        except TemplateError:
+            continue  # reported by the reference checks
+        for name in sorted(field.captured):
+            where = contexts.get(f"credentials.{name}", frozenset())
+            if where & {"whole", "port", "scheme", "user info"}:
+                errors.append(
+                    ErrorItem(
+                        field.path,
+                        f"{{credentials.{name}}} comes from the callback: it cannot supply the URL's origin or port",
+                    )
+                )
+            elif "host" in where and name not in constrained:
+                errors.append(
+                    ErrorItem(
+                        field.path,
+                        f"{{credentials.{name}}} comes from the callback and is in the host, where it would choose "
+                        f"who receives the client secret: constrain it in auth.callback.patterns.{name}, "
+                        "or use it only in the path or query",
+                    )
+                )
+    return errors
+
+
+def _credential_name_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
+    """Parameters named username or password where the user enters those as credentials."""
+    auth = data.get("auth")
+    auth_type = auth.get("type") if isinstance(auth, Mapping) else None
+    grant = auth.get("grant_type", "authorization_code") if isinstance(auth, Mapping) else None
+    if auth_type == "basic":
+        where = "auth type basic"
+    elif auth_type == "oauth2" and grant == "password":
+        where = "the password grant"
+    else:
+        return []
+    params = data.get("parameters")
+    return [
+        ErrorItem(
+            f"parameters.{index}.name",
+            f"with {where}, {{{param['name']}}} is the credential entered when connecting; choose another name",
+        )
+        for index, param in enumerate(params if isinstance(params, list) else [])
+        if isinstance(param, Mapping) and param.get("name") in CREDENTIAL_NAMES
+    ]
+
+
+def _header_name_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
+    """Header names must be HTTP tokens (RFC 9110 §5.1): no space, colon, control character or non-ASCII."""
+    errors: list[ErrorItem] = []
+    for path, name in _HEADER_MAPS:
+        block: object = data
+        for step in path.split("."):
+            block = block.get(step) if isinstance(block, Mapping) else None
+        headers = block.get(name) if isinstance(block, Mapping) else None
+        for key in headers if isinstance(headers, Mapping) else ():
+            if not isinstance(key, str) or not _HEADER_NAME.fullmatch(key):
+                errors.append(ErrorItem(f"{path}.{name}.{key}", "is not a valid HTTP header name"))
+    return errors
+
+
 def _as_list(source: str | list[str]) -> list[str]:
     return [source] if isinstance(source, str) else list(source)
 
@@ -215,7 +363,10 @@ def _strip_field(message: str, path: str) -> str:
 
 def _reference_problem(ref: str, declared: Mapping[str, object], field: _Field) -> str | None:
     if ref.startswith("credentials."):
-        return None if field.credentials else f"references {{{ref}}}, but credentials do not exist yet here"
+        if field.credentials or ref.removeprefix("credentials.") in field.captured:
+            return None
+        only = " (only fields captured from the callback: auth.callback.capture)" if field.captured else ""
+        return f"references {{{ref}}}, but credentials do not exist yet here{only}"
     if ref in declared or ref in field.builtins:
         return None
     if ref in RESERVED_NAMES:
@@ -376,10 +527,11 @@ def validate_spec(data: object, *, source: str | None = None, line_of: LineOf | 
         integration = None
         items = _pydantic_errors(data, exc)
     rejected = {item.path for item in items}
-    found = _grant_errors(data) + _reference_errors(data) + _default_errors(data)
+    checks = _grant_errors(data) + _reference_errors(data) + _default_errors(data)
+    checks += _control_errors(data) + _header_name_errors(data) + _dot_segment_errors(data)
     if integration is not None:
-        found += secret_host_errors(integration)
-    for item in found:
+        checks += secret_host_errors(integration)
+    for item in checks + _capture_errors(data) + _credential_name_errors(data):
         if item.path not in rejected and item not in items:
             items.append(item)
     if items:
@@ -391,9 +543,9 @@ def validate_spec(data: object, *, source: str | None = None, line_of: LineOf | 
 
 
 def _format_problem(param: Parameter, value: str, allow_http: AllowHttp | None) -> str | None:
-    if param.format == "hostname" and not _HOSTNAME.fullmatch(value):
+    if param.format == "hostname" and dns_name_problem(value) is not None:
         return "must be a host name (letters, digits, '-' and '.')"
-    if param.format == "email" and not _EMAIL.fullmatch(value):
+    if param.format == "email" and not _is_email(value):
         return "must be an email address"
     if param.format == "uuid":
         try:
@@ -403,6 +555,18 @@ def _format_problem(param: Parameter, value: str, allow_http: AllowHttp | None) 
     if param.format == "url" and not _is_url(value, allow_http):
         return "must be an https URL with a host and no user info"
     return None
+
+
+def _is_email(value: str) -> bool:
+    """``local@domain.tld``: one ``@``, no whitespace, a dot inside the domain. One pass, no regex.
+
+    The regex this replaces (``[^@\\s]+@[^@\\s]+\\.[^@\\s]+``) backtracked quadratically on a
+    domain of dots: 20 s for one 40 kB value.
+    """
+    local, at, domain = value.partition("@")
+    if not at or not local or "@" in domain or any(char.isspace() for char in value):
+        return False
+    return "." in domain[1:-1]
 
 
 def _is_url(value: str, allow_http: AllowHttp | None) -> bool:
@@ -424,7 +588,7 @@ def _value_problems(param: Parameter, value: str, allow_http: AllowHttp | None) 
     """What is wrong with one value of a parameter; never quotes a secret value."""
     shown = "the value" if param.secret else repr(value)
     problems = []
-    if param.pattern is not None and not re.fullmatch(param.pattern, value):
+    if param.pattern is not None and not compile_pattern(param.pattern).fullmatch(value):
         problems.append(f"{shown} does not match {param.pattern}")
     if param.enum is not None and value not in param.enum:
         problems.append(f"{shown} is not one of {', '.join(param.enum)}")
@@ -457,6 +621,7 @@ def check_parameter_values(
     values: Mapping[str, object],
     *,
     allow_http: AllowHttp | None = None,
+    max_length: int = MAX_PARAMETER_LENGTH,
 ) -> dict[str, str]:
     """Check a connected account's parameter values; return them with defaults applied.
 
@@ -468,6 +633,7 @@ def check_parameter_values(
         integration: the integration the connection belongs to.
         values: parameter name to value; None and "" mean "not given".
         allow_http: says whether a ``format: url`` value may use ``http`` to this host.
+        max_length: the longest value accepted, in characters (checked before any pattern or format).
     """
     errors: list[ErrorItem] = []
     result: dict[str, str] = {}
@@ -487,6 +653,9 @@ def check_parameter_values(
             continue
         if not isinstance(raw, str | int | float) or isinstance(raw, bool):
             errors.append(ErrorItem(f"parameters.{param.name}", "must be a string"))
+            continue
+        if len(str(raw)) > max_length:
+            errors.append(ErrorItem(f"parameters.{param.name}", f"is longer than {max_length} characters"))
             continue
         problems = _value_problems(param, str(raw), allow_http)
         errors.extend(ErrorItem(f"parameters.{param.name}", problem) for problem in problems)
@@ -511,7 +680,7 @@ def _render_errors(
     whole = url_params | {"credentials.*"}
     found: dict[str, ErrorItem] = {}
     for field in _fields(data):
-        if field.kind == "text":
+        if field.kind == "text" and field.path != "test.path":
             continue
         for source in [field.value] if isinstance(field.value, str) else typing.cast("list[str]", field.value):
             refs = references_of(source)
@@ -531,6 +700,8 @@ def _render_problem(
     try:
         if field.kind == "url":
             render_url(source, values, field=field.path, whole_url_names=whole, allow_http=allow_http)
+        elif field.path == "test.path":
+            render_path(source, values, field=field.path)
         else:
             render_header(source, values, field=field.path)
     except TemplateError as exc:
