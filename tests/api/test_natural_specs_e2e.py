@@ -173,11 +173,29 @@ def test_booleans_and_numbers_in_token_params(
 # -- callback captures in token_url --------------------------------------------------------------
 
 
-def capture_spec(oauth: OAuthServer, token_url: str, **callback: typing.Any) -> Json:
+def capture_spec(oauth: OAuthServer, token_url: str, *, public: bool = False, **callback: typing.Any) -> Json:
     spec = code_spec(oauth, token_url=token_url, callback={"capture": ["domain_prefix"], **callback})
-    spec["auth"]["revoke_url"] = None
     del spec["auth"]["revoke_url"]
+    if public:
+        # A public client: no client secret goes to the token URL, so a pattern may bound its whole host
+        # (the test server is reached as 127.0.0.1, which no fixed domain can pin).
+        spec["auth"]["client_id"] = oauth.PUBLIC_ID
+        del spec["auth"]["client_secret"]
     return spec
+
+
+def test_a_captured_host_receiving_the_client_secret_must_be_pinned(
+    client: TestClient, headers: dict[str, str], oauth: OAuthServer
+) -> None:
+    """With a client secret, a capture may pick a subdomain of a fixed domain, never the whole host."""
+    whole = capture_spec(oauth, "https://{credentials.domain_prefix}/oauth/token", patterns={"domain_prefix": "[a-z]+"})
+    refused = client.post("/integrations", json=whole, headers=headers)
+    assert refused.status_code == 422
+    assert "{credentials.domain_prefix} decides its host" in refused.text
+    pinned = capture_spec(
+        oauth, "https://{credentials.domain_prefix}.vendhq.example/token", patterns={"domain_prefix": "[a-z0-9-]+"}
+    )
+    add_integration(client, headers, pinned)
 
 
 def test_a_captured_field_in_the_token_url_host(
@@ -185,12 +203,15 @@ def test_a_captured_field_in_the_token_url_host(
 ) -> None:
     """Lightspeed's case: the host of the token endpoint is only known from the redirect.
 
-    The token request goes to the URL rendered with the captured value (the code and the client
-    secret reach the server), the value is stored, and the refresh renders the same URL again.
+    The token request goes to the URL rendered with the captured value (the code reaches the server;
+    a public client, see capture_spec), the value is stored, and the refresh renders the same URL again.
     """
     port = oauth.base_url.rsplit(":", 1)[1]
     spec = capture_spec(
-        oauth, f"http://{{credentials.domain_prefix}}:{port}/oauth/token", patterns={"domain_prefix": r"127\.0\.0\.1"}
+        oauth,
+        f"http://{{credentials.domain_prefix}}:{port}/oauth/token",
+        public=True,
+        patterns={"domain_prefix": r"127\.0\.0\.1"},
     )
     add_integration(client, headers, spec)
     created = connect(client, headers)
@@ -210,7 +231,10 @@ def test_a_captured_host_that_breaks_its_pattern_gets_no_token_request(
     """An attacker who edits the redirect cannot send the code and client secret elsewhere."""
     port = oauth.base_url.rsplit(":", 1)[1]
     spec = capture_spec(
-        oauth, f"http://{{credentials.domain_prefix}}:{port}/oauth/token", patterns={"domain_prefix": r"127\.0\.0\.1"}
+        oauth,
+        f"http://{{credentials.domain_prefix}}:{port}/oauth/token",
+        public=True,
+        patterns={"domain_prefix": r"127\.0\.0\.1"},
     )
     add_integration(client, headers, spec)
     created = connect(client, headers)

@@ -119,7 +119,12 @@ def test_a_refused_move_keeps_refreshes_on_the_real_token_endpoint(
     assert refreshed.json()["status"] == "active"
     assert oauth.stats()["token_calls"]["refresh_token"] == 1
     deleted = client.delete(f"/connections/{connection['id']}", headers=headers)
-    assert deleted.json() == {"deleted": True, "revoked": True, "revoke_error": None}
+    answer = deleted.json()
+    assert (answer["deleted"], answer["revoked"], answer["revoke_error"]) == (True, True, None)
+    assert [(r["token"], r["revoked"]) for r in answer["revocations"]] == [
+        ("refresh_token", True),
+        ("access_token", True),
+    ]
     assert oauth.stats()["revocations"] == 2
     assert attacker.requests == []
 
