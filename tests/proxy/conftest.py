@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import subprocess
@@ -34,6 +35,11 @@ class Server:
     url: str
     key: str
     process: subprocess.Popen[bytes]
+    log: Path
+
+    def log_text(self) -> str:
+        """What the server has written to stderr so far."""
+        return self.log.read_text(errors="replace")
 
     @property
     def headers(self) -> dict[str, str]:
@@ -73,27 +79,28 @@ def upstream(upstream_server: Upstream) -> Upstream:
     return upstream_server
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """``authbridge run`` as its own process on a free port (SQLite, private networks allowed)."""
-    data = tmp_path_factory.mktemp("proxy") / "data"
+@contextlib.contextmanager
+def run_authbridge(data: Path, **extra: str) -> Iterator[Server]:
+    """``authbridge run`` as its own process on a free port (SQLite in ``data``), stopped with SIGTERM."""
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("AUTHBRIDGE_")},
         "AUTHBRIDGE_DATA_DIR": str(data),
-        "AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS": "true",
         "AUTHBRIDGE_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "AUTHBRIDGE_PROXY_READ_TIMEOUT": "1.5",
         "AUTHBRIDGE_BACKGROUND_TASKS": "false",
         "AUTHBRIDGE_LOG_LEVEL": "warning",
+        **extra,
     }
     cli = [sys.executable, "-m", "authbridge"]
     key = subprocess.run(
         [*cli, "api-keys", "create", "--name", "proxy-tests"], env=env, capture_output=True, check=True
     )
-    process = subprocess.Popen(
-        [*cli, "run", "--port", str(port)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    log = data.parent / "stderr.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [*cli, "run", "--port", str(port)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 30
     while True:
@@ -104,11 +111,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             pass
         if time.time() > deadline or process.poll() is not None:
             process.kill()
-            _, err = process.communicate()
-            raise RuntimeError(f"AuthBridge did not start: {err.decode()[-2000:]}")
+            process.communicate()
+            raise RuntimeError(f"AuthBridge did not start: {log.read_text(errors='replace')[-2000:]}")
         time.sleep(0.1)
     try:
-        yield Server(url, key.stdout.decode().strip(), process)
+        yield Server(url, key.stdout.decode().strip(), process, log)
     finally:
         process.terminate()
         try:
@@ -116,3 +123,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.communicate()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``authbridge run`` as its own process on a free port (SQLite, private networks allowed)."""
+    with run_authbridge(tmp_path_factory.mktemp("proxy") / "data", AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS="true") as started:
+        yield started
