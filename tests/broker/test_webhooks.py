@@ -6,6 +6,8 @@ The queue it drains is tested in tests/store/test_webhooks_store.py.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import json
 import threading
 import typing
@@ -127,6 +129,25 @@ async def test_delivery_is_signed_and_verifiable(
     assert not verify_signature(secret, "garbage", request.body, now=clock.now)
     [delivery] = await store.webhooks.deliveries(event_id=event.id)
     assert (delivery.delivered_at, delivery.attempts) == (clock.now, 1)
+
+
+async def test_signature_is_the_documented_hmac(
+    store: Store, http: httpx.AsyncClient, clock: FakeClock, receiver: Receiver
+) -> None:
+    """A receiver following the documented recipe with nothing but ``hmac`` accepts a delivery: the signature is
+    HMAC-SHA256 with the secret over ``{t}.{raw body}``, hex, and ``t`` is the time it was sent."""
+    _, secret = await store.webhooks.add(receiver.url)
+    await store.events.add("connection.refreshed", connection_id="d" * 32, integration_key="acme")
+    assert await _dispatcher(store, http, clock).run_once() == 1
+    [request] = receiver.requests
+    pairs = [part.split("=", 1) for part in request.headers["authbridge-signature"].split(",")]
+    assert [name for name, _ in pairs] == ["t", "v1"]
+    timestamp, signature = pairs[0][1], pairs[1][1]
+    assert int(timestamp) == int(clock.now.timestamp())
+    expected = hmac.new(secret.encode(), timestamp.encode() + b"." + request.body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(signature, expected)
+    forged = hmac.new(b"not-the-secret", timestamp.encode() + b"." + request.body, hashlib.sha256).hexdigest()
+    assert not hmac.compare_digest(signature, forged)
 
 
 def test_verify_signature_accepts_any_matching_v1() -> None:
