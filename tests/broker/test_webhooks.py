@@ -369,3 +369,44 @@ def test_event_payload_shape() -> None:
         "integration": "acme",
         "data": {"revoked": True},
     }
+
+
+async def test_retry_after_without_a_zone_or_unreadable(
+    store: Store, http: httpx.AsyncClient, clock: FakeClock, receiver: Receiver
+) -> None:
+    """An HTTP date without a zone is read as UTC; an unreadable Retry-After falls back to the backoff."""
+    receiver.answer((503, {"Retry-After": "Thu, 01 Jan 2026 00:05:00"}), (503, {"Retry-After": "later, maybe"}))
+    await store.webhooks.add(receiver.url)
+    event = await store.events.add("connection.created")
+    dispatcher = _dispatcher(store, http, clock, base_delay=timedelta(seconds=10))
+    assert await dispatcher.run_once() == 1
+    [delivery] = await store.webhooks.deliveries(event_id=event.id)
+    assert delivery.next_attempt_at == datetime(2026, 1, 1, 0, 5, tzinfo=UTC)
+    clock.advance(minutes=5)
+    assert await dispatcher.run_once() == 1
+    [delivery] = await store.webhooks.deliveries(event_id=event.id)
+    assert delivery.next_attempt_at == clock.now + dispatcher.backoff(2)
+
+
+def test_max_attempts_must_be_positive(store: Store, http: httpx.AsyncClient, clock: FakeClock) -> None:
+    """A dispatcher that would never try is refused when built."""
+    with pytest.raises(ValueError, match="max_attempts must be at least 1"):
+        _dispatcher(store, http, clock, max_attempts=0)
+
+
+async def test_a_full_batch_is_followed_at_once_by_the_next(
+    store: Store, http: httpx.AsyncClient, clock: FakeClock, receiver: Receiver
+) -> None:
+    """With a batch of one and two events pending, run_forever sends both without waiting its hour-long interval."""
+    await store.webhooks.add(receiver.url)
+    await store.events.add("connection.created")
+    await store.events.add("connection.deleted")
+    dispatcher = _dispatcher(store, http, clock, batch_size=1)
+    stop = anyio.Event()
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as group:
+            group.start_soon(dispatcher.run_forever, stop, 3600.0)
+            while len(receiver.requests) < 2:
+                await anyio.sleep(0.02)
+            stop.set()
+    assert sorted(json.loads(r.body)["type"] for r in receiver.requests) == ["connection.created", "connection.deleted"]
