@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from authbridge.errors import OutboundBlockedError
-from authbridge.netguard import GuardedBackend, guarded_transport
+from authbridge.netguard import GuardedBackend, GuardedResolver, guarded_transport
 
 
 @pytest.mark.parametrize("allow_private", [False, True])
@@ -25,3 +25,25 @@ async def test_a_guarded_transport_refuses_a_loopback_name_before_connecting() -
             OutboundBlockedError, match=r"refusing to connect to localhost: it resolves to (127\.0\.0\.1|::1)"
         ):
             await client.get("http://localhost:9/")
+
+
+async def test_the_proxy_resolver_refuses_names_of_private_addresses() -> None:
+    """The aiohttp resolver (the proxy's) refuses a name resolving to loopback, naming what it resolved to."""
+    resolver = GuardedResolver()
+    try:
+        with pytest.raises(
+            OutboundBlockedError, match=r"refusing to connect to localhost: it resolves to 127\.0\.0\.1"
+        ):
+            await resolver.resolve("localhost", 80)
+    finally:
+        await resolver.close()
+
+
+async def test_the_proxy_resolver_lets_private_names_through_when_allowed() -> None:
+    """With private networks allowed, the same name resolves to its loopback address."""
+    resolver = GuardedResolver(allow_private=True)
+    try:
+        results = await resolver.resolve("localhost", 80)
+    finally:
+        await resolver.close()
+    assert [(r["host"], r["port"]) for r in results] == [("127.0.0.1", 80)]
