@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from authbridge.app import console_secret
+from authbridge.config import Settings
 from authbridge.console.session import COOKIE, Signer
+from authbridge.errors import ConfigError
 from tests.conftest import ClientFactory, create_api_key, sqlite_env
 from tests.console.test_http import _client, _sign_in
 
@@ -99,3 +102,42 @@ def test_the_sign_in_page_sends_a_signed_in_user_home(make_client: ClientFactory
     assert _sign_in(client, create_api_key(client)).status_code == 303
     again = client.get("/console/sign-in")
     assert again.status_code == 303 and again.headers["location"].endswith("/console/")
+
+
+def test_a_signed_session_of_an_unknown_kind_is_no_session(make_client: ClientFactory, env: dict[str, str]) -> None:
+    """A cookie signed with the real console secret but whose subject is neither a key nor the admin (or an admin
+    with no fingerprint) leads to the sign-in page."""
+    client = _client(make_client, env)
+    signer = Signer(console_secret(Settings.from_env(env)))
+    for subject in ("robot:1", "admin:"):
+        claims = {"sid": "s1", "sub": subject, "name": "", "exp": int(time.time()) + 600}
+        client.cookies.set(COOKIE, signer.seal(claims), path="/console")
+        response = client.get("/console/integrations")
+        assert response.status_code == 303 and response.headers["location"].startswith("/console/sign-in")
+
+
+def test_posts_that_are_not_forms_or_too_large_are_refused(make_client: ClientFactory, env: dict[str, str]) -> None:
+    """A POST that is not a urlencoded form, or is over 1 MiB, is a 400 page; nothing is imported."""
+    client = _client(make_client, env)
+    _sign_in(client, create_api_key(client))
+    as_json = client.post("/console/import", json={"yaml": "key: x\nname: X\n"})
+    assert as_json.status_code == 400 and "The form could not be read" in as_json.text
+    huge = client.post("/console/import", data={"yaml": "x" * (1024 * 1024 + 10)})
+    assert huge.status_code == 400 and "larger than 1 MiB" in huge.text
+    assert "key: x" not in client.get("/console/integrations").text
+
+
+def test_a_post_without_a_session_goes_to_sign_in_then_home(make_client: ClientFactory, env: dict[str, str]) -> None:
+    """Signed out, a POST is not replayed after sign-in: the sign-in page then leads to the console's home."""
+    client = _client(make_client, env)
+    response = client.post("/console/import", data={"yaml": "key: x\nname: X\n"})
+    assert response.status_code == 303 and response.headers["location"] == "/console/sign-in?next=/console/"
+
+
+def test_a_console_key_file_too_short_is_refused(tmp_path: Path) -> None:
+    """A console.key under 32 bytes is refused with what to do (delete it), not used as a weak secret."""
+    env = sqlite_env(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "console.key").write_bytes(b"short")
+    with pytest.raises(ConfigError, match=r"console\.key is shorter than 32 bytes: delete it to make a new one"):
+        console_secret(Settings.from_env(env))
