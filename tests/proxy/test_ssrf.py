@@ -111,3 +111,29 @@ def test_a_redirect_inward_is_not_followed(server: Server, upstream: Upstream) -
     assert response.status_code == 302
     assert response.headers["location"] == inward
     assert upstream.state.paths == ["/redirect"]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "2130706433", "localhost"])
+def test_a_host_from_a_connection_parameter_is_guarded_too(guarded: Server, upstream: Upstream, host: str) -> None:
+    """A base URL built from a user-supplied parameter (``http://{host}:PORT``) cannot be pointed inward either:
+    the account is created (the value is a valid host name part), and every call through it is refused."""
+    port = httpx.URL(upstream.url).port
+    key = "param" + "".join(c for c in host if c.isalnum())
+    guarded.integration(
+        {
+            "key": key,
+            "name": key,
+            "parameters": [{"name": "host", "required": True}],
+            "auth": {"type": "none"},
+            "request": {"base_url": f"http://{{host}}:{port}"},
+        }
+    )
+    created = httpx.post(
+        f"{guarded.url}/connections",
+        json={"integration": key, "name": "T", "parameters": {"host": host}},
+        headers=guarded.headers,
+    )
+    assert created.status_code == 201, created.text  # a host name part is a valid parameter value...
+    response = httpx.get(f"{guarded.url}/proxy/{created.json()['id']}/x", headers=guarded.headers)
+    _assert_refused(response, "127.0.0.1" if host == "localhost" else host)  # ...the guard refuses the call
+    assert upstream.state.requests == 0, upstream.state.paths
