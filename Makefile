@@ -26,7 +26,7 @@ check: $(STAMP)
 	$(BIN)/lint-imports
 
 test: check
-	$(BIN)/pytest
+	$(BIN)/pytest --cov
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/proxy.py --write docs/performance.md

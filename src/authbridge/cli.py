@@ -370,7 +370,8 @@ def _pairs(items: list[str] | None, option: str) -> dict[str, str]:
     for item in items or []:
         name, sep, value = item.partition("=")
         if not sep or not name:
-            raise ConfigError(f"{option} takes name=value, got {item.split('=', 1)[0]!r}")
+            # Never echo the item: without its `=`, a credential is all value (a token pasted alone).
+            raise ConfigError(f"{option} takes name=value, such as {option} token=... (the value given has no name)")
         if not value:
             value = typer.prompt(name, hide_input=True, err=True)
         result[name] = value

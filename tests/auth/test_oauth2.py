@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import typing
 
 import httpx
@@ -101,7 +102,7 @@ def test_unsafe_host_value_is_refused() -> None:
     """A parameter value that would move the host is refused."""
     ctx = make_ctx()
     bad = AuthContext(ctx.integration, parameters={"serverName": "evil.example/x"}, redirect_uri=REDIRECT)
-    with pytest.raises(UnsafeValueError):
+    with pytest.raises(UnsafeValueError, match="the value of serverName is not a valid host name part"):
         authorization_url(bad, state="s", code_challenge=None)
 
 
@@ -114,5 +115,5 @@ def test_missing_authorization_url_is_a_spec_error() -> None:
 def test_not_an_oauth2_integration() -> None:
     """A non-OAuth integration is a TypeError."""
     ctx = AuthContext(Integration.model_validate({"key": "x", "name": "X", "auth": {"type": "api_token"}}))
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=re.escape("integration x is not an OAuth 2.0 integration")):
         authorization_url(ctx, state="s", code_challenge=None)

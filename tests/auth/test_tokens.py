@@ -49,7 +49,9 @@ def parse(answer: httpx.Response, integration: Integration | None = None, **kwar
 
 def failure(answer: httpx.Response, integration: Integration | None = None, **kwargs: typing.Any) -> TokenEndpointError:
     """The TokenEndpointError parsing ``answer`` raises; it never shows a secret."""
-    with pytest.raises(TokenEndpointError) as caught:
+    with pytest.raises(
+        TokenEndpointError, match=r"^acme: token endpoint https://id\.example/oauth/token answered "
+    ) as caught:
         parse(answer, integration, **kwargs)
     for text in (str(caught.value), repr(caught.value)):
         for secret in (ACCESS, REFRESH, CLIENT_SECRET, "tenant=t1"):
@@ -409,7 +411,7 @@ def test_retry_after_is_carried_on_transient_errors() -> None:
         ({}, None),
     ]:
         response = httpx.Response(503, json={"error": "temporarily_unavailable"}, headers=headers)
-        with pytest.raises(TokenEndpointError) as info:
+        with pytest.raises(TokenEndpointError, match="answered 503 temporarily_unavailable") as info:
             parse_token_response(spec, response, now=now, endpoint="https://x.example/t")
         assert not info.value.permanent and info.value.retry_after == expected
 

@@ -6,6 +6,8 @@ The queue it drains is tested in tests/store/test_webhooks_store.py.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import json
 import threading
 import typing
@@ -128,6 +130,25 @@ async def test_delivery_is_signed_and_verifiable(
     assert not verify_signature(secret, "garbage", request.body, now=clock.now)
     [delivery] = await store.webhooks.deliveries(event_id=event.id)
     assert (delivery.delivered_at, delivery.attempts) == (clock.now, 1)
+
+
+async def test_signature_is_the_documented_hmac(
+    store: Store, http: httpx.AsyncClient, clock: FakeClock, receiver: Receiver
+) -> None:
+    """A receiver following the documented recipe with nothing but ``hmac`` accepts a delivery: the signature is
+    HMAC-SHA256 with the secret over ``{t}.{raw body}``, hex, and ``t`` is the time it was sent."""
+    _, secret = await store.webhooks.add(receiver.url)
+    await store.events.add("connection.refreshed", connection_id="d" * 32, integration_key="acme")
+    assert await _dispatcher(store, http, clock).run_once() == 1
+    [request] = receiver.requests
+    pairs = [part.split("=", 1) for part in request.headers["authbridge-signature"].split(",")]
+    assert [name for name, _ in pairs] == ["t", "v1"]
+    timestamp, signature = pairs[0][1], pairs[1][1]
+    assert int(timestamp) == int(clock.now.timestamp())
+    expected = hmac.new(secret.encode(), timestamp.encode() + b"." + request.body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(signature, expected)
+    forged = hmac.new(b"not-the-secret", timestamp.encode() + b"." + request.body, hashlib.sha256).hexdigest()
+    assert not hmac.compare_digest(signature, forged)
 
 
 def test_verify_signature_accepts_any_matching_v1() -> None:
@@ -362,3 +383,44 @@ async def test_a_receiver_trickling_its_answer_is_cut_off_in_total(store: Store,
                 assert await _dispatcher(store, open_client, clock, timeout=1.0).run_once() == 1
     [delivery] = await store.webhooks.deliveries(event_id=event.id)
     assert (delivery.last_error, delivery.delivered_at) == ("no answer within 1 s", None)
+
+
+async def test_retry_after_without_a_zone_or_unreadable(
+    store: Store, http: httpx.AsyncClient, clock: FakeClock, receiver: Receiver
+) -> None:
+    """An HTTP date without a zone is read as UTC; an unreadable Retry-After falls back to the backoff."""
+    receiver.answer((503, {"Retry-After": "Thu, 01 Jan 2026 00:05:00"}), (503, {"Retry-After": "later, maybe"}))
+    await store.webhooks.add(receiver.url)
+    event = await store.events.add("connection.created")
+    dispatcher = _dispatcher(store, http, clock, base_delay=timedelta(seconds=10))
+    assert await dispatcher.run_once() == 1
+    [delivery] = await store.webhooks.deliveries(event_id=event.id)
+    assert delivery.next_attempt_at == datetime(2026, 1, 1, 0, 5, tzinfo=UTC)
+    clock.advance(minutes=5)
+    assert await dispatcher.run_once() == 1
+    [delivery] = await store.webhooks.deliveries(event_id=event.id)
+    assert delivery.next_attempt_at == clock.now + dispatcher.backoff(2)
+
+
+def test_max_attempts_must_be_positive(store: Store, http: httpx.AsyncClient, clock: FakeClock) -> None:
+    """A dispatcher that would never try is refused when built."""
+    with pytest.raises(ValueError, match="max_attempts must be at least 1"):
+        _dispatcher(store, http, clock, max_attempts=0)
+
+
+async def test_a_full_batch_is_followed_at_once_by_the_next(
+    store: Store, http: httpx.AsyncClient, clock: FakeClock, receiver: Receiver
+) -> None:
+    """With a batch of one and two events pending, run_forever sends both without waiting its hour-long interval."""
+    await store.webhooks.add(receiver.url)
+    await store.events.add("connection.created")
+    await store.events.add("connection.deleted")
+    dispatcher = _dispatcher(store, http, clock, batch_size=1)
+    stop = anyio.Event()
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as group:
+            group.start_soon(dispatcher.run_forever, stop, 3600.0)
+            while len(receiver.requests) < 2:
+                await anyio.sleep(0.02)
+            stop.set()
+    assert sorted(json.loads(r.body)["type"] for r in receiver.requests) == ["connection.created", "connection.deleted"]

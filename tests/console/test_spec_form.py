@@ -49,7 +49,7 @@ def test_errors_land_on_the_fields_of_the_selected_type_and_parameter_rows() -> 
     }
     data, problems, rows = form_to_data(values, keep_secret=False)
     assert rows == [1, 2]
-    with pytest.raises(SpecError) as caught:
+    with pytest.raises(SpecError, match="3 problems in the integration spec") as caught:
         validate_spec(data)
     errors = field_errors([*problems, *caught.value.errors], auth_type="custom_token", rows=rows)
     assert "key" in errors and "custom_token.token_url" in errors

@@ -87,7 +87,7 @@ async def _api_key(app: object) -> tuple[str, dict[str, str]]:
     return plaintext, {"Authorization": f"Bearer {plaintext}"}
 
 
-def _spawn(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+def _spawn(env: dict[str, str], *args: str, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.lifecycle.worker", *args],
         cwd=ROOT,
@@ -95,6 +95,7 @@ def _spawn(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        pass_fds=pass_fds,
     )
 
 
@@ -107,18 +108,28 @@ def _wait_ready(worker: subprocess.Popen[str]) -> None:
 
 
 async def test_four_processes_refresh_once(env: dict[str, str], oauth: OAuthServer, connection_id: str) -> None:
-    """4 OS processes x 10 concurrent calls on one database: one token-endpoint call, one token for all."""
-    oauth.configure(delay_next=1.0)
-    start_at = time.time() + 3.0
+    """4 OS processes x 10 concurrent calls on one database: one token-endpoint call, one token for all.
+
+    Each worker opens its broker, says READY and blocks on a shared pipe; once all four are ready the test
+    closes the pipe, which releases them together, so their 40 calls really overlap.
+    """
+    oauth.configure(delay_next=1.0)  # the first refresh stays open while the other workers' calls arrive
     offset = str(INSIDE_WINDOW.total_seconds())
-    workers = [
-        _spawn(env, connection_id, "--calls", "10", "--offset", offset, "--start-at", str(start_at)) for _ in range(4)
-    ]
+    go_read, go_write = os.pipe()
+    workers: list[subprocess.Popen[str]] = []
     try:
+        for _ in range(4):
+            args = ("--calls", "10", "--offset", offset, "--go-fd", str(go_read))
+            workers.append(_spawn(env, connection_id, *args, pass_fds=(go_read,)))
+        os.close(go_read)
         for worker in workers:
             _wait_ready(worker)
+        os.close(go_write)  # end of file for every worker at once: all four start together
+        go_write = -1
         outputs = [worker.communicate(timeout=60) for worker in workers]
     finally:
+        if go_write != -1:
+            os.close(go_write)
         for worker in workers:
             if worker.poll() is None:
                 worker.kill()
@@ -180,11 +191,10 @@ async def test_killed_worker_leaves_the_connection_usable(
             worker.kill()
             worker.communicate()
     async with open_broker(env, OffsetClock(INSIDE_WINDOW), refresh_deadline=4.0) as broker:
-        started = time.monotonic()
+        # The dead worker still holds a live lease: nobody else may refresh until it runs out...
+        assert not await broker.store.connections.take_lease(connection_id, "probe", timedelta(seconds=1))
+        # ...and then it does run out: the token call takes it over and refreshes.
         token = await broker.connections.token(connection_id)
-        waited = time.monotonic() - started
-    # The dead worker's lease (deadline 4 s + 5 s margin) had to run out before anyone else could refresh.
-    assert 2 < waited < 30, waited
     assert _refresh_calls(oauth) == 2
     assert httpx.get(oauth.me_url, headers={"Authorization": f"Bearer {token.access_token}"}).status_code == 200
 

@@ -76,7 +76,7 @@ async def test_failing_hook_is_a_clear_error_without_its_message(
     env = {**env_for(db_url, memory_key_ring("k1"), str(tmp_path / "data")), "AUTHBRIDGE_HOOK_MODULES": "tests"}
     async with open_broker(env, OffsetClock()) as broker:
         await apply(broker, _spec(oauth, get_token_data="tests.hooks_example:broken"))
-        with pytest.raises(ConnectError) as info:
+        with pytest.raises(ConnectError, match=r"the get_token_data hook failed \(ValueError\)") as info:
             await broker.connections.create(
                 integration_key="hooked",
                 name="DEV",

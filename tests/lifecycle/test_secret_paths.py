@@ -63,7 +63,7 @@ auth:
                 "content_type": "application/json",
             }
         )
-        with pytest.raises(ConnectError) as info:
+        with pytest.raises(ConnectError, match="answered 400 bad_credentials") as info:
             await broker.connections.create(
                 integration_key="pw",
                 name="DEV",

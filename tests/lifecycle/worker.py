@@ -1,8 +1,10 @@
 """A separate OS process that asks for a connection's token (or refreshes it) on a shared database.
 
-python -m tests.lifecycle.worker CONNECTION_ID --calls N --offset SECONDS --start-at EPOCH [--force]
+python -m tests.lifecycle.worker CONNECTION_ID --calls N --offset SECONDS [--go-fd FD] [--force]
 Environment: AUTHBRIDGE_DATABASE_URL, AUTHBRIDGE_ENCRYPTION_KEYS, AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS.
-Prints one JSON line: {"tokens": [...], "errors": [...]}.
+Prints "READY" once its broker is open; with --go-fd it then blocks reading that pipe until the test closes
+the write end, so every worker of a test is released at the same moment (a start barrier, not a head start).
+Then prints one JSON line: {"tokens": [...], "errors": [...]}.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import asyncio
 import json
 import os
 import sys
-import time
 from datetime import timedelta
 
 from authbridge.errors import AuthBridgeError
@@ -24,9 +25,9 @@ async def main(args: argparse.Namespace) -> None:
     env = {k: v for k, v in os.environ.items() if k.startswith("AUTHBRIDGE_")}
     async with open_broker(env, clock, refresh_deadline=args.deadline) as broker:
         print("READY", flush=True)
-        delay = args.start_at - time.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        if args.go_fd is not None:
+            os.read(args.go_fd, 1)  # returns (b"") when the test closes the pipe: the start barrier
+            os.close(args.go_fd)
 
         async def one() -> str:
             if args.force:
@@ -46,7 +47,7 @@ if __name__ == "__main__":
     parser.add_argument("connection_id")
     parser.add_argument("--calls", type=int, default=1)
     parser.add_argument("--offset", type=float, default=0.0)
-    parser.add_argument("--start-at", type=float, default=0.0)
+    parser.add_argument("--go-fd", type=int, default=None)
     parser.add_argument("--deadline", type=float, default=30.0)
     parser.add_argument("--force", action="store_true")
     try:

@@ -7,6 +7,7 @@ import dataclasses
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import typing
 from collections.abc import Iterator
@@ -36,6 +37,11 @@ class Server:
     url: str
     key: str
     process: subprocess.Popen[bytes]
+    log: Path
+
+    def log_text(self) -> str:
+        """What the server has written to stderr so far."""
+        return self.log.read_text(errors="replace")
 
     @property
     def headers(self) -> dict[str, str]:
@@ -85,12 +91,15 @@ def create_key(env: typing.Mapping[str, str], name: str) -> str:
 
 @contextlib.contextmanager
 def run_authbridge(env: typing.Mapping[str, str], key: str) -> Iterator[Server]:
-    """``authbridge run`` as its own process on a free port; stopped on exit."""
+    """``authbridge run`` as its own process on a free port, its stderr in a file; stopped with SIGTERM."""
     port = free_port()
     env = {"AUTHBRIDGE_PUBLIC_URL": f"http://127.0.0.1:{port}", **env}
-    process = subprocess.Popen(
-        [*CLI, "run", "--port", str(port)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    logs = Path(env["AUTHBRIDGE_DATA_DIR"]).parent if "AUTHBRIDGE_DATA_DIR" in env else Path(tempfile.mkdtemp())
+    log = logs / f"stderr-{port}.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [*CLI, "run", "--port", str(port)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 30
     while True:
@@ -101,11 +110,11 @@ def run_authbridge(env: typing.Mapping[str, str], key: str) -> Iterator[Server]:
             pass
         if time.time() > deadline or process.poll() is not None:
             process.kill()
-            _, err = process.communicate()
-            raise RuntimeError(f"AuthBridge did not start: {err.decode()[-2000:]}")
+            process.communicate()
+            raise RuntimeError(f"AuthBridge did not start: {log.read_text(errors='replace')[-2000:]}")
         time.sleep(0.1)
     try:
-        yield Server(url, key, process)
+        yield Server(url, key, process, log)
     finally:
         process.terminate()
         try:

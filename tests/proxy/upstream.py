@@ -28,6 +28,10 @@ class UpstreamState:
         self.statuses: list[tuple[int, dict[str, str]]] = []
         self.requests = 0
         self.login_status: int | None = None
+        #: The path of every request that reached the upstream, in order.
+        self.paths: list[str] = []
+        #: The size of each request body read by /reject-big.
+        self.body_sizes: list[int] = []
 
     def reset(self) -> None:
         self.__init__()  # type: ignore[misc]
@@ -64,6 +68,31 @@ def make_app(state: UpstreamState) -> typing.Any:
                     return
         state.requests += 1
         path: str = scope["path"]
+        state.paths.append(path)
+        query = dict(parse_qsl(scope["query_string"].decode()))
+        if path.endswith("/reject-big"):
+            # Counts the body without keeping it, then rejects the token as a 401.
+            size = 0
+            while True:
+                message = await receive()
+                size += len(message.get("body", b""))
+                if not message.get("more_body"):
+                    break
+            state.body_sizes.append(size)
+            await _json(send, 401, {"received": size}, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+            return
+        if path.endswith("/cut"):
+            # Announces `size` bytes (or none: chunked), sends `sent` of them, then drops the connection.
+            size, sent = int(query.get("size", "0")), int(query["sent"])
+            items = [(b"content-type", b"application/octet-stream")]
+            if size:
+                items.append((b"content-length", str(size).encode()))
+            await send({"type": "http.response.start", "status": 200, "headers": items})
+            await send({"type": "http.response.body", "body": b"x" * sent, "more_body": True})
+            raise ConnectionAbortedError("the test upstream cuts its answer short")
+        if path.endswith("/redirect"):
+            await _json(send, 302, {"redirect": query["to"]}, {"Location": query["to"]})
+            return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         body = await _body(receive)
         if path == "/login":

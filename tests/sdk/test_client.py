@@ -123,7 +123,7 @@ def test_integrations(client: AuthBridgeClient, oauth: OAuthServer) -> None:
     assert replaced["name"] == "Renamed"
     client.integrations.delete("idp")
     assert client.integrations.list() == []
-    with pytest.raises(AuthBridgeAPIError) as caught:
+    with pytest.raises(AuthBridgeAPIError, match="no integration with key 'idp'") as caught:
         client.integrations.get("idp")
     assert (caught.value.status, caught.value.code, caught.value.side) == (404, "integration_not_found", "authbridge")
 
@@ -165,7 +165,7 @@ def test_connections(client: AuthBridgeClient, oauth: OAuthServer) -> None:
 
     deleted = client.connections.delete(created.id)
     assert (deleted.revoked, deleted.revoke_error, deleted.revocations) == (True, None, {"access_token": None})
-    with pytest.raises(AuthBridgeAPIError) as caught:
+    with pytest.raises(AuthBridgeAPIError, match="404 not_found: no connection with id") as caught:
         client.connections.get(created.id)
     assert caught.value.status == 404
 
@@ -182,7 +182,10 @@ def test_authorization_code(client: AuthBridgeClient, oauth: OAuthServer) -> Non
 
 def test_wrong_key(served: Served) -> None:
     """A wrong API key raises a 401 error that says nothing of the key."""
-    with AuthBridgeClient(served.base_url, "abk_wrong") as wrong, pytest.raises(AuthBridgeAPIError) as caught:
+    with (
+        AuthBridgeClient(served.base_url, "abk_wrong") as wrong,
+        pytest.raises(AuthBridgeAPIError, match="401 unauthorized: missing or invalid API key") as caught,
+    ):
         wrong.integrations.list()
     assert (caught.value.status, caught.value.code) == (401, "unauthorized")
     assert "abk_wrong" not in str(caught.value)
@@ -194,7 +197,7 @@ def test_invalid_spec(client: AuthBridgeClient, oauth: OAuthServer) -> None:
     bad = spec(oauth)
     bad["auth"] = {**bad["auth"], "token_url": "not a url"}
     bad["refresh"] = {"window": "soon"}
-    with pytest.raises(AuthBridgeAPIError) as caught:
+    with pytest.raises(AuthBridgeAPIError, match="422 invalid_spec: 2 problems in the integration spec") as caught:
         client.integrations.create(bad)
     error = caught.value
     assert (error.status, error.code) == (422, "invalid_spec")
@@ -206,7 +209,7 @@ def test_invalid_spec(client: AuthBridgeClient, oauth: OAuthServer) -> None:
 
 def test_invalid_request(client: AuthBridgeClient) -> None:
     """A request the API cannot read (an empty connection name) is a 422 with the field named."""
-    with pytest.raises(AuthBridgeAPIError) as caught:
+    with pytest.raises(AuthBridgeAPIError, match="name: String should have at least 1 character") as caught:
         client.connections.create("idp", "")
     assert (caught.value.status, caught.value.code) == (422, "invalid_request")
     assert [item.path for item in caught.value.errors] == ["name"]
@@ -231,7 +234,7 @@ async def test_async_client(served: Served, oauth: OAuthServer) -> None:
         assert (await client.connections.reconnect(created.id)).status == "active"
         assert (await client.connections.delete(created.id)).revoked
         await client.integrations.delete("other")
-        with pytest.raises(AuthBridgeAPIError) as caught:
+        with pytest.raises(AuthBridgeAPIError, match="404 not_found: no connection with id") as caught:
             await client.connections.token(created.id)
     assert caught.value.status == 404
 
@@ -262,12 +265,15 @@ def test_request_errors_and_answers() -> None:
         assert own.json() == {"authorization": "Bearer the-callers-own"}
         assert client.request("c1", "GET", "/other").status_code == 401
         assert client.request("c1", "GET", "unreachable").status_code == 502
-        with pytest.raises(AuthBridgeAPIError) as caught:
+        with pytest.raises(AuthBridgeAPIError, match="404 not_found: no connection gone") as caught:
             client.request("gone", "GET", "user")
         assert (caught.value.status, caught.value.code) == (404, "not_found")
         with client.stream("c1", "GET", "/user") as streamed:
             assert streamed.status_code == 200
-        with pytest.raises(AuthBridgeAPIError), client.stream("gone", "GET", "/user"):
+        with (
+            pytest.raises(AuthBridgeAPIError, match="404 not_found: no connection gone"),
+            client.stream("gone", "GET", "/user"),
+        ):
             pass
         with pytest.raises(ValueError, match=r"'\.\.' segments"):
             client.request("c1", "GET", "/a/../../connections")
@@ -278,11 +284,11 @@ async def test_async_request_errors_and_answers() -> None:
     transport = httpx.MockTransport(proxy_answers)
     async with AsyncAuthBridgeClient("http://authbridge.test", "abk_test", transport=transport) as client:
         assert (await client.request("c1", "GET", "/other")).status_code == 401
-        with pytest.raises(AuthBridgeAPIError):
+        with pytest.raises(AuthBridgeAPIError, match="404 not_found: no connection gone"):
             await client.request("gone", "GET", "/user")
         async with client.stream("c1", "GET", "/other") as streamed:
             assert streamed.status_code == 401 and (await streamed.aread())
-        with pytest.raises(AuthBridgeAPIError):
+        with pytest.raises(AuthBridgeAPIError, match="404 not_found: no connection gone"):
             async with client.stream("gone", "GET", "/user"):
                 pass
 
@@ -291,7 +297,7 @@ def test_answer_not_from_authbridge() -> None:
     """An error answer not in AuthBridge's shape (a gateway's HTML page) raises with its status alone."""
     transport = httpx.MockTransport(lambda _request: httpx.Response(502, text="<html>Bad Gateway</html>"))
     with AuthBridgeClient("http://authbridge.test", "abk_test", transport=transport) as client:
-        with pytest.raises(AuthBridgeAPIError) as caught:
+        with pytest.raises(AuthBridgeAPIError, match="502 http_502: AuthBridge answered Bad Gateway") as caught:
             client.connections.list()
     assert (caught.value.status, caught.value.code) == (502, "http_502")
     assert "html" not in str(caught.value)
@@ -316,7 +322,7 @@ def test_request_through_the_proxy(client: AuthBridgeClient, oauth: OAuthServer)
     assert oauth.stats()["token_calls"]["client_credentials"] == 2
 
     assert client.request(created.id, "GET", "/api/nowhere").status_code == 404  # the upstream's own 404
-    with pytest.raises(AuthBridgeAPIError) as caught:
+    with pytest.raises(AuthBridgeAPIError, match="no connection with id 'no-such-connection'") as caught:
         client.request("no-such-connection", "GET", "/api/me")
     assert (caught.value.status, caught.value.side) == (404, "authbridge")
 
@@ -330,5 +336,5 @@ async def test_async_request_through_the_proxy(served: Served, oauth: OAuthServe
         async with client.stream(created.id, "GET", "/api/me") as streamed:
             assert streamed.status_code == 200
             assert b"client_id" in b"".join([chunk async for chunk in streamed.aiter_bytes()])
-        with pytest.raises(AuthBridgeAPIError):
+        with pytest.raises(AuthBridgeAPIError, match="no connection with id 'no-such-connection'"):
             await client.request("no-such-connection", "GET", "/api/me")

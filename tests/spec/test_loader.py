@@ -6,6 +6,7 @@ themselves are tested in ``test_validate.py``.
 
 from __future__ import annotations
 
+import re
 import typing
 from datetime import timedelta
 
@@ -420,7 +421,7 @@ def test_generated_specs_round_trip_through_plain_data(spec: Integration) -> Non
 def test_errors_carry_the_line_of_the_field() -> None:
     """Each error points at the line of its field, sorted by line."""
     text = "key: acme\nname: Acme\nparameters:\n  - name: a\n  - name: 9b\nauth:\n  type: oauth2\n  pkce: maybe\n"
-    with pytest.raises(SpecError) as info:
+    with pytest.raises(SpecError, match="5 problems in the integration spec") as info:
         load_spec(text)
     assert [(item.path, item.line) for item in info.value.errors] == [
         ("parameters.1.name", 5),
@@ -433,7 +434,7 @@ def test_errors_carry_the_line_of_the_field() -> None:
 
 def test_a_missing_field_points_at_its_block() -> None:
     """A required field that is absent is reported at the line of the block that lacks it."""
-    with pytest.raises(SpecError) as info:
+    with pytest.raises(SpecError, match=re.escape("parameters.0.name: is required")) as info:
         load_spec("key: acme\nname: Acme\nparameters:\n  - label: Region\n    required: true\n")
     assert info.value.errors == (ErrorItem("parameters.0.name", "is required", 4),)
 
@@ -449,7 +450,7 @@ def test_a_missing_field_points_at_its_block() -> None:
 )
 def test_yaml_mistakes_are_spec_errors_with_a_line(text: str, line: int, fragment: str) -> None:
     """Broken YAML (and unsafe tags) is a SpecError with the line, never a yaml exception."""
-    with pytest.raises(SpecError) as info:
+    with pytest.raises(SpecError, match=re.escape(fragment)) as info:
         load_spec(text, source="bad.yaml")
     [item] = info.value.errors
     assert item.line == line and item.message.startswith("not valid YAML: ") and fragment in item.message
@@ -459,7 +460,7 @@ def test_yaml_mistakes_are_spec_errors_with_a_line(text: str, line: int, fragmen
 @pytest.mark.parametrize("text", ["", "# only a comment\n", "---\n", "null\n"])
 def test_an_empty_file_is_an_error(text: str) -> None:
     """A file without a document says so."""
-    with pytest.raises(SpecError) as info:
+    with pytest.raises(SpecError, match="the file holds no integration") as info:
         load_specs(text)
     assert info.value.errors == (ErrorItem("", "the file holds no integration"),)
 
@@ -473,7 +474,7 @@ def test_a_document_that_is_not_a_mapping_is_an_error() -> None:
 def test_keys_given_twice_are_errors() -> None:
     """YAML would keep the last of two equal keys silently; the loader reports each repetition."""
     text = "key: acme\nname: A\nauth:\n  type: none\nkey: other\nauth:\n  type: basic\n"
-    with pytest.raises(SpecError) as info:
+    with pytest.raises(SpecError, match="key: is given twice") as info:
         load_spec(text)
     assert info.value.errors == (ErrorItem("key", "is given twice", 5), ErrorItem("auth", "is given twice", 6))
 
@@ -499,7 +500,7 @@ def test_load_specs_reads_every_document() -> None:
 def test_load_specs_reports_the_problems_of_every_document_at_once() -> None:
     """Problems in several documents come in one SpecError, each with its line in the file."""
     text = "key: a-1\nname: A\n---\nkey: ok\nname: fine\n---\nkey: b\nname: ''\nkey: c\n"
-    with pytest.raises(SpecError) as info:
+    with pytest.raises(SpecError, match=re.escape("many.yaml: 3 problems in the integration spec")) as info:
         load_specs(text, source="many.yaml")
     assert info.value.errors == (
         ErrorItem("key", "must contain only letters and digits (1 to 64 of them)", 1),

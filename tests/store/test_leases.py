@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import anyio
+
 from authbridge.spec import load_spec
 from authbridge.store import Store
 from authbridge.testing import FakeClock
@@ -32,10 +34,12 @@ async def test_one_owner_at_a_time(store: Store) -> None:
 async def test_expired_lease_can_be_taken(store: Store) -> None:
     """A lease whose time has passed on the database's clock is taken over (a dead worker's lease)."""
     cid = await _connection(store)
-    assert await store.connections.take_lease(cid, "dead-worker", timedelta(milliseconds=300))
-    assert not await store.connections.take_lease(cid, "b", timedelta(seconds=30))
-    await asyncio.sleep(0.6)
-    assert await store.connections.take_lease(cid, "b", timedelta(seconds=30))
+    assert await store.connections.take_lease(cid, "dead-worker", timedelta(seconds=2))
+    assert not await store.connections.take_lease(cid, "b", timedelta(seconds=30))  # 2 s: ample for this call
+    with anyio.fail_after(30):  # then b gets it once the lease has run out, and nobody else does after
+        while not await store.connections.take_lease(cid, "b", timedelta(seconds=30)):
+            await anyio.sleep(0.1)
+    assert not await store.connections.take_lease(cid, "dead-worker", timedelta(seconds=2))
 
 
 async def test_concurrent_takers_one_wins(store: Store) -> None:

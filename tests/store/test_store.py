@@ -91,7 +91,7 @@ async def test_delete_integration(store: Store) -> None:
         await store.integrations.delete("acme")
     await store.connections.delete(conn.id)
     await store.integrations.delete("acme")
-    with pytest.raises(IntegrationNotFound):
+    with pytest.raises(IntegrationNotFound, match="no integration with key 'acme'"):
         await store.integrations.get("acme")
 
 
@@ -166,7 +166,7 @@ async def test_ciphertext_copied_to_another_column_fails(store: Store) -> None:
     async with store.ctx.session() as session:
         swap = update(CredentialRow).values(access_token=CredentialRow.refresh_token)
         await session.execute(swap.where(CredentialRow.connection_id == a.id))
-    with pytest.raises(CryptoError):
+    with pytest.raises(CryptoError, match="wrong key or the ciphertext was moved or altered"):
         await store.credentials.load(a.id)
 
 
@@ -250,7 +250,7 @@ async def test_api_keys(store: Store, clock: FakeClock) -> None:
     assert plaintext not in dump
     await store.api_keys.revoke(record.id)
     assert await store.api_keys.verify(plaintext) is None
-    with pytest.raises(NotFoundError):
+    with pytest.raises(NotFoundError, match="no active API key with id, prefix or name"):
         await store.api_keys.revoke(record.id)
 
 
@@ -274,7 +274,7 @@ async def test_connection_status(store: Store, clock: FakeClock) -> None:
     got = await store.connections.get(conn.id)
     assert (got.status, got.last_error, got.version) == ("needs_reauth", "invalid_grant", 2)
     assert [c.id for c in await store.connections.list(integration_key="acme")] == [conn.id]
-    with pytest.raises(NotFoundError):
+    with pytest.raises(NotFoundError, match="no connection with id 'nope'"):
         await store.connections.set_status("nope", "active")
 
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import anyio
 import pytest
 from sqlalchemy import select
 
 from authbridge.errors import ConfigError, CryptoError, NotFoundError
-from authbridge.store import Store
+from authbridge.store import ClaimedDelivery, Store
 from authbridge.store.crypto import aad_for
 from authbridge.store.models import WebhookRow
 from authbridge.testing import FakeClock
@@ -29,7 +30,7 @@ async def test_add_list_remove(store: Store) -> None:
     ]
     await store.webhooks.remove(record.id)
     assert await store.webhooks.list() == []
-    with pytest.raises(NotFoundError):
+    with pytest.raises(NotFoundError, match="no webhook with id"):
         await store.webhooks.remove(record.id)
 
 
@@ -39,7 +40,7 @@ async def test_add_list_remove(store: Store) -> None:
 )
 async def test_bad_urls_are_refused(store: Store, url: str) -> None:
     """Only absolute http(s) URLs with a host and no userinfo are accepted."""
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"^the webhook URL m"):
         await store.webhooks.add(url)
     assert await store.webhooks.list() == []
 
@@ -52,7 +53,7 @@ async def test_secret_is_encrypted_at_rest(store: Store) -> None:
         stored = await session.scalar(select(WebhookRow.secret).where(WebhookRow.id == record.id))
     assert stored is not None and stored.startswith("v1.k1.") and secret not in stored
     assert store.ctx.keyring.decrypt_str(stored, aad=aad_for("webhooks", record.id, "secret")) == secret
-    with pytest.raises(CryptoError):
+    with pytest.raises(CryptoError, match="wrong key or the ciphertext was moved or altered"):
         store.ctx.keyring.decrypt_str(stored, aad=aad_for("webhooks", other.id, "secret"))
 
 
@@ -98,11 +99,19 @@ async def test_lease_expires_on_the_database_clock(store: Store) -> None:
     """A delivery claimed by a worker that died is claimed again once its lease has passed."""
     await store.webhooks.add("https://hooks.example.com/1")
     await store.events.add("connection.created")
-    [first] = await store.webhooks.claim_due(lease=timedelta(milliseconds=300))
-    assert await store.webhooks.claim_due() == []
-    await asyncio.sleep(0.6)
-    [again] = await store.webhooks.claim_due()
+    [first] = await store.webhooks.claim_due(lease=timedelta(seconds=2))
+    assert await store.webhooks.claim_due() == []  # leased (2 s is ample margin for this one call)
+    again = await _claim_when_free(store)
     assert (again.id, again.attempts) == (first.id, 2)
+
+
+async def _claim_when_free(store: Store) -> ClaimedDelivery:
+    """Claim until the one pending delivery comes back (its lease ran out on the database's clock)."""
+    with anyio.fail_after(30):
+        while not (claimed := await store.webhooks.claim_due()):
+            await anyio.sleep(0.1)
+    [delivery] = claimed
+    return delivery
 
 
 async def test_mark_failed_delivered_and_given_up(store: Store, clock: FakeClock) -> None:

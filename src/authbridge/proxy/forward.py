@@ -16,6 +16,7 @@ import ipaddress
 import json
 import logging
 import random
+import socket
 import time
 import typing
 from collections.abc import AsyncIterator
@@ -182,10 +183,13 @@ class Proxy:
             return
         host = urlsplit(url).hostname or ""
         try:
-            ipaddress.ip_address(host)
+            address = str(ipaddress.ip_address(host))
         except ValueError:
-            return
-        if not is_public_address(host):
+            try:  # 127.1, 2130706433, 0x7f000001: the legacy IPv4 forms resolvers still read as addresses
+                address = socket.inet_ntoa(socket.inet_aton(host))
+            except OSError:
+                return
+        if not is_public_address(address):
             raise OutboundBlockedError(
                 f"refusing to connect to {host}: a loopback, private or link-local address; "
                 "set AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS=true to allow calls to private networks"
@@ -377,8 +381,11 @@ async def _relay(response: aiohttp.ClientResponse, send: Send) -> None:
             async for chunk in response.content.iter_any():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except (aiohttp.ClientError, TimeoutError) as exc:
-            # Headers are sent: all that is left is to end the body; the caller sees it cut short.
+            # Headers are sent. Ending the body normally would pass a truncated answer off as complete (a
+            # chunked one has no length to check); returning without ending it makes the server drop the
+            # connection, so the caller's read fails as the upstream's did.
             logger.warning("upstream answer cut short: %s", type(exc).__name__)
+            return
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
         response.release()
