@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import logging
+from datetime import datetime
 
 import anyio
 
@@ -17,6 +19,8 @@ logger = logging.getLogger("authbridge.audit")
 #: Entries kept while the database is unreachable; past this the oldest are dropped (and counted in the log).
 MAX_PENDING = 100_000
 
+_Noted = tuple[str, ApiKeyRecord | None, str, str | None, datetime]
+
 
 class AuditLog:
     """Notes ``token.read`` events (which key, which connection, when; never the token) and writes them in batches.
@@ -25,29 +29,35 @@ class AuditLog:
     and ``flush`` writes the rest (at shutdown).
     """
 
-    def __init__(self, store: Store, *, clock: Clock, interval: float = 1.0) -> None:
+    def __init__(self, store: Store, *, clock: Clock, interval: float = 1.0, max_pending: int = MAX_PENDING) -> None:
         self.store = store
         self.clock = clock
         self.interval = interval
-        self._pending: list[EventRecord] = []
+        #: ``(type, caller, connection_id, integration_key, when)``: records are built at flush, off the request path.
+        self._pending: collections.deque[_Noted] = collections.deque(maxlen=max_pending)
         self.dropped = 0
 
     def note(self, type: str, caller: ApiKeyRecord | None, connection_id: str, integration_key: str | None) -> None:
-        """Remember one audited action, to be written with the next batch."""
-        if len(self._pending) >= MAX_PENDING:
-            del self._pending[0]
+        """Remember one audited action, to be written with the next batch (the oldest go past MAX_PENDING)."""
+        if len(self._pending) == self._pending.maxlen:
             self.dropped += 1
-        data = {"caller": {"id": caller.id, "name": caller.name}} if caller else {}
-        self._pending.append(EventRecord(0, type, connection_id, integration_key, data, self.clock()))
+        self._pending.append((type, caller, connection_id, integration_key, self.clock()))
 
     async def flush(self) -> int:
         """Write what was noted; return how many entries were written (0 when the write failed: they are kept)."""
-        batch, self._pending = self._pending, []
+        if not self._pending:
+            return 0
+        noted = list(self._pending)
+        self._pending.clear()
+        batch = [
+            EventRecord(0, type, connection_id, key, {"caller": {"id": c.id, "name": c.name}} if c else {}, when)
+            for type, c, connection_id, key, when in noted
+        ]
         try:
             await self.store.events.add_audit(batch)
         except AuthBridgeError as exc:
             logger.warning("could not write %d audit entries (kept for the next try): %s", len(batch), exc)
-            self._pending[:0] = batch
+            self._pending.extendleft(reversed(noted))
             return 0
         return len(batch)
 
@@ -57,3 +67,4 @@ class AuditLog:
             with anyio.move_on_after(self.interval):
                 await stop.wait()
             await self.flush()
+        await self.flush()  # what was noted after the last batch (stop may come before the first)
