@@ -93,7 +93,7 @@ def test_failing_provider_shows_notices(make_client: ClientFactory, env: dict[st
     store = store_of(client)
     record = portal(client).call(lambda: store.connections.create(integration_key="blocked", name="DEV", parameters={}))
     portal(client).call(lambda: store.connections.set_status(record.id, "active"))
-    blocked = "blocked: cannot reach https://127.0.0.1:9/token (refusing to connect to 127.0.0.1"
+    blocked = "blocked: https://127.0.0.1:9/token cannot be reached (refusing to connect to 127.0.0.1"
     for action, notice, reason in (
         ("test", "Test failed: ", f"connection {record.id} has no credentials"),
         ("refresh", "Refresh failed: ", blocked),

@@ -117,13 +117,14 @@ def test_a_signed_session_of_an_unknown_kind_is_no_session(make_client: ClientFa
 
 
 def test_posts_that_are_not_forms_or_too_large_are_refused(make_client: ClientFactory, env: dict[str, str]) -> None:
-    """A POST that is not a urlencoded form, or is over 1 MiB, is a 400 page; nothing is imported."""
+    """A POST that is not a urlencoded form is a 400 page, one over the body limit a 413 page; nothing is imported."""
     client = _client(make_client, env)
     _sign_in(client, create_api_key(client))
     as_json = client.post("/console/import", json={"yaml": "key: x\nname: X\n"})
     assert as_json.status_code == 400 and "The form could not be read" in as_json.text
     huge = client.post("/console/import", data={"yaml": "x" * (1024 * 1024 + 10)})
-    assert huge.status_code == 400 and "larger than 1 MiB" in huge.text
+    assert huge.status_code == 413 and huge.headers["content-type"].startswith("text/html")
+    assert "The form was too large" in huge.text
     assert "key: x" not in client.get("/console/integrations").text
 
 

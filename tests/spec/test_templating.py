@@ -246,7 +246,7 @@ def test_missing_reference_inside_a_function_counts() -> None:
 @pytest.mark.parametrize("bad", ["\r", "\n", "\0", "\r\nX-Injected: 1", "\x01", "\x1b[31m", "\x7f"])
 def test_header_refuses_line_breaks_and_nul(bad: str) -> None:
     """A header value containing CR, LF or NUL raises UnsafeValueError naming the reference only."""
-    with pytest.raises(UnsafeValueError, match="contains a line break or NUL") as info:
+    with pytest.raises(UnsafeValueError, match="contains a line break, NUL or other control character") as info:
         render_header("Bearer {token}", {"token": SECRET + bad}, field="token.template")
     assert str(info.value) == (
         "token.template: the value of token contains a line break, NUL or other control character, "

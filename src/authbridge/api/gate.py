@@ -19,10 +19,12 @@ error handlers render in the usual shape. The proxy never comes here: it has its
 
 from __future__ import annotations
 
+import html
 import typing
 
 from fastapi import APIRouter, FastAPI
 from fastapi.dependencies.models import Dependant
+from fastapi.responses import HTMLResponse, Response
 from fastapi.routing import APIRoute
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -38,6 +40,13 @@ __all__ = ["CALLBACK_PATH", "Gate"]
 
 #: Every answer of the OAuth callback carries these (it follows a one-time code in the URL).
 CALLBACK_PATH = "/oauth/callback"
+#: Pages people use in a browser: a body over the limit gets a page there, not the API's JSON.
+_BROWSER_PATHS = ("/console", "/connect/", CALLBACK_PATH)
+_PAGE = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Too large · AuthBridge</title></head>'
+    "<body><main><h1>The form was too large</h1><p>{message}</p><p>Go back, shorten it and try again.</p>"
+    "</main></body></html>"
+)
 _CALLBACK_HEADERS = ((b"cache-control", b"no-store"), (b"referrer-policy", b"no-referrer"))
 
 
@@ -99,8 +108,13 @@ class Gate:
                 await response(scope, receive, _dated(send, scope["path"]))
                 return
         if length is not None and length > self.max_body:
-            response = error_response(413, "body_too_large", too_large_message(self.max_body))
-            await response(scope, receive, _dated(send, scope["path"]))
+            message = too_large_message(self.max_body)
+            page: Response = (
+                HTMLResponse(_PAGE.format(message=html.escape(message)), status_code=413)
+                if scope["path"].startswith(_BROWSER_PATHS)
+                else error_response(413, "body_too_large", message)
+            )
+            await page(scope, receive, _dated(send, scope["path"]))
             return
         await inner(scope, receive, _dated(send, scope["path"]))
 
