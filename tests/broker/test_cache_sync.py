@@ -163,7 +163,9 @@ async def test_an_unreadable_log_bypasses_the_caches_and_is_logged_once(
     """While the log cannot be read the caches are not trusted; one warning per outage, one on recovery."""
     flaky = _FlakyLog(store.ctx, failures=3)
     store.invalidations = flaky
-    sync = CacheSync(store, interval=0.01)
+    # Trust lasts 3 intervals from the start of the last good poll: long enough here that a loaded
+    # database (a poll of tens of milliseconds) cannot make the last assertion below race the clock.
+    sync = CacheSync(store, interval=0.25)
     flaky.sync = sync
     stop = anyio.Event()
     sync.listeners.append(lambda kind, _ref: stop.set() if kind == EVERYTHING else None)
