@@ -22,6 +22,7 @@ from authbridge.api import install_api
 from authbridge.api.gate import Gate
 from authbridge.broker import Broker, Policy, WebhookDispatcher
 from authbridge.broker.background import BackgroundRefresher
+from authbridge.broker.readiness import Lifecycle
 from authbridge.config import Settings
 from authbridge.console import install_console
 from authbridge.errors import ConfigError, CryptoError
@@ -213,6 +214,11 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
                 finally:
                     stop.set()
         finally:
+            lifecycle.stopping = True
+            with contextlib.suppress(Exception):  # the database may be gone: its leases run out on their own
+                released = await broker.connections.keeper.shutdown(settings.shutdown_timeout)
+                if released:
+                    logging.getLogger("authbridge").info("gave back %d refresh lease(s)", released)
             await session.close()
             await http.aclose()
             await store.close()
@@ -227,6 +233,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
     )
     app.gate = Gate(app, max_body=settings.max_body)
     app.state.settings = settings
+    app.state.lifecycle = lifecycle = Lifecycle()
     install_api(app)
     install_console(app, secret=console_secret(settings))
     return app

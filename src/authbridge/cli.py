@@ -100,9 +100,8 @@ def run(
     port: typing.Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
 ) -> None:
     """Start the server (migrates the database and generates the key file on first start)."""
-    import uvicorn
-
     from authbridge.app import configure_logging, create_app, open_store
+    from authbridge.serving import serve
 
     settings = _settings()
 
@@ -119,21 +118,7 @@ def run(
     # collector's full passes, which otherwise pause the proxy for tens of milliseconds.
     gc.collect()
     gc.freeze()
-    uvicorn.run(
-        app_,
-        host=host or settings.host,
-        port=port or settings.port,
-        log_level=settings.log_level,
-        log_config=None,
-        # uvicorn formats each access-log line's arguments before checking the level: skip it when unused.
-        access_log=settings.log_level in {"debug", "info"},
-        # X-Forwarded-* parsing would only cost time. The one use of the client's address, the console's
-        # per-address sign-in limit, then sees a reverse proxy's address: its overall limit still holds.
-        proxy_headers=False,
-        # The proxy passes the upstream's Date and Server on; AuthBridge's own answers get a Date from the app.
-        server_header=False,
-        date_header=False,
-    )
+    serve(app_, settings, app_.state.lifecycle, host=host or settings.host, port=port or settings.port)
 
 
 @app.command()

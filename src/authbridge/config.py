@@ -26,6 +26,8 @@ settings.redirect_uri                      # "http://127.0.0.1:8000/oauth/callba
 | AUTHBRIDGE_SIGN_IN_GLOBAL_PER_MINUTE | 60 | console sign-in attempts per minute from all addresses together |
 | AUTHBRIDGE_HOST / AUTHBRIDGE_PORT | 127.0.0.1 / 8000 | where `authbridge run` listens |
 | AUTHBRIDGE_LOG_LEVEL | info | debug, info, warning, error |
+| AUTHBRIDGE_SHUTDOWN_DRAIN | 0 | seconds `/ready` answers 503 before the listener closes, on SIGTERM |
+| AUTHBRIDGE_SHUTDOWN_TIMEOUT | 30 | seconds requests in flight (and refreshes) may take to finish on shutdown |
 """
 
 from __future__ import annotations
@@ -145,6 +147,8 @@ class Settings:
     port: int = 8000
     log_level: str = "info"
     max_parameter_length: int = 2048
+    shutdown_drain: int = 0
+    shutdown_timeout: int = 30
 
     @classmethod
     def from_env(cls, env: typing.Mapping[str, str] | None = None) -> Settings:
@@ -195,6 +199,8 @@ class Settings:
             max_parameter_length=_count(
                 env, "AUTHBRIDGE_MAX_PARAMETER_LENGTH", 2048, low=1, high=1024 * 1024, unit="characters"
             ),
+            shutdown_drain=_count(env, "AUTHBRIDGE_SHUTDOWN_DRAIN", 0, low=0, high=600, unit="seconds"),
+            shutdown_timeout=_count(env, "AUTHBRIDGE_SHUTDOWN_TIMEOUT", 30, low=1, high=3600, unit="seconds"),
         )
 
     @property

@@ -99,6 +99,21 @@ class TokenKeeper:
     async def _spec(self, connection: ConnectionRecord) -> Integration:
         return (await self.store.integrations.get(connection.integration_key)).spec
 
+    async def shutdown(self, timeout: float) -> int:
+        """Let in-flight refreshes finish (up to ``timeout`` s, then cancel them); give back this process's leases.
+
+        Leases over results the store refused stay held (the old refresh token may be spent). Returns
+        how many leases were given back.
+        """
+        pending = list(self._inflight.values())
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=timeout)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=1.0)
+        return await self.store.connections.release_leases(self.owner, keep=set(self._unsaved))
+
     async def fresh(self, connection_id: str) -> tuple[ConnectionRecord, CredentialRecord]:
         """An active connection's credentials, refreshed first when inside the refresh window.
 
