@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import secrets
 import typing
 from collections.abc import AsyncIterator
@@ -26,6 +27,7 @@ from authbridge.broker.readiness import Lifecycle
 from authbridge.config import Settings
 from authbridge.console import install_console
 from authbridge.errors import ConfigError, CryptoError
+from authbridge.logs import CONNECTION_ID, INTEGRATION, REQUEST_ID, JsonFormatter, request_id_of
 from authbridge.netguard import GuardedResolver, guarded_transport
 from authbridge.proxy import PROXY_PREFIX, Proxy, ProxyTimeouts
 from authbridge.redact import RedactingFilter
@@ -87,9 +89,15 @@ async def open_store(settings: Settings, *, clock: Clock = utcnow) -> Store:
 
 
 def configure_logging(settings: Settings) -> None:
-    """Log to stderr at the configured level, every record passed through the redacting filter."""
+    """Log to stderr at the configured level, every record passed through the redacting filter.
+
+    ``AUTHBRIDGE_LOG_FORMAT=json`` writes one JSON object per line (``logs.JsonFormatter``).
+    """
     level = getattr(logging, settings.log_level.upper())
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.log_format == "json":
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
     # httpx logs every request's full URL at INFO; a query may carry a token or a secret parameter.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     redactor = RedactingFilter()
@@ -169,13 +177,46 @@ class _AuthBridgeApp(FastAPI):
 
     async def __call__(self, scope: typing.Any, receive: typing.Any, send: typing.Any) -> None:
         if scope["type"] == "http":
-            if scope["path"].startswith(PROXY_PREFIX):
+            request_id = request_id_of(scope["headers"])
+            REQUEST_ID.set(request_id.decode("ascii"))  # each request is its own task: nothing to reset
+            path: str = scope["path"]
+            if path.startswith(PROXY_PREFIX):
                 proxy: Proxy = self.state.proxy
-                await proxy.handle(scope, receive, send)
+                await proxy.handle(scope, receive, _with_request_id(send, request_id, upstream=True))
                 return
-            await self.gate(scope, receive, send, super().__call__)
+            _log_context(path)
+            await self.gate(scope, receive, _with_request_id(send, request_id, upstream=False), super().__call__)
             return
         await super().__call__(scope, receive, send)
+
+
+_PATH_CONTEXT = re.compile(r"/(connections|integrations)/([^/]+)")
+
+
+def _log_context(path: str) -> None:
+    """The connection id or integration key a management path names, for the log lines of its request."""
+    found = _PATH_CONTEXT.match(path)
+    if found is not None:
+        (CONNECTION_ID if found[1] == "connections" else INTEGRATION).set(found[2])
+
+
+def _with_request_id(send: typing.Any, request_id: bytes, *, upstream: bool) -> typing.Any:
+    """``send`` that adds ``X-Request-ID`` to the answer (an upstream's own is passed as X-Upstream-Request-ID)."""
+
+    async def sending(message: typing.MutableMapping[str, typing.Any]) -> None:
+        if message["type"] == "http.response.start":
+            if upstream:
+                headers = [
+                    (b"x-upstream-request-id", v) if k.lower() == b"x-request-id" else (k, v)
+                    for k, v in message["headers"]
+                ]
+            else:
+                headers = list(message.get("headers", ()))
+            headers.append((b"x-request-id", request_id))
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return sending
 
 
 def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import gc
 import json
+import logging
 import sys
 import typing
 from collections.abc import Awaitable, Callable
@@ -111,8 +112,10 @@ def run(
 
     anyio.run(prepare)  # migrate and verify the key ring now, so a mismatch is one clear line
     configure_logging(settings)
-    _err(f"AuthBridge {__version__} on http://{host or settings.host}:{port or settings.port}")
-    _err(f"OAuth redirect URI to register with providers: {settings.redirect_uri}")
+    # In the JSON format every line of stderr is a JSON object: these go through logging too.
+    say = logging.getLogger("authbridge").warning if settings.log_format == "json" else _err
+    say(f"AuthBridge {__version__} on http://{host or settings.host}:{port or settings.port}")
+    say(f"OAuth redirect URI to register with providers: {settings.redirect_uri}")
     app_ = create_app(settings)
     # Everything imported and built so far lives as long as the process: keep it out of the garbage
     # collector's full passes, which otherwise pause the proxy for tens of milliseconds.

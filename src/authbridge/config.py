@@ -26,6 +26,7 @@ settings.redirect_uri                      # "http://127.0.0.1:8000/oauth/callba
 | AUTHBRIDGE_SIGN_IN_GLOBAL_PER_MINUTE | 60 | console sign-in attempts per minute from all addresses together |
 | AUTHBRIDGE_HOST / AUTHBRIDGE_PORT | 127.0.0.1 / 8000 | where `authbridge run` listens |
 | AUTHBRIDGE_LOG_LEVEL | info | debug, info, warning, error |
+| AUTHBRIDGE_LOG_FORMAT | text | text, or json: one JSON object per line (time, level, message, request id...) |
 | AUTHBRIDGE_SHUTDOWN_DRAIN | 0 | seconds `/ready` answers 503 before the listener closes, on SIGTERM |
 | AUTHBRIDGE_SHUTDOWN_TIMEOUT | 30 | seconds requests in flight (and refreshes) may take to finish on shutdown |
 """
@@ -146,6 +147,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
+    log_format: str = "text"
     max_parameter_length: int = 2048
     shutdown_drain: int = 0
     shutdown_timeout: int = 30
@@ -163,6 +165,9 @@ class Settings:
         level = level_raw.strip().lower()
         if level not in {"debug", "info", "warning", "error"}:
             raise ConfigError(f"AUTHBRIDGE_LOG_LEVEL has value {level_raw!r}: use one of debug, info, warning, error")
+        log_format = (env.get("AUTHBRIDGE_LOG_FORMAT") or "text").strip().lower()
+        if log_format not in {"text", "json"}:
+            raise ConfigError(f"AUTHBRIDGE_LOG_FORMAT has value {env.get('AUTHBRIDGE_LOG_FORMAT')!r}: use text or json")
         return cls(
             data_dir=data_dir,
             database_url=_database_url(raw_db),
@@ -196,6 +201,7 @@ class Settings:
             host=env.get("AUTHBRIDGE_HOST") or "127.0.0.1",
             port=int(port_raw),
             log_level=level,
+            log_format=log_format,
             max_parameter_length=_count(
                 env, "AUTHBRIDGE_MAX_PARAMETER_LENGTH", 2048, low=1, high=1024 * 1024, unit="characters"
             ),

@@ -39,6 +39,7 @@ import anyio
 from authbridge.auth import TokenSet
 from authbridge.auth.lifecycle import REJECTION_REFRESH_INTERVAL, backoff_delay, is_refresh_due, refresh_on_rejection
 from authbridge.errors import AuthBridgeError, ConnectionStateError, StoreError, TokenEndpointError, UpstreamError
+from authbridge.logs import CONNECTION_ID
 from authbridge.spec import CustomTokenAuth, Integration, NoneAuth, OAuth2Auth
 from authbridge.store import ConnectionRecord, CredentialRecord, Store
 from authbridge.types import Clock
@@ -211,6 +212,7 @@ class TokenKeeper:
         return result
 
     async def _refresh(self, connection_id: str, seen_version: int | None, force: bool) -> CredentialRecord | None:
+        CONNECTION_ID.set(connection_id)  # a task of its own: the refresh's log lines name the connection
         start = await self.store.credentials.load(connection_id)
         baseline = seen_version if seen_version is not None else (start.version if start else 0)
         # A failed attempt leaves the credentials' version as it was but counts a failure: whoever
