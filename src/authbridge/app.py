@@ -24,6 +24,7 @@ from authbridge.api.gate import Gate
 from authbridge.broker import Broker, Policy, WebhookDispatcher
 from authbridge.broker.background import BackgroundRefresher
 from authbridge.broker.readiness import Lifecycle
+from authbridge.broker.retention import Pruner
 from authbridge.config import Settings
 from authbridge.console import install_console
 from authbridge.errors import ConfigError, CryptoError
@@ -124,17 +125,27 @@ def proxy_session(settings: Settings) -> aiohttp.ClientSession:
 
 
 async def run_background(
-    broker: Broker, http: httpx.AsyncClient, stop: anyio.Event, clock: Clock = utcnow, *, first_delay: bool = False
+    broker: Broker,
+    http: httpx.AsyncClient,
+    stop: anyio.Event,
+    clock: Clock = utcnow,
+    *,
+    first_delay: bool = False,
+    retention_days: int = 30,
 ) -> None:
-    """The background work of a server or of ``authbridge refresher``: token refresh and webhook delivery.
+    """The background work of a server or of ``authbridge refresher``: token refresh, webhook delivery, pruning.
 
-    Both loops are safe on several replicas at once (refresh leases; delivery claims).
+    Every loop is safe on several replicas at once (refresh leases; delivery claims; idempotent deletes).
+    ``retention_days=0`` keeps events forever.
     """
     refresher = BackgroundRefresher(broker.store, broker.connections.keeper, clock=clock)
     dispatcher = WebhookDispatcher(broker.store, http, clock=clock)
     async with anyio.create_task_group() as group:
         group.start_soon(functools.partial(refresher.run_forever, stop, first_delay=first_delay))
         group.start_soon(dispatcher.run_forever, stop)
+        if retention_days:
+            pruner = Pruner(broker.store, clock=clock, days=retention_days)
+            group.start_soon(functools.partial(pruner.run_forever, stop, first_delay=first_delay))
 
 
 _CONSOLE_LABEL = b"authbridge console sessions v1"
@@ -249,7 +260,17 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
                 group.start_soon(broker.audit.run_forever, stop)
                 if settings.background_tasks:
                     # The first scan waits one interval, so a server's start is not slowed by it.
-                    group.start_soon(functools.partial(run_background, broker, http, stop, clock, first_delay=True))
+                    group.start_soon(
+                        functools.partial(
+                            run_background,
+                            broker,
+                            http,
+                            stop,
+                            clock,
+                            first_delay=True,
+                            retention_days=settings.event_retention_days,
+                        )
+                    )
                 try:
                     yield {}
                 finally:

@@ -27,6 +27,7 @@ settings.redirect_uri                      # "http://127.0.0.1:8000/oauth/callba
 | AUTHBRIDGE_HOST / AUTHBRIDGE_PORT | 127.0.0.1 / 8000 | where `authbridge run` listens |
 | AUTHBRIDGE_LOG_LEVEL | info | debug, info, warning, error |
 | AUTHBRIDGE_LOG_FORMAT | text | text, or json: one JSON object per line (time, level, message, request id...) |
+| AUTHBRIDGE_EVENT_RETENTION_DAYS | 30 | days events and their webhook deliveries are kept (0: forever) |
 | AUTHBRIDGE_SHUTDOWN_DRAIN | 0 | seconds `/ready` answers 503 before the listener closes, on SIGTERM |
 | AUTHBRIDGE_SHUTDOWN_TIMEOUT | 30 | seconds requests in flight (and refreshes) may take to finish on shutdown |
 """
@@ -149,6 +150,7 @@ class Settings:
     log_level: str = "info"
     log_format: str = "text"
     max_parameter_length: int = 2048
+    event_retention_days: int = 30
     shutdown_drain: int = 0
     shutdown_timeout: int = 30
 
@@ -205,6 +207,7 @@ class Settings:
             max_parameter_length=_count(
                 env, "AUTHBRIDGE_MAX_PARAMETER_LENGTH", 2048, low=1, high=1024 * 1024, unit="characters"
             ),
+            event_retention_days=_count(env, "AUTHBRIDGE_EVENT_RETENTION_DAYS", 30, low=0, high=36500, unit="days"),
             shutdown_drain=_count(env, "AUTHBRIDGE_SHUTDOWN_DRAIN", 0, low=0, high=600, unit="seconds"),
             shutdown_timeout=_count(env, "AUTHBRIDGE_SHUTDOWN_TIMEOUT", 30, low=1, high=3600, unit="seconds"),
         )
