@@ -11,6 +11,7 @@ settings.redirect_uri                      # "http://127.0.0.1:8000/oauth/callba
 | AUTHBRIDGE_DATA_DIR | ./data | a directory; holds the SQLite file and the generated key file |
 | AUTHBRIDGE_DATABASE_URL | sqlite in the data dir | sqlite+aiosqlite:///PATH or postgresql+asyncpg://... |
 | AUTHBRIDGE_ENCRYPTION_KEYS | (the key file) | kid:base64key[,kid:base64key...], first encrypts |
+| AUTHBRIDGE_..._FILE | (none) | DATABASE_URL_FILE, ENCRYPTION_KEYS_FILE: a file holding the value |
 | AUTHBRIDGE_PUBLIC_URL | http://127.0.0.1:8000 | the http(s) URL users reach AuthBridge at |
 | AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS | false | true/false: allow outbound calls to loopback/private/link-local |
 | AUTHBRIDGE_ALLOW_HTTP_HOSTS | (none) | comma-separated hosts that may be called over plain http |
@@ -98,6 +99,24 @@ def _list(env: typing.Mapping[str, str], name: str, pattern: re.Pattern[str], ac
     return items
 
 
+def _secret(env: typing.Mapping[str, str], name: str) -> str | None:
+    """``NAME``, or the content of the file ``NAME_FILE`` names (a container secret); never both."""
+    value = env.get(name) or None
+    path = env.get(f"{name}_FILE")
+    if not path:
+        return value
+    if value:
+        raise ConfigError(f"{name} and {name}_FILE are both set: set one of them")
+    try:
+        value = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(f"{name}_FILE names {path!r}, which cannot be read: {reason}") from None
+    if not value:
+        raise ConfigError(f"{name}_FILE names {path!r}, which is empty")
+    return value
+
+
 def _database_url(raw: str) -> str:
     for prefix, replacement in (
         ("postgres://", "postgresql+asyncpg://"),
@@ -159,7 +178,7 @@ class Settings:
         """Read the ``AUTHBRIDGE_*`` variables; a bad value raises ConfigError naming the variable."""
         env = os.environ if env is None else env
         data_dir = Path(env.get("AUTHBRIDGE_DATA_DIR") or "./data")
-        raw_db = env.get("AUTHBRIDGE_DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir / 'authbridge.db'}"
+        raw_db = _secret(env, "AUTHBRIDGE_DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir / 'authbridge.db'}"
         port_raw = env.get("AUTHBRIDGE_PORT") or "8000"
         if not port_raw.isascii() or not port_raw.isdigit() or not 0 < int(port_raw) < 65536:
             raise ConfigError(f"AUTHBRIDGE_PORT has value {port_raw!r}: use a port number from 1 to 65535")
@@ -173,7 +192,7 @@ class Settings:
         return cls(
             data_dir=data_dir,
             database_url=_database_url(raw_db),
-            encryption_keys=env.get("AUTHBRIDGE_ENCRYPTION_KEYS") or None,
+            encryption_keys=_secret(env, "AUTHBRIDGE_ENCRYPTION_KEYS"),
             public_url=_public_url(env.get("AUTHBRIDGE_PUBLIC_URL") or "http://127.0.0.1:8000"),
             allow_private_networks=_bool(env, "AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS", False),
             allow_http_hosts=tuple(
