@@ -89,6 +89,8 @@ class TokenKeeper:
         self._unsaved: dict[str, tuple[int, CredentialRecord]] = {}
         self._inflight: dict[str, asyncio.Future[CredentialRecord | None]] = {}
         self._rejection_refreshes: dict[str, datetime] = {}
+        #: Connections whose lease this process took and has not given back (shutdown releases them).
+        self._held: set[str] = set()
         #: Called with a connection id whenever its stored credentials change in this process.
         self.listeners: list[Callable[[str], None]] = []
 
@@ -113,7 +115,11 @@ class TokenKeeper:
                 task.cancel()
             if late:
                 await asyncio.wait(late, timeout=1.0)
-        return await self.store.connections.release_leases(self.owner, keep=set(self._unsaved))
+        if not self._held - set(self._unsaved):
+            return 0  # nothing to give back: no query (the database may be gone)
+        released = await self.store.connections.release_leases(self.owner, keep=set(self._unsaved))
+        self._held &= set(self._unsaved)
+        return released
 
     async def fresh(self, connection_id: str) -> tuple[ConnectionRecord, CredentialRecord]:
         """An active connection's credentials, refreshed first when inside the refresh window.
@@ -221,12 +227,14 @@ class TokenKeeper:
         give_up = anyio.current_time() + self.lease.total_seconds() + self.deadline
         while True:
             if await self.store.connections.take_lease(connection_id, self.owner, self.lease):
+                self._held.add(connection_id)
                 try:
                     return await self._with_lease(connection_id, baseline, failures, force)
                 finally:
                     if connection_id not in self._unsaved:  # else keep it: the old refresh token may be spent
                         with contextlib.suppress(Exception):
                             await self.store.connections.release_lease(connection_id, self.owner)
+                            self._held.discard(connection_id)
             await anyio.sleep(self.poll)
             latest = await self.store.credentials.load(connection_id)
             if latest is not None and latest.version != baseline:
