@@ -183,3 +183,39 @@ def test_bad_drain_setting_is_refused(value: str) -> None:
 
     with pytest.raises(ConfigError, match="AUTHBRIDGE_SHUTDOWN_DRAIN has value"):
         Settings.from_env({"AUTHBRIDGE_SHUTDOWN_DRAIN": value})
+
+
+def test_sigterm_cancels_a_request_that_outlives_the_shutdown_timeout(tmp_path: Path) -> None:
+    """The wait for requests in flight is bounded: past AUTHBRIDGE_SHUTDOWN_TIMEOUT the process exits anyway."""
+    with _slow_upstream() as upstream, running_authbridge(tmp_path, AUTHBRIDGE_SHUTDOWN_TIMEOUT="1") as server:
+        spec = {
+            "key": "stuck",
+            "name": "Stuck",
+            "auth": {"type": "api_token"},
+            "request": {"base_url": f"http://127.0.0.1:{upstream.server_address[1]}"},
+        }
+        assert httpx.put(f"{server.url}/integrations/stuck", json=spec, headers=server.headers).status_code == 201
+        created = httpx.post(
+            f"{server.url}/connections",
+            json={"integration": "stuck", "name": "T", "credentials": {"token": "t0k3n-value"}},
+            headers=server.headers,
+        )
+        outcome: list[object] = []
+
+        def call() -> None:
+            try:
+                outcome.append(
+                    httpx.get(f"{server.url}/proxy/{created.json()['id']}/x", headers=server.headers, timeout=60)
+                )
+            except httpx.TransportError as exc:
+                outcome.append(exc)
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        assert upstream.arrived.wait(30)
+        server.process.send_signal(signal.SIGTERM)
+        # The upstream never answers (until the test ends): the process must not wait for it.
+        assert server.process.wait(30) == -signal.SIGTERM
+        caller.join(30)
+        # uvicorn cancels the request and, its answer not started, sends a 500.
+        assert [getattr(answer, "status_code", answer) for answer in outcome] == [500]
