@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check install clean bench
+.PHONY: run test check install clean bench image
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ check: $(STAMP)
 
 test: check
 	$(BIN)/pytest --cov
+
+# The container image (Dockerfile); needs a Docker daemon. Without one, tests/test_container.py runs the same steps.
+image:
+	@docker info >/dev/null 2>&1 || { echo "make image needs a running Docker daemon"; exit 1; }
+	docker build -t authbridge:$$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml) -t authbridge:latest .
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/proxy.py --write docs/performance.md

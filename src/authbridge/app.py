@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import secrets
 import typing
 from collections.abc import AsyncIterator
@@ -22,9 +23,12 @@ from authbridge.api import install_api
 from authbridge.api.gate import Gate
 from authbridge.broker import Broker, Policy, WebhookDispatcher
 from authbridge.broker.background import BackgroundRefresher
+from authbridge.broker.readiness import Lifecycle
+from authbridge.broker.retention import Pruner
 from authbridge.config import Settings
 from authbridge.console import install_console
 from authbridge.errors import ConfigError, CryptoError
+from authbridge.logs import CONNECTION_ID, INTEGRATION, REQUEST_ID, JsonFormatter, request_id_of
 from authbridge.netguard import GuardedResolver, guarded_transport
 from authbridge.proxy import PROXY_PREFIX, Proxy, ProxyTimeouts
 from authbridge.redact import RedactingFilter
@@ -86,9 +90,15 @@ async def open_store(settings: Settings, *, clock: Clock = utcnow) -> Store:
 
 
 def configure_logging(settings: Settings) -> None:
-    """Log to stderr at the configured level, every record passed through the redacting filter."""
+    """Log to stderr at the configured level, every record passed through the redacting filter.
+
+    ``AUTHBRIDGE_LOG_FORMAT=json`` writes one JSON object per line (``logs.JsonFormatter``).
+    """
     level = getattr(logging, settings.log_level.upper())
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.log_format == "json":
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
     # httpx logs every request's full URL at INFO; a query may carry a token or a secret parameter.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     redactor = RedactingFilter()
@@ -115,17 +125,27 @@ def proxy_session(settings: Settings) -> aiohttp.ClientSession:
 
 
 async def run_background(
-    broker: Broker, http: httpx.AsyncClient, stop: anyio.Event, clock: Clock = utcnow, *, first_delay: bool = False
+    broker: Broker,
+    http: httpx.AsyncClient,
+    stop: anyio.Event,
+    clock: Clock = utcnow,
+    *,
+    first_delay: bool = False,
+    retention_days: int = 30,
 ) -> None:
-    """The background work of a server or of ``authbridge refresher``: token refresh and webhook delivery.
+    """The background work of a server or of ``authbridge refresher``: token refresh, webhook delivery, pruning.
 
-    Both loops are safe on several replicas at once (refresh leases; delivery claims).
+    Every loop is safe on several replicas at once (refresh leases; delivery claims; idempotent deletes).
+    ``retention_days=0`` keeps events forever.
     """
     refresher = BackgroundRefresher(broker.store, broker.connections.keeper, clock=clock)
     dispatcher = WebhookDispatcher(broker.store, http, clock=clock)
     async with anyio.create_task_group() as group:
         group.start_soon(functools.partial(refresher.run_forever, stop, first_delay=first_delay))
         group.start_soon(dispatcher.run_forever, stop)
+        if retention_days:
+            pruner = Pruner(broker.store, clock=clock, days=retention_days)
+            group.start_soon(functools.partial(pruner.run_forever, stop, first_delay=first_delay))
 
 
 _CONSOLE_LABEL = b"authbridge console sessions v1"
@@ -168,13 +188,46 @@ class _AuthBridgeApp(FastAPI):
 
     async def __call__(self, scope: typing.Any, receive: typing.Any, send: typing.Any) -> None:
         if scope["type"] == "http":
-            if scope["path"].startswith(PROXY_PREFIX):
+            request_id = request_id_of(scope["headers"])
+            REQUEST_ID.set(request_id.decode("ascii"))  # each request is its own task: nothing to reset
+            path: str = scope["path"]
+            if path.startswith(PROXY_PREFIX):
                 proxy: Proxy = self.state.proxy
-                await proxy.handle(scope, receive, send)
+                await proxy.handle(scope, receive, _with_request_id(send, request_id, upstream=True))
                 return
-            await self.gate(scope, receive, send, super().__call__)
+            _log_context(path)
+            await self.gate(scope, receive, _with_request_id(send, request_id, upstream=False), super().__call__)
             return
         await super().__call__(scope, receive, send)
+
+
+_PATH_CONTEXT = re.compile(r"/(connections|integrations)/([^/]+)")
+
+
+def _log_context(path: str) -> None:
+    """The connection id or integration key a management path names, for the log lines of its request."""
+    found = _PATH_CONTEXT.match(path)
+    if found is not None:
+        (CONNECTION_ID if found[1] == "connections" else INTEGRATION).set(found[2])
+
+
+def _with_request_id(send: typing.Any, request_id: bytes, *, upstream: bool) -> typing.Any:
+    """``send`` that adds ``X-Request-ID`` to the answer (an upstream's own is passed as X-Upstream-Request-ID)."""
+
+    async def sending(message: typing.MutableMapping[str, typing.Any]) -> None:
+        if message["type"] == "http.response.start":
+            if upstream:
+                headers = [
+                    (b"x-upstream-request-id", v) if k.lower() == b"x-request-id" else (k, v)
+                    for k, v in message["headers"]
+                ]
+            else:
+                headers = list(message.get("headers", ()))
+            headers.append((b"x-request-id", request_id))
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return sending
 
 
 def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
@@ -207,12 +260,27 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
                 group.start_soon(broker.audit.run_forever, stop)
                 if settings.background_tasks:
                     # The first scan waits one interval, so a server's start is not slowed by it.
-                    group.start_soon(functools.partial(run_background, broker, http, stop, clock, first_delay=True))
+                    group.start_soon(
+                        functools.partial(
+                            run_background,
+                            broker,
+                            http,
+                            stop,
+                            clock,
+                            first_delay=True,
+                            retention_days=settings.event_retention_days,
+                        )
+                    )
                 try:
                     yield {}
                 finally:
                     stop.set()
         finally:
+            lifecycle.stopping = True
+            with contextlib.suppress(Exception):  # the database may be gone: its leases run out on their own
+                released = await broker.connections.keeper.shutdown(settings.shutdown_timeout)
+                if released:
+                    logging.getLogger("authbridge").info("gave back %d refresh lease(s)", released)
             await session.close()
             await http.aclose()
             await store.close()
@@ -227,6 +295,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
     )
     app.gate = Gate(app, max_body=settings.max_body)
     app.state.settings = settings
+    app.state.lifecycle = lifecycle = Lifecycle()
     install_api(app)
     install_console(app, secret=console_secret(settings))
     return app

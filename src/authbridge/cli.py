@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import gc
 import json
+import logging
 import sys
 import typing
 from collections.abc import Awaitable, Callable
@@ -100,9 +101,8 @@ def run(
     port: typing.Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
 ) -> None:
     """Start the server (migrates the database and generates the key file on first start)."""
-    import uvicorn
-
     from authbridge.app import configure_logging, create_app, open_store
+    from authbridge.serving import serve
 
     settings = _settings()
 
@@ -112,28 +112,16 @@ def run(
 
     anyio.run(prepare)  # migrate and verify the key ring now, so a mismatch is one clear line
     configure_logging(settings)
-    _err(f"AuthBridge {__version__} on http://{host or settings.host}:{port or settings.port}")
-    _err(f"OAuth redirect URI to register with providers: {settings.redirect_uri}")
+    # In the JSON format every line of stderr is a JSON object: these go through logging too.
+    say = logging.getLogger("authbridge").warning if settings.log_format == "json" else _err
+    say(f"AuthBridge {__version__} on http://{host or settings.host}:{port or settings.port}")
+    say(f"OAuth redirect URI to register with providers: {settings.redirect_uri}")
     app_ = create_app(settings)
     # Everything imported and built so far lives as long as the process: keep it out of the garbage
     # collector's full passes, which otherwise pause the proxy for tens of milliseconds.
     gc.collect()
     gc.freeze()
-    uvicorn.run(
-        app_,
-        host=host or settings.host,
-        port=port or settings.port,
-        log_level=settings.log_level,
-        log_config=None,
-        # uvicorn formats each access-log line's arguments before checking the level: skip it when unused.
-        access_log=settings.log_level in {"debug", "info"},
-        # X-Forwarded-* parsing would only cost time. The one use of the client's address, the console's
-        # per-address sign-in limit, then sees a reverse proxy's address: its overall limit still holds.
-        proxy_headers=False,
-        # The proxy passes the upstream's Date and Server on; AuthBridge's own answers get a Date from the app.
-        server_header=False,
-        date_header=False,
-    )
+    serve(app_, settings, app_.state.lifecycle, host=host or settings.host, port=port or settings.port)
 
 
 @app.command()
@@ -167,7 +155,7 @@ def refresher() -> None:
 
                 group.start_soon(on_signal)
                 _err("refresher running (token refresh and webhook delivery); Ctrl-C stops it")
-                await run_background(broker, http, stop)
+                await run_background(broker, http, stop, retention_days=settings.event_retention_days)
                 group.cancel_scope.cancel()
         finally:
             await http.aclose()

@@ -11,6 +11,7 @@ settings.redirect_uri                      # "http://127.0.0.1:8000/oauth/callba
 | AUTHBRIDGE_DATA_DIR | ./data | a directory; holds the SQLite file and the generated key file |
 | AUTHBRIDGE_DATABASE_URL | sqlite in the data dir | sqlite+aiosqlite:///PATH or postgresql+asyncpg://... |
 | AUTHBRIDGE_ENCRYPTION_KEYS | (the key file) | kid:base64key[,kid:base64key...], first encrypts |
+| AUTHBRIDGE_..._FILE | (none) | DATABASE_URL_FILE, ENCRYPTION_KEYS_FILE: a file holding the value |
 | AUTHBRIDGE_PUBLIC_URL | http://127.0.0.1:8000 | the http(s) URL users reach AuthBridge at |
 | AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS | false | true/false: allow outbound calls to loopback/private/link-local |
 | AUTHBRIDGE_ALLOW_HTTP_HOSTS | (none) | comma-separated hosts that may be called over plain http |
@@ -26,6 +27,10 @@ settings.redirect_uri                      # "http://127.0.0.1:8000/oauth/callba
 | AUTHBRIDGE_SIGN_IN_GLOBAL_PER_MINUTE | 60 | console sign-in attempts per minute from all addresses together |
 | AUTHBRIDGE_HOST / AUTHBRIDGE_PORT | 127.0.0.1 / 8000 | where `authbridge run` listens |
 | AUTHBRIDGE_LOG_LEVEL | info | debug, info, warning, error |
+| AUTHBRIDGE_LOG_FORMAT | text | text, or json: one JSON object per line (time, level, message, request id...) |
+| AUTHBRIDGE_EVENT_RETENTION_DAYS | 30 | days events and their webhook deliveries are kept (0: forever) |
+| AUTHBRIDGE_SHUTDOWN_DRAIN | 0 | seconds `/ready` answers 503 before the listener closes, on SIGTERM |
+| AUTHBRIDGE_SHUTDOWN_TIMEOUT | 30 | seconds requests in flight (and refreshes) may take to finish on shutdown |
 """
 
 from __future__ import annotations
@@ -94,6 +99,24 @@ def _list(env: typing.Mapping[str, str], name: str, pattern: re.Pattern[str], ac
     return items
 
 
+def _secret(env: typing.Mapping[str, str], name: str) -> str | None:
+    """``NAME``, or the content of the file ``NAME_FILE`` names (a container secret); never both."""
+    value = env.get(name) or None
+    path = env.get(f"{name}_FILE")
+    if not path:
+        return value
+    if value:
+        raise ConfigError(f"{name} and {name}_FILE are both set: set one of them")
+    try:
+        value = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(f"{name}_FILE names {path!r}, which cannot be read: {reason}") from None
+    if not value:
+        raise ConfigError(f"{name}_FILE names {path!r}, which is empty")
+    return value
+
+
 def _database_url(raw: str) -> str:
     for prefix, replacement in (
         ("postgres://", "postgresql+asyncpg://"),
@@ -144,14 +167,18 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
+    log_format: str = "text"
     max_parameter_length: int = 2048
+    event_retention_days: int = 30
+    shutdown_drain: int = 0
+    shutdown_timeout: int = 30
 
     @classmethod
     def from_env(cls, env: typing.Mapping[str, str] | None = None) -> Settings:
         """Read the ``AUTHBRIDGE_*`` variables; a bad value raises ConfigError naming the variable."""
         env = os.environ if env is None else env
         data_dir = Path(env.get("AUTHBRIDGE_DATA_DIR") or "./data")
-        raw_db = env.get("AUTHBRIDGE_DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir / 'authbridge.db'}"
+        raw_db = _secret(env, "AUTHBRIDGE_DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir / 'authbridge.db'}"
         port_raw = env.get("AUTHBRIDGE_PORT") or "8000"
         if not port_raw.isascii() or not port_raw.isdigit() or not 0 < int(port_raw) < 65536:
             raise ConfigError(f"AUTHBRIDGE_PORT has value {port_raw!r}: use a port number from 1 to 65535")
@@ -159,10 +186,13 @@ class Settings:
         level = level_raw.strip().lower()
         if level not in {"debug", "info", "warning", "error"}:
             raise ConfigError(f"AUTHBRIDGE_LOG_LEVEL has value {level_raw!r}: use one of debug, info, warning, error")
+        log_format = (env.get("AUTHBRIDGE_LOG_FORMAT") or "text").strip().lower()
+        if log_format not in {"text", "json"}:
+            raise ConfigError(f"AUTHBRIDGE_LOG_FORMAT has value {env.get('AUTHBRIDGE_LOG_FORMAT')!r}: use text or json")
         return cls(
             data_dir=data_dir,
             database_url=_database_url(raw_db),
-            encryption_keys=env.get("AUTHBRIDGE_ENCRYPTION_KEYS") or None,
+            encryption_keys=_secret(env, "AUTHBRIDGE_ENCRYPTION_KEYS"),
             public_url=_public_url(env.get("AUTHBRIDGE_PUBLIC_URL") or "http://127.0.0.1:8000"),
             allow_private_networks=_bool(env, "AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS", False),
             allow_http_hosts=tuple(
@@ -192,9 +222,13 @@ class Settings:
             host=env.get("AUTHBRIDGE_HOST") or "127.0.0.1",
             port=int(port_raw),
             log_level=level,
+            log_format=log_format,
             max_parameter_length=_count(
                 env, "AUTHBRIDGE_MAX_PARAMETER_LENGTH", 2048, low=1, high=1024 * 1024, unit="characters"
             ),
+            event_retention_days=_count(env, "AUTHBRIDGE_EVENT_RETENTION_DAYS", 30, low=0, high=36500, unit="days"),
+            shutdown_drain=_count(env, "AUTHBRIDGE_SHUTDOWN_DRAIN", 0, low=0, high=600, unit="seconds"),
+            shutdown_timeout=_count(env, "AUTHBRIDGE_SHUTDOWN_TIMEOUT", 30, low=1, high=3600, unit="seconds"),
         )
 
     @property

@@ -39,6 +39,7 @@ import anyio
 from authbridge.auth import TokenSet
 from authbridge.auth.lifecycle import REJECTION_REFRESH_INTERVAL, backoff_delay, is_refresh_due, refresh_on_rejection
 from authbridge.errors import AuthBridgeError, ConnectionStateError, StoreError, TokenEndpointError, UpstreamError
+from authbridge.logs import CONNECTION_ID
 from authbridge.spec import CustomTokenAuth, Integration, NoneAuth, OAuth2Auth
 from authbridge.store import ConnectionRecord, CredentialRecord, Store
 from authbridge.types import Clock
@@ -88,6 +89,8 @@ class TokenKeeper:
         self._unsaved: dict[str, tuple[int, CredentialRecord]] = {}
         self._inflight: dict[str, asyncio.Future[CredentialRecord | None]] = {}
         self._rejection_refreshes: dict[str, datetime] = {}
+        #: Connections whose lease this process took and has not given back (shutdown releases them).
+        self._held: set[str] = set()
         #: Called with a connection id whenever its stored credentials change in this process.
         self.listeners: list[Callable[[str], None]] = []
 
@@ -98,6 +101,25 @@ class TokenKeeper:
 
     async def _spec(self, connection: ConnectionRecord) -> Integration:
         return (await self.store.integrations.get(connection.integration_key)).spec
+
+    async def shutdown(self, timeout: float) -> int:
+        """Let in-flight refreshes finish (up to ``timeout`` s, then cancel them); give back this process's leases.
+
+        Leases over results the store refused stay held (the old refresh token may be spent). Returns
+        how many leases were given back.
+        """
+        pending = list(self._inflight.values())
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=timeout)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=1.0)
+        if not self._held - set(self._unsaved):
+            return 0  # nothing to give back: no query (the database may be gone)
+        released = await self.store.connections.release_leases(self.owner, keep=set(self._unsaved))
+        self._held &= set(self._unsaved)
+        return released
 
     async def fresh(self, connection_id: str) -> tuple[ConnectionRecord, CredentialRecord]:
         """An active connection's credentials, refreshed first when inside the refresh window.
@@ -196,6 +218,7 @@ class TokenKeeper:
         return result
 
     async def _refresh(self, connection_id: str, seen_version: int | None, force: bool) -> CredentialRecord | None:
+        CONNECTION_ID.set(connection_id)  # a task of its own: the refresh's log lines name the connection
         start = await self.store.credentials.load(connection_id)
         baseline = seen_version if seen_version is not None else (start.version if start else 0)
         # A failed attempt leaves the credentials' version as it was but counts a failure: whoever
@@ -204,12 +227,14 @@ class TokenKeeper:
         give_up = anyio.current_time() + self.lease.total_seconds() + self.deadline
         while True:
             if await self.store.connections.take_lease(connection_id, self.owner, self.lease):
+                self._held.add(connection_id)
                 try:
                     return await self._with_lease(connection_id, baseline, failures, force)
                 finally:
                     if connection_id not in self._unsaved:  # else keep it: the old refresh token may be spent
                         with contextlib.suppress(Exception):
                             await self.store.connections.release_lease(connection_id, self.owner)
+                            self._held.discard(connection_id)
             await anyio.sleep(self.poll)
             latest = await self.store.credentials.load(connection_id)
             if latest is not None and latest.version != baseline:

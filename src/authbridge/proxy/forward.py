@@ -36,6 +36,7 @@ from authbridge.errors import (
     OutboundBlockedError,
     UpstreamError,
 )
+from authbridge.logs import CONNECTION_ID, INTEGRATION
 from authbridge.netguard import is_public_address
 from authbridge.proxy.headers import caller_key, forward_headers, http_date, response_headers, safe_path
 from authbridge.spec import RefreshPolicy
@@ -214,7 +215,9 @@ class Proxy:
         safe = safe_path(path)
         if not connection_id or safe is None:
             raise _Problem(400, "invalid_path", "the path must stay inside the integration's base URL", "authbridge")
+        CONNECTION_ID.set(connection_id)  # for this request's log lines (its own task: nothing to reset)
         target = await self._target(connection_id)
+        INTEGRATION.set(target.integration)
         method: str = scope["method"]
         retries = _retries(headers, method)
         body, replayable = await _read_body(receive) if _has_body(headers) else (b"", True)

@@ -21,6 +21,7 @@ from authbridge.store.records import (
     IntegrationRecord,
 )
 from authbridge.store.repo import ApiKeyRepo, EventRepo, IntegrationRepo, StoreContext
+from authbridge.store.retention import RetentionRepo
 from authbridge.store.sessions import ConsoleSessionRepo
 from authbridge.store.webhooks import ClaimedDelivery, DeliveryRecord, WebhookRecord, WebhookRepo, check_webhook_url
 from authbridge.types import Clock, utcnow
@@ -77,6 +78,7 @@ class Store:
         self.invalidations = InvalidationRepo(self.ctx)
         self.console_sessions = ConsoleSessionRepo(self.ctx)
         self.connect_sessions = ConnectSessionRepo(self.ctx)
+        self.retention = RetentionRepo(self.ctx)
 
     @classmethod
     async def open(cls, url: str, keyring: KeyRing, *, clock: Clock = utcnow, run_migrations: bool = True) -> Store:

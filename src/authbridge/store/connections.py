@@ -274,6 +274,17 @@ class ConnectionRepo:
                 .execution_options(synchronize_session=False)
             )
 
+    async def release_leases(self, owner: str, *, keep: typing.Collection[str] = ()) -> int:
+        """Give back every lease ``owner`` holds but those of ``keep`` (a process shutting down); how many."""
+        async with self._ctx.session() as session:
+            result = await session.execute(
+                update(ConnectionRow)
+                .where(ConnectionRow.refresh_lease_owner == owner, ConnectionRow.id.not_in(list(keep)))
+                .values(refresh_lease_until=None, refresh_lease_owner=None)
+                .execution_options(synchronize_session=False)
+            )
+            return int(typing.cast(typing.Any, result).rowcount)
+
     async def record_refresh(
         self,
         connection_id: str,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import typing
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
@@ -14,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from authbridge.errors import StoreError
 
-__all__ = ["create_engine", "migrate", "ping", "redact_url"]
+__all__ = ["create_engine", "migrate", "migrations_at_head", "ping", "redact_url"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -66,6 +69,24 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
         raise StoreError(
             f"cannot migrate the database at {redact_url(str(engine.url))}: {type(exc).__name__}"
         ) from None
+
+
+@functools.cache
+def _heads() -> frozenset[str]:
+    """The head revisions of the shipped migrations (read from the scripts once per process)."""
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    return frozenset(ScriptDirectory.from_config(config).get_heads())
+
+
+async def migrations_at_head(engine: AsyncEngine) -> bool:
+    """Whether the database's Alembic revision is the head this code ships (a database error propagates)."""
+
+    def _current(connection: Connection) -> frozenset[str]:
+        return frozenset(MigrationContext.configure(connection).get_current_heads())
+
+    async with engine.connect() as conn:
+        return await conn.run_sync(_current) == _heads()
 
 
 async def ping(engine: AsyncEngine) -> bool:

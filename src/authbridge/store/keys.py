@@ -30,7 +30,6 @@ class KeyManager:
         Every key that ever encrypted has a canary row (a known plaintext). Each canary must decrypt,
         and so must one stored secret of every encrypted column.
         """
-        ring = self._ctx.keyring
         async with self._ctx.session() as session:
             canaries = (await session.scalars(select(KeyCanaryRow))).all()
             samples = []
@@ -41,16 +40,28 @@ class KeyManager:
                 ).first()
                 if found is not None:
                     samples.append((model.__tablename__, str(found[0]), column, str(found[1])))
+        self._check_canaries(canaries)
+        for table, row_id, column, ciphertext in samples:
+            self._check(ciphertext, table, row_id, column)
+        await self.ensure_canary()
+
+    async def check_canaries(self) -> None:
+        """Refuse (KeyRingMismatchError) a key ring that lacks a stored canary's key or cannot decrypt it.
+
+        Read-only and cheap (one row per key ever used): the readiness check runs it.
+        """
+        async with self._ctx.session() as session:
+            canaries = (await session.scalars(select(KeyCanaryRow))).all()
+        self._check_canaries(canaries)
+
+    def _check_canaries(self, canaries: typing.Sequence[KeyCanaryRow]) -> None:
         for canary in canaries:
-            if canary.kid not in ring.kids:
+            if canary.kid not in self._ctx.keyring.kids:
                 raise KeyRingMismatchError(
                     f"stored secrets were encrypted with key {canary.kid!r}, which is not in the key ring; "
                     "restore that key (AUTHBRIDGE_ENCRYPTION_KEYS or the key file) before starting"
                 )
             self._check(canary.ciphertext, "key_canaries", canary.kid, "ciphertext", expect=_CANARY)
-        for table, row_id, column, ciphertext in samples:
-            self._check(ciphertext, table, row_id, column)
-        await self.ensure_canary()
 
     def _check(self, ciphertext: str, table: str, row_id: str, column: str, *, expect: str | None = None) -> None:
         try:

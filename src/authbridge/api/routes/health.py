@@ -1,11 +1,14 @@
-"""``GET /health``: 200 when the database answers, 503 otherwise. Needs no key."""
+"""``GET /health`` (liveness) and ``GET /ready`` (readiness). Neither needs a key."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import typing
+
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from authbridge.api.deps import BrokerDep
+from authbridge.broker.readiness import Lifecycle, readiness
 
 __all__ = ["router"]
 
@@ -18,3 +21,17 @@ async def health(broker: BrokerDep) -> JSONResponse:
     if await broker.healthy():
         return JSONResponse({"status": "ok", "database": "ok"})
     return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+
+
+@router.get("/ready", summary="May this process take traffic?")
+async def ready(request: Request, broker: BrokerDep) -> JSONResponse:
+    """200 when the database answers, migrations are at head and the key ring decrypts its canaries.
+
+    503 otherwise, and from the shutdown signal on, with ``reason`` (a code) and ``message``.
+    """
+    lifecycle = typing.cast(Lifecycle, request.app.state.lifecycle)
+    result = await readiness(broker.store, lifecycle)
+    if result.ready:
+        return JSONResponse({"status": "ready", "checks": result.checks})
+    body = {"status": "unavailable", "reason": result.reason, "message": result.message, "checks": result.checks}
+    return JSONResponse(body, status_code=503, headers={"Cache-Control": "no-store"})
