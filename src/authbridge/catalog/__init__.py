@@ -27,6 +27,7 @@ from authbridge.spec import Integration, OAuth2Auth, spec_to_dict, validate_spec
 __all__ = [
     "CATEGORIES",
     "CatalogEntry",
+    "CatalogEntryNotFound",
     "CatalogMeta",
     "Pagination",
     "RateLimit",
