@@ -189,7 +189,7 @@ def test_an_optional_scope_repeating_a_default_is_refused() -> None:
 
 
 def test_search_by_text_and_category() -> None:
-    assert [e.key for e in search("github")] == ["github"]
+    assert [e.key for e in search("github")] == ["github", "githubtoken"]
     assert {e.key for e in search(None, "crm")} >= {"salesforce", "hubspot", "pipedrive", "zohocrm"}
     assert all("crm" in e.meta.categories for e in search(None, "crm"))
     assert [e.key for e in search("SALESFORCE", "crm")] == ["salesforce"]
