@@ -749,3 +749,9 @@ def admin_set_password(
 
     _with_broker(work)
     _err("admin password set; sign in to the console with it (sessions signed in with the old one end)")
+
+
+# The catalog's commands live in their own module; imported last, as it uses the helpers above.
+from authbridge.cli_catalog import catalog_app  # noqa: E402
+
+app.add_typer(catalog_app, name="catalog", no_args_is_help=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from authbridge.api.errors import error_response, install_error_handlers
-from authbridge.api.routes import connections, events, health, integrations, oauth, sessions
+from authbridge.api.routes import catalog, connections, events, health, integrations, oauth, sessions
 
 __all__ = ["ROUTERS", "error_response", "install_api"]
 
@@ -18,6 +18,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     sessions.router,
     oauth.router,
     events.router,
+    catalog.router,
 )
 
 

@@ -18,7 +18,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from authbridge.console import accounts, auth, integrations, keys
+from authbridge.console import accounts, auth, catalog, integrations, keys
 from authbridge.console.hosted import install_connect_pages
 from authbridge.console.pages import PREFIX, Console, Ctx, Handler, page
 
@@ -38,6 +38,8 @@ def _routes(console: Console) -> list[Route | Mount]:
         route("/integrations", integrations.integrations_list, _GET),
         route("/integrations/new", integrations.integration_new, _BOTH),
         route("/import", integrations.import_yaml, _BOTH),
+        route("/catalog", catalog.catalog_list, _GET),
+        route("/catalog/{key}", catalog.catalog_entry, _BOTH),
         route("/integrations/{key}/edit", integrations.integration_edit, _BOTH),
         route("/integrations/{key}/yaml", integrations.integration_yaml, _BOTH),
         route("/integrations/{key}/download", integrations.integration_download, _GET),

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Request, Response
 from fastapi.responses import JSONResponse
 
 from authbridge.api.deps import AdminDep, BrokerDep
+from authbridge.api.routes.catalog import spec_from_catalog
 from authbridge.broker import IntegrationRecord
 from authbridge.errors import ErrorItem, SpecError
 from authbridge.spec import Integration, load_specs, spec_to_dict, validate_spec
@@ -60,8 +61,11 @@ async def create_integration(
     _caller: AdminDep,
     payload: typing.Any = Body(...),  # noqa: B008
 ) -> JSONResponse:
-    """Create from a JSON spec; 409 if the key is taken, 422 with every problem if invalid."""
-    record, _ = await broker.save_integration(_parse(payload), update=False)
+    """Create from a JSON spec, or from a catalog entry: ``{"from_catalog": "github", "client_id": ...,
+    "client_secret": ..., "scopes": [...], "key": ...}``; 409 if the key is taken, 422 with every problem if invalid."""
+    from_catalog = isinstance(payload, dict) and "from_catalog" in payload
+    spec = spec_from_catalog(payload) if from_catalog else _parse(payload)
+    record, _ = await broker.save_integration(spec, update=False)
     return _respond(record, broker.redirect_uri_for(record.spec), 201)
 
 

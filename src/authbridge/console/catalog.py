@@ -1,0 +1,68 @@
+"""Add from catalog: search the shipped entries, then a form (your OAuth app) beside the entry's setup notes."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from authbridge.catalog import CATEGORIES, CatalogEntryNotFound, get_entry, integration_from, search
+from authbridge.console.pages import Ctx
+from authbridge.errors import ConflictError, ErrorItem, SpecError
+
+__all__ = ["catalog_entry", "catalog_list"]
+
+_MAX_QUERY = 200
+
+
+async def catalog_list(ctx: Ctx) -> Response:
+    """Every entry, filtered by a search text and a category."""
+    query = ctx.request.query_params.get("q", "")[:_MAX_QUERY]
+    category = ctx.request.query_params.get("category", "")
+    if category not in CATEGORIES:
+        category = ""
+    items = search(query or None, category or None)
+    return ctx.render(
+        "catalog.html",
+        title="Add from catalog",
+        items=items,
+        q=query,
+        category=category,
+        categories=CATEGORIES,
+    )
+
+
+async def catalog_entry(ctx: Ctx) -> Response:
+    """The entry's setup notes beside a form; saving creates the integration and opens its page."""
+    try:
+        entry = get_entry(str(ctx.request.path_params["key"]))
+    except CatalogEntryNotFound as exc:
+        return ctx.error(404, "Not in the catalog", exc.message)
+    values = {"key": entry.key, "client_id": "", "scopes": " ".join(entry.default_scopes)}
+    problems: list[ErrorItem] = []
+    if ctx.request.method == "POST":
+        values = {name: ctx.form.get(name, "").strip() for name in ("key", "client_id", "scopes")}
+        secret = ctx.form.get("client_secret", "")
+        try:
+            spec = integration_from(
+                entry,
+                client_id=values["client_id"] or None,
+                client_secret=secret or None,
+                scopes=values["scopes"].replace(",", " ").split() if entry.needs_client else None,
+                key=values["key"] or entry.key,
+            )
+            record, _created = await ctx.broker.save_integration(spec, update=False)
+        except SpecError as exc:
+            problems = list(exc.errors)
+        except ConflictError as exc:
+            problems = [ErrorItem("key", exc.message)]
+        else:
+            return ctx.redirect(f"/integrations/{record.key}/edit?saved=1")
+    redirect_uri = ctx.broker.redirect_uri_for(entry.spec)
+    return ctx.render(
+        "catalog_entry.html",
+        status=422 if problems else 200,
+        title=f"Add {entry.name}",
+        entry=entry,
+        values=values,
+        problems=[str(p) for p in problems],
+        redirect_uri=redirect_uri,
+    )
