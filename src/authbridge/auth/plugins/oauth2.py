@@ -49,7 +49,12 @@ _FIELDS = (
         "auth.client_auth",
         "Client authentication",
         "select",
-        options=(("header", "HTTP Basic header"), ("body", "request body"), ("both", "both")),
+        options=(
+            ("header", "HTTP Basic header"),
+            ("body", "request body"),
+            ("both", "both"),
+            ("client_secret_jwt", "signed JWT (client_secret_jwt)"),
+        ),
     ),
     Field("oauth2.pkce", "auth.pkce", "Use PKCE (S256)", "checkbox", grant=_CODE),
     Field(
