@@ -24,13 +24,13 @@ from urllib.parse import unquote
 import httpx
 
 from authbridge.app import http_client, open_store, policy_for
-from authbridge.auth import AuthContext
+from authbridge.auth import AuthContext, credential_headers_and_query, plugin_for
 from authbridge.auth.lifecycle import refresh_on_rejection
-from authbridge.auth.placement import base_url, credential_headers_and_query
+from authbridge.auth.placement import base_url
 from authbridge.broker import Broker, Connections, FreshToken
 from authbridge.config import Settings
 from authbridge.errors import UnsafeValueError
-from authbridge.spec import CustomTokenAuth, Integration, OAuth2Auth
+from authbridge.spec import Integration
 from authbridge.store import ConnectionRecord, CredentialRecord
 from authbridge.types import Clock, utcnow
 
@@ -105,7 +105,7 @@ class ConnectionAuth(httpx.Auth):
         challenge = response.headers.get("www-authenticate")
         if (
             rejected is None
-            or not isinstance(spec.auth, OAuth2Auth | CustomTokenAuth)
+            or not plugin_for(spec.auth).refreshable(spec)
             or not refresh_on_rejection(spec.refresh, response.status_code, challenge)
         ):
             return

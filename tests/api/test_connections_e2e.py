@@ -1014,3 +1014,44 @@ def test_custom_token_relogin(client: TestClient, headers: dict[str, str], oauth
     assert token_of(client, headers, created["id"]) not in {first, second}
     assert oauth.stats()["token_calls"]["custom"] == 3
     assert "wonderland" not in database_dump(client)
+
+
+# -- client assertion (RFC 7523 §2.2, client_secret_jwt) -----------------------------------------
+
+
+def test_client_secret_jwt_through_code_refresh_and_revocation(
+    client: TestClient, headers: dict[str, str], oauth: OAuthServer
+) -> None:
+    """A client_secret_jwt client gets, refreshes and revokes its tokens with signed assertions, never its secret.
+
+    The test server (Authlib's JWTBearerClientAssertion) checks each assertion's HS256 signature, that its
+    ``aud`` is the endpoint it was sent to, and that its ``jti`` was not seen before.
+    """
+    add_integration(client, headers, code_spec(oauth, client_auth="client_secret_jwt"))
+    connection = authorized(client, headers, oauth)
+    assert connection["status"] == "active", connection
+    first = token_of(client, headers, connection["id"])
+    refreshed = client.post(f"/connections/{connection['id']}/refresh", headers=headers)
+    assert refreshed.status_code == 200, refreshed.text
+    second = token_of(client, headers, connection["id"])
+    assert second != first and me(oauth, second).status_code == 200
+    assert oauth.stats()["token_calls"]["refresh_token"] == 1
+
+    deleted = client.delete(f"/connections/{connection['id']}", headers=headers)
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["revoked"] is True
+    assert me(oauth, second).status_code == 401
+
+
+def test_client_secret_jwt_with_a_wrong_secret_is_refused(
+    client: TestClient, headers: dict[str, str], oauth: OAuthServer
+) -> None:
+    """An assertion signed with the wrong secret is refused as invalid_client; the secret appears nowhere."""
+    wrong = "wrong-secret-0a9b8c7d"
+    spec = grant_spec(oauth, "client_credentials", client_auth="client_secret_jwt", client_secret=wrong)
+    add_integration(client, headers, spec)
+    response = client.post("/connections", json={"integration": "idp", "name": "DEV"}, headers=headers)
+    assert response.status_code == 422, response.text
+    assert "invalid_client" in response.json()["error"]["message"]
+    assert wrong not in response.text
+    assert connections(client, headers) == []

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from authbridge.auth import credential_headers_and_query
 from authbridge.auth.base import AuthContext
-from authbridge.auth.placement import base_url, credential_headers_and_query
+from authbridge.auth.placement import base_url
 from authbridge.errors import ConnectionStateError, TemplateError
 from authbridge.spec import Integration
 

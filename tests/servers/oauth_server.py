@@ -36,10 +36,12 @@ from authlib.oauth2.rfc6749 import InvalidGrantError, grants
 from authlib.oauth2.rfc6749.util import list_to_scope, scope_to_list
 from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import Flask, Response, jsonify, render_template_string
 from flask.typing import ResponseReturnValue
+from joserfc.jwk import OctKey
 from werkzeug.serving import make_server
 
 CONFIDENTIAL_ID = "confidential"
@@ -53,7 +55,7 @@ ALL_GRANTS = frozenset({"authorization_code", "refresh_token", "client_credentia
 #: Any port on the loopback host names (RFC 8252 §7.3).
 REDIRECT_URI_RE = re.compile(r"http://(127\.0\.0\.1|localhost)(:\d{1,5})?/oauth/callback")
 #: Every client authentication method, accepted by every grant and by the revocation endpoint.
-AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+AUTH_METHODS = ["client_secret_basic", "client_secret_post", "client_secret_jwt", "none"]
 CODE_TTL = 600.0
 
 
@@ -98,7 +100,10 @@ class Client:
 
 CLIENTS = {
     CONFIDENTIAL_ID: Client(
-        CONFIDENTIAL_ID, CONFIDENTIAL_SECRET, ALL_GRANTS, frozenset({"client_secret_basic", "client_secret_post"})
+        CONFIDENTIAL_ID,
+        CONFIDENTIAL_SECRET,
+        ALL_GRANTS,
+        frozenset({"client_secret_basic", "client_secret_post", "client_secret_jwt"}),
     ),
     PUBLIC_ID: Client(PUBLIC_ID, None, frozenset({"authorization_code", "refresh_token"}), frozenset({"none"})),
 }
@@ -278,6 +283,30 @@ class _AuthServer(AuthorizationServer):  # type: ignore[misc]
         return _Request(flask.request)
 
 
+class _ClientSecretJWT(JWTBearerClientAssertion):  # type: ignore[misc]
+    """RFC 7523 §2.2 ``client_secret_jwt``: an HS256 assertion keyed by the client secret, for this endpoint, once."""
+
+    CLIENT_AUTH_METHOD = "client_secret_jwt"
+
+    def __init__(self) -> None:
+        super().__init__(validate_jti=True)
+        self.seen: set[str] = set()
+        self.lock = threading.Lock()
+
+    def get_audiences(self) -> list[str]:
+        return [flask.request.base_url]
+
+    def validate_jti(self, claims: Any, jti: str) -> bool:
+        with self.lock:
+            if jti in self.seen:
+                return False
+            self.seen.add(jti)
+            return True
+
+    def resolve_client_public_key(self, client: Client) -> OctKey:
+        return OctKey.import_key(client.client_secret or "")
+
+
 def _client_secret_basic(query_client: Callable[[str], Client | None], request: Any) -> Client | None:
     """HTTP Basic with the id and secret form-encoded first (RFC 6749 §2.3.1): a raw '+' decodes as a space."""
     scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
@@ -447,6 +476,7 @@ def create_app(defaults: Config) -> Flask:
     app.extensions["oauth_state"] = state
     server = _AuthServer(app, state.query_client, state.save_token)
     server.register_client_auth_method("client_secret_basic", _client_secret_basic)
+    server.register_client_auth_method("client_secret_jwt", _ClientSecretJWT())
     server.register_token_generator(
         "default", BearerTokenGenerator(lambda **_: generate_token(42), lambda **_: generate_token(48), _ttl)
     )

@@ -255,7 +255,11 @@ def test_a_misplaced_auth_field_gets_no_template_errors() -> None:
         (spec(auth=code_flow(client_secret=5)), "auth.client_secret", "must be a string"),
         (spec(auth=code_flow(scopes=[1])), "auth.scopes.0", "must be a string"),
         (spec(auth=code_flow(pkce="maybe")), "auth.pkce", "must be true or false"),
-        (spec(auth=code_flow(client_auth="query")), "auth.client_auth", "must be header, body or both"),
+        (
+            spec(auth=code_flow(client_auth="query")),
+            "auth.client_auth",
+            "must be header, body, both or client_secret_jwt",
+        ),
         (
             spec(auth=code_flow(token_response={"expires_in": 5})),
             "auth.token_response.expires_in",

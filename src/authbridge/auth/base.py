@@ -7,11 +7,18 @@ import re
 import typing
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from urllib.parse import urlsplit
 
+import httpx
+
+from authbridge.redact import basic_credentials, scrub
 from authbridge.spec import Integration, OAuth2Auth
 from authbridge.spec.templating import render_text
 
-__all__ = ["AuthContext", "TokenSet"]
+__all__ = ["MAX_BODY_BYTES", "AuthContext", "TokenSet", "endpoint_text"]
+
+#: A token response larger than this is refused unread (the default of AUTHBRIDGE_MAX_UPSTREAM_BODY).
+MAX_BODY_BYTES = 1024 * 1024
 
 _PARAM_REF = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
 
@@ -50,6 +57,8 @@ class AuthContext:
     redirect_uri: str | None = None
     allow_http: Callable[[str], bool] = lambda _host: False
     clock: Callable[[], datetime] | None = None
+    #: The largest token endpoint answer read (AUTHBRIDGE_MAX_UPSTREAM_BODY).
+    max_body: int = MAX_BODY_BYTES
 
     @property
     def oauth2(self) -> OAuth2Auth:
@@ -80,3 +89,17 @@ class AuthContext:
                 secret = self.parameters.get(secret[1:-1])
             values["client_secret"] = secret
         return values
+
+    def secrets(self, *extra: str | None) -> tuple[str, ...]:
+        """Every secret value a request of this connection may carry (to mask in anything shown), longest first."""
+        spec = self.integration
+        values: list[str | None] = [self.parameters.get(p.name) for p in spec.parameters if p.secret]
+        values += [*self.inputs.values(), self.access_token, self.refresh_token, spec.client_secret, *extra]
+        values += basic_credentials(self.values().get("client_id"), spec.client_secret)  # an echoed Basic header
+        return tuple(sorted({v for v in values if v and len(v) >= 3}, key=len, reverse=True))
+
+
+def endpoint_text(url: str | httpx.URL, secrets: typing.Sequence[str] = ()) -> str:
+    """A URL without its query or fragment, secret values in its path masked, for messages."""
+    parts = urlsplit(str(url))
+    return scrub(f"{parts.scheme}://{parts.netloc}{parts.path}", secrets)

@@ -6,11 +6,13 @@ import json
 import re
 import typing
 from collections.abc import Mapping
+from datetime import UTC, datetime
 
 import httpx
 
 from authbridge.auth import _authlib
 from authbridge.auth.base import AuthContext
+from authbridge.auth.client_auth import CLIENT_AUTH_METHODS, Client
 from authbridge.auth.oauth2 import render_endpoint, scope_string
 from authbridge.errors import ConnectionStateError, ErrorItem, ParameterError, SpecError, UnsafeValueError
 from authbridge.spec import CustomTokenAuth, OAuth2Auth
@@ -55,11 +57,13 @@ def _render_headers(ctx: AuthContext, sources: Mapping[str, TemplateSource], fie
     return headers
 
 
-def _client_auth(ctx: AuthContext, auth: OAuth2Auth, fields: dict[str, FieldValue], headers: httpx.Headers) -> None:
-    """Authenticate the client per ``client_auth`` (RFC 6749 §2.3.1), in place.
+def _client_auth(
+    ctx: AuthContext, auth: OAuth2Auth, fields: dict[str, FieldValue], headers: httpx.Headers, audience: str
+) -> None:
+    """Authenticate the client per ``client_auth`` (``authbridge.auth.client_auth``), in place.
 
-    A public client (no secret) sends only its ``client_id`` as a field. An ``Authorization``
-    header set explicitly in the spec is left as it is.
+    A public client (no secret) sends only its ``client_id`` as a field. ``audience`` is the URL the
+    request goes to (a client assertion names it).
     """
     values = ctx.values()
     client_id, secret = values.get("client_id"), values.get("client_secret")
@@ -68,12 +72,8 @@ def _client_auth(ctx: AuthContext, auth: OAuth2Auth, fields: dict[str, FieldValu
     if not secret:
         fields["client_id"] = client_id
         return
-    # `both` is written by hand: Authlib's ClientAuth applies exactly one method per request.
-    if auth.client_auth in ("header", "both") and "authorization" not in headers:
-        headers["Authorization"] = _authlib.client_secret_basic(client_id, secret)
-    if auth.client_auth in ("body", "both"):
-        fields["client_id"] = client_id
-        fields["client_secret"] = secret
+    now = ctx.clock() if ctx.clock is not None else datetime.now(UTC)
+    CLIENT_AUTH_METHODS[auth.client_auth](Client(client_id, secret, audience, now), fields, headers)
 
 
 def _build(
@@ -150,7 +150,7 @@ def _refresh_request(ctx: AuthContext, auth: OAuth2Auth, spec: RefreshRequest) -
         url = _token_url(ctx, auth)  # refresh.request without url: the token endpoint
     fields = _render_fields(ctx, spec.params, "refresh.request.params")
     headers = _render_headers(ctx, spec.headers, "refresh.request.headers")
-    _client_auth(ctx, auth, fields, headers)
+    _client_auth(ctx, auth, fields, headers, url)
     return _build(spec.method, url, spec.body, fields, headers)
 
 
@@ -206,8 +206,9 @@ def token_request(
         if name not in _PROTECTED or name not in fields:
             fields[name] = value
     headers = _render_headers(ctx, auth.token_headers, "auth.token_headers")
-    _client_auth(ctx, auth, fields, headers)
-    return _build(auth.token_method, _token_url(ctx, auth), auth.token_body, fields, headers)
+    url = _token_url(ctx, auth)
+    _client_auth(ctx, auth, fields, headers, url)
+    return _build(auth.token_method, url, auth.token_body, fields, headers)
 
 
 class RevokeRequest(typing.NamedTuple):
@@ -240,7 +241,7 @@ def revoke_requests(ctx: AuthContext) -> list[RevokeRequest]:
     for token, hint in present:
         fields: dict[str, FieldValue] = {"token": token, "token_type_hint": hint}
         headers = httpx.Headers({"Accept": "application/json"})
-        _client_auth(ctx, auth, fields, headers)
+        _client_auth(ctx, auth, fields, headers, url)
         requests.append(RevokeRequest(hint, _build("POST", url, "form", fields, headers)))
     return requests
 

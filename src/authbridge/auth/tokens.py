@@ -16,15 +16,13 @@ from urllib.parse import parse_qsl
 
 import httpx
 
-from authbridge.auth.base import TokenSet
+from authbridge.auth.base import MAX_BODY_BYTES, TokenSet
 from authbridge.errors import TokenEndpointError
 from authbridge.redact import SENSITIVE_NAMES, basic_credentials, redact, scrub
 from authbridge.spec import CustomTokenAuth, Integration, OAuth2Auth, TokenResponse
 
 __all__ = ["MAX_BODY_BYTES", "callback_fields", "check_token_value", "parse_token_response", "size_text"]
 
-#: A token response larger than this is refused unread (the default of AUTHBRIDGE_MAX_UPSTREAM_BODY).
-MAX_BODY_BYTES = 1024 * 1024
 #: C0 and C1 control characters and DEL: never part of a token (a CR or LF would split a header).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 #: OAuth error codes (RFC 6749 §5.2, and GitHub's and Slack's) after which only a new authorization helps.

@@ -8,6 +8,7 @@ import typing
 
 import httpx
 
+from authbridge.auth import plugin_for
 from authbridge.broker.audit import AuditLog
 from authbridge.broker.cache_sync import EVERYTHING, CacheSync
 from authbridge.broker.connect import (
@@ -32,7 +33,7 @@ from authbridge.errors import (
     PermissionDeniedError,
     SpecError,
 )
-from authbridge.spec import SECRET_MASK, Integration, OAuth2Auth
+from authbridge.spec import SECRET_MASK, Integration
 from authbridge.spec.validate import MAX_PARAMETER_LENGTH
 from authbridge.store import (
     ApiKeyRecord,
@@ -264,7 +265,7 @@ class Broker:
 
     def redirect_uri_for(self, spec: Integration) -> str | None:
         """The redirect URI to register with the provider, for integrations that need one."""
-        if isinstance(spec.auth, OAuth2Auth) and spec.auth.grant_type == "authorization_code":
+        if plugin_for(spec.auth).redirects(spec):
             return self.policy.redirect_uri
         return None
 

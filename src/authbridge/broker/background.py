@@ -13,10 +13,10 @@ from datetime import timedelta
 
 import anyio
 
+from authbridge.auth import plugin_for
 from authbridge.auth.lifecycle import is_refresh_due
 from authbridge.broker.refresh import TokenKeeper
 from authbridge.errors import AuthBridgeError
-from authbridge.spec import CustomTokenAuth, OAuth2Auth
 from authbridge.store import ConnectionRecord, Store
 from authbridge.types import Clock
 
@@ -59,7 +59,7 @@ class BackgroundRefresher:
     async def _due(self, connection: ConnectionRecord) -> tuple[bool, int]:
         """Whether to refresh now (window or idle refresh token), and the version seen."""
         spec = (await self.store.integrations.get(connection.integration_key)).spec
-        if not isinstance(spec.auth, OAuth2Auth | CustomTokenAuth):
+        if not plugin_for(spec.auth).refreshable(spec):
             return False, 0
         creds = await self.store.credentials.load(connection.id)
         if creds is None:

@@ -13,17 +13,16 @@ import httpx
 
 from authbridge.auth import (
     AuthContext,
+    Entered,
+    Redirect,
+    TokenExchange,
     TokenSet,
     api_request,
-    authorization_url,
     callback_fields,
-    create_pkce_pair,
-    new_state,
-    parse_token_response,
+    plugin_for,
     revocation_problem,
-    revoke_requests,
-    token_request,
 )
+from authbridge.auth.base import endpoint_text
 from authbridge.auth.hooks import HookContext, call_hook, load_hook, token_set_from_credentials
 from authbridge.broker.refresh import TokenKeeper, credentials_from, ttl_warning
 from authbridge.broker.upstream import UpstreamLimits, bounded_client, exchange
@@ -34,19 +33,10 @@ from authbridge.errors import (
     ConnectionStateError,
     ErrorItem,
     ParameterError,
-    TokenEndpointError,
     UpstreamError,
 )
-from authbridge.redact import basic_credentials, redact, scrub
-from authbridge.spec import (
-    ApiTokenAuth,
-    BasicAuth,
-    CustomTokenAuth,
-    Integration,
-    OAuth2Auth,
-    check_parameter_values,
-)
-from authbridge.spec.templating import references_of, render_url
+from authbridge.redact import redact, scrub
+from authbridge.spec import Integration, check_parameter_values
 from authbridge.spec.validate import MAX_PARAMETER_LENGTH
 from authbridge.store import ConnectionRecord, CredentialRecord, Store
 from authbridge.types import Clock
@@ -147,39 +137,18 @@ class TestResult:
 
 def _secrets_of(ctx: AuthContext, *extra: str | None) -> tuple[str, ...]:
     """Every secret value a request of this connection may carry (to mask in anything shown)."""
-    spec = ctx.integration
-    values: list[str | None] = [ctx.parameters.get(p.name) for p in spec.parameters if p.secret]
-    values += [*ctx.inputs.values(), ctx.access_token, ctx.refresh_token, spec.client_secret, *extra]
-    values += basic_credentials(ctx.values().get("client_id"), spec.client_secret)  # an echoed Basic header
-    return tuple(sorted({v for v in values if v and len(v) >= 3}, key=len, reverse=True))
+    return ctx.secrets(*extra)
 
 
 def _endpoint(url: str | httpx.URL, secrets: typing.Sequence[str] = ()) -> str:
     """A URL without its query or fragment, secret values in its path masked, for messages."""
-    parts = urlsplit(str(url))
-    return scrub(f"{parts.scheme}://{parts.netloc}{parts.path}", secrets)
+    return endpoint_text(url, secrets)
 
 
 def _required_inputs(spec: Integration) -> tuple[set[str], set[str]]:
-    """The credentials a user must enter to connect, and those they may enter."""
-    auth = spec.auth
-    if isinstance(auth, ApiTokenAuth):
-        return {"token"}, {"token"}
-    if isinstance(auth, BasicAuth):
-        return {"username", "password"}, {"username", "password"}
-    if isinstance(auth, OAuth2Auth) and auth.grant_type == "password":
-        return {"username", "password"}, {"username", "password"}
-    if isinstance(auth, OAuth2Auth | CustomTokenAuth):
-        used: set[str] = set()
-        sources = [*auth.token_params.values(), *auth.token_headers.values()]
-        if auth.token_url is not None:
-            sources.append(auth.token_url)
-        for source in sources:
-            if isinstance(source, str | list):
-                used |= references_of(source) & {"username", "password"}
-        used -= {p.name for p in spec.parameters}  # a parameter of that name supplies it
-        return used, used
-    return set(), set()
+    """The credentials a user must enter to connect, and those they may enter (the auth type says)."""
+    names = {i.name for i in plugin_for(spec.auth).inputs(spec)}
+    return names, set(names)
 
 
 class Connections:
@@ -234,6 +203,7 @@ class Connections:
             redirect_uri=redirect_uri or self.redirect_uri,
             allow_http=self.allow_http,
             clock=self.clock,
+            max_body=self.limits.max_body,
         )
 
     async def _send(
@@ -265,50 +235,43 @@ class Connections:
             **extra,
         )
 
-    async def _token(
-        self,
-        ctx: AuthContext,
-        *,
-        grant_type: typing.Literal["authorization_code", "client_credentials", "password", "refresh_token"] | None,
-        code: str | None = None,
-        code_verifier: str | None = None,
-        query: Mapping[str, str] | None = None,
-    ) -> TokenSet:
-        """Run one token request (or the ``get_token_data`` hook) and read its answer.
+    async def _token(self, ctx: AuthContext, exchange: TokenExchange) -> TokenSet:
+        """Run one token flow (or the ``get_token_data`` hook in its place) and read its answer.
 
         The ``credentials_from_token_response`` hook, when set, turns the answer into credentials.
         """
         spec = ctx.integration
-        secrets = _secrets_of(ctx, code, code_verifier)
-        ttl = spec.auth.ttl if isinstance(spec.auth, CustomTokenAuth) else None
-        get_token_data = self._hook(spec, "get_token_data") if grant_type != "refresh_token" else None
+        plugin = plugin_for(spec.auth)
+        secrets = _secrets_of(ctx, *exchange.secrets)
+        query = dict(exchange.query)
+        get_token_data = self._hook(spec, "get_token_data") if exchange.hookable else None
         if get_token_data is not None:
-            hook_ctx = self._hook_context(ctx, code=code, code_verifier=code_verifier, query=dict(query or {}))
+            exchange.flow.close()
+            hook_ctx = self._hook_context(ctx, code=exchange.code, code_verifier=exchange.code_verifier, query=query)
             data = await call_hook(get_token_data, hook_ctx, integration=spec.key, name="get_token_data")
             endpoint = f"hook {spec.auth.hooks.get_token_data}"  # type: ignore[union-attr]
-            response = httpx.Response(200, json=data)
+            tokens = plugin.read_token(ctx, httpx.Response(200, json=data), endpoint=endpoint, secrets=secrets)
         else:
-            request = token_request(ctx, grant_type=grant_type, code=code, code_verifier=code_verifier)
-            response = await self._send(request, integration=spec.key, secrets=secrets)
-            endpoint = _endpoint(request.url, secrets)
-        tokens = parse_token_response(
-            spec,
-            response,
-            now=self.clock(),
-            endpoint=endpoint,
-            default_ttl=ttl,
-            previous_refresh_token=ctx.refresh_token,
-            secrets=secrets,
-            max_body=self.limits.max_body,
-        )
+            tokens = await self._run(exchange, integration=spec.key, secrets=secrets)
         transform = self._hook(spec, "credentials_from_token_response")
         if transform is not None:
-            hook_ctx = self._hook_context(ctx, code=code, query=dict(query or {}))
+            hook_ctx = self._hook_context(ctx, code=exchange.code, query=query)
             result = await call_hook(
                 transform, hook_ctx, dict(tokens.raw), integration=spec.key, name="credentials_from_token_response"
             )
             tokens = token_set_from_credentials(result, now=self.clock(), integration=spec.key)
         return tokens
+
+    async def _run(self, exchange: TokenExchange, *, integration: str, secrets: typing.Sequence[str]) -> TokenSet:
+        """Drive a sans-IO token flow: send each request it yields, hand it each answer, return its tokens."""
+        flow = exchange.flow
+        request = next(flow)
+        while True:
+            response = await self._send(request, integration=integration, secrets=secrets)
+            try:
+                request = flow.send(response)
+            except StopIteration as done:
+                return typing.cast(TokenSet, done.value)
 
     async def fetch_refresh(
         self, connection: ConnectionRecord, spec: Integration, creds: CredentialRecord | None
@@ -318,7 +281,6 @@ class Connections:
         Authorization code: the refresh_token grant (or ``refresh.request``); client credentials,
         password and custom token: the token request again; ``refresh_credentials`` hook when set.
         """
-        auth = spec.auth
         ctx = self.context(spec, connection.parameters, creds)
         hook = self._hook(spec, "refresh_credentials")
         if hook is not None:
@@ -326,19 +288,7 @@ class Connections:
             current = {"refresh_token": creds.refresh_token} if creds and creds.refresh_token else {}
             merged = {**current, **(result if isinstance(result, Mapping) else {"access_token": None})}
             return token_set_from_credentials(merged, now=self.clock(), integration=spec.key)
-        if isinstance(auth, OAuth2Auth) and auth.grant_type == "authorization_code":
-            if not auth.refresh_token or creds is None or not creds.refresh_token:
-                raise TokenEndpointError(
-                    f"{spec.key}: the token cannot be refreshed without the user (no refresh token): reconnect",
-                    integration=spec.key,
-                    permanent=True,
-                )
-            return await self._token(ctx, grant_type="refresh_token")
-        if isinstance(auth, OAuth2Auth):
-            return await self._token(ctx, grant_type=auth.grant_type)
-        if isinstance(auth, CustomTokenAuth):
-            return await self._token(ctx, grant_type=None)
-        raise ConnectionStateError(f"a {auth.type} connection has no token to refresh")
+        return await self._token(ctx, plugin_for(spec.auth).refresh(ctx))
 
     def _warning(self, spec: Integration, tokens: TokenSet) -> str | None:
         return ttl_warning(spec, tokens, self.clock)
@@ -378,39 +328,32 @@ class Connections:
                 [ErrorItem("return_to", "must not carry a code or state parameter: the callback never passes them on")]
             )
 
-    def _new_flow(self, spec: Integration, parameters: Mapping[str, str]) -> tuple[str, str | None, str]:
-        """A new ``(state, code_verifier, authorize_url)``; raises (TemplateError...) before anything is stored."""
-        auth = spec.auth
-        assert isinstance(auth, OAuth2Auth)
-        state = new_state()
-        verifier, challenge = create_pkce_pair() if auth.pkce else (None, None)
-        url = authorization_url(self.context(spec, parameters), state=state, code_challenge=challenge)
-        return state, verifier, url
-
     async def _save_flow(
         self,
         connection_id: str,
-        flow: tuple[str, str | None, str],
+        flow: Redirect,
         return_to: str | None,
         binding: FlowBinding | None = None,
     ) -> str:
-        state, verifier, url = flow
         await self.store.flows.create(
-            state=state,
+            state=flow.state,
             connection_id=connection_id,
-            code_verifier=verifier,
+            code_verifier=flow.code_verifier,
             redirect_uri=self.redirect_uri,
             return_to=return_to,
             ttl=FLOW_TTL,
             connect_session_id=binding.session_id if binding else None,
             browser_binding=binding.browser if binding else None,
         )
-        return url
+        return flow.url
 
     async def _start_flow(
         self, connection: ConnectionRecord, spec: Integration, return_to: str | None, binding: FlowBinding | None = None
     ) -> str:
-        return await self._save_flow(connection.id, self._new_flow(spec, connection.parameters), return_to, binding)
+        flow = plugin_for(spec.auth).begin(self.context(spec, connection.parameters))
+        if not isinstance(flow, Redirect):
+            raise ConnectionStateError(f"a {spec.auth.type} connection is not authorized through a redirect")
+        return await self._save_flow(connection.id, flow, return_to, binding)
 
     # -- operations ---------------------------------------------------------------------------
 
@@ -455,10 +398,10 @@ class Connections:
         if problems:
             raise ParameterError(problems)
         secret_names = {p.name for p in spec.parameters if p.secret}
-        auth = spec.auth
+        ctx = self.context(spec, values, inputs=inputs)
+        start = plugin_for(spec.auth).begin(ctx)  # a URL that cannot be built stores no connection
 
-        if isinstance(auth, OAuth2Auth) and auth.grant_type == "authorization_code":
-            flow = self._new_flow(spec, values)  # a URL that cannot be built stores no connection
+        if isinstance(start, Redirect):
             record = await self.store.connections.create(
                 integration_key=spec.key,
                 name=name,
@@ -467,7 +410,7 @@ class Connections:
                 status="pending",
                 **owned,
             )
-            url = await self._save_flow(record.id, flow, return_to, binding)
+            url = await self._save_flow(record.id, start, return_to, binding)
             await self.store.events.add(
                 "connection.created",
                 connection_id=record.id,
@@ -478,18 +421,15 @@ class Connections:
 
         creds: CredentialRecord | None = None
         warning = None
-        if isinstance(auth, OAuth2Auth | CustomTokenAuth):
-            grant = auth.grant_type if isinstance(auth, OAuth2Auth) else None
+        if isinstance(start, TokenExchange):
             try:
-                tokens = await self._token(self.context(spec, values, inputs=inputs), grant_type=grant)
+                tokens = await self._token(ctx, start)
             except UpstreamError as exc:
                 raise ConnectError(f"could not get a token: {exc}") from None
             creds = credentials_from(tokens, inputs=inputs)
             warning = self._warning(spec, tokens)
-        elif isinstance(auth, ApiTokenAuth):
-            creds = CredentialRecord(access_token=inputs["token"])
-        elif isinstance(auth, BasicAuth):
-            creds = CredentialRecord(inputs=inputs)
+        elif isinstance(start, Entered):
+            creds = CredentialRecord(access_token=start.access_token, inputs=dict(start.inputs))
         record = await self.store.connections.create(
             integration_key=spec.key, name=name, parameters=values, secret_names=secret_names, status="active", **owned
         )
@@ -516,31 +456,33 @@ class Connections:
         """Start a new authorization (authorization code), or fetch a new token now (other token grants)."""
         connection = await self.store.connections.get(connection_id)
         spec = (await self.store.integrations.get(connection.integration_key)).spec
-        auth = spec.auth
+        plugin = plugin_for(spec.auth)
         self.check_return_to(return_to)
-        if isinstance(auth, OAuth2Auth) and auth.grant_type == "authorization_code":
+        if plugin.redirects(spec):
             return Connected(connection, await self._start_flow(connection, spec, return_to, binding))
-        if isinstance(auth, OAuth2Auth | CustomTokenAuth):
+        if plugin.refreshable(spec):
             await self.refresh(connection_id)
             return Connected(await self.store.connections.get(connection_id))
-        raise ConnectionStateError(f"a {auth.type} connection has nothing to reconnect: update its credentials instead")
+        raise ConnectionStateError(
+            f"a {spec.auth.type} connection has nothing to reconnect: update its credentials instead"
+        )
 
     async def takes_entered_credentials(self, connection_id: str) -> bool:
         """Whether the connection's credentials are entered by the user (API token, basic) rather than obtained."""
         connection = await self.store.connections.get(connection_id)
         spec = (await self.store.integrations.get(connection.integration_key)).spec
-        return isinstance(spec.auth, ApiTokenAuth | BasicAuth)
+        return plugin_for(spec.auth).entered(spec)
 
     async def replace_credentials(self, connection_id: str, credentials: Mapping[str, object]) -> ConnectionRecord:
         """Put new entered credentials (API token; username and password) on a connection, in place (same id)."""
         connection = await self.store.connections.get(connection_id)
         spec = (await self.store.integrations.get(connection.integration_key)).spec
-        if isinstance(spec.auth, ApiTokenAuth):
-            creds = CredentialRecord(access_token=self._check_inputs(spec, credentials)["token"])
-        elif isinstance(spec.auth, BasicAuth):
-            creds = CredentialRecord(inputs=self._check_inputs(spec, credentials))
-        else:
+        plugin = plugin_for(spec.auth)
+        if not plugin.entered(spec):
             raise ConnectionStateError(f"a {spec.auth.type} connection gets its credentials from the provider")
+        entered = plugin.begin(self.context(spec, connection.parameters, inputs=self._check_inputs(spec, credentials)))
+        assert isinstance(entered, Entered)  # what `entered` promises
+        creds = CredentialRecord(access_token=entered.access_token, inputs=dict(entered.inputs))
         await self.store.credentials.save(connection_id, creds)
         await self.store.connections.set_status(connection_id, "active", refreshed=True)
         self.keeper.changed(connection_id)
@@ -568,8 +510,7 @@ class Connections:
             )
         connection = await self.store.connections.get(flow.connection_id)
         spec = (await self.store.integrations.get(connection.integration_key)).spec
-        auth = spec.auth
-        assert isinstance(auth, OAuth2Auth)
+        plugin = plugin_for(spec.auth)
         creds = await self.store.credentials.load(connection.id)
         ctx = self.context(spec, connection.parameters, creds, redirect_uri=flow.redirect_uri)
         # Captured fields exist for the token request already (token_url may use them: Lightspeed's domain_prefix).
@@ -593,23 +534,8 @@ class Connections:
             detail = f": {redact(description)[:300]}" if description else ""
             return await fail(f"the provider refused the authorization: {redact(query['error'])[:100]}{detail}")
         try:
-            if auth.issuer is not None:
-                # RFC 9207: an integration that names its issuer expects `iss`; a response without it could
-                # come from another authorization server (mix-up attack), so it is refused like a wrong one.
-                expected = render_url(auth.issuer, ctx.values(), field="auth.issuer", allow_http=self.allow_http)
-                if "iss" not in query:
-                    return await fail("the authorization response carried no issuer (RFC 9207 iss expected)")
-                # RFC 9207 §2.4: simple string comparison; "https://a.example/" is another issuer than "https://a.example".
-                if query["iss"] != expected:
-                    return await fail(
-                        "the authorization response came from an unexpected issuer (RFC 9207 iss mismatch)"
-                    )
-            code = query.get("code")
-            if not code:
-                return await fail("the provider's redirect carried no authorization code")
-            tokens = await self._token(
-                ctx, grant_type="authorization_code", code=code, code_verifier=flow.code_verifier, query=query
-            )
+            accepted = plugin.callback(ctx, query, flow.code_verifier)
+            tokens = await self._token(ctx, plugin.finish(ctx, accepted))
         except AuthBridgeError as exc:
             # The flow is used up: whatever went wrong (upstream, template, spec) is the connection's error.
             return await fail(str(exc))
@@ -629,7 +555,7 @@ class Connections:
         """Refresh now (``POST /connections/{id}/refresh``), exactly once even when others ask at the same time."""
         connection = await self.store.connections.get(connection_id)
         spec = (await self.store.integrations.get(connection.integration_key)).spec
-        if not isinstance(spec.auth, OAuth2Auth | CustomTokenAuth):
+        if not plugin_for(spec.auth).refreshable(spec):
             raise ConnectionStateError(f"a {spec.auth.type} connection has no token to refresh")
         creds = await self.store.credentials.load(connection_id)
         return await self.keeper.refresh(connection_id, seen_version=creds.version if creds else 0, force=force)
@@ -652,11 +578,12 @@ class Connections:
         creds = await self.store.credentials.load(connection_id)
         outcomes: list[TokenRevocation] = []
         problem = None
-        if creds is not None and isinstance(spec.auth, OAuth2Auth) and spec.auth.revoke_url:
+        plugin = plugin_for(spec.auth)
+        if creds is not None and plugin.revokes(spec):
             ctx = self.context(spec, connection.parameters, creds)
             secrets = _secrets_of(ctx)
             try:
-                requests = revoke_requests(ctx)
+                requests = plugin.revoke(ctx)
             except AuthBridgeError as exc:
                 problem = str(exc)
                 requests = []
@@ -724,7 +651,7 @@ class Connections:
         request = api_request(ctx, spec.test.method, spec.test.path, spec.test.headers)
         try:
             response = await self._send(request, integration=spec.key, secrets=secrets)
-            if creds.access_token is not None and isinstance(spec.auth, OAuth2Auth | CustomTokenAuth):
+            if creds.access_token is not None and plugin_for(spec.auth).refreshable(spec):
                 retry = await self.keeper.after_rejection(
                     connection_id, creds.access_token, response.status_code, response.headers.get("www-authenticate")
                 )

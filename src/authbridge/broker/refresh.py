@@ -36,11 +36,11 @@ from datetime import datetime, timedelta
 
 import anyio
 
-from authbridge.auth import TokenSet
+from authbridge.auth import TokenSet, plugin_for
 from authbridge.auth.lifecycle import REJECTION_REFRESH_INTERVAL, backoff_delay, is_refresh_due, refresh_on_rejection
 from authbridge.errors import AuthBridgeError, ConnectionStateError, StoreError, TokenEndpointError, UpstreamError
 from authbridge.logs import CONNECTION_ID
-from authbridge.spec import CustomTokenAuth, Integration, NoneAuth, OAuth2Auth
+from authbridge.spec import Integration
 from authbridge.store import ConnectionRecord, CredentialRecord, Store
 from authbridge.types import Clock
 
@@ -135,7 +135,7 @@ class TokenKeeper:
         creds = await self.store.credentials.load(connection_id)
         spec = await self._spec(connection)
         if creds is None:
-            if isinstance(spec.auth, NoneAuth):
+            if not plugin_for(spec.auth).stores_credentials(spec):
                 return connection, CredentialRecord()
             raise ConnectionStateError(f"connection {connection_id} has no credentials")
         now = self.clock()
@@ -176,7 +176,7 @@ class TokenKeeper:
         """
         connection = await self.store.connections.get(connection_id)
         spec = await self._spec(connection)
-        if not isinstance(spec.auth, OAuth2Auth | CustomTokenAuth):
+        if not plugin_for(spec.auth).refreshable(spec):
             return None  # a static token or password: nothing to refresh, the rejection stands
         if not refresh_on_rejection(spec.refresh, status, www_authenticate):
             return None

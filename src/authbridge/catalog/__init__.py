@@ -20,9 +20,10 @@ import typing
 import pydantic
 import yaml
 
+from authbridge.auth import plugin_for
 from authbridge.catalog.models import CATEGORIES, CatalogMeta, Pagination, RateLimit, Scope, WaitFrom
 from authbridge.errors import ErrorItem, NotFoundError, SpecError
-from authbridge.spec import Integration, OAuth2Auth, spec_to_dict, validate_spec
+from authbridge.spec import Integration, spec_to_dict, validate_spec
 
 __all__ = [
     "CATEGORIES",
@@ -67,17 +68,17 @@ class CatalogEntry:
     @property
     def auth_style(self) -> str:
         """``oauth2 (authorization_code)``, ``api_token``, ... as a person reads it."""
-        auth = self.spec.auth
-        return f"oauth2 ({auth.grant_type})" if isinstance(auth, OAuth2Auth) else auth.type
+        return plugin_for(self.spec.auth).style(self.spec)
 
     @property
     def default_scopes(self) -> list[str]:
-        return list(self.spec.auth.scopes) if isinstance(self.spec.auth, OAuth2Auth) else []
+        return plugin_for(self.spec.auth).scopes(self.spec)
 
     @property
     def needs_client(self) -> bool:
         """Whether adding it takes the user's OAuth app (client ID and secret)."""
-        return isinstance(self.spec.auth, OAuth2Auth) and self.spec.auth.client_id == CLIENT_ID_PLACEHOLDER
+        app = plugin_for(self.spec.auth).client_app(self.spec)
+        return app is not None and app[0] == CLIENT_ID_PLACEHOLDER
 
     def summary(self) -> dict[str, typing.Any]:
         """The entry in a list: key, name, categories, auth style, docs URL, icon."""
@@ -109,14 +110,15 @@ def _meta_errors(exc: pydantic.ValidationError) -> list[ErrorItem]:
 def _check(spec: Integration, meta: CatalogMeta) -> list[ErrorItem]:
     """Rules an entry follows beyond a valid spec."""
     errors: list[ErrorItem] = []
-    auth = spec.auth
-    if isinstance(auth, OAuth2Auth):
-        if auth.client_secret is not None and auth.client_secret.get_secret_value() != CLIENT_SECRET_PLACEHOLDER:
+    plugin = plugin_for(spec.auth)
+    app = plugin.client_app(spec)
+    if app is not None:
+        if app[1] is not None and app[1] != CLIENT_SECRET_PLACEHOLDER:
             errors.append(
                 ErrorItem("auth.client_secret", f"an entry holds {CLIENT_SECRET_PLACEHOLDER!r}, nothing else")
             )
         names = {s.name for s in meta.optional_scopes}
-        if names & set(auth.scopes):
+        if names & set(plugin.scopes(spec)):
             errors.append(ErrorItem("catalog.optional_scopes", "lists a default scope (auth.scopes) again"))
     if spec.test is None:
         errors.append(ErrorItem("test", "an entry has a test request that proves a connection works"))
@@ -215,7 +217,7 @@ def integration_from(
         data["key"] = key
     if name is not None:
         data["name"] = name
-    if isinstance(entry.spec.auth, OAuth2Auth):
+    if plugin_for(entry.spec.auth).client_app(entry.spec) is not None:
         auth = dict(data["auth"])
         if entry.needs_client:
             if not client_id:

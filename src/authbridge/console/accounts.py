@@ -8,11 +8,11 @@ from urllib.parse import urlencode
 
 from starlette.responses import RedirectResponse, Response
 
+from authbridge.auth import Input, plugin_for
 from authbridge.broker import ConnectionFilter, ConnectionRecord
 from authbridge.console.pages import PREFIX, Ctx
 from authbridge.errors import AuthBridgeError, ParameterError, TemplateError
-from authbridge.spec import ApiTokenAuth, BasicAuth, CustomTokenAuth, Integration, OAuth2Auth
-from authbridge.spec.templating import references_of
+from authbridge.spec import Integration
 
 __all__ = [
     "Status",
@@ -50,21 +50,9 @@ def status_of(connection: ConnectionRecord, spec: Integration | None, now: datet
     return Status(kind, label)
 
 
-def credential_inputs(spec: Integration) -> list[str]:
-    """The credentials a user enters to connect: ``token`` or ``username``/``password``, as the auth type needs."""
-    auth = spec.auth
-    if isinstance(auth, ApiTokenAuth):
-        return ["token"]
-    if isinstance(auth, BasicAuth) or (isinstance(auth, OAuth2Auth) and auth.grant_type == "password"):
-        return ["username", "password"]
-    if isinstance(auth, OAuth2Auth | CustomTokenAuth):
-        used: set[str] = set()
-        for source in [*auth.token_params.values(), *auth.token_headers.values(), auth.token_url or ""]:
-            if isinstance(source, str | list):
-                used |= references_of(source) & {"username", "password"}
-        used -= {p.name for p in spec.parameters}  # a parameter of that name supplies it
-        return sorted(used, reverse=True)
-    return []
+def credential_inputs(spec: Integration) -> tuple[Input, ...]:
+    """The credentials a user enters to connect, as the integration's auth type asks for them."""
+    return plugin_for(spec.auth).inputs(spec)
 
 
 def _id(ctx: Ctx) -> str:
@@ -125,7 +113,7 @@ def _connect_page(
         credentials=credential_inputs(spec),
         values=values,
         errors=errors,
-        redirects=isinstance(spec.auth, OAuth2Auth) and spec.auth.grant_type == "authorization_code",
+        redirects=plugin_for(spec.auth).redirects(spec),
     )
 
 
@@ -143,8 +131,8 @@ async def connect(ctx: Ctx) -> Response:
     secrets = {p.name for p in spec.parameters if p.secret}
     values = {k: v for k, v in ctx.form.items() if k.startswith(("param.", "name")) and k[6:] not in secrets}
     parameters = {p.name: ctx.form.get(f"param.{p.name}", "") for p in spec.parameters}
-    credentials = {n: ctx.form.get(f"cred.{n}", "") for n in credential_inputs(spec)}
-    redirects = isinstance(spec.auth, OAuth2Auth) and spec.auth.grant_type == "authorization_code"
+    credentials = {i.name: ctx.form.get(f"cred.{i.name}", "") for i in credential_inputs(spec)}
+    redirects = plugin_for(spec.auth).redirects(spec)
     try:
         result = await ctx.broker.connections.create(
             integration_key=spec.key,
@@ -197,7 +185,7 @@ async def _account(ctx: Ctx, *, notice: tuple[str, str] | None = None, status: i
         parameters=record.public_parameters(),
         events=events,
         notice=notice,
-        refreshable=isinstance(spec.auth, OAuth2Auth | CustomTokenAuth),
+        refreshable=plugin_for(spec.auth).refreshable(spec),
     )
 
 
@@ -242,7 +230,7 @@ async def account_delete(ctx: Ctx) -> Response:
     """Confirm, then revoke upstream and delete; the page shows what the revocation did."""
     record, _scopes = await ctx.broker.connections.view(_id(ctx))
     spec = (await ctx.broker.get_integration(record.integration_key)).spec
-    revokes = isinstance(spec.auth, OAuth2Auth) and spec.auth.revoke_url is not None
+    revokes = plugin_for(spec.auth).revokes(spec)
     if ctx.request.method == "GET":
         return ctx.render("account_delete.html", title=f"Delete {record.name}", record=record, revokes=revokes)
     result = await ctx.broker.connections.delete(record.id)

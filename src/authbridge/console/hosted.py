@@ -25,10 +25,11 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from authbridge.auth import Input, plugin_for
 from authbridge.broker import ConnectionRecord, ConnectSessionRecord, FlowBinding
 from authbridge.console.pages import MAX_FORM, Console, _read_form
 from authbridge.errors import AuthBridgeError, NotFoundError, ParameterError
-from authbridge.spec import ApiTokenAuth, BasicAuth, Integration, OAuth2Auth
+from authbridge.spec import Integration
 
 __all__ = ["BINDING_COOKIE", "CONNECT_PREFIX", "SESSION_COOKIE", "install_connect_pages"]
 
@@ -166,8 +167,8 @@ class _Pages:
             spec=spec,
             connection=connection,
             asked=asked,
-            credentials=_credential_inputs(spec),
-            redirects=isinstance(spec.auth, OAuth2Auth) and spec.auth.grant_type == "authorization_code",
+            credentials=_credential_inputs(spec, connection),
+            redirects=plugin_for(spec.auth).redirects(spec),
             values=values or {},
             errors=errors or {},
             csrf=self.csrf(session),
@@ -218,7 +219,7 @@ class _Pages:
         secret_names = {p.name for p in spec.parameters if p.secret}
         values = {k: v for k, v in form.items() if k.startswith("param.") and k[6:] not in secret_names}
         parameters = {p.name: form.get(f"param.{p.name}", "") for p in spec.parameters}
-        credentials = {n: form.get(f"cred.{n}", "") for n in _credential_inputs(spec)}
+        credentials = {i.name: form.get(f"cred.{i.name}", "") for i in _credential_inputs(spec, connection)}
         binding_value = request.cookies.get(BINDING_COOKIE) or secrets.token_urlsafe(32)
         binding = FlowBinding(session.id, hashlib.sha256(binding_value.encode()).hexdigest())
         done = f"{self.console.settings.public_url}{CONNECT_PREFIX}/done"
@@ -317,12 +318,10 @@ class _Pages:
         )
 
 
-def _credential_inputs(spec: Integration) -> list[str]:
-    if isinstance(spec.auth, ApiTokenAuth):
-        return ["token"]
-    if isinstance(spec.auth, BasicAuth):
-        return ["username", "password"]
-    return []
+def _credential_inputs(spec: Integration, connection: ConnectionRecord | None) -> tuple[Input, ...]:
+    """What the user enters: the auth type's inputs; on a reconnect, only entered credentials are asked again."""
+    plugin = plugin_for(spec.auth)
+    return plugin.inputs(spec) if connection is None or plugin.entered(spec) else ()
 
 
 def install_connect_pages(app: FastAPI, console: Console) -> None:

@@ -11,7 +11,7 @@ from authbridge.console.pages import Ctx
 from authbridge.console.sections import AUTH_TYPES, PARAMETER_FIELDS, SECTIONS
 from authbridge.console.spec_form import blank_parameter, field_errors, form_to_data, spec_to_form
 from authbridge.errors import ConflictError, ErrorItem, SpecError
-from authbridge.spec import Integration, OAuth2Auth, dump_spec, load_spec, validate_spec
+from authbridge.spec import Integration, dump_spec, load_spec, validate_spec
 
 __all__ = [
     "import_yaml",
@@ -51,7 +51,8 @@ async def integrations_list(ctx: Ctx) -> Response:
 
 
 def _redirect_uri(ctx: Ctx) -> str:
-    return ctx.broker.redirect_uri_for(Integration(key="x", name="x", auth=OAuth2Auth())) or ""
+    """The OAuth callback URL, shown for the redirecting auth types to register with the provider."""
+    return ctx.broker.policy.redirect_uri
 
 
 def _form_page(

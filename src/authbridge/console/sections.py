@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import typing
 
+from authbridge.auth import PLUGINS
+from authbridge.auth.form import BODIES as _BODIES
+from authbridge.auth.form import KV_HELP as _KV
+from authbridge.auth.form import METHODS as _METHODS
+from authbridge.auth.form import TEMPLATE_HELP as _TEMPLATE
+from authbridge.auth.form import Field
+
 __all__ = ["AUTH_TYPES", "PARAMETER_FIELDS", "SECTIONS", "Field", "Section"]
-
-Kind = typing.Literal["text", "url", "select", "checkbox", "secret", "kv", "list", "ints", "duration", "textarea"]
-
-
-class Field(typing.NamedTuple):
-    """One input: its form name, the spec path it fills, and how it is shown."""
-
-    name: str
-    path: str
-    label: str
-    kind: Kind = "text"
-    help: str = ""
-    options: tuple[tuple[str, str], ...] = ()
-    #: Only for this OAuth 2.0 grant type (the page's script hides it for the others).
-    grant: str = ""
-    placeholder: str = ""
-    sep: str = ", "
-    templated: bool = False
 
 
 class Section(typing.NamedTuple):
@@ -37,97 +26,14 @@ class Section(typing.NamedTuple):
     source: str = ""
 
 
-AUTH_TYPES = (
-    ("oauth2", "OAuth 2.0"),
-    ("custom_token", "Custom Token"),
-    ("api_token", "API Token"),
-    ("basic", "Basic (username and password)"),
-    ("none", "None"),
-)
-_CODE = "authorization_code"
-_METHODS = (("POST", "POST"), ("GET", "GET"))
-_BODIES = (("form", "form (x-www-form-urlencoded)"), ("json", "JSON"), ("query", "query string"))
-_KV = "One per line, as name: value. Values may use {parameters}."
-_TEMPLATE = "May use {parameters}."
+#: ``(type, label)`` of every auth type, in the registry's order.
+AUTH_TYPES = tuple((plugin.type, plugin.label) for plugin in PLUGINS.values())
 
 
-def _token_request(prefix: str) -> tuple[Field, ...]:
-    return (
-        Field(f"{prefix}.token_url", "auth.token_url", "Access Token Endpoint", "url", _TEMPLATE, templated=True),
-        Field(f"{prefix}.token_method", "auth.token_method", "Access Token Verb", "select", options=_METHODS),
-        Field(f"{prefix}.token_body", "auth.token_body", "Access token request body", "select", options=_BODIES),
-        Field(f"{prefix}.token_params", "auth.token_params", "Access Token Parameters", "kv", _KV),
-        Field(f"{prefix}.token_headers", "auth.token_headers", "Access token request headers", "kv", _KV),
-    )
+def _used_by(section: str) -> tuple[str, ...]:
+    """The auth types whose form shows a shared section."""
+    return tuple(plugin.type for plugin in PLUGINS.values() if section in plugin.form_sections)
 
-
-_OAUTH2 = (
-    Field(
-        "oauth2.grant_type",
-        "auth.grant_type",
-        "Authorization Grant Type",
-        "select",
-        options=((_CODE, "Authorization Code"), ("client_credentials", "Client Credentials"), ("password", "Password")),
-    ),
-    Field(
-        "oauth2.authorization_url",
-        "auth.authorization_url",
-        "Authorization Endpoint",
-        "url",
-        _TEMPLATE,
-        grant=_CODE,
-        templated=True,
-    ),
-    *_token_request("oauth2")[:2],
-    Field("oauth2.revoke_url", "auth.revoke_url", "Revoke Token Endpoint", "url", "Optional.", templated=True),
-    Field("oauth2.scopes", "auth.scopes", "OAuth Scope", "list", "Separated by spaces.", sep=" "),
-    Field("oauth2.client_id", "auth.client_id", "Client ID", templated=True),
-    Field("oauth2.client_secret", "auth.client_secret", "Client Secret", "secret"),
-    Field(
-        "oauth2.client_auth",
-        "auth.client_auth",
-        "Client authentication",
-        "select",
-        options=(("header", "HTTP Basic header"), ("body", "request body"), ("both", "both")),
-    ),
-    Field("oauth2.pkce", "auth.pkce", "Use PKCE (S256)", "checkbox", grant=_CODE),
-    Field(
-        "oauth2.refresh_token",
-        "auth.refresh_token",
-        "The provider issues refresh tokens",
-        "checkbox",
-        "Unchecked: re-authorize when the token expires.",
-        grant=_CODE,
-    ),
-    Field("oauth2.authorize_params", "auth.authorize_params", "Authorization parameters", "kv", _KV, grant=_CODE),
-    Field(
-        "oauth2.issuer",
-        "auth.issuer",
-        "Issuer",
-        "url",
-        "Optional: the callback's `iss` must match (RFC 9207).",
-        grant=_CODE,
-        templated=True,
-    ),
-    Field(
-        "oauth2.callback.capture",
-        "auth.callback.capture",
-        "Callback fields to keep",
-        "list",
-        "Query parameters of the redirect kept as credential fields, e.g. realmId.",
-        grant=_CODE,
-    ),
-    Field(
-        "oauth2.callback.patterns",
-        "auth.callback.patterns",
-        "Patterns of kept fields",
-        "kv",
-        "One per line, as field: regular expression. Required for a kept field used in the token URL's host.",
-        grant=_CODE,
-    ),
-    *_token_request("oauth2")[2:],
-    Field("oauth2.scope_separator", "auth.scope_separator", "Scope separator", help="Usually a space."),
-)
 
 _PATHS = "Dotted paths in the answer, separated by commas; the first found wins."
 _DURATION = "A duration such as 30m, 90s or 1h."
@@ -149,20 +55,19 @@ SECTIONS: tuple[Section, ...] = (
         "How a token is obtained.",
         (Field("auth.type", "auth.type", "Authentication type", "select", options=AUTH_TYPES),),
     ),
-    Section("oauth2", "OAuth2 Configuration", "", _OAUTH2, ("oauth2",), "oauth2"),
-    Section(
-        "custom_token",
-        "Custom Token",
-        "A token fetched from your own endpoint with the parameters below.",
-        (
-            *_token_request("custom_token"),
-            Field("custom_token.ttl", "auth.ttl", "Token lifetime", "duration", "When the answer gives none."),
-        ),
-        ("custom_token",),
-        "custom_token",
+    # Each auth type's own section, as its plugin describes it (fields named after the type).
+    *(
+        Section(
+            plugin.type,
+            plugin.form_title,
+            plugin.form_intro,
+            plugin.form_fields,
+            (plugin.type,),
+            plugin.type if plugin.form_fields else "",
+        )
+        for plugin in PLUGINS.values()
+        if plugin.form_title
     ),
-    Section("api_token", "API Token", "The token is entered when an account is connected.", (), ("api_token",)),
-    Section("basic", "Basic", "The username and password are entered when an account is connected.", (), ("basic",)),
     Section(
         "token_response",
         "Token response",
@@ -217,7 +122,7 @@ SECTIONS: tuple[Section, ...] = (
             ),
             Field("auth.token_response.default_ttl", "auth.token_response.default_ttl", "Default lifetime", "duration"),
         ),
-        ("oauth2", "custom_token"),
+        _used_by("token_response"),
     ),
     Section(
         "hooks",
@@ -227,7 +132,7 @@ SECTIONS: tuple[Section, ...] = (
             Field(f"auth.hooks.{name}", f"auth.hooks.{name}", name)
             for name in ("get_token_data", "credentials_from_token_response", "refresh_credentials", "test")
         ),
-        ("oauth2", "custom_token", "api_token", "basic"),
+        _used_by("hooks"),
     ),
     Section(
         "token",
@@ -244,7 +149,7 @@ SECTIONS: tuple[Section, ...] = (
             Field("token.name", "token.name", "Token Parameter Name", help="e.g. Authorization."),
             Field("token.template", "token.template", "Token Parameter Value Template", help="e.g. Bearer {token}."),
         ),
-        ("oauth2", "custom_token", "api_token", "basic"),
+        _used_by("token"),
     ),
     Section(
         "request",
@@ -277,7 +182,7 @@ SECTIONS: tuple[Section, ...] = (
             Field("refresh.request.headers", "refresh.request.headers", "Refresh headers", "kv", _KV),
             Field("refresh.request.params", "refresh.request.params", "Refresh parameters", "kv", _KV),
         ),
-        ("oauth2", "custom_token"),
+        _used_by("refresh"),
     ),
     Section(
         "test",

@@ -12,20 +12,17 @@ from __future__ import annotations
 import json
 import typing
 
+from authbridge.auth import PLUGINS
 from authbridge.console.sections import PARAMETER_FIELDS, SECTIONS, Field
 from authbridge.errors import ErrorItem
-from authbridge.spec import SECRET_MASK, ApiTokenAuth, BasicAuth, CustomTokenAuth, Integration, NoneAuth, OAuth2Auth
+from authbridge.spec import SECRET_MASK, Integration
 
 __all__ = ["blank_parameter", "field_errors", "form_to_data", "spec_to_form"]
 
 Values = dict[str, str]
-_AUTH_DEFAULTS = {
-    "oauth2": OAuth2Auth(),
-    "custom_token": CustomTokenAuth(),
-    "api_token": ApiTokenAuth(),
-    "basic": BasicAuth(),
-    "none": NoneAuth(),
-}
+#: Every auth type's block with its defaults (the registry's order: the first is a new integration's type).
+_AUTH_DEFAULTS = {name: plugin.model() for name, plugin in PLUGINS.items()}
+_FIRST = next(iter(_AUTH_DEFAULTS))
 
 
 def _get(data: object, path: str) -> object:
@@ -65,7 +62,7 @@ def _show(field: Field, value: object) -> str:
 
 def spec_to_form(spec: Integration | None) -> Values:
     """The form values of a spec (defaults filled in), or of a new OAuth 2.0 integration."""
-    current = spec or Integration(key="new", name="new", auth=OAuth2Auth())
+    current = spec or Integration(key="new", name="new", auth=_AUTH_DEFAULTS[_FIRST])
     data = current.model_dump(mode="json", by_alias=True)
     auths = {name: model.model_dump(mode="json", by_alias=True) for name, model in _AUTH_DEFAULTS.items()}
     auths[current.auth.type] = data["auth"]
@@ -75,8 +72,10 @@ def spec_to_form(spec: Integration | None) -> Values:
             if field.path.startswith("auth.") and field.path != "auth.type":
                 sub = field.path.removeprefix("auth.")
                 source = section.source or current.auth.type
-                if sub.split(".")[0] not in auths[source]:
-                    source = "oauth2"  # a shared block (token response, hooks) the current type lacks: defaults
+                block = sub.split(".")[0]
+                if block not in auths[source]:
+                    # a shared block (token response, hooks) the current type lacks: the first type's defaults
+                    source = next((name for name, auth in auths.items() if block in auth), source)
                 value = _get(auths[source], sub)
             else:
                 value = _get(data, field.path)
@@ -198,7 +197,8 @@ def _optional_blocks(data: dict[str, typing.Any], form: Values, auth_type: str) 
             response["expires_in"] = None
         if not form.get("auth.token_response.expires_at.path", "").strip():
             response.pop("expires_at", None)
-    if auth_type not in {"oauth2", "custom_token", "api_token", "basic"} and isinstance(data.get("auth"), dict):
+    plugin = PLUGINS.get(auth_type)
+    if (plugin is None or not plugin.has_hooks()) and isinstance(data.get("auth"), dict):
         data["auth"].pop("hooks", None)
 
 

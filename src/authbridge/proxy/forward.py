@@ -24,8 +24,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import aiohttp
 
+from authbridge.auth import credential_headers_and_query
 from authbridge.auth.lifecycle import effective_window, refresh_on_rejection
-from authbridge.auth.placement import base_url, credential_headers_and_query
+from authbridge.auth.placement import base_url
 from authbridge.broker import Broker
 from authbridge.broker.cache_sync import EVERYTHING
 from authbridge.errors import (

@@ -333,7 +333,9 @@ class OAuth2Auth(_TokenRequest):
     scope_separator: str = " "
     client_id: Templated | None = None
     client_secret: SecretStr | None = None
-    client_auth: typing.Literal["header", "body", "both"] = "header"
+    #: How the client authenticates at the token and revocation endpoints: HTTP Basic header, body fields,
+    #: both, or an RFC 7523 client assertion signed with the client secret (``client_secret_jwt``).
+    client_auth: typing.Literal["header", "body", "both", "client_secret_jwt"] = "header"
     pkce: bool = True
     refresh_token: bool = True
     callback: CallbackSpec = Field(default_factory=CallbackSpec)

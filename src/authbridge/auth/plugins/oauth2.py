@@ -1,0 +1,198 @@
+"""``oauth2``: the authorization code (a redirect), client credentials and password grants of RFC 6749."""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Mapping
+
+import httpx
+
+from authbridge.auth._authlib import create_pkce_pair, new_state
+from authbridge.auth.base import AuthContext, TokenSet
+from authbridge.auth.form import KV_HELP, TEMPLATE_HELP, Field, token_request_fields
+from authbridge.auth.oauth2 import authorization_url
+from authbridge.auth.plugin import CREDENTIAL_INPUTS, AuthPlugin, Callback, Input, Redirect, TokenExchange
+from authbridge.auth.requests import RevokeRequest, revoke_requests, token_request
+from authbridge.errors import CallbackError, TokenEndpointError
+from authbridge.spec import Integration, OAuth2Auth
+from authbridge.spec.templating import render_url
+
+__all__ = ["OAuth2Plugin"]
+
+_CODE: typing.Final = "authorization_code"
+
+
+_FIELDS = (
+    Field(
+        "oauth2.grant_type",
+        "auth.grant_type",
+        "Authorization Grant Type",
+        "select",
+        options=((_CODE, "Authorization Code"), ("client_credentials", "Client Credentials"), ("password", "Password")),
+    ),
+    Field(
+        "oauth2.authorization_url",
+        "auth.authorization_url",
+        "Authorization Endpoint",
+        "url",
+        TEMPLATE_HELP,
+        grant=_CODE,
+        templated=True,
+    ),
+    *token_request_fields("oauth2")[:2],
+    Field("oauth2.revoke_url", "auth.revoke_url", "Revoke Token Endpoint", "url", "Optional.", templated=True),
+    Field("oauth2.scopes", "auth.scopes", "OAuth Scope", "list", "Separated by spaces.", sep=" "),
+    Field("oauth2.client_id", "auth.client_id", "Client ID", templated=True),
+    Field("oauth2.client_secret", "auth.client_secret", "Client Secret", "secret"),
+    Field(
+        "oauth2.client_auth",
+        "auth.client_auth",
+        "Client authentication",
+        "select",
+        options=(
+            ("header", "HTTP Basic header"),
+            ("body", "request body"),
+            ("both", "both"),
+            ("client_secret_jwt", "signed JWT (client_secret_jwt)"),
+        ),
+    ),
+    Field("oauth2.pkce", "auth.pkce", "Use PKCE (S256)", "checkbox", grant=_CODE),
+    Field(
+        "oauth2.refresh_token",
+        "auth.refresh_token",
+        "The provider issues refresh tokens",
+        "checkbox",
+        "Unchecked: re-authorize when the token expires.",
+        grant=_CODE,
+    ),
+    Field("oauth2.authorize_params", "auth.authorize_params", "Authorization parameters", "kv", KV_HELP, grant=_CODE),
+    Field(
+        "oauth2.issuer",
+        "auth.issuer",
+        "Issuer",
+        "url",
+        "Optional: the callback's `iss` must match (RFC 9207).",
+        grant=_CODE,
+        templated=True,
+    ),
+    Field(
+        "oauth2.callback.capture",
+        "auth.callback.capture",
+        "Callback fields to keep",
+        "list",
+        "Query parameters of the redirect kept as credential fields, e.g. realmId.",
+        grant=_CODE,
+    ),
+    Field(
+        "oauth2.callback.patterns",
+        "auth.callback.patterns",
+        "Patterns of kept fields",
+        "kv",
+        "One per line, as field: regular expression. Required for a kept field used in the token URL's host.",
+        grant=_CODE,
+    ),
+    *token_request_fields("oauth2")[2:],
+    Field("oauth2.scope_separator", "auth.scope_separator", "Scope separator", help="Usually a space."),
+)
+
+
+def _auth(spec: Integration) -> OAuth2Auth:
+    auth = spec.auth
+    if not isinstance(auth, OAuth2Auth):
+        raise TypeError(f"integration {spec.key} is not an OAuth 2.0 integration")
+    return auth
+
+
+class OAuth2Plugin(AuthPlugin):
+    """OAuth 2.0. The authorization code grant redirects; the others fetch a token at once and again to refresh."""
+
+    type = "oauth2"
+    label = "OAuth 2.0"
+    model = OAuth2Auth
+    form_title = "OAuth2 Configuration"
+    form_fields = _FIELDS
+    form_sections = ("token_response", "hooks", "token", "refresh")
+
+    def inputs(self, spec: Integration) -> tuple[Input, ...]:
+        auth = _auth(spec)
+        if auth.grant_type == "password":
+            return (CREDENTIAL_INPUTS["username"], CREDENTIAL_INPUTS["password"])
+        sources = [*auth.token_params.values(), *auth.token_headers.values(), auth.token_url]
+        return self._referenced_inputs(spec, sources)
+
+    def redirects(self, spec: Integration) -> bool:
+        return _auth(spec).grant_type == _CODE
+
+    def style(self, spec: Integration) -> str:
+        return f"oauth2 ({_auth(spec).grant_type})"
+
+    def scopes(self, spec: Integration) -> list[str]:
+        return list(_auth(spec).scopes)
+
+    def client_app(self, spec: Integration) -> tuple[str | list[str] | None, str | None]:
+        auth = _auth(spec)
+        return auth.client_id, auth.client_secret.get_secret_value() if auth.client_secret is not None else None
+
+    def refreshable(self, spec: Integration) -> bool:
+        return True
+
+    def revokes(self, spec: Integration) -> bool:
+        return bool(_auth(spec).revoke_url)
+
+    def begin(self, ctx: AuthContext) -> Redirect | TokenExchange:
+        """Authorization code: the URL to send the browser to (state and PKCE verifier to keep); else the grant."""
+        auth = _auth(ctx.integration)
+        if auth.grant_type == _CODE:
+            state = new_state()
+            verifier, challenge = create_pkce_pair() if auth.pkce else (None, None)
+            return Redirect(authorization_url(ctx, state=state, code_challenge=challenge), state, verifier)
+        grant = auth.grant_type
+        return TokenExchange(self._one_request(ctx, lambda: token_request(ctx, grant_type=grant)))
+
+    def callback(self, ctx: AuthContext, query: Mapping[str, str], code_verifier: str | None) -> Callback:
+        """Check the redirect's issuer (RFC 9207) and code; CallbackError says what is wrong."""
+        auth = _auth(ctx.integration)
+        if auth.issuer is not None:
+            # RFC 9207: an integration that names its issuer expects `iss`; a response without it could
+            # come from another authorization server (mix-up attack), so it is refused like a wrong one.
+            expected = render_url(auth.issuer, ctx.values(), field="auth.issuer", allow_http=ctx.allow_http)
+            if "iss" not in query:
+                raise CallbackError("the authorization response carried no issuer (RFC 9207 iss expected)")
+            # RFC 9207 §2.4: simple string comparison; "https://a.example/" is another issuer than "https://a.example".
+            if query["iss"] != expected:
+                raise CallbackError("the authorization response came from an unexpected issuer (RFC 9207 iss mismatch)")
+        code = query.get("code")
+        if not code:
+            raise CallbackError("the provider's redirect carried no authorization code")
+        return Callback(code, code_verifier, dict(query))
+
+    def finish(self, ctx: AuthContext, callback: Callback) -> TokenExchange:
+        code, verifier = callback.code, callback.code_verifier
+        flow = self._one_request(
+            ctx, lambda: token_request(ctx, grant_type=_CODE, code=code, code_verifier=verifier), code, verifier
+        )
+        return TokenExchange(flow, code=code, code_verifier=verifier, query=callback.query)
+
+    def refresh(self, ctx: AuthContext) -> TokenExchange:
+        """The refresh_token grant (or ``refresh.request``) for the authorization code; the grant again otherwise."""
+        auth = _auth(ctx.integration)
+        if auth.grant_type != _CODE:
+            grant = auth.grant_type
+            return TokenExchange(self._one_request(ctx, lambda: token_request(ctx, grant_type=grant)))
+        if not auth.refresh_token or not ctx.refresh_token:
+            key = ctx.integration.key
+            raise TokenEndpointError(
+                f"{key}: the token cannot be refreshed without the user (no refresh token): reconnect",
+                integration=key,
+                permanent=True,
+            )
+        flow = self._one_request(ctx, lambda: token_request(ctx, grant_type="refresh_token"))
+        return TokenExchange(flow, hookable=False)
+
+    def revoke(self, ctx: AuthContext) -> list[RevokeRequest]:
+        return revoke_requests(ctx)
+
+    def read_token(
+        self, ctx: AuthContext, response: httpx.Response, *, endpoint: str, secrets: tuple[str, ...]
+    ) -> TokenSet:
+        return self._parse(ctx, response, endpoint, secrets)
