@@ -16,31 +16,6 @@ from authbridge.spec.models import Duration
 
 __all__ = ["CATEGORIES", "CatalogMeta", "Pagination", "RateLimit", "Scope", "WaitFrom"]
 
-#: The categories an entry may list (the console and ``catalog list --category`` filter on them).
-CATEGORIES = (
-    "accounting",
-    "ai",
-    "cloud",
-    "communication",
-    "crm",
-    "design",
-    "developer-tools",
-    "e-commerce",
-    "email",
-    "file-storage",
-    "forms",
-    "identity",
-    "marketing",
-    "monitoring",
-    "payments",
-    "productivity",
-    "project-management",
-    "scheduling",
-    "social",
-    "support",
-    "video",
-)
-
 Category = typing.Literal[
     "accounting",
     "ai",
@@ -64,6 +39,8 @@ Category = typing.Literal[
     "support",
     "video",
 ]
+#: The categories an entry may list (the console and ``catalog list --category`` filter on them).
+CATEGORIES: tuple[str, ...] = typing.get_args(Category)
 
 _HOST = re.compile(r"(?:\*\.)?[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+")
 _PATH = re.compile(r"[A-Za-z0-9_$@-]+(?:\.[A-Za-z0-9_$@-]+)*")

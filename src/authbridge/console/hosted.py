@@ -96,6 +96,14 @@ class _Pages:
         token = request.cookies.get(SESSION_COOKIE)
         return await self.console.broker.sessions.find(token) if token else None
 
+    async def open_session(self, request: Request) -> ConnectSessionRecord | HTMLResponse:
+        """The browser's session when it can still be used, else the page that says why not."""
+        session = await self.session_of(request)
+        if session is None:
+            return self.state_page("unknown")
+        state = session.state(self.console.broker.clock())
+        return session if state == "open" else self.state_page(state)
+
     def csrf(self, session: ConnectSessionRecord) -> str:
         return self.console.signer.token("connect", session.id)
 
@@ -126,12 +134,9 @@ class _Pages:
 
     async def home(self, request: Request) -> Response:
         """The session's integrations (or its one connection to re-authorize)."""
-        session = await self.session_of(request)
-        if session is None:
-            return self.state_page("unknown")
-        state = session.state(self.console.broker.clock())
-        if state != "open":
-            return self.state_page(state)
+        session = await self.open_session(request)
+        if isinstance(session, HTMLResponse):
+            return session
         broker = self.console.broker
         if session.reconnect_id is not None:
             connection = await broker.store.connections.get(session.reconnect_id)
@@ -177,12 +182,9 @@ class _Pages:
 
     async def integration(self, request: Request) -> Response:
         """The form of one integration: the parameters the backend left open, and the secret for token or basic."""
-        session = await self.session_of(request)
-        if session is None:
-            return self.state_page("unknown")
-        state = session.state(self.console.broker.clock())
-        if state != "open":
-            return self.state_page(state)
+        session = await self.open_session(request)
+        if isinstance(session, HTMLResponse):
+            return session
         key = request.path_params["key"]
         if session.reconnect_id is not None:
             connection = await self.console.broker.store.connections.get(session.reconnect_id)
