@@ -127,6 +127,9 @@ class ConnectionAuth(httpx.Auth):
         request.url = url.copy_merge_params(query) if query else url
         request.headers = headers.copy()
         request.headers.update(extra_headers)
+        plugin = plugin_for(ctx.integration.auth)
+        if plugin.signs(ctx.integration):
+            plugin.sign(ctx, request)  # each attempt signed afresh (a timestamp, a nonce)
 
 
 class Bridge:

@@ -12,6 +12,10 @@ it builds ``httpx.Request`` objects and reads ``httpx.Response`` objects; the br
   ``permanent`` when only the user can help).
 - ``revoke(ctx)``: the revocation requests to send, each standing alone.
 - ``placement(ctx)`` and ``apply(ctx, request)``: where the credentials go on an API request.
+- ``signs(spec)`` and ``sign(ctx, request)``: a type that signs each request (OAuth 1.0a, AWS
+  Signature Version 4, an HMAC over a canonical string) computes the signature over the request as
+  it will be sent (method, URL with its query, headers, body), after the placement. The proxy then
+  buffers the body (up to its replay limit) and signs each attempt; types that do not sign cost nothing.
 
 A :data:`TokenFlow` is a generator: it yields each request to send and is sent each answer; it
 returns the :class:`TokenSet`. One request is the common case; multi-step token requests (a nonce
@@ -175,6 +179,10 @@ class AuthPlugin:
         """The spec's own client (``client_id``, ``client_secret``) when the type has one, else None."""
         return None
 
+    def signs(self, spec: Integration) -> bool:
+        """Whether each API request is signed (method, URL, headers, body) rather than carrying fixed credentials."""
+        return False
+
     def has_hooks(self) -> bool:
         """Whether its ``auth`` block has ``hooks``."""
         return "hooks" in self.model.model_fields
@@ -212,11 +220,15 @@ class AuthPlugin:
         return standard_placement(ctx, token=True)
 
     def apply(self, ctx: AuthContext, request: httpx.Request) -> httpx.Request:
-        """Put the credentials on one API request (a signing type also signs it here)."""
+        """Put the credentials on one API request: the placement, then (a signing type) the signature."""
         headers, query = self.placement(ctx)
         if query:
             request.url = request.url.copy_merge_params(query)
         request.headers.update(headers)
+        return self.sign(ctx, request) if self.signs(ctx.integration) else request
+
+    def sign(self, ctx: AuthContext, request: httpx.Request) -> httpx.Request:
+        """Sign a request that already carries the placement (its body read); the default signs nothing."""
         return request
 
     # -- helpers for token-endpoint types -----------------------------------------------------

@@ -23,8 +23,9 @@ from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import aiohttp
+import httpx
 
-from authbridge.auth import credential_headers_and_query
+from authbridge.auth import AuthContext, AuthPlugin, credential_headers_and_query, plugin_for
 from authbridge.auth.lifecycle import effective_window, refresh_on_rejection
 from authbridge.auth.placement import base_url
 from authbridge.broker import Broker
@@ -86,6 +87,8 @@ class _Target:
     policy: RefreshPolicy
     good_until: float
     integration: str
+    #: A signing auth type's plugin and context: each request is signed as sent (None: fixed credentials).
+    signer: tuple[AuthPlugin, AuthContext] | None = dataclasses.field(default=None, repr=False)
 
 
 class _Problem(Exception):
@@ -158,6 +161,7 @@ class Proxy:
         spec = (await self.broker.get_integration(connection.integration_key)).spec
         ctx = self.broker.connections.context(spec, connection.parameters, creds)
         headers, query = credential_headers_and_query(ctx)
+        plugin = plugin_for(spec.auth)
         ttl = self.target_ttl
         if creds.expires_at is not None:
             lifetime = creds.expires_at - creds.obtained_at if creds.obtained_at else None
@@ -174,6 +178,7 @@ class Proxy:
             policy=spec.refresh,
             good_until=time.monotonic() + ttl,
             integration=spec.key,
+            signer=(plugin, ctx) if plugin.signs(spec) else None,
         )
         if epoch == self._epoch:
             self._targets[connection_id] = target
@@ -233,6 +238,15 @@ class Proxy:
                 injected=target.headers,
                 injected_names=target.injected,
             )
+            if target.signer is not None:
+                if not replayable:
+                    raise _Problem(
+                        413,
+                        "body_too_large",
+                        f"a signed request's body must be at most {REPLAY_LIMIT} bytes (it is signed as a whole)",
+                        "authbridge",
+                    )
+                url, out_headers = _signed(target.signer, method, url, out_headers, body)
             response = await self._send(method, url, out_headers, body if replayable else _stream(body, receive))
             status = response.status
             if (
@@ -302,6 +316,18 @@ def _url(target: _Target, path: str, query_string: bytes) -> str:
     injected = {name for name, _ in target.query}
     caller = [(k, v) for k, v in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True) if k not in injected]
     return f"{url}?{urlencode(caller + target.query)}"
+
+
+def _signed(
+    signer: tuple[AuthPlugin, AuthContext], method: str, url: str, headers: dict[str, str], body: bytes
+) -> tuple[str, dict[str, str]]:
+    """The URL and headers of one attempt, signed by the connection's auth type over what is sent."""
+    plugin, ctx = signer
+    request = plugin.sign(ctx, httpx.Request(method, url, headers=headers, content=body))
+    signed = dict(request.headers)
+    if not body:
+        signed.pop("content-length", None)  # httpx says 0; aiohttp sends none for an empty body
+    return str(request.url), signed
 
 
 def _retries(headers: list[tuple[bytes, bytes]], method: str) -> int:

@@ -63,4 +63,6 @@ def api_request(
     ``path`` is a template (``test.path``): parameter and credential values in it are
     percent-encoded, so they cannot add path segments or a query, nor be ``.`` or ``..``.
     """
-    return build_api_request(ctx, credential_headers_and_query, method, path, headers)
+    request = build_api_request(ctx, credential_headers_and_query, method, path, headers)
+    plugin = plugin_for(ctx.integration.auth)
+    return plugin.sign(ctx, request) if plugin.signs(ctx.integration) else request
