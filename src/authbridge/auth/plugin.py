@@ -5,6 +5,8 @@ found by :func:`authbridge.auth.plugins.plugin_for`. A plugin is sans-IO like th
 it builds ``httpx.Request`` objects and reads ``httpx.Response`` objects; the broker sends them.
 
 - ``inputs(spec)``: what the user enters at connect time (secrets flagged).
+- ``discovery(ctx)`` and ``with_discovered(spec, fields)``: what the spec leaves to the server's
+  metadata (RFC 8414 / OpenID discovery), fetched by the broker (cached) before the calls below.
 - ``begin(ctx)``: a :class:`Redirect` (URL and flow state to keep), a :data:`TokenFlow` to run now,
   :class:`Entered` credentials, or None (nothing to store).
 - ``callback(ctx, query)`` then ``finish(ctx, callback)``: the token flow after the provider's redirect.
@@ -44,6 +46,7 @@ import httpx
 from pydantic import BaseModel
 
 from authbridge.auth.base import AuthContext, TokenSet, endpoint_text
+from authbridge.auth.discovery import DiscoveryFlow
 from authbridge.auth.form import Field
 from authbridge.auth.placement import standard_placement
 from authbridge.auth.requests import RevokeRequest
@@ -188,6 +191,14 @@ class AuthPlugin:
         return "hooks" in self.model.model_fields
 
     # -- what it does -------------------------------------------------------------------------
+
+    def discovery(self, ctx: AuthContext) -> tuple[str, DiscoveryFlow] | None:
+        """What the spec leaves to discovery: the cache key (the rendered source URL) and the fetch; None: nothing."""
+        return None
+
+    def with_discovered(self, spec: Integration, fields: Mapping[str, typing.Any]) -> Integration:
+        """The spec with what discovery found filled in (explicit fields win)."""
+        return spec
 
     def begin(self, ctx: AuthContext) -> Redirect | TokenExchange | Entered | None:
         """Start a connection: a redirect, a token flow to run now, entered credentials, or nothing to store."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
+import time
 import typing
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -56,6 +58,9 @@ __all__ = [
 logger = logging.getLogger("authbridge.broker")
 
 FLOW_TTL = timedelta(minutes=10)
+#: How long discovered metadata is used before it is fetched again, and how many sources are kept.
+DISCOVERY_TTL = 3600.0
+DISCOVERY_CACHE_SIZE = 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,6 +185,8 @@ class Connections:
         self.max_parameter_length = max_parameter_length
         self.clock = clock
         self.keeper = TokenKeeper(store, fetch=self.fetch_refresh, clock=clock, deadline=refresh_deadline)
+        #: Discovered metadata fields by source URL: (monotonic expiry, fields), least recently used first.
+        self._discovered: collections.OrderedDict[str, tuple[float, dict[str, typing.Any]]] = collections.OrderedDict()
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -262,6 +269,38 @@ class Connections:
             tokens = token_set_from_credentials(result, now=self.clock(), integration=spec.key)
         return tokens
 
+    async def resolved(
+        self, spec: Integration, parameters: Mapping[str, str], creds: CredentialRecord | None = None
+    ) -> Integration:
+        """The spec with what it leaves to discovery filled in (cached per source URL for DISCOVERY_TTL).
+
+        Raises:
+            UpstreamError: the metadata could not be fetched, or was refused (another issuer, not JSON).
+        """
+        plugin = plugin_for(spec.auth)
+        found = plugin.discovery(self.context(spec, parameters, creds))
+        if found is None:
+            return spec
+        source, flow = found
+        now = time.monotonic()
+        cached = self._discovered.get(source)
+        if cached is not None and cached[0] > now:
+            flow.close()
+            self._discovered.move_to_end(source)
+            return plugin.with_discovered(spec, cached[1])
+        request = next(flow)
+        while True:
+            response = await self._send(request, integration=spec.key)
+            try:
+                request = flow.send(response)
+            except StopIteration as done:
+                fields = typing.cast(dict[str, typing.Any], done.value)
+                break
+        self._discovered[source] = (now + DISCOVERY_TTL, fields)
+        while len(self._discovered) > DISCOVERY_CACHE_SIZE:
+            self._discovered.popitem(last=False)
+        return plugin.with_discovered(spec, fields)
+
     async def _run(self, exchange: TokenExchange, *, integration: str, secrets: typing.Sequence[str]) -> TokenSet:
         """Drive a sans-IO token flow: send each request it yields, hand it each answer, return its tokens."""
         flow = exchange.flow
@@ -281,6 +320,7 @@ class Connections:
         Authorization code: the refresh_token grant (or ``refresh.request``); client credentials,
         password and custom token: the token request again; ``refresh_credentials`` hook when set.
         """
+        spec = await self.resolved(spec, connection.parameters, creds)
         ctx = self.context(spec, connection.parameters, creds)
         hook = self._hook(spec, "refresh_credentials")
         if hook is not None:
@@ -350,6 +390,7 @@ class Connections:
     async def _start_flow(
         self, connection: ConnectionRecord, spec: Integration, return_to: str | None, binding: FlowBinding | None = None
     ) -> str:
+        spec = await self.resolved(spec, connection.parameters)
         flow = plugin_for(spec.auth).begin(self.context(spec, connection.parameters))
         if not isinstance(flow, Redirect):
             raise ConnectionStateError(f"a {spec.auth.type} connection is not authorized through a redirect")
@@ -398,6 +439,10 @@ class Connections:
         if problems:
             raise ParameterError(problems)
         secret_names = {p.name for p in spec.parameters if p.secret}
+        try:
+            spec = await self.resolved(spec, values)
+        except UpstreamError as exc:
+            raise ConnectError(f"could not discover the authorization server: {exc}") from None
         ctx = self.context(spec, values, inputs=inputs)
         start = plugin_for(spec.auth).begin(ctx)  # a URL that cannot be built stores no connection
 
@@ -512,6 +557,11 @@ class Connections:
         spec = (await self.store.integrations.get(connection.integration_key)).spec
         plugin = plugin_for(spec.auth)
         creds = await self.store.credentials.load(connection.id)
+        undiscovered = None
+        try:
+            spec = await self.resolved(spec, connection.parameters, creds)
+        except UpstreamError as exc:
+            undiscovered = f"could not discover the authorization server: {exc}"
         ctx = self.context(spec, connection.parameters, creds, redirect_uri=flow.redirect_uri)
         # Captured fields exist for the token request already (token_url may use them: Lightspeed's domain_prefix).
         captured = callback_fields(spec, query)
@@ -533,6 +583,8 @@ class Connections:
             description = scrub(query.get("error_description", ""), _secrets_of(ctx))
             detail = f": {redact(description)[:300]}" if description else ""
             return await fail(f"the provider refused the authorization: {redact(query['error'])[:100]}{detail}")
+        if undiscovered is not None:
+            return await fail(undiscovered)
         try:
             accepted = plugin.callback(ctx, query, flow.code_verifier)
             tokens = await self._token(ctx, plugin.finish(ctx, accepted))
@@ -583,6 +635,9 @@ class Connections:
             ctx = self.context(spec, connection.parameters, creds)
             secrets = _secrets_of(ctx)
             try:
+                ctx = self.context(
+                    await self.resolved(spec, connection.parameters, creds), connection.parameters, creds
+                )
                 requests = plugin.revoke(ctx)
             except AuthBridgeError as exc:
                 problem = str(exc)

@@ -325,6 +325,8 @@ class OAuth2Auth(_TokenRequest):
 
     type: typing.Literal["oauth2"] = "oauth2"
     grant_type: typing.Literal["authorization_code", "client_credentials", "password"] = "authorization_code"
+    #: An issuer or metadata URL: the endpoints left out are read from RFC 8414 / OpenID metadata.
+    discovery: Templated | None = None
     authorization_url: Templated | None = None
     issuer: Templated | None = None
     authorize_params: dict[str, Templated] = Field(default_factory=dict)

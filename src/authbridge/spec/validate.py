@@ -115,6 +115,7 @@ def _fields(data: Mapping[str, typing.Any]) -> Iterator[_Field]:
     placed = frozenset({"username", "password"}) if auth_type == "basic" else frozenset({"token"})
     yield from _one(auth, "auth", "authorization_url", "url", _CLIENT_ID, False)
     yield from _one(auth, "auth", "issuer", "url", frozenset(), False)
+    yield from _one(auth, "auth", "discovery", "url", frozenset(), False)
     for field in _one(auth, "auth", "token_url", "url", _TOKEN_REQUEST - {"client_secret"}, False):
         yield field._replace(captured=_captures(auth))
     yield from _one(auth, "auth", "revoke_url", "url", _CLIENT_ID, True)
@@ -388,6 +389,10 @@ _NEEDS: dict[tuple[str, str | None], tuple[str, ...]] = {
 }
 
 
+#: What ``auth.discovery`` supplies when the spec leaves it out.
+_DISCOVERED = frozenset({"authorization_url", "token_url"})
+
+
 def _grant_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
     """What each auth type and grant type needs."""
     auth = data.get("auth")
@@ -396,6 +401,8 @@ def _grant_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
     kind = str(auth.get("type"))
     grant = str(auth.get("grant_type", "authorization_code")) if kind == "oauth2" else None
     needs = _NEEDS.get((kind, grant), ())
+    if auth.get("discovery"):
+        needs = tuple(name for name in needs if name not in _DISCOVERED)
     reason = f"is required for grant_type {grant}" if grant else f"is required for {kind}"
     return [ErrorItem(f"auth.{name}", reason) for name in needs if auth.get(name) in (None, "", [])]
 

@@ -9,8 +9,9 @@ import httpx
 
 from authbridge.auth._authlib import create_pkce_pair, new_state
 from authbridge.auth.base import AuthContext, TokenSet
+from authbridge.auth.discovery import DiscoveryFlow, metadata_flow
 from authbridge.auth.form import KV_HELP, TEMPLATE_HELP, Field, token_request_fields
-from authbridge.auth.oauth2 import authorization_url
+from authbridge.auth.oauth2 import authorization_url, render_endpoint
 from authbridge.auth.plugin import CREDENTIAL_INPUTS, AuthPlugin, Callback, Input, Redirect, TokenExchange
 from authbridge.auth.requests import RevokeRequest, revoke_requests, token_request
 from authbridge.errors import CallbackError, TokenEndpointError
@@ -29,6 +30,14 @@ _FIELDS = (
         "Authorization Grant Type",
         "select",
         options=((_CODE, "Authorization Code"), ("client_credentials", "Client Credentials"), ("password", "Password")),
+    ),
+    Field(
+        "oauth2.discovery",
+        "auth.discovery",
+        "Discovery (issuer or metadata URL)",
+        "url",
+        "Optional: endpoints left empty are read from the server's RFC 8414 / OpenID metadata.",
+        templated=True,
     ),
     Field(
         "oauth2.authorization_url",
@@ -137,7 +146,19 @@ class OAuth2Plugin(AuthPlugin):
         return True
 
     def revokes(self, spec: Integration) -> bool:
-        return bool(_auth(spec).revoke_url)
+        return bool(_auth(spec).revoke_url or _auth(spec).discovery)
+
+    def discovery(self, ctx: AuthContext) -> tuple[str, DiscoveryFlow] | None:
+        auth = ctx.oauth2
+        if auth.discovery is None:
+            return None
+        source = render_endpoint(ctx, auth.discovery, field="auth.discovery")
+        return source, metadata_flow(source, allow_http=ctx.allow_http)
+
+    def with_discovered(self, spec: Integration, fields: Mapping[str, typing.Any]) -> Integration:
+        auth = typing.cast(OAuth2Auth, spec.auth)
+        update = {name: value for name, value in fields.items() if getattr(auth, name, None) is None}
+        return spec.model_copy(update={"auth": auth.model_copy(update=update)}) if update else spec
 
     def begin(self, ctx: AuthContext) -> Redirect | TokenExchange:
         """Authorization code: the URL to send the browser to (state and PKCE verifier to keep); else the grant."""

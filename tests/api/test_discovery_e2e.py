@@ -1,0 +1,177 @@
+"""``auth.discovery`` end to end: endpoints from the real test server's RFC 8414 metadata, and lying servers.
+
+AuthBridge runs in-process (the API through a TestClient); the authorization server is the test
+OAuth server (``tests.servers.oauth_server``, which serves ``/.well-known/oauth-authorization-server``)
+and the misbehaving one is ``tests.servers.bad_upstream``; both are real processes on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.api.test_connections_e2e import add_integration, connections, stored_credentials
+from tests.conftest import ClientFactory, create_api_key
+from tests.servers.bad_upstream import BadUpstream, run_bad_upstream
+from tests.servers.fixtures import OAuthServer
+
+if typing.TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
+
+@pytest.fixture(scope="module")
+def bad_server() -> Iterator[BadUpstream]:
+    with run_bad_upstream() as server:
+        yield server
+
+
+@pytest.fixture
+def client(make_client: ClientFactory, app_env: dict[str, str]) -> TestClient:
+    return make_client({**app_env, "AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS": "true", "AUTHBRIDGE_HTTP_TIMEOUT": "2"})
+
+
+@pytest.fixture
+def headers(client: TestClient) -> dict[str, str]:
+    return {"Authorization": f"Bearer {create_api_key(client)}"}
+
+
+def discovered_spec(source: str, *, key: str = "found", **auth: typing.Any) -> dict[str, typing.Any]:
+    """An authorization-code integration that names only its issuer (or metadata URL) and its client."""
+    return {
+        "key": key,
+        "name": "Discovered",
+        "auth": {
+            "type": "oauth2",
+            "discovery": source,
+            "client_id": OAuthServer.CONFIDENTIAL_ID,
+            "client_secret": OAuthServer.CONFIDENTIAL_SECRET,
+            "scopes": ["read"],
+            **auth,
+        },
+        "request": {"base_url": source},
+        "test": {"path": "/api/me"},
+    }
+
+
+def authorize(
+    client: TestClient, headers: dict[str, str], oauth: OAuthServer, key: str = "found"
+) -> dict[str, typing.Any]:
+    """Create a connection, follow its authorize URL (auto-approve) and deliver the redirect to the callback."""
+    oauth.configure(auto_approve=True)
+    created = client.post("/connections", json={"integration": key, "name": "DEV"}, headers=headers)
+    assert created.status_code == 201, created.text
+    url = created.json()["authorize_url"]
+    assert url.startswith(oauth.authorize_url), url  # the endpoint came from the metadata
+    redirect = httpx.get(url)
+    location = httpx.URL(redirect.headers["location"])
+    callback = client.get(f"/oauth/callback?{location.query.decode()}", follow_redirects=False)
+    assert callback.status_code in (200, 302, 303, 400), callback.text
+    answer = client.get(f"/connections/{created.json()['id']}", headers=headers)
+    body: dict[str, typing.Any] = answer.json()
+    return body
+
+
+def test_issuer_alone_connects_refreshes_and_revokes(
+    client: TestClient, headers: dict[str, str], oauth: OAuthServer
+) -> None:
+    """Authorization, token, refresh and revocation endpoints all come from the issuer's metadata."""
+    add_integration(client, headers, discovered_spec(oauth.issuer))
+    connection = authorize(client, headers, oauth)
+    assert connection["status"] == "active", connection
+    cid = connection["id"]
+    before = stored_credentials(client, cid)
+    refreshed = client.post(f"/connections/{cid}/refresh", headers=headers)
+    assert refreshed.status_code == 200, refreshed.text
+    assert stored_credentials(client, cid).access_token != before.access_token
+    test = client.post(f"/connections/{cid}/test", headers=headers)
+    assert test.json()["ok"] is True, test.text
+    revocations = oauth.stats()["revocations"]
+    deleted = client.delete(f"/connections/{cid}", headers=headers).json()
+    assert (deleted["deleted"], deleted["revoked"]) == (True, True), deleted
+    assert oauth.stats()["revocations"] > revocations
+
+
+def test_metadata_url_works_too(client: TestClient, headers: dict[str, str], oauth: OAuthServer) -> None:
+    """A metadata document's own URL is accepted; its issuer is the URL without the well-known part."""
+    add_integration(client, headers, discovered_spec(f"{oauth.issuer}/.well-known/oauth-authorization-server"))
+    assert authorize(client, headers, oauth)["status"] == "active"
+
+
+def test_explicit_endpoint_wins(client: TestClient, headers: dict[str, str], oauth: OAuthServer) -> None:
+    """A URL the spec gives is used as it is; discovery fills only the rest."""
+    spec = discovered_spec(oauth.issuer, token_url=f"{oauth.base_url}/nowhere")
+    add_integration(client, headers, spec)
+    connection = authorize(client, headers, oauth)
+    assert connection["status"] == "error"
+    assert "/nowhere" in connection["last_error"]
+
+
+def test_issuer_mismatch_is_refused(client: TestClient, headers: dict[str, str], oauth: OAuthServer) -> None:
+    """Metadata naming another issuer than the one asked for is refused (RFC 8414 §3.3); nothing is stored."""
+    oauth.configure(issuer="https://elsewhere.example")
+    try:
+        add_integration(client, headers, discovered_spec(oauth.issuer))
+        response = client.post("/connections", json={"integration": "found", "name": "DEV"}, headers=headers)
+    finally:
+        oauth.configure(issuer=None)
+    assert response.status_code == 422, response.text
+    message = response.json()["error"]["message"]
+    assert "names another issuer" in message and "RFC 8414" in message
+    assert connections(client, headers) == []
+
+
+def test_no_metadata_anywhere(client: TestClient, headers: dict[str, str], oauth: OAuthServer) -> None:
+    """A server without metadata: the error lists every URL tried, in order."""
+    add_integration(client, headers, discovered_spec(f"{oauth.base_url}/tenant"))
+    response = client.post("/connections", json={"integration": "found", "name": "DEV"}, headers=headers)
+    assert response.status_code == 422, response.text
+    message = response.json()["error"]["message"]
+    tried = [
+        f"{oauth.base_url}/.well-known/oauth-authorization-server/tenant",
+        f"{oauth.base_url}/.well-known/openid-configuration/tenant",
+        f"{oauth.base_url}/tenant/.well-known/openid-configuration",
+    ]
+    assert message.index(tried[0]) < message.index(tried[1]) < message.index(tried[2]), message
+
+
+@pytest.mark.parametrize(("mode", "reason"), [("bomb", "1 MiB"), ("ok", "names another issuer"), ("trickle", "within")])
+def test_lying_metadata_server(
+    client: TestClient, headers: dict[str, str], bad_server: BadUpstream, mode: str, reason: str
+) -> None:
+    """A gzip bomb, a trickle, or JSON that is not metadata: a clear error, nothing stored."""
+    bad_server.mode(mode)
+    try:
+        add_integration(client, headers, discovered_spec(bad_server.base_url, key="liar"))
+        response = client.post("/connections", json={"integration": "liar", "name": "DEV"}, headers=headers)
+    finally:
+        bad_server.mode("ok")
+    assert response.status_code == 422, response.text
+    assert reason in response.json()["error"]["message"]
+    assert connections(client, headers) == []
+
+
+def test_spec_without_endpoints_needs_discovery(client: TestClient, headers: dict[str, str]) -> None:
+    """Without ``discovery`` the endpoints are still required, with the field named."""
+    spec = discovered_spec("https://login.acme.example")
+    del spec["auth"]["discovery"]
+    response = client.post("/integrations", json=spec, headers=headers)
+    assert response.status_code == 422
+    fields = {item["path"] for item in response.json()["error"]["errors"]}
+    assert {"auth.authorization_url", "auth.token_url"} <= fields
+
+
+def test_hostile_discovery_parameter(client: TestClient, headers: dict[str, str]) -> None:
+    """A parameter in the discovery URL's host cannot move it elsewhere."""
+    spec = discovered_spec("https://{tenant}.login.acme.example")
+    spec["parameters"] = [{"name": "tenant", "required": True}]
+    add_integration(client, headers, spec)
+    response = client.post(
+        "/connections",
+        json={"integration": "found", "name": "DEV", "parameters": {"tenant": "evil.example/x?"}},
+        headers=headers,
+    )
+    assert response.status_code == 422, response.text
+    assert connections(client, headers) == []

@@ -1,0 +1,118 @@
+"""The pure parts of authorization server discovery: which URLs, which issuer, which fields."""
+
+from __future__ import annotations
+
+import typing
+
+import httpx
+import pytest
+
+from authbridge.auth.discovery import MAX_METADATA_BYTES, fields_from_metadata, metadata_flow, metadata_urls
+from authbridge.errors import UpstreamError
+
+ISSUER = "https://login.acme.example"
+
+
+def no_http(_host: str) -> bool:
+    return False
+
+
+def run(source: str, answers: dict[str, httpx.Response]) -> tuple[list[str], dict[str, typing.Any]]:
+    """Drive the flow: each requested URL gets its answer (404 when none); the URLs asked and the result."""
+    asked: list[str] = []
+    flow = metadata_flow(source, allow_http=no_http)
+    request = next(flow)
+    while True:
+        asked.append(str(request.url))
+        try:
+            request = flow.send(answers.get(str(request.url), httpx.Response(404)))
+        except StopIteration as done:
+            return asked, done.value
+
+
+def test_urls_for_an_issuer_without_path() -> None:
+    assert metadata_urls(ISSUER) == [
+        (f"{ISSUER}/.well-known/oauth-authorization-server", ISSUER),
+        (f"{ISSUER}/.well-known/openid-configuration", ISSUER),
+    ]
+
+
+def test_urls_for_an_issuer_with_path_in_the_mcp_order() -> None:
+    assert metadata_urls(f"{ISSUER}/tenant/1/") == [
+        (f"{ISSUER}/.well-known/oauth-authorization-server/tenant/1", f"{ISSUER}/tenant/1"),
+        (f"{ISSUER}/.well-known/openid-configuration/tenant/1", f"{ISSUER}/tenant/1"),
+        (f"{ISSUER}/tenant/1/.well-known/openid-configuration", f"{ISSUER}/tenant/1"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("url", "issuer"),
+    [
+        (f"{ISSUER}/.well-known/openid-configuration", ISSUER),
+        (f"{ISSUER}/.well-known/oauth-authorization-server/tenant", f"{ISSUER}/tenant"),
+        (f"{ISSUER}/tenant/.well-known/openid-configuration", f"{ISSUER}/tenant"),
+    ],
+)
+def test_a_metadata_url_is_its_own_document(url: str, issuer: str) -> None:
+    assert metadata_urls(url) == [(url, issuer)]
+
+
+def test_oidc_configuration_when_oauth_metadata_is_missing() -> None:
+    document = {
+        "issuer": ISSUER,
+        "authorization_endpoint": f"{ISSUER}/authorize",
+        "token_endpoint": f"{ISSUER}/token",
+        "authorization_response_iss_parameter_supported": True,
+    }
+    asked, fields = run(ISSUER, {f"{ISSUER}/.well-known/openid-configuration": httpx.Response(200, json=document)})
+    assert asked == [f"{ISSUER}/.well-known/oauth-authorization-server", f"{ISSUER}/.well-known/openid-configuration"]
+    assert fields == {"authorization_url": f"{ISSUER}/authorize", "token_url": f"{ISSUER}/token", "issuer": ISSUER}
+
+
+def test_braces_in_an_endpoint_are_literal() -> None:
+    """A metadata URL is not a template: its braces are escaped so nothing in it is evaluated."""
+    fields = fields_from_metadata(
+        {"issuer": ISSUER, "token_endpoint": f"{ISSUER}/t/{{client_secret}}"},
+        issuer=ISSUER,
+        where="x",
+        allow_http=no_http,
+    )
+    assert fields["token_url"] == f"{ISSUER}/t/{{{{client_secret}}}}"
+
+
+@pytest.mark.parametrize(
+    ("document", "reason"),
+    [
+        ({"issuer": "https://evil.example"}, "names another issuer"),
+        ({"token_endpoint": f"{ISSUER}/token"}, "names another issuer"),
+        ({"issuer": ISSUER, "token_endpoint": 7}, "invalid token_endpoint"),
+        ({"issuer": ISSUER, "token_endpoint": "x" * 3000}, "invalid token_endpoint"),
+        ({"issuer": ISSUER, "token_endpoint": "/token"}, "not an absolute https URL"),
+        ({"issuer": ISSUER, "token_endpoint": "javascript:alert(1)"}, "not an absolute https URL"),
+        ({"issuer": ISSUER, "token_endpoint": "https://user:pw@login.acme.example/t"}, "not an absolute https URL"),
+        ({"issuer": ISSUER, "authorization_endpoint": "http://login.acme.example/a"}, "is not https"),
+    ],
+)
+def test_refused_documents(document: dict[str, typing.Any], reason: str) -> None:
+    with pytest.raises(UpstreamError, match=reason):
+        fields_from_metadata(document, issuer=ISSUER, where="https://x", allow_http=no_http)
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        (httpx.Response(500), "answered HTTP 500"),
+        (httpx.Response(200, text="<html>"), "is not JSON"),
+        (httpx.Response(200, json=["issuer"]), "is not a JSON object"),
+        (httpx.Response(200, content=b" " * (MAX_METADATA_BYTES + 1)), "larger than"),
+    ],
+)
+def test_broken_answers(answer: httpx.Response, reason: str) -> None:
+    with pytest.raises(UpstreamError, match=reason):
+        run(ISSUER, {f"{ISSUER}/.well-known/oauth-authorization-server": answer})
+
+
+def test_nothing_found_names_every_url() -> None:
+    with pytest.raises(UpstreamError, match="no authorization server metadata found") as caught:
+        run(ISSUER, {})
+    assert "openid-configuration" in str(caught.value)
