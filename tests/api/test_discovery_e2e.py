@@ -13,8 +13,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.api.test_connections_e2e import add_integration, connections, stored_credentials
-from tests.conftest import ClientFactory, create_api_key
+from tests.api.test_connections_e2e import (
+    add_integration,
+    connections,
+    database_dump,
+    stored_credentials,
+)
+from tests.conftest import ClientFactory, create_api_key, portal, store_of
 from tests.servers.bad_upstream import BadUpstream, run_bad_upstream
 from tests.servers.fixtures import OAuthServer
 
@@ -175,3 +180,73 @@ def test_hostile_discovery_parameter(client: TestClient, headers: dict[str, str]
     )
     assert response.status_code == 422, response.text
     assert connections(client, headers) == []
+
+
+def registering_spec(oauth: OAuthServer, key: str = "dyn") -> dict[str, typing.Any]:
+    """Discovery and dynamic registration: the spec names no client at all."""
+    spec = discovered_spec(oauth.issuer, key=key, client_registration="dynamic")
+    del spec["auth"]["client_id"], spec["auth"]["client_secret"]
+    spec["auth"]["registration_metadata"] = {"client_name": "AuthBridge test", "contacts": ["ops@example.com"]}
+    return spec
+
+
+def test_dynamic_registration_once_then_reused(client: TestClient, headers: dict[str, str], oauth: OAuthServer) -> None:
+    """The first connection registers a client (RFC 7591); later ones, refreshes and revocation reuse it."""
+    add_integration(client, headers, registering_spec(oauth))
+    first = authorize(client, headers, oauth, key="dyn")
+    assert first["status"] == "active", first
+    second = authorize(client, headers, oauth, key="dyn")
+    assert second["status"] == "active", second
+    refreshed = client.post(f"/connections/{first['id']}/refresh", headers=headers)
+    assert refreshed.status_code == 200, refreshed.text
+    assert oauth.stats()["registrations"] == 1
+    store = store_of(client)
+    registered = portal(client).call(store.registrations.get, "dyn", f"{oauth.base_url}/oauth/register")
+    assert registered is not None and registered.client_secret
+    assert registered.client_secret not in database_dump(client)
+    assert registered.client_secret not in repr(registered)
+    shown = client.get("/integrations/dyn", headers=headers).text
+    assert registered.client_secret not in shown
+    events = client.get("/events", headers=headers).json()["items"]
+    assert any(e["type"] == "integration.client_registered" for e in events)
+    assert client.delete(f"/connections/{second['id']}", headers=headers).json()["revoked"] is True
+
+
+def test_expiring_registration_is_renewed(client: TestClient, headers: dict[str, str], oauth: OAuthServer) -> None:
+    """A client secret that expires within a minute is registered again before it is used."""
+    oauth.configure(registration_secret_ttl=30)
+    add_integration(client, headers, registering_spec(oauth))
+    assert authorize(client, headers, oauth, key="dyn")["status"] == "active"
+    assert authorize(client, headers, oauth, key="dyn")["status"] == "active"
+    assert oauth.stats()["registrations"] == 2
+
+
+def test_registration_refused(client: TestClient, headers: dict[str, str], oauth: OAuthServer) -> None:
+    """A server refusing registration: its error and description in the answer, nothing stored."""
+    oauth.configure(registration="refuse")
+    add_integration(client, headers, registering_spec(oauth))
+    response = client.post("/connections", json={"integration": "dyn", "name": "DEV"}, headers=headers)
+    assert response.status_code == 422, response.text
+    message = response.json()["error"]["message"]
+    assert "refused to register a client" in message and "invalid_client_metadata (registration is closed)" in message
+    assert connections(client, headers) == []
+
+
+def test_no_registration_endpoint(client: TestClient, headers: dict[str, str], oauth: OAuthServer) -> None:
+    """Metadata without a registration endpoint: the error names the field to set."""
+    oauth.configure(registration="off")
+    add_integration(client, headers, registering_spec(oauth))
+    response = client.post("/connections", json={"integration": "dyn", "name": "DEV"}, headers=headers)
+    assert response.status_code == 422, response.text
+    assert "registration_url" in response.text
+    assert connections(client, headers) == []
+
+
+def test_dynamic_registration_needs_an_endpoint(client: TestClient, headers: dict[str, str]) -> None:
+    """Without discovery a registration URL is required, said at save time."""
+    spec = discovered_spec("https://login.acme.example", client_registration="dynamic")
+    del spec["auth"]["discovery"], spec["auth"]["client_id"]
+    spec["auth"].update(authorization_url="https://login.acme.example/a", token_url="https://login.acme.example/t")
+    response = client.post("/integrations", json=spec, headers=headers)
+    assert response.status_code == 422
+    assert {e["path"] for e in response.json()["error"]["errors"]} == {"auth.registration_url"}

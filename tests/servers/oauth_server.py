@@ -37,6 +37,7 @@ from authlib.oauth2.rfc6749.util import list_to_scope, scope_to_list
 from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc7591 import ClientRegistrationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import Flask, Response, jsonify, render_template_string
@@ -156,6 +157,10 @@ class Config:
     token_ttl: int = 3600
     auto_approve: bool = False
     issuer: str | None = None
+    #: Dynamic registration (RFC 7591): ``open``, ``refuse`` (400 invalid_client_metadata), or off (``off``: 404).
+    registration: str = "open"
+    #: Seconds until a registered client's secret expires (0: never).
+    registration_secret_ttl: int = 0
 
 
 @dataclass
@@ -187,6 +192,8 @@ class State:
     sessions: dict[str, float] = field(default_factory=dict)
     token_calls: dict[str, int] = field(default_factory=dict)
     revocations: int = 0
+    registrations: int = 0
+    registered: dict[str, Client] = field(default_factory=dict)
     fail_next: Fault | None = None
     revoke_fault: RevokeFault | None = None
     delay_next: float = 0.0
@@ -203,12 +210,16 @@ class State:
             self.sessions.clear()
             self.token_calls = dict.fromkeys(TOKEN_KINDS, 0)
             self.revocations = 0
+            self.registrations = 0
+            self.registered.clear()
             self.fail_next = None
             self.revoke_fault = None
             self.delay_next = 0.0
 
     def query_client(self, client_id: str) -> Client | None:
-        return CLIENTS.get(client_id)
+        with self.lock:
+            registered = self.registered.get(client_id)
+        return registered if registered is not None else CLIENTS.get(client_id)
 
     def save_token(self, token: dict[str, Any], request: Any) -> None:
         record = Token(
@@ -260,6 +271,7 @@ class State:
             return {
                 "token_calls": dict(self.token_calls),
                 "revocations": self.revocations,
+                "registrations": self.registrations,
                 "revoked_tokens": sum(t.access_revoked + (t.refresh_revoked and bool(t.refresh_token)) for t in tokens),
                 "active_access_tokens": sum(not t.is_expired() and not t.access_revoked for t in tokens),
             }
@@ -469,6 +481,42 @@ CONSENT_PAGE = """<!doctype html>
 """
 
 
+class Registration(ClientRegistrationEndpoint):  # type: ignore[misc]
+    """RFC 7591 open registration: any client metadata Authlib's claims accept gets a confidential client."""
+
+    def authenticate_token(self, request: Any) -> bool:
+        return True  # open registration: no initial access token
+
+    def get_server_metadata(self) -> dict[str, Any]:
+        return {
+            "scopes_supported": SCOPES.split(),
+            "response_types_supported": ["code"],
+            "grant_types_supported": sorted(ALL_GRANTS),
+            "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        }
+
+    def generate_client_info(self, request: Any) -> dict[str, Any]:
+        info: dict[str, Any] = super().generate_client_info(request)
+        ttl = _state().config.registration_secret_ttl
+        if ttl:
+            info["client_secret_expires_at"] = int(time.time()) + ttl
+        return info
+
+    def save_client(self, client_info: dict[str, Any], client_metadata: dict[str, Any], request: Any) -> Client:
+        client = Client(
+            client_id=client_info["client_id"],
+            client_secret=client_info["client_secret"],
+            grant_types=frozenset(client_metadata.get("grant_types", ["authorization_code"])),
+            auth_methods=frozenset([client_metadata.get("token_endpoint_auth_method", "client_secret_basic")]),
+            scope=client_metadata.get("scope") or SCOPES,
+        )
+        state = _state()
+        with state.lock:
+            state.registered[client.client_id] = client
+            state.registrations += 1
+        return client
+
+
 def create_app(defaults: Config) -> Flask:
     app = Flask(__name__)
     app.config["OAUTH2_SCOPES_SUPPORTED"] = SCOPES.split()
@@ -486,6 +534,7 @@ def create_app(defaults: Config) -> Flask:
     server.register_grant(PasswordGrant)
     server.register_endpoint(Revocation)
     server.register_endpoint(Introspection)
+    server.register_endpoint(Registration)
     require_oauth = ResourceProtector()
     require_oauth.register_token_validator(Validator())
 
@@ -551,6 +600,16 @@ def create_app(defaults: Config) -> Flask:
         response: Response = server.create_endpoint_response(Introspection.ENDPOINT_NAME)
         return response
 
+    @app.route("/oauth/register", methods=["POST"])
+    def register() -> ResponseReturnValue:
+        mode = state.config.registration
+        if mode == "off":
+            return jsonify(error="not_found"), 404
+        if mode == "refuse":
+            return jsonify(error="invalid_client_metadata", error_description="registration is closed"), 400
+        response: Response = server.create_endpoint_response(Registration.ENDPOINT_NAME)
+        return response
+
     @app.route("/.well-known/oauth-authorization-server")
     def metadata() -> ResponseReturnValue:
         base = flask.request.host_url.rstrip("/")
@@ -559,6 +618,7 @@ def create_app(defaults: Config) -> Flask:
             authorization_endpoint=f"{base}/oauth/authorize",
             token_endpoint=f"{base}/oauth/token",
             revocation_endpoint=f"{base}/oauth/revoke",
+            **({"registration_endpoint": f"{base}/oauth/register"} if state.config.registration != "off" else {}),
             scopes_supported=SCOPES.split(),
             response_types_supported=["code"],
             grant_types_supported=sorted(ALL_GRANTS),
@@ -617,7 +677,16 @@ def create_app(defaults: Config) -> Flask:
             changes = flask.request.get_json(force=True)
             if not isinstance(changes, dict):
                 return jsonify(error="expected a JSON object"), 400
-            unknown = set(changes) - {"token_ttl", "auto_approve", "issuer", "fail_next", "revoke_fault", "delay_next"}
+            unknown = set(changes) - {
+                "token_ttl",
+                "auto_approve",
+                "issuer",
+                "fail_next",
+                "revoke_fault",
+                "delay_next",
+                "registration",
+                "registration_secret_ttl",
+            }
             if unknown:
                 return jsonify(error=f"unknown settings: {sorted(unknown)}"), 400
             with state.lock:
@@ -627,6 +696,10 @@ def create_app(defaults: Config) -> Flask:
                     state.config.auto_approve = bool(changes["auto_approve"])
                 if "issuer" in changes:
                     state.config.issuer = changes["issuer"] or None
+                if "registration" in changes:
+                    state.config.registration = str(changes["registration"])
+                if "registration_secret_ttl" in changes:
+                    state.config.registration_secret_ttl = int(changes["registration_secret_ttl"])
                 if "fail_next" in changes:
                     state.fail_next = Fault(**changes["fail_next"]) if changes["fail_next"] else None
                 if "revoke_fault" in changes:

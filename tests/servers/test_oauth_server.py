@@ -404,6 +404,7 @@ def test_stats_count_per_grant_type(oauth: OAuthServer) -> None:
             "custom": 1,
         },
         "revocations": 0,
+        "registrations": 0,
         "revoked_tokens": 1,
         "active_access_tokens": 4,
     }
@@ -411,6 +412,7 @@ def test_stats_count_per_grant_type(oauth: OAuthServer) -> None:
     assert oauth.stats() == {
         "token_calls": dict.fromkeys(stats["token_calls"], 0),
         "revocations": 0,
+        "registrations": 0,
         "revoked_tokens": 0,
         "active_access_tokens": 0,
     }

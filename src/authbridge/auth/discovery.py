@@ -40,6 +40,7 @@ METADATA_FIELDS = {
     "authorization_endpoint": "authorization_url",
     "token_endpoint": "token_url",
     "revocation_endpoint": "revoke_url",
+    "registration_endpoint": "registration_url",
 }
 _WELL_KNOWN = "/.well-known/"
 

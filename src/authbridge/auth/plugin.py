@@ -6,7 +6,9 @@ it builds ``httpx.Request`` objects and reads ``httpx.Response`` objects; the br
 
 - ``inputs(spec)``: what the user enters at connect time (secrets flagged).
 - ``discovery(ctx)`` and ``with_discovered(spec, fields)``: what the spec leaves to the server's
-  metadata (RFC 8414 / OpenID discovery), fetched by the broker (cached) before the calls below.
+  metadata (RFC 8414 / OpenID discovery), fetched by the broker (cached) before the calls below;
+  ``registration(ctx)`` and ``with_client(spec, ...)``: a client to register (RFC 7591) when the spec
+  has none, kept encrypted by the broker and reused.
 - ``begin(ctx)``: a :class:`Redirect` (URL and flow state to keep), a :data:`TokenFlow` to run now,
   :class:`Entered` credentials, or None (nothing to store).
 - ``callback(ctx, query)`` then ``finish(ctx, callback)``: the token flow after the provider's redirect.
@@ -198,6 +200,14 @@ class AuthPlugin:
 
     def with_discovered(self, spec: Integration, fields: Mapping[str, typing.Any]) -> Integration:
         """The spec with what discovery found filled in (explicit fields win)."""
+        return spec
+
+    def registration(self, ctx: AuthContext) -> tuple[str, httpx.Request] | None:
+        """The client registration the spec asks for (its endpoint and request), or None (a client is configured)."""
+        return None
+
+    def with_client(self, spec: Integration, client_id: str, client_secret: str | None) -> Integration:
+        """The spec with a registered client in place."""
         return spec
 
     def begin(self, ctx: AuthContext) -> Redirect | TokenExchange | Entered | None:

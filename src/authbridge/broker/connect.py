@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import dataclasses
 import logging
@@ -25,7 +26,9 @@ from authbridge.auth import (
     revocation_problem,
 )
 from authbridge.auth.base import endpoint_text
+from authbridge.auth.discovery import DiscoveryFlow
 from authbridge.auth.hooks import HookContext, call_hook, load_hook, token_set_from_credentials
+from authbridge.auth.registration import read_registration
 from authbridge.broker.refresh import TokenKeeper, credentials_from, ttl_warning
 from authbridge.broker.upstream import UpstreamLimits, bounded_client, exchange
 from authbridge.errors import (
@@ -40,7 +43,7 @@ from authbridge.errors import (
 from authbridge.redact import redact, scrub
 from authbridge.spec import Integration, check_parameter_values
 from authbridge.spec.validate import MAX_PARAMETER_LENGTH
-from authbridge.store import ConnectionRecord, CredentialRecord, Store
+from authbridge.store import ClientRegistration, ConnectionRecord, CredentialRecord, Store
 from authbridge.types import Clock
 
 __all__ = [
@@ -61,6 +64,8 @@ FLOW_TTL = timedelta(minutes=10)
 #: How long discovered metadata is used before it is fetched again, and how many sources are kept.
 DISCOVERY_TTL = 3600.0
 DISCOVERY_CACHE_SIZE = 1024
+#: A new authorization registers again when the client's secret expires within this (the flow's life, and a minute).
+REGISTRATION_MARGIN = FLOW_TTL + timedelta(minutes=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,6 +192,8 @@ class Connections:
         self.keeper = TokenKeeper(store, fetch=self.fetch_refresh, clock=clock, deadline=refresh_deadline)
         #: Discovered metadata fields by source URL: (monotonic expiry, fields), least recently used first.
         self._discovered: collections.OrderedDict[str, tuple[float, dict[str, typing.Any]]] = collections.OrderedDict()
+        #: One registration at a time per integration and endpoint in this process.
+        self._registering: dict[tuple[str, str], asyncio.Lock] = {}
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -270,27 +277,43 @@ class Connections:
         return tokens
 
     async def resolved(
-        self, spec: Integration, parameters: Mapping[str, str], creds: CredentialRecord | None = None
+        self,
+        spec: Integration,
+        parameters: Mapping[str, str],
+        creds: CredentialRecord | None = None,
+        *,
+        starting: bool = False,
     ) -> Integration:
-        """The spec with what it leaves to discovery filled in (cached per source URL for DISCOVERY_TTL).
+        """The spec with what it leaves to the server filled in: discovered endpoints, a registered client.
+
+        Metadata is cached per source URL for DISCOVERY_TTL; a registered client is stored (encrypted)
+        per integration and registration endpoint. ``starting`` (a new authorization or grant) registers
+        again when the stored secret expires before the flow could end; otherwise the stored client is
+        used as it is: the code and refresh tokens of a connection belong to the client that asked for them.
 
         Raises:
-            UpstreamError: the metadata could not be fetched, or was refused (another issuer, not JSON).
+            UpstreamError: the metadata could not be fetched or was refused, or registration failed.
         """
         plugin = plugin_for(spec.auth)
         found = plugin.discovery(self.context(spec, parameters, creds))
-        if found is None:
+        if found is not None:
+            spec = plugin.with_discovered(spec, await self._discover(spec.key, *found))
+        registration = plugin.registration(self.context(spec, parameters, creds))
+        if registration is None:
             return spec
-        source, flow = found
+        client = await self._registered(spec.key, *registration, starting=starting)
+        return plugin.with_client(spec, client.client_id, client.client_secret)
+
+    async def _discover(self, integration: str, source: str, flow: DiscoveryFlow) -> dict[str, typing.Any]:
         now = time.monotonic()
         cached = self._discovered.get(source)
         if cached is not None and cached[0] > now:
             flow.close()
             self._discovered.move_to_end(source)
-            return plugin.with_discovered(spec, cached[1])
+            return cached[1]
         request = next(flow)
         while True:
-            response = await self._send(request, integration=spec.key)
+            response = await self._send(request, integration=integration)
             try:
                 request = flow.send(response)
             except StopIteration as done:
@@ -299,7 +322,32 @@ class Connections:
         self._discovered[source] = (now + DISCOVERY_TTL, fields)
         while len(self._discovered) > DISCOVERY_CACHE_SIZE:
             self._discovered.popitem(last=False)
-        return plugin.with_discovered(spec, fields)
+        return fields
+
+    def _usable(self, client: ClientRegistration | None, starting: bool) -> typing.TypeGuard[ClientRegistration]:
+        if client is None:
+            return False
+        return not starting or client.expires_at is None or client.expires_at > self.clock() + REGISTRATION_MARGIN
+
+    async def _registered(
+        self, integration: str, endpoint: str, request: httpx.Request, *, starting: bool
+    ) -> ClientRegistration:
+        """The client registered for this integration at ``endpoint``: the stored one, or a new registration."""
+        stored = await self.store.registrations.get(integration, endpoint)
+        if self._usable(stored, starting):
+            return stored
+        async with self._registering.setdefault((integration, endpoint), asyncio.Lock()):
+            stored = await self.store.registrations.get(integration, endpoint)
+            if self._usable(stored, starting):
+                return stored  # another request of this process registered meanwhile
+            response = await self._send(request, integration=integration)
+            registered = read_registration(response, endpoint=endpoint)
+            client = ClientRegistration(registered.client_id, registered.client_secret, registered.expires_at)
+            kept = await self.store.registrations.save(integration, endpoint, client, replace=stored is not None)
+            await self.store.events.add(
+                "integration.client_registered", integration_key=integration, data={"endpoint": endpoint}
+            )
+            return kept
 
     async def _run(self, exchange: TokenExchange, *, integration: str, secrets: typing.Sequence[str]) -> TokenSet:
         """Drive a sans-IO token flow: send each request it yields, hand it each answer, return its tokens."""
@@ -390,7 +438,7 @@ class Connections:
     async def _start_flow(
         self, connection: ConnectionRecord, spec: Integration, return_to: str | None, binding: FlowBinding | None = None
     ) -> str:
-        spec = await self.resolved(spec, connection.parameters)
+        spec = await self.resolved(spec, connection.parameters, starting=True)
         flow = plugin_for(spec.auth).begin(self.context(spec, connection.parameters))
         if not isinstance(flow, Redirect):
             raise ConnectionStateError(f"a {spec.auth.type} connection is not authorized through a redirect")
@@ -440,9 +488,9 @@ class Connections:
             raise ParameterError(problems)
         secret_names = {p.name for p in spec.parameters if p.secret}
         try:
-            spec = await self.resolved(spec, values)
+            spec = await self.resolved(spec, values, starting=True)
         except UpstreamError as exc:
-            raise ConnectError(f"could not discover the authorization server: {exc}") from None
+            raise ConnectError(f"could not prepare the authorization server: {exc}") from None
         ctx = self.context(spec, values, inputs=inputs)
         start = plugin_for(spec.auth).begin(ctx)  # a URL that cannot be built stores no connection
 
@@ -561,7 +609,7 @@ class Connections:
         try:
             spec = await self.resolved(spec, connection.parameters, creds)
         except UpstreamError as exc:
-            undiscovered = f"could not discover the authorization server: {exc}"
+            undiscovered = f"could not prepare the authorization server: {exc}"
         ctx = self.context(spec, connection.parameters, creds, redirect_uri=flow.redirect_uri)
         # Captured fields exist for the token request already (token_url may use them: Lightspeed's domain_prefix).
         captured = callback_fields(spec, query)

@@ -340,6 +340,12 @@ class OAuth2Auth(_TokenRequest):
     client_auth: typing.Literal["header", "body", "both", "client_secret_jwt"] = "header"
     pkce: bool = True
     refresh_token: bool = True
+    #: ``dynamic``: AuthBridge registers its own client (RFC 7591) at the first connection and reuses it.
+    client_registration: typing.Literal["none", "dynamic"] = "none"
+    #: The registration endpoint (else the metadata's ``registration_endpoint``, with ``discovery``).
+    registration_url: Templated | None = None
+    #: Client metadata sent with the registration (``client_name``, ``logo_uri``, ``contacts``...).
+    registration_metadata: dict[str, typing.Any] = Field(default_factory=dict)
     callback: CallbackSpec = Field(default_factory=CallbackSpec)
 
     @field_validator("scopes", mode="before")

@@ -116,6 +116,7 @@ def _fields(data: Mapping[str, typing.Any]) -> Iterator[_Field]:
     yield from _one(auth, "auth", "authorization_url", "url", _CLIENT_ID, False)
     yield from _one(auth, "auth", "issuer", "url", frozenset(), False)
     yield from _one(auth, "auth", "discovery", "url", frozenset(), False)
+    yield from _one(auth, "auth", "registration_url", "url", frozenset(), False)
     for field in _one(auth, "auth", "token_url", "url", _TOKEN_REQUEST - {"client_secret"}, False):
         yield field._replace(captured=_captures(auth))
     yield from _one(auth, "auth", "revoke_url", "url", _CLIENT_ID, True)
@@ -403,6 +404,10 @@ def _grant_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
     needs = _NEEDS.get((kind, grant), ())
     if auth.get("discovery"):
         needs = tuple(name for name in needs if name not in _DISCOVERED)
+    if auth.get("client_registration") == "dynamic":
+        needs = tuple(name for name in needs if name != "client_id")
+        if not auth.get("discovery") and not auth.get("registration_url"):
+            return [ErrorItem("auth.registration_url", "is required for client_registration dynamic without discovery")]
     reason = f"is required for grant_type {grant}" if grant else f"is required for {kind}"
     return [ErrorItem(f"auth.{name}", reason) for name in needs if auth.get(name) in (None, "", [])]
 

@@ -20,6 +20,7 @@ from authbridge.store.records import (
     FlowRecord,
     IntegrationRecord,
 )
+from authbridge.store.registrations import ClientRegistration, ClientRegistrationRepo
 from authbridge.store.repo import ApiKeyRepo, EventRepo, IntegrationRepo, StoreContext
 from authbridge.store.retention import RetentionRepo
 from authbridge.store.sessions import ConsoleSessionRepo
@@ -30,6 +31,7 @@ __all__ = [
     "AdminPasswordRepo",
     "ApiKeyRecord",
     "ClaimedDelivery",
+    "ClientRegistration",
     "ConnectSessionRecord",
     "ConnectionFilter",
     "ConnectionRecord",
@@ -79,6 +81,7 @@ class Store:
         self.console_sessions = ConsoleSessionRepo(self.ctx)
         self.connect_sessions = ConnectSessionRepo(self.ctx)
         self.retention = RetentionRepo(self.ctx)
+        self.registrations = ClientRegistrationRepo(self.ctx)
 
     @classmethod
     async def open(cls, url: str, keyring: KeyRing, *, clock: Clock = utcnow, run_migrations: bool = True) -> Store:

@@ -15,6 +15,7 @@ __all__ = [
     "ApiKeyRow",
     "Base",
     "CacheInvalidationRow",
+    "ClientRegistrationRow",
     "ConnectSessionRow",
     "ConnectionRow",
     "ConnectionTagRow",
@@ -246,6 +247,24 @@ class KeyCanaryRow(Base):
 
 
 #: Every encrypted column: (table, primary-key column, secret column).
+class ClientRegistrationRow(Base):
+    """An OAuth client AuthBridge registered itself (RFC 7591), per integration and registration endpoint.
+
+    ``id`` is the SHA-256 of the integration key and the endpoint, so each server gets one client and
+    concurrent registrations of the same one collide on the key (the first wins).
+    """
+
+    __tablename__ = "client_registrations"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    integration_key: Mapped[str] = mapped_column(String(64), index=True)
+    endpoint: Mapped[str] = mapped_column(Text)
+    client_id: Mapped[str] = mapped_column(Text)
+    client_secret: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
 SECRET_COLUMNS: tuple[tuple[type[Base], str, str], ...] = (
     (IntegrationRow, "id", "client_secret"),
     (ConnectionRow, "id", "secret_parameters"),
@@ -257,6 +276,7 @@ SECRET_COLUMNS: tuple[tuple[type[Base], str, str], ...] = (
     (OAuthFlowRow, "state_hash", "code_verifier"),
     (ConnectSessionRow, "id", "parameters"),
     (WebhookRow, "id", "secret"),
+    (ClientRegistrationRow, "id", "client_secret"),
 )
 
 

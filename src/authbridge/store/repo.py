@@ -25,6 +25,7 @@ from authbridge.store.crypto import KeyRing, aad_for
 from authbridge.store.invalidations import invalidate
 from authbridge.store.models import (
     ApiKeyRow,
+    ClientRegistrationRow,
     ConnectionRow,
     EventRow,
     IntegrationRow,
@@ -244,6 +245,7 @@ class IntegrationRepo:
             if count:
                 raise ConflictError(f"integration {key!r} has {count} connected account(s): delete them first")
             await session.delete(row)
+            await session.execute(delete(ClientRegistrationRow).where(ClientRegistrationRow.integration_key == key))
             await invalidate(session, self._ctx, "integration", key)
 
 

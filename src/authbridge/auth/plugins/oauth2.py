@@ -6,6 +6,7 @@ import typing
 from collections.abc import Mapping
 
 import httpx
+from pydantic import SecretStr
 
 from authbridge.auth._authlib import create_pkce_pair, new_state
 from authbridge.auth.base import AuthContext, TokenSet
@@ -13,8 +14,9 @@ from authbridge.auth.discovery import DiscoveryFlow, metadata_flow
 from authbridge.auth.form import KV_HELP, TEMPLATE_HELP, Field, token_request_fields
 from authbridge.auth.oauth2 import authorization_url, render_endpoint
 from authbridge.auth.plugin import CREDENTIAL_INPUTS, AuthPlugin, Callback, Input, Redirect, TokenExchange
+from authbridge.auth.registration import registration_request
 from authbridge.auth.requests import RevokeRequest, revoke_requests, token_request
-from authbridge.errors import CallbackError, TokenEndpointError
+from authbridge.errors import CallbackError, ErrorItem, SpecError, TokenEndpointError
 from authbridge.spec import Integration, OAuth2Auth
 from authbridge.spec.templating import render_url
 
@@ -154,6 +156,27 @@ class OAuth2Plugin(AuthPlugin):
             return None
         source = render_endpoint(ctx, auth.discovery, field="auth.discovery")
         return source, metadata_flow(source, allow_http=ctx.allow_http)
+
+    def registration(self, ctx: AuthContext) -> tuple[str, httpx.Request] | None:
+        auth = ctx.oauth2
+        if auth.client_registration != "dynamic" or auth.client_id is not None:
+            return None
+        if auth.registration_url is None:
+            raise SpecError(
+                [ErrorItem("auth.registration_url", "the server's metadata names no registration endpoint; set one")],
+                source=ctx.integration.key,
+            )
+        endpoint = render_endpoint(ctx, auth.registration_url, field="auth.registration_url")
+        if ctx.redirect_uri is None:
+            raise ValueError("the context needs the redirect URI to register a client")
+        return endpoint, registration_request(endpoint, redirect_uri=ctx.redirect_uri, spec=ctx.integration)
+
+    def with_client(self, spec: Integration, client_id: str, client_secret: str | None) -> Integration:
+        auth = typing.cast(OAuth2Auth, spec.auth)
+        update: dict[str, typing.Any] = {"client_id": client_id.replace("{", "{{").replace("}", "}}")}
+        if client_secret is not None:
+            update["client_secret"] = SecretStr(client_secret)
+        return spec.model_copy(update={"auth": auth.model_copy(update=update)})
 
     def with_discovered(self, spec: Integration, fields: Mapping[str, typing.Any]) -> Integration:
         auth = typing.cast(OAuth2Auth, spec.auth)
