@@ -250,3 +250,114 @@ def test_dynamic_registration_needs_an_endpoint(client: TestClient, headers: dic
     response = client.post("/integrations", json=spec, headers=headers)
     assert response.status_code == 422
     assert {e["path"] for e in response.json()["error"]["errors"]} == {"auth.registration_url"}
+
+
+def resource_spec(key: str = "mcpish") -> dict[str, typing.Any]:
+    """The shape of the built-in MCP integration: a server URL and nothing else."""
+    return {
+        "key": key,
+        "name": "Protected resource",
+        "parameters": [{"name": "server_url", "format": "url", "required": True}],
+        "auth": {"type": "oauth2", "protected_resource": "{server_url}", "client_registration": "dynamic"},
+        "request": {"base_url": "{server_url}"},
+    }
+
+
+def connect_resource(
+    client: TestClient, headers: dict[str, str], oauth: OAuthServer, server_url: str, key: str = "mcpish"
+) -> httpx.Response:
+    oauth.configure(auto_approve=True)
+    response: httpx.Response = client.post(
+        "/connections",
+        json={"integration": key, "name": "DEV", "parameters": {"server_url": server_url}},
+        headers=headers,
+    )
+    return response
+
+
+def test_connect_a_protected_resource_by_url_alone(
+    client: TestClient, headers: dict[str, str], oauth: OAuthServer
+) -> None:
+    """RFC 9728 from a 401's challenge → RFC 8414 → RFC 7591 → PKCE with resource → the proxy reaches it."""
+    add_integration(client, headers, resource_spec())
+    server_url = f"{oauth.base_url}/mcp"
+    created = connect_resource(client, headers, oauth, server_url)
+    assert created.status_code == 201, created.text
+    authorize_url = httpx.URL(created.json()["authorize_url"])
+    assert authorize_url.params["resource"] == server_url
+    assert authorize_url.params["scope"] == "read"  # from the challenge
+    assert authorize_url.params["code_challenge_method"] == "S256"
+    location = httpx.URL(httpx.get(str(authorize_url)).headers["location"])
+    client.get(f"/oauth/callback?{location.query.decode()}", follow_redirects=False)
+    cid = created.json()["id"]
+    assert client.get(f"/connections/{cid}", headers=headers).json()["status"] == "active"
+    proxied = client.post(f"/proxy/{cid}/", headers=headers, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+    assert proxied.status_code == 200, proxied.text
+    assert proxied.json() == {"ok": True, "sub": "alice", "resource": server_url, "method": "POST"}
+    # The refreshed token names the resource too (the resource server refuses one that does not).
+    assert client.post(f"/connections/{cid}/refresh", headers=headers).status_code == 200
+    assert client.get(f"/proxy/{cid}", headers=headers).json()["resource"] == server_url
+
+
+@pytest.mark.parametrize(
+    ("settings", "reason"),
+    [
+        ({"prm_resource": "https://other.example/mcp"}, "for another resource"),
+        ({"pkce_methods": ["plain"]}, "does not advertise PKCE with S256"),
+        ({"registration": "refuse"}, "refused to register a client"),
+    ],
+)
+def test_protected_resource_refusals(
+    client: TestClient, headers: dict[str, str], oauth: OAuthServer, settings: dict[str, typing.Any], reason: str
+) -> None:
+    """A lying resource, an authorization server without S256, a refused registration: clear, nothing stored."""
+    add_integration(client, headers, resource_spec())
+    oauth.configure(**settings)
+    try:
+        response = connect_resource(client, headers, oauth, f"{oauth.base_url}/mcp")
+    finally:
+        oauth.reset()
+    assert response.status_code == 422, response.text
+    assert reason in response.json()["error"]["message"]
+    assert connections(client, headers) == []
+
+
+def test_a_resource_without_metadata(client: TestClient, headers: dict[str, str], oauth: OAuthServer) -> None:
+    """A URL that is no protected resource: both well-known URLs tried and named."""
+    add_integration(client, headers, resource_spec())
+    response = connect_resource(client, headers, oauth, f"{oauth.base_url}/api/echo")
+    assert response.status_code == 422, response.text
+    message = response.json()["error"]["message"]
+    assert "/.well-known/oauth-protected-resource/api/echo" in message
+    assert connections(client, headers) == []
+
+
+def test_private_resource_refused_without_permission(make_client: ClientFactory, app_env: dict[str, str]) -> None:
+    """With private networks not allowed, a loopback resource is refused before any request leaves."""
+    strict = make_client(app_env)
+    key_headers = {"Authorization": f"Bearer {create_api_key(strict)}"}
+    add_integration(strict, key_headers, resource_spec())
+    response = strict.post(
+        "/connections",
+        json={"integration": "mcpish", "name": "DEV", "parameters": {"server_url": "https://127.0.0.1:9/mcp"}},
+        headers=key_headers,
+    )
+    assert response.status_code in (400, 422), response.text
+    assert connections(strict, key_headers) == []
+
+
+def test_the_builtin_mcp_integration(client: TestClient, headers: dict[str, str], oauth: OAuthServer) -> None:
+    """``mcp`` exists without being declared: a server URL is all a connection needs."""
+    assert client.get("/integrations", headers=headers).json()["items"] == []
+    server_url = f"{oauth.base_url}/mcp"
+    created = connect_resource(client, headers, oauth, server_url, key="mcp")
+    assert created.status_code == 201, created.text
+    location = httpx.URL(httpx.get(created.json()["authorize_url"]).headers["location"])
+    client.get(f"/oauth/callback?{location.query.decode()}", follow_redirects=False)
+    cid = created.json()["id"]
+    assert client.get(f"/connections/{cid}", headers=headers).json()["status"] == "active"
+    assert client.get(f"/proxy/{cid}/", headers=headers).json()["resource"] == server_url
+    spec = client.get("/integrations/mcp", headers=headers).json()
+    assert spec["auth"]["protected_resource"] == "{server_url}"
+    # A second server gets its own client (one registration per registration endpoint and integration).
+    assert oauth.stats()["registrations"] == 1

@@ -7,7 +7,14 @@ import typing
 import httpx
 import pytest
 
-from authbridge.auth.discovery import MAX_METADATA_BYTES, fields_from_metadata, metadata_flow, metadata_urls
+from authbridge.auth.discovery import (
+    MAX_METADATA_BYTES,
+    challenge_params,
+    fields_from_metadata,
+    metadata_flow,
+    metadata_urls,
+    protected_resource_flow,
+)
 from authbridge.errors import UpstreamError
 
 ISSUER = "https://login.acme.example"
@@ -116,3 +123,102 @@ def test_nothing_found_names_every_url() -> None:
     with pytest.raises(UpstreamError, match="no authorization server metadata found") as caught:
         run(ISSUER, {})
     assert "openid-configuration" in str(caught.value)
+
+
+RESOURCE = "https://mcp.acme.example/mcp"
+PRM = {"resource": RESOURCE, "authorization_servers": [ISSUER], "scopes_supported": ["files:read"]}
+AS_METADATA = {
+    "issuer": ISSUER,
+    "authorization_endpoint": f"{ISSUER}/authorize",
+    "token_endpoint": f"{ISSUER}/token",
+    "code_challenge_methods_supported": ["S256"],
+}
+
+
+def run_resource(answers: dict[str, httpx.Response]) -> tuple[list[str], dict[str, typing.Any]]:
+    asked: list[str] = []
+    flow = protected_resource_flow(RESOURCE, allow_http=no_http)
+    request = next(flow)
+    while True:
+        asked.append(str(request.url))
+        try:
+            request = flow.send(answers.get(str(request.url), httpx.Response(404)))
+        except StopIteration as done:
+            return asked, done.value
+
+
+def test_challenge_params() -> None:
+    header = 'Bearer realm="x", resource_metadata="https://a.example/m", scope="a b", error=invalid_token'
+    assert challenge_params(header) == {
+        "realm": "x",
+        "resource_metadata": "https://a.example/m",
+        "scope": "a b",
+        "error": "invalid_token",
+    }
+
+
+def test_resource_without_a_challenge_tries_the_well_known_urls() -> None:
+    """No 401 hint: the path-inserted URL, then the root; scopes from the metadata's scopes_supported."""
+    answers = {
+        "https://mcp.acme.example/.well-known/oauth-protected-resource": httpx.Response(200, json=PRM),
+        f"{ISSUER}/.well-known/oauth-authorization-server": httpx.Response(200, json=AS_METADATA),
+    }
+    asked, fields = run_resource(answers)
+    assert asked[:3] == [
+        RESOURCE,
+        "https://mcp.acme.example/.well-known/oauth-protected-resource/mcp",
+        "https://mcp.acme.example/.well-known/oauth-protected-resource",
+    ]
+    assert fields["resource"] == RESOURCE and fields["scopes"] == ["files:read"]
+
+
+@pytest.mark.parametrize(
+    ("answers", "reason"),
+    [
+        (
+            {RESOURCE: httpx.Response(401, headers={"WWW-Authenticate": 'Bearer resource_metadata="ftp://x/y"'})},
+            "unusable",
+        ),
+        (
+            {
+                RESOURCE: httpx.Response(
+                    401, headers={"WWW-Authenticate": 'Bearer resource_metadata="http://x.example/y"'}
+                )
+            },
+            "not https",
+        ),
+        ({}, "no protected resource metadata found"),
+    ],
+)
+def test_resource_metadata_refusals(answers: dict[str, httpx.Response], reason: str) -> None:
+    with pytest.raises(UpstreamError, match=reason):
+        run_resource(answers)
+
+
+@pytest.mark.parametrize(
+    ("document", "reason"),
+    [
+        ({"resource": RESOURCE}, "names no authorization server"),
+        ({"resource": RESOURCE, "authorization_servers": []}, "names no authorization server"),
+        ({"resource": RESOURCE, "authorization_servers": ["http://login.acme.example"]}, "not https"),
+    ],
+)
+def test_resource_metadata_without_a_usable_server(document: dict[str, typing.Any], reason: str) -> None:
+    hint = 'Bearer resource_metadata="https://mcp.acme.example/prm"'
+    answers = {
+        RESOURCE: httpx.Response(401, headers={"WWW-Authenticate": hint}),
+        "https://mcp.acme.example/prm": httpx.Response(200, json=document),
+    }
+    with pytest.raises(UpstreamError, match=reason):
+        run_resource(answers)
+
+
+def test_metadata_without_pkce_methods_is_refused_for_a_resource() -> None:
+    answers = {
+        "https://mcp.acme.example/.well-known/oauth-protected-resource/mcp": httpx.Response(200, json=PRM),
+        f"{ISSUER}/.well-known/oauth-authorization-server": httpx.Response(
+            200, json={k: v for k, v in AS_METADATA.items() if k != "code_challenge_methods_supported"}
+        ),
+    }
+    with pytest.raises(UpstreamError, match="S256"):
+        run_resource(answers)

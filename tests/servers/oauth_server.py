@@ -138,6 +138,8 @@ class Token:
     expires_at: float
     access_revoked: bool = False
     refresh_revoked: bool = False
+    #: The RFC 8707 resource the token request named (its audience).
+    resource: str | None = None
 
     def check_client(self, client: Client) -> bool:
         return self.client_id == client.client_id
@@ -161,6 +163,10 @@ class Config:
     registration: str = "open"
     #: Seconds until a registered client's secret expires (0: never).
     registration_secret_ttl: int = 0
+    #: The ``resource`` the protected resource metadata names (None: the real /mcp URL); a liar's for tests.
+    prm_resource: str | None = None
+    #: ``code_challenge_methods_supported`` of the metadata.
+    pkce_methods: list[str] = field(default_factory=lambda: ["S256", "plain"])
 
 
 @dataclass
@@ -229,6 +235,7 @@ class State:
             user=request.user,
             scope=token.get("scope", ""),
             expires_at=time.time() + int(token.get("expires_in", 0)),
+            resource=flask.request.values.get("resource"),
         )
         with self.lock:
             self.tokens[record.access_token] = record
@@ -600,6 +607,36 @@ def create_app(defaults: Config) -> Flask:
         response: Response = server.create_endpoint_response(Introspection.ENDPOINT_NAME)
         return response
 
+    @app.route("/mcp", methods=["GET", "POST"])
+    def protected_mcp() -> ResponseReturnValue:
+        """A protected resource in the MCP authorization spec's shape: RFC 9728 metadata, RFC 8707 audience."""
+        base = flask.request.host_url.rstrip("/")
+        challenge = f'Bearer resource_metadata="{base}/.well-known/oauth-protected-resource/mcp", scope="read"'
+        header = flask.request.headers.get("Authorization", "")
+        token = state.tokens.get(header[7:]) if header.startswith("Bearer ") else None
+        if token is None or token.is_expired() or token.access_revoked:
+            return Response(
+                '{"error": "invalid_token"}', 401, {"WWW-Authenticate": challenge}, content_type="application/json"
+            )
+        if token.resource != f"{base}/mcp":
+            return Response(
+                '{"error": "invalid_token", "error_description": "the token is for another resource"}',
+                401,
+                {"WWW-Authenticate": challenge + ', error="invalid_token"'},
+                content_type="application/json",
+            )
+        return jsonify(ok=True, sub=token.user or token.client_id, resource=token.resource, method=flask.request.method)
+
+    @app.route("/.well-known/oauth-protected-resource/mcp")
+    def protected_resource_metadata() -> ResponseReturnValue:
+        base = flask.request.host_url.rstrip("/")
+        return jsonify(
+            resource=state.config.prm_resource or f"{base}/mcp",
+            authorization_servers=[state.config.issuer or base],
+            scopes_supported=["read", "write"],
+            bearer_methods_supported=["header"],
+        )
+
     @app.route("/oauth/register", methods=["POST"])
     def register() -> ResponseReturnValue:
         mode = state.config.registration
@@ -623,7 +660,7 @@ def create_app(defaults: Config) -> Flask:
             response_types_supported=["code"],
             grant_types_supported=sorted(ALL_GRANTS),
             token_endpoint_auth_methods_supported=AUTH_METHODS,
-            code_challenge_methods_supported=["S256", "plain"],
+            code_challenge_methods_supported=state.config.pkce_methods,
             authorization_response_iss_parameter_supported=bool(state.config.issuer),
         )
 
@@ -686,6 +723,8 @@ def create_app(defaults: Config) -> Flask:
                 "delay_next",
                 "registration",
                 "registration_secret_ttl",
+                "prm_resource",
+                "pkce_methods",
             }
             if unknown:
                 return jsonify(error=f"unknown settings: {sorted(unknown)}"), 400
@@ -698,6 +737,10 @@ def create_app(defaults: Config) -> Flask:
                     state.config.issuer = changes["issuer"] or None
                 if "registration" in changes:
                     state.config.registration = str(changes["registration"])
+                if "prm_resource" in changes:
+                    state.config.prm_resource = changes["prm_resource"] or None
+                if "pkce_methods" in changes:
+                    state.config.pkce_methods = list(changes["pkce_methods"])
                 if "registration_secret_ttl" in changes:
                     state.config.registration_secret_ttl = int(changes["registration_secret_ttl"])
                 if "fail_next" in changes:

@@ -82,6 +82,8 @@ def authorization_url(ctx: AuthContext, *, state: str, code_challenge: str | Non
         name: render_text(source, values, field=f"auth.authorize_params.{name}", clock=ctx.clock)
         for name, source in auth.authorize_params.items()
     }
+    if auth.resource is not None:  # RFC 8707: the API the token is for
+        extra["resource"] = render_endpoint(ctx, auth.resource, field="auth.resource")
     scope = scope_string(auth) or extra.get("scope")
     if code_challenge is not None:
         extra["code_challenge"] = code_challenge

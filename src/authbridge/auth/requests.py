@@ -205,6 +205,8 @@ def token_request(
     for name, value in _render_fields(ctx, auth.token_params, "auth.token_params").items():
         if name not in _PROTECTED or name not in fields:
             fields[name] = value
+    if auth.resource is not None and "resource" not in fields:  # RFC 8707 §2.2: on every token request
+        fields["resource"] = render_endpoint(ctx, auth.resource, field="auth.resource")
     headers = _render_headers(ctx, auth.token_headers, "auth.token_headers")
     url = _token_url(ctx, auth)
     _client_auth(ctx, auth, fields, headers, url)

@@ -310,7 +310,7 @@ def _origin(url: str) -> str:
 
 
 def _url(target: _Target, path: str, query_string: bytes) -> str:
-    url = f"{target.base}/{path}"
+    url = f"{target.base}/{path}" if path else target.base  # /proxy/{id}/ is the base URL itself
     if not target.query:
         return f"{url}?{query_string.decode('latin-1')}" if query_string else url
     injected = {name for name, _ in target.query}

@@ -327,6 +327,10 @@ class OAuth2Auth(_TokenRequest):
     grant_type: typing.Literal["authorization_code", "client_credentials", "password"] = "authorization_code"
     #: An issuer or metadata URL: the endpoints left out are read from RFC 8414 / OpenID metadata.
     discovery: Templated | None = None
+    #: A protected resource (RFC 9728): its metadata names the authorization server, then discovered as above.
+    protected_resource: Templated | None = None
+    #: RFC 8707 resource indicator: sent on the authorization request and every token request.
+    resource: Templated | None = None
     authorization_url: Templated | None = None
     issuer: Templated | None = None
     authorize_params: dict[str, Templated] = Field(default_factory=dict)

@@ -117,6 +117,8 @@ def _fields(data: Mapping[str, typing.Any]) -> Iterator[_Field]:
     yield from _one(auth, "auth", "issuer", "url", frozenset(), False)
     yield from _one(auth, "auth", "discovery", "url", frozenset(), False)
     yield from _one(auth, "auth", "registration_url", "url", frozenset(), False)
+    yield from _one(auth, "auth", "protected_resource", "url", frozenset(), False)
+    yield from _one(auth, "auth", "resource", "url", frozenset(), False)
     for field in _one(auth, "auth", "token_url", "url", _TOKEN_REQUEST - {"client_secret"}, False):
         yield field._replace(captured=_captures(auth))
     yield from _one(auth, "auth", "revoke_url", "url", _CLIENT_ID, True)
@@ -402,11 +404,12 @@ def _grant_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
     kind = str(auth.get("type"))
     grant = str(auth.get("grant_type", "authorization_code")) if kind == "oauth2" else None
     needs = _NEEDS.get((kind, grant), ())
-    if auth.get("discovery"):
+    discovers = bool(auth.get("discovery") or auth.get("protected_resource"))
+    if discovers:
         needs = tuple(name for name in needs if name not in _DISCOVERED)
     if auth.get("client_registration") == "dynamic":
         needs = tuple(name for name in needs if name != "client_id")
-        if not auth.get("discovery") and not auth.get("registration_url"):
+        if not discovers and not auth.get("registration_url"):
             return [ErrorItem("auth.registration_url", "is required for client_registration dynamic without discovery")]
     reason = f"is required for grant_type {grant}" if grant else f"is required for {kind}"
     return [ErrorItem(f"auth.{name}", reason) for name in needs if auth.get(name) in (None, "", [])]

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from authbridge.errors import ConflictError, ErrorItem, IntegrationNotFound, NotFoundError, SpecError, StoreError
 from authbridge.spec import SECRET_MASK, Integration
+from authbridge.spec.builtins import builtin_spec
 from authbridge.spec.destinations import move_problems
 from authbridge.store.crypto import KeyRing, aad_for
 from authbridge.store.invalidations import invalidate
@@ -116,12 +117,19 @@ class IntegrationRepo:
         )
 
     async def get(self, key: str) -> IntegrationRecord:
-        """The integration with this key, or IntegrationNotFound."""
+        """The integration with this key, or IntegrationNotFound; a built-in one (``mcp``) is created on first use."""
         async with self._ctx.session() as session:
             row = await session.scalar(select(IntegrationRow).where(IntegrationRow.key == key))
-            if row is None:
-                raise IntegrationNotFound(f"no integration with key {key!r}")
-            return self._record(row)
+            if row is not None:
+                return self._record(row)
+        builtin = builtin_spec(key)
+        if builtin is None:
+            raise IntegrationNotFound(f"no integration with key {key!r}")
+        try:
+            record, _created = await self.save(builtin, update=False)
+        except ConflictError:  # another request created it first
+            return await self.get(key)
+        return record
 
     async def get_by_id(self, integration_id: str) -> IntegrationRecord:
         """The integration with this id, or IntegrationNotFound."""

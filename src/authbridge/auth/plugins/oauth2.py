@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from authbridge.auth._authlib import create_pkce_pair, new_state
 from authbridge.auth.base import AuthContext, TokenSet
-from authbridge.auth.discovery import DiscoveryFlow, metadata_flow
+from authbridge.auth.discovery import DiscoveryFlow, metadata_flow, protected_resource_flow
 from authbridge.auth.form import KV_HELP, TEMPLATE_HELP, Field, token_request_fields
 from authbridge.auth.oauth2 import authorization_url, render_endpoint
 from authbridge.auth.plugin import CREDENTIAL_INPUTS, AuthPlugin, Callback, Input, Redirect, TokenExchange
@@ -148,10 +148,14 @@ class OAuth2Plugin(AuthPlugin):
         return True
 
     def revokes(self, spec: Integration) -> bool:
-        return bool(_auth(spec).revoke_url or _auth(spec).discovery)
+        auth = _auth(spec)
+        return bool(auth.revoke_url or auth.discovery or auth.protected_resource)
 
     def discovery(self, ctx: AuthContext) -> tuple[str, DiscoveryFlow] | None:
         auth = ctx.oauth2
+        if auth.protected_resource is not None:
+            resource = render_endpoint(ctx, auth.protected_resource, field="auth.protected_resource")
+            return f"resource {resource}", protected_resource_flow(resource, allow_http=ctx.allow_http)
         if auth.discovery is None:
             return None
         source = render_endpoint(ctx, auth.discovery, field="auth.discovery")
@@ -180,7 +184,7 @@ class OAuth2Plugin(AuthPlugin):
 
     def with_discovered(self, spec: Integration, fields: Mapping[str, typing.Any]) -> Integration:
         auth = typing.cast(OAuth2Auth, spec.auth)
-        update = {name: value for name, value in fields.items() if getattr(auth, name, None) is None}
+        update = {name: value for name, value in fields.items() if getattr(auth, name) in (None, [])}
         return spec.model_copy(update={"auth": auth.model_copy(update=update)}) if update else spec
 
     def begin(self, ctx: AuthContext) -> Redirect | TokenExchange:

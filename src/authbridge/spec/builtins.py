@@ -1,0 +1,54 @@
+"""Integrations that exist without being declared: created the first time their key is used.
+
+``mcp`` connects any remote MCP server from its URL alone (the MCP authorization spec): the server's
+protected resource metadata (RFC 9728) names its authorization server, which is discovered
+(RFC 8414), a client is registered (RFC 7591), and the authorization asks for a token for that
+server (RFC 8707 ``resource``, PKCE S256). Its proxy base URL is the server URL itself.
+
+```
+POST /connections {"integration": "mcp", "name": "Linear", "parameters": {"server_url": "https://mcp.linear.app/mcp"}}
+```
+"""
+
+from __future__ import annotations
+
+import functools
+
+from authbridge.spec.loader import load_spec
+from authbridge.spec.models import Integration
+
+__all__ = ["BUILTIN_KEYS", "builtin_spec"]
+
+_MCP = """
+key: mcp
+name: MCP server
+description: >-
+  Any remote MCP server, connected by its URL alone: AuthBridge discovers its authorization
+  server, registers a client and asks for a token for that server.
+parameters:
+  - name: server_url
+    label: MCP server URL
+    description: The server's streamable HTTP endpoint, as its documentation gives it.
+    required: true
+    format: url
+    example: https://mcp.example.com/mcp
+auth:
+  type: oauth2
+  protected_resource: "{server_url}"
+  client_registration: dynamic
+  registration_metadata:
+    client_name: AuthBridge
+request:
+  base_url: "{server_url}"
+"""
+
+_SOURCES = {"mcp": _MCP}
+#: The keys of the built-in integrations.
+BUILTIN_KEYS = frozenset(_SOURCES)
+
+
+@functools.cache
+def builtin_spec(key: str) -> Integration | None:
+    """The built-in integration with this key, or None."""
+    source = _SOURCES.get(key)
+    return load_spec(source) if source is not None else None
