@@ -94,7 +94,7 @@ class ConnectionAuth(httpx.Auth):
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         """Inject, send; on a rejection worth a refresh, inject the new credentials and send once more."""
         await request.aread()  # buffered, so the retry can replay it
-        url, headers = request.url, request.headers.copy()
+        url, headers = str(request.url), list(request.headers.multi_items())
         keeper = self._bridge.connections.keeper
         connection, creds = await keeper.fresh(self.connection_id)
         spec = (await self._bridge.broker.get_integration(connection.integration_key)).spec
@@ -115,21 +115,27 @@ class ConnectionAuth(httpx.Auth):
         self._place(request, url, headers, self._bridge.context(spec, connection, retry))
         yield request
 
-    def _place(self, request: httpx.Request, url: httpx.URL, headers: httpx.Headers, ctx: AuthContext) -> None:
-        """Set the request's URL and headers to the caller's plus the connection's credentials."""
-        base = httpx.URL(base_url(ctx))
-        if not _inside(url, base):
+    def _place(self, request: httpx.Request, url: str, headers: list[tuple[str, str]], ctx: AuthContext) -> None:
+        """Set the request's URL and headers to the caller's plus the connection's credentials (and signature)."""
+        target, base = httpx.URL(url), httpx.URL(base_url(ctx))
+        if not _inside(target, base):
             raise UnsafeValueError(
                 f"connection {self.connection_id}: refusing to send its credentials to "
-                f"{url.scheme}://{url.netloc.decode('ascii')}{url.path}, outside the integration's base URL {base}"
+                f"{target.scheme}://{target.netloc.decode('ascii')}{target.path}, "
+                f"outside the integration's base URL {base}"
             )
         extra_headers, query = credential_headers_and_query(ctx)
-        request.url = url.copy_merge_params(query) if query else url
-        request.headers = headers.copy()
-        request.headers.update(extra_headers)
+        placed = httpx.Request(
+            request.method,
+            target.copy_merge_params(query) if query else target,
+            headers=headers,
+            content=request.content,
+        )
+        placed.headers.update(extra_headers)
         plugin = plugin_for(ctx.integration.auth)
         if plugin.signs(ctx.integration):
-            plugin.sign(ctx, request)  # each attempt signed afresh (a timestamp, a nonce)
+            placed = plugin.sign(ctx, placed)  # each attempt signed afresh (a timestamp, a nonce)
+        request.url, request.headers = placed.url, placed.headers
 
 
 class Bridge:

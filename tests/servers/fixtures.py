@@ -148,6 +148,31 @@ def run_oauth_server(*args: str) -> Iterator[OAuthServer]:
             process.stdout.close()
 
 
+@contextlib.contextmanager
+def run_mcp_server(issuer: str) -> Iterator[str]:
+    """Start ``python -m tests.servers.mcp_server --issuer ISSUER``; its MCP endpoint URL; stop it on exit."""
+    command = [sys.executable, "-m", "tests.servers.mcp_server", "--issuer", issuer]
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as stderr:
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True, encoding="utf-8"
+        )
+        assert process.stdout is not None
+        lines: queue.Queue[str] = queue.Queue()
+        reader = threading.Thread(target=_pump, args=(process.stdout, lines), daemon=True)
+        reader.start()
+        try:
+            yield _wait_ready(process, lines, stderr)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            reader.join(timeout=5)
+            process.stdout.close()
+
+
 def _wait_ready(process: subprocess.Popen[str], lines: queue.Queue[str], stderr: IO[str]) -> str:
     deadline = time.monotonic() + READY_TIMEOUT
     while (remaining := deadline - time.monotonic()) > 0:

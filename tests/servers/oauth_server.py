@@ -453,7 +453,8 @@ class Introspection(IntrospectionEndpoint):  # type: ignore[misc]
         return None
 
     def check_permission(self, token: _Introspected, client: Client, request: Any) -> bool:
-        return token.token.client_id == client.client_id
+        # The token's own client, or the confidential client standing for resource servers (the MCP test server).
+        return client.client_id in (token.token.client_id, CONFIDENTIAL_ID)
 
     def introspect_token(self, token: _Introspected) -> dict[str, Any]:
         return {
@@ -461,6 +462,8 @@ class Introspection(IntrospectionEndpoint):  # type: ignore[misc]
             "token_type": token.kind,
             "client_id": token.token.client_id,
             "scope": token.token.scope,
+            "exp": int(token.token.expires_at),
+            **({"aud": token.token.resource} if token.token.resource else {}),
         }
 
 
