@@ -15,6 +15,7 @@ from authbridge.auth import (
     AuthContext,
     Entered,
     Redirect,
+    RedirectExchange,
     TokenExchange,
     TokenSet,
     api_request,
@@ -56,6 +57,7 @@ __all__ = [
 logger = logging.getLogger("authbridge.broker")
 
 FLOW_TTL = timedelta(minutes=10)
+_T = typing.TypeVar("_T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -264,14 +266,37 @@ class Connections:
 
     async def _run(self, exchange: TokenExchange, *, integration: str, secrets: typing.Sequence[str]) -> TokenSet:
         """Drive a sans-IO token flow: send each request it yields, hand it each answer, return its tokens."""
-        flow = exchange.flow
+        return await self._drive(exchange.flow, integration=integration, secrets=secrets)
+
+    async def _begin(self, ctx: AuthContext) -> Redirect | TokenExchange | Entered | None:
+        """The plugin's start; a redirect that needs requests first (OAuth 1.0a's request token) is run here.
+
+        Raises:
+            ConnectError: the provider refused those requests (nothing is stored).
+        """
+        start = plugin_for(ctx.integration.auth).begin(ctx)
+        if not isinstance(start, RedirectExchange):
+            return start
+        try:
+            return await self._drive(start.flow, integration=ctx.integration.key, secrets=_secrets_of(ctx))
+        except UpstreamError as exc:
+            raise ConnectError(f"could not start the authorization: {exc}") from None
+
+    async def _drive(
+        self,
+        flow: typing.Generator[httpx.Request, httpx.Response, _T],
+        *,
+        integration: str,
+        secrets: typing.Sequence[str],
+    ) -> _T:
+        """Send each request a sans-IO flow yields, hand it each answer, return what it returns."""
         request = next(flow)
         while True:
             response = await self._send(request, integration=integration, secrets=secrets)
             try:
                 request = flow.send(response)
             except StopIteration as done:
-                return typing.cast(TokenSet, done.value)
+                return typing.cast(_T, done.value)
 
     async def fetch_refresh(
         self, connection: ConnectionRecord, spec: Integration, creds: CredentialRecord | None
@@ -350,7 +375,7 @@ class Connections:
     async def _start_flow(
         self, connection: ConnectionRecord, spec: Integration, return_to: str | None, binding: FlowBinding | None = None
     ) -> str:
-        flow = plugin_for(spec.auth).begin(self.context(spec, connection.parameters))
+        flow = await self._begin(self.context(spec, connection.parameters))
         if not isinstance(flow, Redirect):
             raise ConnectionStateError(f"a {spec.auth.type} connection is not authorized through a redirect")
         return await self._save_flow(connection.id, flow, return_to, binding)
@@ -399,7 +424,7 @@ class Connections:
             raise ParameterError(problems)
         secret_names = {p.name for p in spec.parameters if p.secret}
         ctx = self.context(spec, values, inputs=inputs)
-        start = plugin_for(spec.auth).begin(ctx)  # a URL that cannot be built stores no connection
+        start = await self._begin(ctx)  # a URL that cannot be built (or a refused request token) stores nothing
 
         if isinstance(start, Redirect):
             record = await self.store.connections.create(
