@@ -255,7 +255,7 @@ class OAuth1Plugin(AuthPlugin):
         secrets = ctx.secrets()
         endpoint = endpoint_text(request.url, secrets)
         fields = _read_form(ctx, response, endpoint=endpoint, secrets=secrets, what="request token")
-        if fields.get("oauth_callback_confirmed", "true").lower() != "true":
+        if fields.get("oauth_callback_confirmed", "").lower() != "true":  # RFC 5849 §2.1: MUST be "true"
             key = ctx.integration.key
             raise TokenEndpointError(
                 f"{key}: request token endpoint {endpoint} did not confirm the callback (OAuth 1.0a expected)",
