@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import pytest
 
+from tests.api.test_connect_page import admin_headers, csrf_of, new_session, open_link
 from tests.conftest import ClientFactory, create_api_key
 from tests.servers.oauth1_server import (
     CONSUMER_KEY,
@@ -318,3 +319,52 @@ def test_a_broken_request_token_step_stores_nothing(
     assert expected in answer.text, answer.text
     assert CONSUMER_SECRET not in answer.text
     assert client.get("/connections", headers=headers).json()["items"] == []
+
+
+@SQLITE_ONLY
+def test_the_connect_page_asks_for_the_entered_token_and_runs_the_three_legged_flow(
+    make_client: ClientFactory, app_env: dict[str, str], provider: OAuth1Server
+) -> None:
+    """The hosted page: the TBA form has the plugin's two secret inputs; three-legged goes to the provider and back."""
+    client = make_client(
+        {
+            **app_env,
+            "AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS": "true",
+            "AUTHBRIDGE_PUBLIC_URL": PUBLIC_URL,
+            "AUTHBRIDGE_ALLOWED_RETURN_ORIGINS": "https://app.example",
+        }
+    )
+    admin = admin_headers(client)
+    add(client, admin, three_legged(provider))
+    add(client, admin, token_based(provider))
+
+    session = new_session(client, allowed_integrations=["netsuite"], parameters={})
+    open_link(client, session["connect_url"])
+    form = client.get("/connect/i/netsuite")
+    for name in ("cred.token_id", "cred.token_secret"):
+        assert re.search(
+            rf'<input[^>]*type="password"[^>]*name="{name}"|<input[^>]*name="{name}"[^>]*type="password"', form.text
+        )
+    done = client.post(
+        "/connect/i/netsuite",
+        data={
+            "csrf": csrf_of(form),
+            "param.accountId": "ACME",
+            "cred.token_id": TBA_TOKEN,
+            "cred.token_secret": TBA_SECRET,
+        },
+        follow_redirects=False,
+    )
+    assert done.status_code == 303, done.text
+
+    session = new_session(client, allowed_integrations=["trello"], parameters={})
+    open_link(client, session["connect_url"])
+    form = client.get("/connect/i/trello")
+    started = client.post("/connect/i/trello", data={"csrf": csrf_of(form)}, follow_redirects=False)
+    assert started.status_code == 303 and started.headers["location"].startswith(provider.authorize_url)
+    finished = client.get("/oauth/callback", params=browser(started.headers["location"]), follow_redirects=False)
+    assert finished.status_code == 303, finished.text
+    items = client.get("/connections", headers=admin).json()["items"]
+    assert sorted((c["integration"], c["status"]) for c in items) == [("netsuite", "active"), ("trello", "active")]
+    for connection in items:
+        assert client.get(f"/proxy/{connection['id']}/api/me", headers=admin).status_code == 200
