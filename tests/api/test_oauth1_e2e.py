@@ -368,3 +368,27 @@ def test_the_connect_page_asks_for_the_entered_token_and_runs_the_three_legged_f
     assert sorted((c["integration"], c["status"]) for c in items) == [("netsuite", "active"), ("trello", "active")]
     for connection in items:
         assert client.get(f"/proxy/{connection['id']}/api/me", headers=admin).status_code == 200
+
+
+@SQLITE_ONLY
+def test_a_hostile_realm_value_is_refused_before_anything_is_sent(
+    client: TestClient, headers: dict[str, str], provider: OAuth1Server
+) -> None:
+    """A parameter value that would close realm="..." and add oauth parameters: a clear 4xx, nothing sent upstream."""
+    spec = token_based(provider)
+    spec["parameters"] = [{"name": "accountId", "required": True}]  # a careless spec: no pattern
+    add(client, headers, spec)
+    created = client.post(
+        "/connections",
+        json={
+            "integration": "netsuite",
+            "name": "PROD",
+            "parameters": {"accountId": 'ACME", oauth_token="other'},
+            "credentials": {"token_id": TBA_TOKEN, "token_secret": TBA_SECRET},
+        },
+        headers=headers,
+    )
+    assert created.status_code == 201, created.text
+    answer = client.get(f"/proxy/{created.json()['id']}/api/me", headers=headers)
+    assert 400 <= answer.status_code < 500 and "auth.realm" in answer.text, answer.text
+    assert TBA_SECRET not in answer.text and "verified" not in provider.state.stats

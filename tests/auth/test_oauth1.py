@@ -319,3 +319,17 @@ def test_a_kept_secret_does_not_move_to_a_new_token_host() -> None:
     assert [p.path for p in move_problems(plain, elsewhere, client_secret_kept=True, connections=0)] == [
         "request.base_url"
     ]
+
+
+def test_reprs_show_no_secret() -> None:
+    """The spec, the start of a flow and the redirect hide the consumer secret and the request token's secret."""
+    spec = spec_of()
+    start = plugin_for("oauth1").begin(ctx_of(spec))
+    redirect = drive(
+        typing.cast(RedirectExchange, start).flow,
+        lambda _r: httpx.Response(
+            200, text="oauth_token=rt&oauth_token_secret=rt-secret&oauth_callback_confirmed=true"
+        ),
+    )
+    for shown in (repr(spec), str(spec), repr(start), repr(redirect), repr(ctx_of(spec, refresh_token="tok-secret"))):
+        assert SECRET not in shown and "rt-secret" not in shown and "tok-secret" not in shown

@@ -37,7 +37,14 @@ from authbridge.auth.form import KV_HELP, TEMPLATE_HELP, Field
 from authbridge.auth.oauth2 import render_endpoint
 from authbridge.auth.placement import standard_placement
 from authbridge.auth.plugin import AuthPlugin, Callback, Entered, Input, Redirect, RedirectExchange, TokenExchange
-from authbridge.errors import CallbackError, ConnectionStateError, ErrorItem, SpecError, TokenEndpointError
+from authbridge.errors import (
+    CallbackError,
+    ConnectionStateError,
+    ErrorItem,
+    SpecError,
+    TokenEndpointError,
+    UnsafeValueError,
+)
 from authbridge.redact import redact, scrub
 from authbridge.spec import Integration, OAuth1Auth
 from authbridge.spec.models import SignatureMethod
@@ -136,6 +143,9 @@ def _client(ctx: AuthContext) -> _Client:
     assert auth.client_id is not None and auth.client_secret is not None  # checked above
     values = ctx.values()
     realm = render_header(auth.realm, values, field="auth.realm", clock=ctx.clock) if auth.realm is not None else None
+    if realm is not None and ('"' in realm or "\\" in realm):
+        # Authlib writes realm="..." unescaped: a quote would end it and add parameters of the value's choosing.
+        raise UnsafeValueError("auth.realm: the value contains a double quote or backslash")
     client_id = render_text(auth.client_id, ctx.parameters, field="auth.client_id", clock=ctx.clock)
     return _Client(
         client_id, auth.client_secret.get_secret_value(), auth.signature_method, auth.signature_location, realm
