@@ -13,6 +13,7 @@ import logging
 import re
 import typing
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
@@ -20,6 +21,7 @@ import pytest
 
 from tests.api.test_connect_page import admin_headers, csrf_of, new_session, open_link
 from tests.conftest import ClientFactory, create_api_key
+from tests.servers.authbridge import running_authbridge
 from tests.servers.oauth1_server import (
     CONSUMER_KEY,
     CONSUMER_SECRET,
@@ -105,7 +107,7 @@ def add(client: TestClient, headers: dict[str, str], spec: Json) -> None:
     assert response.status_code == 201, response.text
 
 
-def browser(authorize_url: str, *, allow: bool = True) -> dict[str, str]:
+def browser(authorize_url: str, *, allow: bool = True, server_url: str = PUBLIC_URL) -> dict[str, str]:
     """Open the provider's page, press Allow (or Deny), return the query it sends the browser back with."""
     with httpx.Client(follow_redirects=False) as http:
         page = http.get(authorize_url)
@@ -118,7 +120,7 @@ def browser(authorize_url: str, *, allow: bool = True) -> dict[str, str]:
         )
     assert answer.status_code == 302
     location = urlsplit(answer.headers["location"])
-    assert f"{location.scheme}://{location.netloc}{location.path}" == f"{PUBLIC_URL}/oauth/callback"
+    assert f"{location.scheme}://{location.netloc}{location.path}" == f"{server_url}/oauth/callback"
     return dict(parse_qsl(location.query))
 
 
@@ -392,3 +394,35 @@ def test_a_hostile_realm_value_is_refused_before_anything_is_sent(
     answer = client.get(f"/proxy/{created.json()['id']}/api/me", headers=headers)
     assert 400 <= answer.status_code < 500 and "auth.realm" in answer.text, answer.text
     assert TBA_SECRET not in answer.text and "verified" not in provider.state.stats
+
+
+def test_through_authbridge_run_nothing_secret_reaches_the_log(tmp_path: Path, provider: OAuth1Server) -> None:
+    """``authbridge run`` at debug level: connect, a forged callback, a real one, a signed call; no secret logged."""
+    with (
+        running_authbridge(tmp_path, AUTHBRIDGE_LOG_LEVEL="debug") as server,
+        httpx.Client(base_url=server.url, headers=server.headers) as api,
+    ):
+        assert api.post("/integrations", json=three_legged(provider)).status_code == 201
+        created = api.post("/connections", json={"integration": "trello", "name": "DEV"})
+        assert created.status_code == 201, created.text
+        authorize_url = created.json()["authorize_url"]
+        with httpx.Client(follow_redirects=False) as browser_client:
+            page = browser_client.get(authorize_url)
+            token = re.search(r'name="oauth_token" value="([^"]+)"', page.text)
+            assert token is not None
+            answer = browser_client.post(
+                authorize_url.split("?")[0], data={"oauth_token": token.group(1), "confirm": "yes"}
+            )
+        callback = answer.headers["location"]
+        assert callback.startswith(f"{server.url}/oauth/callback?")
+        forged = httpx.get(callback.replace(token.group(1), "forged-token"))
+        assert forged.status_code == 400
+        # The forged callback used the flow up: start again and finish properly.
+        again = api.post(f"/connections/{created.json()['id']}/reconnect", json={})
+        back = browser(again.json()["authorize_url"], server_url=server.url)
+        assert httpx.get(f"{server.url}/oauth/callback", params=back).status_code == 200
+        assert api.get(f"/proxy/{created.json()['id']}/api/echo", params={"a": "1"}).status_code == 200
+    log = (tmp_path / "server.log").read_text()
+    secrets = [CONSUMER_SECRET, *(c.oauth_token_secret for c in provider.state.tokens.values())]
+    assert log and not [s for s in secrets if s in log]
+    assert "oauth_verifier=" not in log.replace("oauth_verifier=***", "")
