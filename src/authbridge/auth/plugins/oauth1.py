@@ -141,8 +141,7 @@ def _client(ctx: AuthContext) -> _Client:
     auth = _auth(ctx.integration)
     _needed(ctx, "client_id", "client_secret")
     assert auth.client_id is not None and auth.client_secret is not None  # checked above
-    values = ctx.values()
-    realm = render_header(auth.realm, values, field="auth.realm", clock=ctx.clock) if auth.realm is not None else None
+    realm = None if auth.realm is None else render_header(auth.realm, ctx.values(), field="auth.realm", clock=ctx.clock)
     if realm is not None and ('"' in realm or "\\" in realm):
         # Authlib writes realm="..." unescaped: a quote would end it and add parameters of the value's choosing.
         raise UnsafeValueError("auth.realm: the value contains a double quote or backslash")
