@@ -62,6 +62,7 @@ PUBLIC = {
         "CustomTokenAuth",
         "Integration",
         "NoneAuth",
+        "OAuth1Auth",
         "OAuth2Auth",
         "Parameter",
         "RefreshPolicy",

@@ -29,7 +29,7 @@ SENSITIVE_NAMES = (
 )
 # A sensitive name; names ending in token/secret/password/... count too (`private_token`,
 # `client_assertion`, `apiSecret`), but not every word ending in "code" or "key" (`barcode`, `monkey`).
-_SUFFIXES = r"token|secret|password|passwd|pwd|assertion|apikey|api_key|verifier"
+_SUFFIXES = r"token|secret|password|passwd|pwd|assertion|apikey|api_key|verifier|signature"
 _FIELD = re.compile(
     r"(?i)(?<![A-Za-z0-9_\-])((?:"
     + "|".join(SENSITIVE_NAMES)

@@ -29,9 +29,11 @@ VALUES: dict[str, dict[str, str]] = {
     "github": {},
     "jira": {"site": "my-team"},
     "legacycrm": {"tenant": "acme.legacycrm.example"},
+    "netsuite": {"accountId": "1234567-sb1", "accountRealm": "1234567_SB1"},
     "partnerapi": {"environment": "sandbox", "clientId": "id", "clientSecret": "s"},
     "salesforce": {"clientId": "id", "clientSecret": "s"},
     "slack": {},
+    "trello": {},
 }
 
 
@@ -40,9 +42,9 @@ def load(path: Path) -> Integration:
 
 
 def test_every_example_is_covered() -> None:
-    """The examples directory holds the eight documented examples, each with connection values here."""
-    assert len(EXAMPLES) == 8
-    assert [path.stem for path in WITH_SECRET] == ["acme", "github", "slack"]
+    """The examples directory holds the documented examples, each with connection values here."""
+    assert len(EXAMPLES) == 10
+    assert [path.stem for path in WITH_SECRET] == ["acme", "github", "netsuite-tba", "slack", "trello"]
     assert sorted(load(path).key for path in EXAMPLES) == sorted(VALUES)
 
 

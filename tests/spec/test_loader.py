@@ -20,6 +20,7 @@ from authbridge.errors import ErrorItem, SpecError
 from authbridge.spec import (
     SECRET_MASK,
     Integration,
+    OAuth1Auth,
     OAuth2Auth,
     dump_spec,
     format_duration,
@@ -37,7 +38,7 @@ SECRET = "Sup3r-S3cret-Value-42"
 def masked(integration: Integration) -> Integration:
     """The integration as it reads back from a dump: the client secret replaced by the mask."""
     auth = integration.auth
-    if isinstance(auth, OAuth2Auth) and auth.client_secret is not None:
+    if isinstance(auth, OAuth2Auth | OAuth1Auth) and auth.client_secret is not None:
         return integration.model_copy(
             update={"auth": auth.model_copy(update={"client_secret": SecretStr(SECRET_MASK)})}
         )

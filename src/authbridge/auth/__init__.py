@@ -5,7 +5,16 @@ from __future__ import annotations
 from authbridge.auth._authlib import create_pkce_pair, new_state
 from authbridge.auth.base import AuthContext, TokenSet
 from authbridge.auth.oauth2 import authorization_url
-from authbridge.auth.plugin import AuthPlugin, Callback, Entered, Input, Redirect, TokenExchange, TokenFlow
+from authbridge.auth.plugin import (
+    AuthPlugin,
+    Callback,
+    Entered,
+    Input,
+    Redirect,
+    RedirectExchange,
+    TokenExchange,
+    TokenFlow,
+)
 from authbridge.auth.plugins import PLUGINS, api_request, credential_headers_and_query, plugin_for
 from authbridge.auth.requests import GrantType, RevokeRequest, revocation_problem, revoke_requests, token_request
 from authbridge.auth.tokens import MAX_BODY_BYTES, callback_fields, parse_token_response
@@ -19,6 +28,7 @@ __all__ = [
     "Entered",
     "Input",
     "Redirect",
+    "RedirectExchange",
     "TokenExchange",
     "TokenFlow",
     "GrantType",

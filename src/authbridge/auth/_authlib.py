@@ -1,19 +1,29 @@
-"""The one door to Authlib: typed functions over the OAuth 2.0 protocol pieces AuthBridge uses."""
+"""The one door to Authlib: typed functions over the OAuth 2.0 and OAuth 1.0a protocol pieces AuthBridge uses."""
 
 from __future__ import annotations
 
 import base64
+import functools
+import hashlib
+import hmac
 import secrets
+import typing
 from collections.abc import Mapping
 from datetime import datetime
 from urllib.parse import parse_qsl, quote_plus, urlsplit, urlunsplit
 
 from authlib.common.security import generate_token
 from authlib.common.urls import url_decode, url_encode
+from authlib.oauth1.rfc5849.client_auth import ClientAuth
+from authlib.oauth1.rfc5849.signature import generate_signature_base_string
+from authlib.oauth1.rfc5849.util import escape
 from authlib.oauth2.rfc6749.errors import MissingCodeException
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
 from authlib.oauth2.rfc7523 import client_secret_jwt_sign
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from joserfc.jwk import OctKey
 
 __all__ = [
@@ -25,6 +35,8 @@ __all__ = [
     "create_pkce_pair",
     "grant_fields",
     "new_state",
+    "oauth1_sign",
+    "rsa_private_key",
 ]
 
 #: The query parameters ``authorization_uri`` sets itself; an ``extra`` of the same name is dropped.
@@ -137,3 +149,93 @@ def grant_fields(
     # Authlib writes the fields as a form body; the same fields also go into JSON bodies and query
     # strings, so they are decoded back into pairs and each caller encodes them for where they go.
     return [(str(name), str(value)) for name, value in url_decode(body)]
+
+
+# -- OAuth 1.0a (RFC 5849) ----------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def rsa_private_key(pem: str) -> rsa.RSAPrivateKey:
+    """The RSA private key of a PEM text, parsed once (parsing costs far more than signing).
+
+    Raises:
+        ValueError: the text is not an unencrypted PEM RSA private key (the message never quotes it).
+    """
+    try:
+        key = load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError):
+        raise ValueError("is not an unencrypted PEM private key") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError("is not an RSA private key")
+    return key
+
+
+def _rsa(hash_: hashes.HashAlgorithm) -> typing.Callable[[typing.Any, typing.Any], str]:
+    def sign(client: typing.Any, request: typing.Any) -> str:
+        # RFC 5849 §3.4.3: RSASSA-PKCS1-v1_5 over Authlib's signature base string.
+        base = generate_signature_base_string(request).encode()
+        return base64.b64encode(rsa_private_key(client.rsa_key).sign(base, padding.PKCS1v15(), hash_)).decode()
+
+    return sign
+
+
+def _hmac_sha256(client: typing.Any, request: typing.Any) -> str:
+    # RFC 5849 §3.4.2 with SHA-256 for SHA-1 (NetSuite, Garmin): same key, same base string.
+    key = f"{escape(client.client_secret or '')}&{escape(client.token_secret or '')}"
+    base = generate_signature_base_string(request)
+    return base64.b64encode(hmac.new(key.encode(), base.encode(), hashlib.sha256).digest()).decode()
+
+
+class _ClientAuth(ClientAuth):  # type: ignore[misc]
+    """Authlib's OAuth 1 client with the SHA-256 methods and cached RSA keys (the class's own table, not a global)."""
+
+    SIGNATURE_METHODS: typing.ClassVar[dict[str, typing.Any]] = {
+        **ClientAuth.SIGNATURE_METHODS,
+        "HMAC-SHA256": _hmac_sha256,
+        "RSA-SHA1": _rsa(hashes.SHA1()),  # noqa: S303 - RFC 5849's method, the provider chooses it
+        "RSA-SHA256": _rsa(hashes.SHA256()),
+    }
+
+
+_FORM = "application/x-www-form-urlencoded"
+
+
+def oauth1_sign(
+    method: str,
+    url: str,
+    *,
+    content_type: str | None,
+    body: bytes,
+    client_id: str,
+    client_secret: str,
+    signature_method: str,
+    location: str = "header",
+    token: str | None = None,
+    token_secret: str | None = None,
+    callback: str | None = None,
+    verifier: str | None = None,
+    realm: str | None = None,
+) -> tuple[str, str | None]:
+    """Sign one request (RFC 5849 §3): return its URL and its ``Authorization`` header (None with ``location="query"``).
+
+    A form-encoded body's parameters are part of the signature (§3.4.1.3.1); another body is not
+    signed and is sent as it is. With an ``RSA-*`` method ``client_secret`` is the PEM private key.
+    A fresh nonce and timestamp are drawn each call.
+    """
+    rsa_method = signature_method.startswith("RSA-")
+    client = _ClientAuth(
+        client_id,
+        client_secret=None if rsa_method else client_secret,
+        token=token,
+        token_secret=token_secret,
+        redirect_uri=callback,
+        rsa_key=client_secret if rsa_method else None,
+        verifier=verifier,
+        signature_method=signature_method,
+        signature_type="QUERY" if location == "query" else "HEADER",
+        realm=realm,
+    )
+    form = content_type is not None and content_type.split(";")[0].strip().lower() == _FORM
+    headers = {"Content-Type": _FORM} if form else {}
+    signed_url, signed_headers, _ = client.sign(method, url, headers, body.decode("latin-1") if form else b"")
+    return str(signed_url), signed_headers.get("Authorization")

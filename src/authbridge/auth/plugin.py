@@ -10,7 +10,12 @@ it builds ``httpx.Request`` objects and reads ``httpx.Response`` objects; the br
   ``registration(ctx)`` and ``with_client(spec, ...)``: a client to register (RFC 7591) when the spec
   has none, kept encrypted by the broker and reused.
 - ``begin(ctx)``: a :class:`Redirect` (URL and flow state to keep), a :data:`TokenFlow` to run now,
-  :class:`Entered` credentials, or None (nothing to store).
+  :class:`Entered` credentials, or None (nothing to store). A redirect that needs requests first
+  (OAuth 1.0a asks for a request token before it can build the authorize URL) is a
+  :class:`RedirectExchange`: a :data:`RedirectFlow` the broker drives like a token flow (same limits,
+  same errors: a refusal stores nothing), which returns the :class:`Redirect`. Whatever the flow
+  must remember for the callback (the request token's secret) goes in ``Redirect.code_verifier``:
+  kept encrypted with the flow state, never in the URL.
 - ``callback(ctx, query)`` then ``finish(ctx, callback)``: the token flow after the provider's redirect.
 - ``refresh(ctx)``: a token flow, or an error saying why it cannot (``TokenEndpointError`` with
   ``permanent`` when only the user can help).
@@ -64,6 +69,8 @@ __all__ = [
     "Entered",
     "Input",
     "Redirect",
+    "RedirectExchange",
+    "RedirectFlow",
     "TokenExchange",
     "TokenFlow",
 ]
@@ -87,11 +94,26 @@ CREDENTIAL_INPUTS = {"username": Input("username", "Username"), "password": Inpu
 
 @dataclasses.dataclass(frozen=True)
 class Redirect:
-    """Send the browser to ``url``; ``state`` and ``code_verifier`` are kept server-side for the callback."""
+    """Send the browser to ``url``; ``state`` and ``code_verifier`` are kept server-side for the callback.
+
+    ``code_verifier`` is the flow's secret, stored encrypted: the PKCE verifier (OAuth 2.0), the
+    request token and its secret (OAuth 1.0a). The callback gets it back.
+    """
 
     url: str
     state: str
     code_verifier: str | None = dataclasses.field(default=None, repr=False)
+
+
+#: The requests a redirect needs before the browser goes (OAuth 1.0a's request token); returns the Redirect.
+RedirectFlow = Generator[httpx.Request, httpx.Response, Redirect]
+
+
+@dataclasses.dataclass(frozen=True)
+class RedirectExchange:
+    """A redirect that needs requests first: the broker sends what ``flow`` yields, saves the Redirect it returns."""
+
+    flow: RedirectFlow = dataclasses.field(repr=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,8 +232,9 @@ class AuthPlugin:
         """The spec with a registered client in place."""
         return spec
 
-    def begin(self, ctx: AuthContext) -> Redirect | TokenExchange | Entered | None:
-        """Start a connection: a redirect, a token flow to run now, entered credentials, or nothing to store."""
+    def begin(self, ctx: AuthContext) -> Redirect | RedirectExchange | TokenExchange | Entered | None:
+        """Start a connection: a redirect (or the requests that make one), a token flow to run now, entered
+        credentials, or nothing to store."""
         return None
 
     def callback(self, ctx: AuthContext, query: Mapping[str, str], code_verifier: str | None) -> Callback:

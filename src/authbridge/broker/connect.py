@@ -18,6 +18,7 @@ from authbridge.auth import (
     AuthContext,
     Entered,
     Redirect,
+    RedirectExchange,
     TokenExchange,
     TokenSet,
     api_request,
@@ -66,6 +67,7 @@ DISCOVERY_TTL = 3600.0
 DISCOVERY_CACHE_SIZE = 1024
 #: A new authorization registers again when the client's secret expires within this (the flow's life, and a minute).
 REGISTRATION_MARGIN = FLOW_TTL + timedelta(minutes=1)
+_T = typing.TypeVar("_T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -351,14 +353,37 @@ class Connections:
 
     async def _run(self, exchange: TokenExchange, *, integration: str, secrets: typing.Sequence[str]) -> TokenSet:
         """Drive a sans-IO token flow: send each request it yields, hand it each answer, return its tokens."""
-        flow = exchange.flow
+        return await self._drive(exchange.flow, integration=integration, secrets=secrets)
+
+    async def _begin(self, ctx: AuthContext) -> Redirect | TokenExchange | Entered | None:
+        """The plugin's start; a redirect that needs requests first (OAuth 1.0a's request token) is run here.
+
+        Raises:
+            ConnectError: the provider refused those requests (nothing is stored).
+        """
+        start = plugin_for(ctx.integration.auth).begin(ctx)
+        if not isinstance(start, RedirectExchange):
+            return start
+        try:
+            return await self._drive(start.flow, integration=ctx.integration.key, secrets=_secrets_of(ctx))
+        except UpstreamError as exc:
+            raise ConnectError(f"could not start the authorization: {exc}") from None
+
+    async def _drive(
+        self,
+        flow: typing.Generator[httpx.Request, httpx.Response, _T],
+        *,
+        integration: str,
+        secrets: typing.Sequence[str],
+    ) -> _T:
+        """Send each request a sans-IO flow yields, hand it each answer, return what it returns."""
         request = next(flow)
         while True:
             response = await self._send(request, integration=integration, secrets=secrets)
             try:
                 request = flow.send(response)
             except StopIteration as done:
-                return typing.cast(TokenSet, done.value)
+                return typing.cast(_T, done.value)
 
     async def fetch_refresh(
         self, connection: ConnectionRecord, spec: Integration, creds: CredentialRecord | None
@@ -439,7 +464,7 @@ class Connections:
         self, connection: ConnectionRecord, spec: Integration, return_to: str | None, binding: FlowBinding | None = None
     ) -> str:
         spec = await self.resolved(spec, connection.parameters, starting=True)
-        flow = plugin_for(spec.auth).begin(self.context(spec, connection.parameters))
+        flow = await self._begin(self.context(spec, connection.parameters))
         if not isinstance(flow, Redirect):
             raise ConnectionStateError(f"a {spec.auth.type} connection is not authorized through a redirect")
         return await self._save_flow(connection.id, flow, return_to, binding)
@@ -492,7 +517,7 @@ class Connections:
         except UpstreamError as exc:
             raise ConnectError(f"could not prepare the authorization server: {exc}") from None
         ctx = self.context(spec, values, inputs=inputs)
-        start = plugin_for(spec.auth).begin(ctx)  # a URL that cannot be built stores no connection
+        start = await self._begin(ctx)  # a URL that cannot be built (or a refused request token) stores nothing
 
         if isinstance(start, Redirect):
             record = await self.store.connections.create(

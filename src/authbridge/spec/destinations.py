@@ -29,7 +29,7 @@ import typing
 from collections.abc import Iterable, Iterator
 
 from authbridge.errors import ErrorItem
-from authbridge.spec.models import CustomTokenAuth, Integration, OAuth2Auth
+from authbridge.spec.models import CustomTokenAuth, Integration, OAuth1Auth, OAuth2Auth
 from authbridge.spec.templating import Template, TemplateSource, references_of
 
 __all__ = [
@@ -158,8 +158,19 @@ def _destinations(spec: Integration, field: str, source: TemplateSource | None) 
 
 
 def client_secret_destinations(spec: Integration) -> list[Destination]:
-    """Where the integration's client secret goes: its token, refresh and revocation URLs (OAuth 2.0 only)."""
+    """Where the integration's client secret goes: its token, refresh and revocation URLs (OAuth 2.0).
+
+    OAuth 1.0a: the request and access token URLs, and the API itself with PLAINTEXT.
+    """
     auth = spec.auth
+    if isinstance(auth, OAuth1Auth):
+        found = [
+            *_destinations(spec, "auth.request_token_url", auth.request_token_url),
+            *_destinations(spec, "auth.access_token_url", auth.access_token_url),
+        ]
+        if auth.signature_method == "PLAINTEXT":
+            found += _destinations(spec, "request.base_url", spec.request.base_url)
+        return found
     if not isinstance(auth, OAuth2Auth):
         return []
     refresh = spec.refresh.request

@@ -38,6 +38,7 @@ __all__ = [
     "Hooks",
     "Integration",
     "NoneAuth",
+    "OAuth1Auth",
     "OAuth2Auth",
     "Parameter",
     "ParamValue",
@@ -362,6 +363,47 @@ class OAuth2Auth(_TokenRequest):
         return SECRET_MASK if value is not None else None
 
 
+#: The OAuth 1.0a signature methods (RFC 5849 §3.4 and the SHA-256 variants providers such as NetSuite use).
+SignatureMethod = typing.Literal["HMAC-SHA1", "HMAC-SHA256", "RSA-SHA1", "RSA-SHA256", "PLAINTEXT"]
+
+
+class OAuth1Auth(_Model):
+    """OAuth 1.0a (RFC 5849): three-legged (request token, authorize, access token) or a token entered by the user.
+
+    ``client_id`` and ``client_secret`` are the consumer key and secret (RFC 5849's client credentials);
+    with an ``RSA-*`` method ``client_secret`` holds the PEM private key instead. Both ways it is stored
+    encrypted and never shown, like OAuth 2.0's client secret. Every API request is signed.
+    """
+
+    type: typing.Literal["oauth1"] = "oauth1"
+    #: ``three_legged``: the browser authorizes a request token; ``token``: the user enters a token id and secret.
+    flow: typing.Literal["three_legged", "token"] = "three_legged"
+    request_token_url: Templated | None = None
+    authorization_url: Templated | None = None
+    access_token_url: Templated | None = None
+    #: Extra query parameters of the authorization URL (Trello's ``name``, ``scope``, ``expiration``).
+    authorize_params: dict[str, Templated] = Field(default_factory=dict)
+    client_id: Templated | None = None
+    client_secret: SecretStr | None = None
+    signature_method: SignatureMethod = "HMAC-SHA1"
+    #: Where the ``oauth_*`` parameters and the signature go: the Authorization header or the query.
+    signature_location: typing.Literal["header", "query"] = "header"
+    #: The ``realm`` of the Authorization header (NetSuite: the account id), a template.
+    realm: Templated | None = None
+
+    @field_serializer("client_secret", when_used="always")
+    def _mask_secret(self, value: SecretStr | None) -> str | None:
+        return SECRET_MASK if value is not None else None
+
+    @model_validator(mode="after")
+    def _plaintext_in_header(self) -> OAuth1Auth:
+        if self.signature_method == "PLAINTEXT" and self.signature_location == "query":
+            raise ValueError(
+                "PLAINTEXT sends the secrets themselves: put it in the Authorization header, not the query"
+            )
+        return self
+
+
 class CustomTokenAuth(_TokenRequest):
     """A token fetched from a custom endpoint (Airkit "Custom Token")."""
 
@@ -390,7 +432,7 @@ class NoneAuth(_Model):
 
 
 AuthSpec = typing.Annotated[
-    OAuth2Auth | CustomTokenAuth | ApiTokenAuth | BasicAuth | NoneAuth, Field(discriminator="type")
+    OAuth2Auth | CustomTokenAuth | ApiTokenAuth | BasicAuth | NoneAuth | OAuth1Auth, Field(discriminator="type")
 ]
 
 
@@ -501,7 +543,7 @@ class Integration(_Model):
 
     @property
     def client_secret(self) -> str | None:
-        """The OAuth client secret in clear (only the broker should need this)."""
-        if isinstance(self.auth, OAuth2Auth) and self.auth.client_secret is not None:
+        """The client secret in clear, OAuth 2.0's or OAuth 1.0a's (only the broker should need this)."""
+        if isinstance(self.auth, OAuth2Auth | OAuth1Auth) and self.auth.client_secret is not None:
             return self.auth.client_secret.get_secret_value()
         return None

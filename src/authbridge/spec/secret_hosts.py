@@ -21,10 +21,10 @@ from __future__ import annotations
 import typing
 
 from authbridge.errors import ErrorItem, TemplateError
-from authbridge.spec.models import Integration, OAuth2Auth
+from authbridge.spec.models import Integration, OAuth1Auth, OAuth2Auth
 from authbridge.spec.templating import Template
 
-__all__ = ["host_allowed", "secret_host_errors"]
+__all__ = ["client_secret_fields", "host_allowed", "secret_host_errors"]
 
 Part = tuple[bool, str]  # (is a placeholder, its expression or the literal text)
 
@@ -125,17 +125,28 @@ def _problem(spec: Integration, source: str) -> str | None:
     )
 
 
-def secret_host_errors(spec: Integration) -> list[ErrorItem]:
-    """One error per URL receiving the spec's own client secret whose host a user could choose."""
-    if not _owns_client_secret(spec):
-        return []
-    auth = typing.cast(OAuth2Auth, spec.auth)  # only OAuth 2.0 specs hold a client secret
+def client_secret_fields(spec: Integration) -> dict[str, str | list[str] | None]:
+    """The URL fields whose hosts receive the client secret (OAuth 1.0a: what it signs, or carries with PLAINTEXT)."""
+    auth = spec.auth
+    if isinstance(auth, OAuth1Auth):
+        fields = {"auth.request_token_url": auth.request_token_url, "auth.access_token_url": auth.access_token_url}
+        if auth.signature_method == "PLAINTEXT":  # every API request carries the secret itself
+            fields["request.base_url"] = spec.request.base_url
+        return fields
+    auth = typing.cast(OAuth2Auth, auth)  # only OAuth 2.0 and 1.0a specs hold a client secret
     refresh = spec.refresh.request
-    fields = {
+    return {
         "auth.token_url": auth.token_url,
         "refresh.request.url": refresh.url if refresh else None,
         "auth.revoke_url": auth.revoke_url,
     }
+
+
+def secret_host_errors(spec: Integration) -> list[ErrorItem]:
+    """One error per URL receiving the spec's own client secret whose host a user could choose."""
+    if not _owns_client_secret(spec):
+        return []
+    fields = client_secret_fields(spec)
     errors: list[ErrorItem] = []
     for field, source in fields.items():
         for item in [source] if isinstance(source, str) else source or []:

@@ -25,6 +25,7 @@ from authbridge.spec.models import (
     Hooks,
     Integration,
     NoneAuth,
+    OAuth1Auth,
     OAuth2Auth,
     Parameter,
     RefreshPolicy,
@@ -58,7 +59,7 @@ AllowHttp = Callable[[str], bool]
 
 _AUTH_MODELS: dict[str, type[pydantic.BaseModel]] = {
     typing.cast("str", model.model_fields["type"].default): model
-    for model in (OAuth2Auth, CustomTokenAuth, ApiTokenAuth, BasicAuth, NoneAuth)
+    for model in (OAuth2Auth, CustomTokenAuth, ApiTokenAuth, BasicAuth, NoneAuth, OAuth1Auth)
 }
 # The model of each block of a spec, by dotted path ("#" for a list index); `auth` depends on its type.
 _BLOCKS: dict[str, type[pydantic.BaseModel]] = {
@@ -114,6 +115,9 @@ def _fields(data: Mapping[str, typing.Any]) -> Iterator[_Field]:
     auth = {key: value for key, value in auth.items() if key in _auth_fields(auth_type)}
     placed = frozenset({"username", "password"}) if auth_type == "basic" else frozenset({"token"})
     yield from _one(auth, "auth", "authorization_url", "url", _CLIENT_ID, False)
+    yield from _one(auth, "auth", "request_token_url", "url", frozenset(), False)
+    yield from _one(auth, "auth", "access_token_url", "url", frozenset(), False)
+    yield from _one(auth, "auth", "realm", "header", frozenset(), False)
     yield from _one(auth, "auth", "issuer", "url", frozenset(), False)
     yield from _one(auth, "auth", "discovery", "url", frozenset(), False)
     yield from _one(auth, "auth", "registration_url", "url", frozenset(), False)
@@ -389,6 +393,14 @@ _NEEDS: dict[tuple[str, str | None], tuple[str, ...]] = {
     ("oauth2", "client_credentials"): ("token_url", "client_id"),
     ("oauth2", "password"): ("token_url",),
     ("custom_token", None): ("token_url",),
+    ("oauth1", "three_legged"): (
+        "request_token_url",
+        "authorization_url",
+        "access_token_url",
+        "client_id",
+        "client_secret",
+    ),
+    ("oauth1", "token"): ("client_id", "client_secret"),
 }
 
 
@@ -403,6 +415,11 @@ def _grant_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
         return []
     kind = str(auth.get("type"))
     grant = str(auth.get("grant_type", "authorization_code")) if kind == "oauth2" else None
+    if kind == "oauth1":
+        flow = str(auth.get("flow", "three_legged"))
+        needs = _NEEDS.get((kind, flow), ())
+        reason = f"is required for an oauth1 {flow} integration"
+        return [ErrorItem(f"auth.{name}", reason) for name in needs if auth.get(name) in (None, "", [])]
     needs = _NEEDS.get((kind, grant), ())
     discovers = bool(auth.get("discovery") or auth.get("protected_resource"))
     if discovers:
