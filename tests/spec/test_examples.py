@@ -29,6 +29,7 @@ VALUES: dict[str, dict[str, str]] = {
     "github": {},
     "jira": {"site": "my-team"},
     "legacycrm": {"tenant": "acme.legacycrm.example"},
+    "noncelogin": {"tenant": "acme.vault.example"},
     "partnerapi": {"environment": "sandbox", "clientId": "id", "clientSecret": "s"},
     "salesforce": {"clientId": "id", "clientSecret": "s"},
     "slack": {},
@@ -40,8 +41,8 @@ def load(path: Path) -> Integration:
 
 
 def test_every_example_is_covered() -> None:
-    """The examples directory holds the eight documented examples, each with connection values here."""
-    assert len(EXAMPLES) == 8
+    """The examples directory holds the documented examples, each with connection values here."""
+    assert len(EXAMPLES) == len(VALUES)
     assert [path.stem for path in WITH_SECRET] == ["acme", "github", "slack"]
     assert sorted(load(path).key for path in EXAMPLES) == sorted(VALUES)
 

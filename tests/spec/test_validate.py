@@ -418,7 +418,7 @@ def test_each_alternative_of_a_list_is_checked() -> None:
         ("{a b}", "contains whitespace"),
         ("{a", "starts no placeholder"),
         ("a}", "a single '}'"),
-        ("{secrets.x}", "only credentials.<field> has a dot"),
+        ("{secrets.x}", "only credentials.<field> and captured.<name> have a dot"),
     ],
 )
 def test_template_syntax_and_unknown_functions_fail_at_load_time(template: str, reason: str) -> None:

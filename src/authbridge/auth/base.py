@@ -59,6 +59,8 @@ class AuthContext:
     clock: Callable[[], datetime] | None = None
     #: The largest token endpoint answer read (AUTHBRIDGE_MAX_UPSTREAM_BODY).
     max_body: int = MAX_BODY_BYTES
+    #: Values earlier steps of a multi-step token request captured (``{captured.<name>}``); all secret.
+    captured: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def oauth2(self) -> OAuth2Auth:
@@ -74,6 +76,8 @@ class AuthContext:
         for name, value in self.credentials.items():
             if isinstance(value, str | int | float) and not isinstance(value, bool):
                 values[f"credentials.{name}"] = str(value)
+        for name, text in self.captured.items():
+            values[f"captured.{name}"] = text
         if self.access_token is not None:
             values["token"] = self.access_token
         if self.refresh_token is not None:
@@ -95,6 +99,7 @@ class AuthContext:
         spec = self.integration
         values: list[str | None] = [self.parameters.get(p.name) for p in spec.parameters if p.secret]
         values += [*self.inputs.values(), self.access_token, self.refresh_token, spec.client_secret, *extra]
+        values += self.captured.values()
         values += basic_credentials(self.values().get("client_id"), spec.client_secret)  # an echoed Basic header
         return tuple(sorted({v for v in values if v and len(v) >= 3}, key=len, reverse=True))
 

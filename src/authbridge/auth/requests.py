@@ -16,10 +16,18 @@ from authbridge.auth.client_auth import CLIENT_AUTH_METHODS, Client
 from authbridge.auth.oauth2 import render_endpoint, scope_string
 from authbridge.errors import ConnectionStateError, ErrorItem, ParameterError, SpecError, UnsafeValueError
 from authbridge.spec import CustomTokenAuth, OAuth2Auth
-from authbridge.spec.models import RefreshRequest, compile_pattern
+from authbridge.spec.models import RefreshRequest, TokenStep, compile_pattern
 from authbridge.spec.templating import TemplateSource, render_header, render_text
 
-__all__ = ["GrantType", "RevokeRequest", "check_captures", "revocation_problem", "revoke_requests", "token_request"]
+__all__ = [
+    "GrantType",
+    "RevokeRequest",
+    "check_captures",
+    "revocation_problem",
+    "revoke_requests",
+    "step_request",
+    "token_request",
+]
 
 GrantType = typing.Literal["authorization_code", "client_credentials", "password", "refresh_token"]
 BodyKind = typing.Literal["form", "json", "query"]
@@ -209,6 +217,21 @@ def token_request(
     url = _token_url(ctx, auth)
     _client_auth(ctx, auth, fields, headers, url)
     return _build(auth.token_method, url, auth.token_body, fields, headers)
+
+
+def step_request(ctx: AuthContext, step: TokenStep, *, field: str) -> httpx.Request:
+    """Build one request of a multi-step token request (``auth.steps[i]``), rendered with ``ctx``'s captures.
+
+    Like a custom token request: ``params`` go where ``method`` and ``body`` say, ``headers`` are
+    added (with ``Accept: application/json`` unless set). ``field`` is the step's spec path.
+
+    Raises:
+        TemplateError: a template cannot be rendered (``UnsafeValueError`` for an unsafe value).
+    """
+    url = render_endpoint(ctx, step.url, field=f"{field}.url")
+    fields = _render_fields(ctx, step.params, f"{field}.params")
+    headers = _render_headers(ctx, step.headers, f"{field}.headers")
+    return _build(step.method, url, step.body, fields, headers)
 
 
 class RevokeRequest(typing.NamedTuple):

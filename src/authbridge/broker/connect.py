@@ -267,7 +267,12 @@ class Connections:
         flow = exchange.flow
         request = next(flow)
         while True:
-            response = await self._send(request, integration=integration, secrets=secrets)
+            try:
+                response = await self._send(request, integration=integration, secrets=secrets)
+            except UpstreamError as exc:
+                # A multi-step flow re-raises it naming its step (its captures scrubbed); none can go on.
+                flow.throw(exc)
+                raise AssertionError("a token flow went on after a failed request") from exc  # pragma: no cover
             try:
                 request = flow.send(response)
             except StopIteration as done:

@@ -41,6 +41,8 @@ __all__ = [
     "OAuth2Auth",
     "Parameter",
     "ParamValue",
+    "StepCapture",
+    "TokenStep",
     "PathList",
     "RefreshPolicy",
     "RefreshRequest",
@@ -350,11 +352,133 @@ class OAuth2Auth(_TokenRequest):
         return SECRET_MASK if value is not None else None
 
 
+#: The most steps a multi-step token request may have.
+MAX_STEPS = 8
+#: Fields of ``custom_token`` that ``steps`` replace (each step has its own url, method, body, headers, params).
+_STEP_REPLACES = ("token_url", "token_method", "token_body", "token_headers", "token_params")
+
+
+class StepCapture(_Model):
+    """Where one captured value is in a step's answer: exactly one of ``json``, ``header``, ``form``, ``cookie``.
+
+    ```
+    capture:
+      nonce: data.nonce                    # shorthand for {json: data.nonce}
+      session: {cookie: SESSIONID, pattern: "[A-Za-z0-9]{16,128}"}
+      request_id: {header: X-Request-Id}
+    ```
+    """
+
+    json_: str | None = Field(default=None, alias="json", min_length=1)
+    header: str | None = Field(default=None, min_length=1)
+    form: str | None = Field(default=None, min_length=1)
+    cookie: str | None = Field(default=None, min_length=1)
+    #: The whole value must match (RE2); a value that does not fails the step.
+    pattern: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: object) -> object:
+        return {"json": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> StepCapture:
+        given = [name for name in ("json", "header", "form", "cookie") if self.where_name(name) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of json, header, form or cookie (where the value is in the answer)")
+        if self.header is not None and not _TCHAR.fullmatch(self.header):
+            raise ValueError("header: is not a valid HTTP header name")
+        if self.pattern is not None:
+            compile_pattern(self.pattern)
+        return self
+
+    def where_name(self, source: str) -> str | None:
+        return self.json_ if source == "json" else typing.cast("str | None", getattr(self, source))
+
+    @property
+    def source(self) -> tuple[str, str]:
+        """``(kind, name)``: ``("json", "data.nonce")``, ``("header", "X-Nonce")``..."""
+        for kind in ("json", "header", "form", "cookie"):
+            name = self.where_name(kind)
+            if name is not None:
+                return kind, name
+        raise AssertionError("validated to have one source")  # pragma: no cover
+
+
+class TokenStep(_Model):
+    """One request of a multi-step token request; its captures are ``{captured.<name>}`` in later steps."""
+
+    name: str
+    url: Templated
+    method: TokenMethod = "POST"
+    body: typing.Literal["form", "json", "query"] = "form"
+    headers: dict[str, Templated] = Field(default_factory=dict)
+    params: dict[str, ParamValue] = Field(default_factory=dict)
+    #: The statuses that count as success (default: any 2xx). A login may answer 302 with its cookie.
+    expect_status: list[typing.Annotated[int, Field(ge=200, le=399)]] | None = None
+    capture: dict[str, StepCapture] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _step_name(cls, value: str) -> str:
+        if not _IDENT.fullmatch(value):
+            raise ValueError("must be letters, digits and '_', not starting with a digit")
+        return value
+
+    @field_validator("capture")
+    @classmethod
+    def _capture_names(cls, value: dict[str, StepCapture]) -> dict[str, StepCapture]:
+        for name in value:
+            if not _IDENT.fullmatch(name):
+                raise ValueError(f"'{name}' must be letters, digits and '_' (it is used as {{captured.{name}}})")
+        return value
+
+    @field_validator("expect_status", mode="before")
+    @classmethod
+    def _status_list(cls, value: object) -> object:
+        return [value] if isinstance(value, int) else value
+
+
 class CustomTokenAuth(_TokenRequest):
-    """A token fetched from a custom endpoint (Airkit "Custom Token")."""
+    """A token fetched from a custom endpoint (Airkit "Custom Token"), in one request or in ``steps``."""
 
     type: typing.Literal["custom_token"] = "custom_token"
     ttl: Duration | None = None
+    #: Requests sent in order; each may capture values of its answer for the next; the last answer is the
+    #: token response (read per ``token_response``, which may also name ``captured.<name>``).
+    steps: list[TokenStep] = Field(default_factory=list, max_length=MAX_STEPS)
+
+    @model_validator(mode="after")
+    def _steps_replace_the_token_request(self) -> CustomTokenAuth:
+        if not self.steps:
+            return self
+        # Compared with the defaults, not model_fields_set: a dump of a valid spec writes every field back.
+        clash = [
+            name
+            for name in _STEP_REPLACES
+            if getattr(self, name) != CustomTokenAuth.model_fields[name].get_default(call_default_factory=True)
+        ]
+        if clash:
+            raise ValueError(
+                f"{', '.join(clash)}: a custom token with steps sends each step's own url, method, body, "
+                "headers and params; move these into the steps"
+            )
+        names: set[str] = set()
+        captured: set[str] = set()
+        for step in self.steps:
+            if step.name in names:
+                raise ValueError(f"steps: two steps are named {step.name}")
+            names.add(step.name)
+            for name in step.capture:
+                if name in captured:
+                    raise ValueError(f"steps.{step.name}.capture: {name} is captured by an earlier step too")
+                captured.add(name)
+        return self
+
+    @property
+    def captured_names(self) -> frozenset[str]:
+        """Every value the steps capture."""
+        return frozenset(name for step in self.steps for name in step.capture)
 
 
 class ApiTokenAuth(_Model):

@@ -91,9 +91,15 @@ class Template:
         return _parse(source)
 
 
+#: The references with a dot: a credential field, and a value a token step captured.
+_DOTTED = ("credentials.", "captured.")
+
+
 def _reference(name: str, expr: str) -> str:
-    if name == "credentials" or ("." in name and not name.startswith("credentials.")):
-        raise TemplateError(f"{{{expr}}}: {name!r} is not a reference; only credentials.<field> has a dot")
+    if name in ("credentials", "captured") or ("." in name and not name.startswith(_DOTTED)):
+        raise TemplateError(
+            f"{{{expr}}}: {name!r} is not a reference; only credentials.<field> and captured.<name> have a dot"
+        )
     return name
 
 

@@ -93,6 +93,8 @@ class _Field(typing.NamedTuple):
     credentials: bool
     #: Credential fields that exist here although credentials do not yet (callback captures in token_url).
     captured: frozenset[str] = frozenset()
+    #: Values earlier token steps captured, usable here as ``{captured.<name>}``.
+    step_captures: frozenset[str] = frozenset()
 
 
 def _field_names(model: type[pydantic.BaseModel]) -> list[str]:
@@ -122,6 +124,7 @@ def _fields(data: Mapping[str, typing.Any]) -> Iterator[_Field]:
     yield from _many(auth, "auth", "authorize_params", "text", _CLIENT_ID, False)
     yield from _many(auth, "auth", "token_params", "text", _TOKEN_REQUEST, False)
     yield from _many(auth, "auth", "token_headers", "header", _TOKEN_REQUEST, False)
+    yield from _step_fields(auth)
     token = data.get("token")
     if isinstance(token, Mapping):
         kind: Kind = "header" if token.get("in", "header") == "header" else "text"
@@ -141,6 +144,28 @@ def _fields(data: Mapping[str, typing.Any]) -> Iterator[_Field]:
     if isinstance(test, Mapping):
         yield from _one(test, "test", "path", "text", _CLIENT_ID | placed, True)
         yield from _many(test, "test", "headers", "header", _CLIENT_ID | placed, True)
+
+
+def _steps(auth: Mapping[str, typing.Any]) -> list[tuple[str, Mapping[str, typing.Any]]]:
+    """The token steps of a raw auth block, with their spec paths."""
+    steps = auth.get("steps")
+    items = steps if isinstance(steps, list) else []
+    return [(f"auth.steps.{i}", step) for i, step in enumerate(items) if isinstance(step, Mapping)]
+
+
+def _step_fields(auth: Mapping[str, typing.Any]) -> Iterator[_Field]:
+    """The templated fields of ``auth.steps``; each may use what the steps before it captured."""
+    captured: frozenset[str] = frozenset()
+    builtins = _TOKEN_REQUEST - {"client_secret"}
+    for prefix, step in _steps(auth):
+        fields = [
+            *_one(step, prefix, "url", "url", builtins, False),
+            *_many(step, prefix, "params", "text", builtins, False),
+            *_many(step, prefix, "headers", "header", builtins, False),
+        ]
+        yield from (field._replace(step_captures=captured) for field in fields)
+        capture = step.get("capture")
+        captured |= frozenset(k for k in capture if isinstance(k, str)) if isinstance(capture, Mapping) else set()
 
 
 def _one(
@@ -310,6 +335,32 @@ def _capture_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
     return errors
 
 
+def _step_capture_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
+    """A captured value (chosen by the provider's answer) may go in a step URL's path or query, never its origin.
+
+    In the host it would let an answer choose where the next step (with its secrets) is sent.
+    """
+    errors: list[ErrorItem] = []
+    for field in _fields(data):
+        source = _templates(field.value)
+        if field.kind != "url" or not field.step_captures or source is None:
+            continue
+        try:
+            contexts = reference_contexts(source)
+        except TemplateError:
+            continue  # reported by the reference checks
+        for ref, where in sorted(contexts.items()):
+            if ref.startswith("captured.") and where - {"path", "query", "fragment"}:
+                errors.append(
+                    ErrorItem(
+                        field.path,
+                        f"{{{ref}}} comes from an answer: it may go in the URL's path or query, not its host, "
+                        "port or the whole URL",
+                    )
+                )
+    return errors
+
+
 def _credential_name_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
     """Parameters named username or password where the user enters those as credentials."""
     auth = data.get("auth")
@@ -335,11 +386,17 @@ def _credential_name_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
 def _header_name_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
     """Header names must be HTTP tokens (RFC 9110 §5.1): no space, colon, control character or non-ASCII."""
     errors: list[ErrorItem] = []
+    maps: list[tuple[str, str, object]] = []
     for path, name in _HEADER_MAPS:
         block: object = data
         for step in path.split("."):
             block = block.get(step) if isinstance(block, Mapping) else None
-        headers = block.get(name) if isinstance(block, Mapping) else None
+        maps.append((path, name, block.get(name) if isinstance(block, Mapping) else None))
+    auth = data.get("auth")
+    maps += [
+        (prefix, "headers", step.get("headers")) for prefix, step in _steps(auth if isinstance(auth, Mapping) else {})
+    ]
+    for path, name, headers in maps:
         for key in headers if isinstance(headers, Mapping) else ():
             if not isinstance(key, str) or not _HEADER_NAME.fullmatch(key):
                 errors.append(ErrorItem(f"{path}.{name}.{key}", "is not a valid HTTP header name"))
@@ -362,6 +419,10 @@ def _strip_field(message: str, path: str) -> str:
 
 
 def _reference_problem(ref: str, declared: Mapping[str, object], field: _Field) -> str | None:
+    if ref.startswith("captured."):
+        if ref.removeprefix("captured.") in field.step_captures:
+            return None
+        return f"references {{{ref}}}, which no earlier token step captures (auth.steps[].capture)"
     if ref.startswith("credentials."):
         if field.credentials or ref.removeprefix("credentials.") in field.captured:
             return None
@@ -397,6 +458,8 @@ def _grant_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
     grant = str(auth.get("grant_type", "authorization_code")) if kind == "oauth2" else None
     needs = _NEEDS.get((kind, grant), ())
     reason = f"is required for grant_type {grant}" if grant else f"is required for {kind}"
+    if kind == "custom_token" and auth.get("steps"):
+        needs = ()  # each step has its own url
     return [ErrorItem(f"auth.{name}", reason) for name in needs if auth.get(name) in (None, "", [])]
 
 
@@ -531,6 +594,7 @@ def validate_spec(data: object, *, source: str | None = None, line_of: LineOf | 
     checks += _control_errors(data) + _header_name_errors(data) + _dot_segment_errors(data)
     if integration is not None:
         checks += secret_host_errors(integration)
+    checks += _step_capture_errors(data)
     for item in checks + _capture_errors(data) + _credential_name_errors(data):
         if item.path not in rejected and item not in items:
             items.append(item)
