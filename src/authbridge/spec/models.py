@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import functools
+import math
 import re
 import typing
 from datetime import timedelta
 
 import re2
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     PlainSerializer,
     SecretStr,
     ValidationInfo,
@@ -21,7 +24,9 @@ from pydantic import (
     model_validator,
 )
 
+from authbridge.errors import TemplateError
 from authbridge.spec.durations import format_duration, parse_duration
+from authbridge.spec.templating import Template
 
 __all__ = [
     "CREDENTIAL_NAMES",
@@ -31,12 +36,16 @@ __all__ = [
     "AuthSpec",
     "BasicAuth",
     "CallbackSpec",
+    "ClaimValue",
     "CustomTokenAuth",
     "Duration",
     "ExpiresAt",
     "ExpiresIn",
     "Hooks",
     "Integration",
+    "JwtAlgorithm",
+    "JwtTemplate",
+    "MAX_JWT_TTL",
     "NoneAuth",
     "OAuth2Auth",
     "Parameter",
@@ -298,6 +307,106 @@ class Hooks(_Model):
         if value is not None and not _HOOK.fullmatch(value):
             raise ValueError("must be written module.path:function")
         return value
+
+
+#: The JWS algorithms AuthBridge signs with (RFC 7518, RFC 8037): RSA, RSA-PSS, ECDSA, HMAC and Ed25519/Ed448.
+JwtAlgorithm = typing.Literal[
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "HS256",
+    "HS384",
+    "HS512",
+    "EdDSA",
+    "Ed25519",
+]
+#: Header fields AuthBridge writes itself (``alg`` from ``alg``, ``kid`` from ``kid``).
+_OWN_HEADER_FIELDS = frozenset({"alg", "kid"})
+_MAX_CLAIM_DEPTH = 8
+
+
+def _check_claim(value: JsonValue, depth: int = 0) -> None:
+    if depth > _MAX_CLAIM_DEPTH:
+        raise ValueError(f"nests deeper than {_MAX_CLAIM_DEPTH} levels")
+    if isinstance(value, str):
+        try:
+            Template.parse(value)
+        except TemplateError as exc:
+            raise ValueError(str(exc)) from None
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    elif isinstance(value, list):
+        for item in value:
+            _check_claim(item, depth + 1)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _check_claim(item, depth + 1)
+
+
+def _claim(value: JsonValue) -> JsonValue:
+    _check_claim(value)
+    return value
+
+
+#: A JWT header field or claim: any JSON value; its strings are templates (``"{issuer_id}"``, ``"{now(unix,+5m)}"``).
+#: Numbers, booleans, lists and objects stay as written; a string that is exactly one ``{now(unix…)}`` is a number.
+ClaimValue = typing.Annotated[JsonValue, AfterValidator(_claim)]
+
+
+class JwtTemplate(_Model):
+    """A JWT that AuthBridge signs: its algorithm, key, header and claims (templates), and lifetime.
+
+    ``key`` renders to the signing key: a PEM private key (RSA, EC, Ed25519), a JWK (JSON), a
+    service-account key file (JSON with ``private_key``, as Google issues), or for ``HS*`` the
+    shared secret as text (``key_encoding`` says when it is hex or base64). ``iat`` and ``exp``
+    are set from the signing time and ``ttl`` unless ``claims`` gives them.
+
+    ```yaml
+    alg: ES256
+    key: "{private_key}"
+    kid: "{key_id}"
+    claims: {iss: "{issuer_id}", aud: appstoreconnect-v1}
+    ttl: 20m
+    ```
+    """
+
+    alg: JwtAlgorithm = "RS256"
+    key: Templated = "{private_key}"
+    key_encoding: typing.Literal["text", "hex", "base64", "base64url"] = "text"
+    kid: Templated | None = None
+    header: dict[str, ClaimValue] = Field(default_factory=dict)
+    claims: dict[str, ClaimValue] = Field(default_factory=dict)
+    ttl: Duration = timedelta(minutes=5)
+
+    @field_validator("header")
+    @classmethod
+    def _own_header_fields(cls, value: dict[str, JsonValue]) -> dict[str, JsonValue]:
+        for name in sorted(_OWN_HEADER_FIELDS & value.keys()):
+            raise ValueError(f"{name} is set by the `{name}` field, not in header")
+        return value
+
+    @field_validator("ttl")
+    @classmethod
+    def _ttl_range(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=1) <= value <= MAX_JWT_TTL:
+            raise ValueError(f"must be between 1s and {format_duration(MAX_JWT_TTL)}")
+        return value
+
+    @model_validator(mode="after")
+    def _encoding_for_hmac(self) -> JwtTemplate:
+        if self.key_encoding != "text" and not self.alg.startswith("HS"):
+            raise ValueError(f"key_encoding {self.key_encoding} is only for HS256/HS384/HS512 shared secrets")
+        return self
+
+
+#: The longest ``ttl`` of a JWT AuthBridge signs.
+MAX_JWT_TTL = timedelta(days=7)
 
 
 def _upper(value: object) -> object:
