@@ -296,3 +296,24 @@ def test_the_template_model_refuses_what_it_cannot_sign() -> None:
         with pytest.raises(ValueError):
             JwtTemplate.model_validate(data)
     assert JwtTemplate.model_validate({"claims": {"nested": {"ok": [1, "{now(unix)}"]}}}).ttl == timedelta(minutes=5)
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda text: text.replace("\n", "\\n"),  # copied out of JSON
+        lambda text: text.replace("\n", ""),  # pasted into a password input
+        lambda text: text.replace("\n", " "),
+        lambda text: "  " + text.replace("\n", "\r\n") + "\n\n",
+    ],
+)
+def test_a_pem_as_pasted_is_read(mangle: typing.Callable[[str], str]) -> None:
+    """A PEM with escaped, missing or Windows line breaks is rewrapped and read."""
+    minted = mint_jwt(ctx(k=mangle(pem(ec_key()))), JwtTemplate(alg="ES256", key="{k}"), field="auth.jwt")
+    assert verify(minted.token, ECKey.import_key(ec_key().public_key()), "ES256")
+
+
+def test_deeply_nested_json_is_a_clear_error() -> None:
+    """A key of 16,000 nested brackets (JSON the parser recurses into) is refused, not a crash."""
+    with pytest.raises(SigningKeyError, match="not valid JSON"):
+        load_signing_key('{"a":' + "[" * 8000, "RS256", field="f")

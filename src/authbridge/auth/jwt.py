@@ -19,6 +19,7 @@ import base64
 import binascii
 import dataclasses
 import json
+import re
 import typing
 import warnings
 from collections.abc import Mapping
@@ -35,7 +36,7 @@ from authbridge.errors import SigningKeyError
 from authbridge.spec.models import JwtTemplate
 from authbridge.spec.templating import render_text, unix_time_template
 
-__all__ = ["MAX_KEY_CHARS", "MintedJwt", "SigningKey", "load_signing_key", "mint_jwt", "signing_key"]
+__all__ = ["MAX_KEY_CHARS", "MintedJwt", "SigningKey", "load_signing_key", "mint_jwt", "sign", "signing_key"]
 
 #: The longest key text read (a 8192-bit RSA PEM is about 6,400 characters; a key file a little more).
 MAX_KEY_CHARS = 16_384
@@ -98,6 +99,22 @@ def _hmac_key(text: str, alg: str, encoding: str, field: str) -> SigningKey:
     if len(raw) < _MIN_HMAC_BYTES:
         raise _refuse(field, f"the shared secret is shorter than {_MIN_HMAC_BYTES} bytes; {alg} needs a longer one")
     return SigningKey(alg, OctKey.import_key(raw))
+
+
+_PEM = re.compile(r"(-----BEGIN [A-Z0-9 ]{1,40}-----)(.*?)(-----END [A-Z0-9 ]{1,40}-----)", re.DOTALL)
+
+
+def _normalize_pem(text: str) -> str:
+    """A PEM as pasted: literal ``\\n`` (copied out of JSON) or no line breaks (a password input) is rewrapped."""
+    match = _PEM.search(text.replace("\\n", "\n"))
+    if match is None:
+        return text
+    head, body, foot = match.groups()
+    lines = [line.strip() for line in body.strip().splitlines()]
+    headers = [line for line in lines if ":" in line]  # Proc-Type and DEK-Info of legacy encrypted keys
+    data = "".join(line for line in lines if ":" not in line).replace(" ", "")
+    wrapped = [data[i : i + 64] for i in range(0, len(data), 64)]
+    return "\n".join([head, *headers, *([""] if headers else []), *wrapped, foot, ""])
 
 
 def _from_pem(pem: str, alg: str, field: str) -> Key:
@@ -191,7 +208,7 @@ def load_signing_key(text: str, alg: str, *, field: str, encoding: str = "text")
     if stripped.startswith("{"):
         try:
             data = json.loads(stripped)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise _refuse(field, "starts with '{' but is not valid JSON (a key file or JWK was expected)") from None
         if "private_key" in data:
             pem = data["private_key"]
@@ -200,7 +217,8 @@ def load_signing_key(text: str, alg: str, *, field: str, encoding: str = "text")
             if alg.startswith("HS"):
                 raise _refuse(field, f"a key file holds a private key; {alg} needs a shared secret")
             others = {name: value for name, value in data.items() if isinstance(value, str) and name != "private_key"}
-            return SigningKey(alg, _from_pem(pem, alg, field), _text(data.get("private_key_id")), others)
+            key = _from_pem(_normalize_pem(pem), alg, field)
+            return SigningKey(alg, key, _text(data.get("private_key_id")), others)
         if "kty" in data:
             return _from_jwk(data, alg, field)
         raise _refuse(field, "the JSON has neither private_key (a key file) nor kty (a JWK)")
@@ -210,7 +228,7 @@ def load_signing_key(text: str, alg: str, *, field: str, encoding: str = "text")
         return _hmac_key(text, alg, encoding, field)
     if encoding != "text":
         raise _refuse(field, f"key_encoding {encoding} is only for shared secrets")
-    return SigningKey(alg, _from_pem(stripped.replace("\\n", "\n"), alg, field))
+    return SigningKey(alg, _from_pem(_normalize_pem(stripped), alg, field))
 
 
 def _values(ctx: AuthContext, extra: Mapping[str, str | None] | None) -> dict[str, str | None]:
@@ -289,13 +307,22 @@ def mint_jwt(
         head["kid"] = kid
     head.update(header or {})
     head.update(_render(template.header, merged, f"{field}.header", ctx))
-    head["alg"] = template.alg
+    token = sign(dataclasses.replace(signer, alg=template.alg), head, body, field=f"{field}.key")
+    exp = body.get("exp")
+    expires = datetime.fromtimestamp(exp, UTC) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
+    return MintedJwt(token, datetime.fromtimestamp(issued, UTC), expires, body)
+
+
+def sign(key: SigningKey, header: Mapping[str, typing.Any], claims: Mapping[str, typing.Any], *, field: str) -> str:
+    """Sign ``claims`` with ``key`` as a compact JWS; the header gets ``typ: JWT`` (unless set) and ``alg``.
+
+    Raises:
+        SigningKeyError: the key cannot sign with its algorithm (the message names ``field``).
+    """
+    head = {"typ": "JWT", **header, "alg": key.alg}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SecurityWarning)  # EdDSA is deprecated by RFC 9864 but widely expected
-            token = _jwt.encode(head, body, signer.key, algorithms=[template.alg])
+            return str(_jwt.encode(head, dict(claims), key.key, algorithms=[key.alg]))
     except (JoseError, ValueError, TypeError):
-        raise _refuse(f"{field}.key", f"the key cannot sign with {template.alg}") from None
-    exp = body.get("exp")
-    expires = datetime.fromtimestamp(exp, UTC) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
-    return MintedJwt(str(token), datetime.fromtimestamp(issued, UTC), expires, body)
+        raise _refuse(field, f"the key cannot sign with {key.alg}") from None

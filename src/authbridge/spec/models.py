@@ -33,6 +33,7 @@ __all__ = [
     "RESERVED_NAMES",
     "SECRET_MASK",
     "ApiTokenAuth",
+    "AssertionAlgorithm",
     "AuthSpec",
     "BasicAuth",
     "CallbackSpec",
@@ -44,6 +45,8 @@ __all__ = [
     "Hooks",
     "Integration",
     "JwtAlgorithm",
+    "JwtAuth",
+    "JwtBearerAuth",
     "JwtTemplate",
     "MAX_JWT_TTL",
     "NoneAuth",
@@ -326,6 +329,10 @@ JwtAlgorithm = typing.Literal[
     "EdDSA",
     "Ed25519",
 ]
+#: The algorithms of ``private_key_jwt`` client assertions (asymmetric: the provider holds only the public key).
+AssertionAlgorithm = typing.Literal[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"
+]
 #: Header fields AuthBridge writes itself (``alg`` from ``alg``, ``kid`` from ``kid``).
 _OWN_HEADER_FIELDS = frozenset({"alg", "kid"})
 _MAX_CLAIM_DEPTH = 8
@@ -443,8 +450,15 @@ class OAuth2Auth(_TokenRequest):
     client_id: Templated | None = None
     client_secret: SecretStr | None = None
     #: How the client authenticates at the token and revocation endpoints: HTTP Basic header, body fields,
-    #: both, or an RFC 7523 client assertion signed with the client secret (``client_secret_jwt``).
-    client_auth: typing.Literal["header", "body", "both", "client_secret_jwt"] = "header"
+    #: both, or an RFC 7523 client assertion signed with the client secret (``client_secret_jwt``) or
+    #: with ``client_private_key`` (``private_key_jwt``).
+    client_auth: typing.Literal["header", "body", "both", "client_secret_jwt", "private_key_jwt"] = "header"
+    #: The PEM private key of ``private_key_jwt``: write-only, stored encrypted like ``client_secret``.
+    client_private_key: SecretStr | None = None
+    #: The ``kid`` of the client assertions' header (the key's id registered with the provider).
+    client_key_id: Templated | None = None
+    #: The algorithm of the client assertions.
+    client_assertion_alg: AssertionAlgorithm = "RS256"
     pkce: bool = True
     refresh_token: bool = True
     callback: CallbackSpec = Field(default_factory=CallbackSpec)
@@ -454,9 +468,45 @@ class OAuth2Auth(_TokenRequest):
     def _scope_string(cls, value: object) -> object:
         return value.split() if isinstance(value, str) else value
 
-    @field_serializer("client_secret", when_used="always")
+    @field_serializer("client_secret", "client_private_key", when_used="always")
     def _mask_secret(self, value: SecretStr | None) -> str | None:
         return SECRET_MASK if value is not None else None
+
+    @model_validator(mode="after")
+    def _private_key_jwt(self) -> OAuth2Auth:
+        if self.client_auth == "private_key_jwt" and self.client_private_key is None:
+            raise ValueError("client_auth private_key_jwt needs auth.client_private_key (the PEM private key)")
+        if self.client_auth != "private_key_jwt" and self.client_private_key is not None:
+            raise ValueError("auth.client_private_key is used only with client_auth: private_key_jwt")
+        return self
+
+
+class JwtBearerAuth(_TokenRequest):
+    """RFC 7523 §2.1: a JWT signed by AuthBridge (``assertion``) exchanged for an access token; re-signed to refresh.
+
+    Google service accounts (the JSON key file as a secret parameter) and Salesforce's JWT flow.
+    """
+
+    type: typing.Literal["jwt_bearer"] = "jwt_bearer"
+    assertion: JwtTemplate = Field(default_factory=JwtTemplate)
+    scopes: list[str] = Field(default_factory=list)
+    scope_separator: str = " "
+    #: Send the scopes as the assertion's ``scope`` claim (Google) instead of the request's ``scope`` field.
+    scope_claim: bool = False
+
+    @field_validator("scopes", mode="before")
+    @classmethod
+    def _scope_string(cls, value: object) -> object:
+        return value.split() if isinstance(value, str) else value
+
+
+class JwtAuth(JwtTemplate):
+    """A JWT signed by AuthBridge is itself the token (App Store Connect, Ghost admin API, Zoom SDK).
+
+    Signed when the account connects and again inside the refresh window; placed like any token.
+    """
+
+    type: typing.Literal["jwt"] = "jwt"
 
 
 class CustomTokenAuth(_TokenRequest):
@@ -487,7 +537,8 @@ class NoneAuth(_Model):
 
 
 AuthSpec = typing.Annotated[
-    OAuth2Auth | CustomTokenAuth | ApiTokenAuth | BasicAuth | NoneAuth, Field(discriminator="type")
+    OAuth2Auth | CustomTokenAuth | JwtBearerAuth | JwtAuth | ApiTokenAuth | BasicAuth | NoneAuth,
+    Field(discriminator="type"),
 ]
 
 
@@ -601,4 +652,11 @@ class Integration(_Model):
         """The OAuth client secret in clear (only the broker should need this)."""
         if isinstance(self.auth, OAuth2Auth) and self.auth.client_secret is not None:
             return self.auth.client_secret.get_secret_value()
+        return None
+
+    @property
+    def client_private_key(self) -> str | None:
+        """The ``private_key_jwt`` client key in clear (only the broker should need this)."""
+        if isinstance(self.auth, OAuth2Auth) and self.auth.client_private_key is not None:
+            return self.auth.client_private_key.get_secret_value()
         return None
