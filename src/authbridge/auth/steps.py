@@ -3,7 +3,8 @@
 A ``custom_token`` integration with ``auth.steps`` sends each step in turn. A step's ``capture``
 names values of its answer (a JSON path, a header, a form field, a cookie); later steps use them as
 ``{captured.<name>}`` in their url, headers and params, and ``token_response`` may name them
-(``access_token: captured.session``). The last step's answer is the token response.
+(``access_token: captured.session``). The last step's answer is the token response. A step with a
+``jwt`` block signs that JWT first (a GitHub App's app JWT) and uses it as ``{jwt}``.
 
 Every captured value is treated as a secret: it is scrubbed from every message and never stored
 (only what ``token_response`` maps from it is). A step that fails says which step and why:
@@ -26,6 +27,7 @@ from urllib.parse import parse_qsl
 import httpx
 
 from authbridge.auth.base import AuthContext, TokenSet, endpoint_text
+from authbridge.auth.jwt import mint_jwt
 from authbridge.auth.requests import step_request
 from authbridge.auth.tokens import check_token_value
 from authbridge.errors import TokenEndpointError, UpstreamError
@@ -183,8 +185,12 @@ def step_flow(ctx: AuthContext, read_token: ReadToken) -> TokenFlow:
     for index, step in enumerate(auth.steps):
         label = _label(index, step)
         step_ctx = dataclasses.replace(ctx, captured=dict(captured))
-        request = step_request(step_ctx, step, field=f"auth.steps.{index}")
-        secrets = step_ctx.secrets()
+        jwt = None
+        if step.jwt is not None:
+            values = {f"captured.{name}": value for name, value in captured.items()}
+            jwt = mint_jwt(step_ctx, step.jwt, field=f"auth.steps.{index}.jwt", values=values).token
+        request = step_request(step_ctx, step, field=f"auth.steps.{index}", jwt=jwt)
+        secrets = step_ctx.secrets(jwt)
         endpoint = endpoint_text(request.url, secrets)
         try:
             response = yield request

@@ -263,9 +263,15 @@ class Connections:
         return tokens
 
     async def _run(self, exchange: TokenExchange, *, integration: str, secrets: typing.Sequence[str]) -> TokenSet:
-        """Drive a sans-IO token flow: send each request it yields, hand it each answer, return its tokens."""
+        """Drive a sans-IO token flow: send each request it yields, hand it each answer, return its tokens.
+
+        A flow may send nothing (a self-signed JWT is made here): it returns its tokens at once.
+        """
         flow = exchange.flow
-        request = next(flow)
+        try:
+            request = next(flow)
+        except StopIteration as done:
+            return typing.cast(TokenSet, done.value)
         while True:
             try:
                 response = await self._send(request, integration=integration, secrets=secrets)

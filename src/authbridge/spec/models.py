@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import functools
+import math
 import re
 import typing
 from datetime import timedelta
 
 import re2
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     PlainSerializer,
     SecretStr,
     ValidationInfo,
@@ -21,22 +24,31 @@ from pydantic import (
     model_validator,
 )
 
+from authbridge.errors import TemplateError
 from authbridge.spec.durations import format_duration, parse_duration
+from authbridge.spec.templating import Template
 
 __all__ = [
     "CREDENTIAL_NAMES",
     "RESERVED_NAMES",
     "SECRET_MASK",
     "ApiTokenAuth",
+    "AssertionAlgorithm",
     "AuthSpec",
     "BasicAuth",
     "CallbackSpec",
+    "ClaimValue",
     "CustomTokenAuth",
     "Duration",
     "ExpiresAt",
     "ExpiresIn",
     "Hooks",
     "Integration",
+    "JwtAlgorithm",
+    "JwtAuth",
+    "JwtBearerAuth",
+    "JwtTemplate",
+    "MAX_JWT_TTL",
     "NoneAuth",
     "OAuth2Auth",
     "Parameter",
@@ -302,6 +314,110 @@ class Hooks(_Model):
         return value
 
 
+#: The JWS algorithms AuthBridge signs with (RFC 7518, RFC 8037): RSA, RSA-PSS, ECDSA, HMAC and Ed25519/Ed448.
+JwtAlgorithm = typing.Literal[
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "HS256",
+    "HS384",
+    "HS512",
+    "EdDSA",
+    "Ed25519",
+]
+#: The algorithms of ``private_key_jwt`` client assertions (asymmetric: the provider holds only the public key).
+AssertionAlgorithm = typing.Literal[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"
+]
+#: Header fields AuthBridge writes itself (``alg`` from ``alg``, ``kid`` from ``kid``).
+_OWN_HEADER_FIELDS = frozenset({"alg", "kid"})
+_MAX_CLAIM_DEPTH = 8
+
+
+def _check_claim(value: JsonValue, depth: int = 0) -> None:
+    if depth > _MAX_CLAIM_DEPTH:
+        raise ValueError(f"nests deeper than {_MAX_CLAIM_DEPTH} levels")
+    if isinstance(value, str):
+        try:
+            Template.parse(value)
+        except TemplateError as exc:
+            raise ValueError(str(exc)) from None
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    elif isinstance(value, list):
+        for item in value:
+            _check_claim(item, depth + 1)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _check_claim(item, depth + 1)
+
+
+def _claim(value: JsonValue) -> JsonValue:
+    _check_claim(value)
+    return value
+
+
+#: A JWT header field or claim: any JSON value; its strings are templates (``"{issuer_id}"``, ``"{now(unix,+5m)}"``).
+#: Numbers, booleans, lists and objects stay as written; a string that is exactly one ``{now(unix…)}`` is a number.
+ClaimValue = typing.Annotated[JsonValue, AfterValidator(_claim)]
+
+
+class JwtTemplate(_Model):
+    """A JWT that AuthBridge signs: its algorithm, key, header and claims (templates), and lifetime.
+
+    ``key`` renders to the signing key: a PEM private key (RSA, EC, Ed25519), a JWK (JSON), a
+    service-account key file (JSON with ``private_key``, as Google issues), or for ``HS*`` the
+    shared secret as text (``key_encoding`` says when it is hex or base64). ``iat`` and ``exp``
+    are set from the signing time and ``ttl`` unless ``claims`` gives them.
+
+    ```yaml
+    alg: ES256
+    key: "{private_key}"
+    kid: "{key_id}"
+    claims: {iss: "{issuer_id}", aud: appstoreconnect-v1}
+    ttl: 20m
+    ```
+    """
+
+    alg: JwtAlgorithm = "RS256"
+    key: Templated = "{private_key}"
+    key_encoding: typing.Literal["text", "hex", "base64", "base64url"] = "text"
+    kid: Templated | None = None
+    header: dict[str, ClaimValue] = Field(default_factory=dict)
+    claims: dict[str, ClaimValue] = Field(default_factory=dict)
+    ttl: Duration = timedelta(minutes=5)
+
+    @field_validator("header")
+    @classmethod
+    def _own_header_fields(cls, value: dict[str, JsonValue]) -> dict[str, JsonValue]:
+        for name in sorted(_OWN_HEADER_FIELDS & value.keys()):
+            raise ValueError(f"{name} is set by the `{name}` field, not in header")
+        return value
+
+    @field_validator("ttl")
+    @classmethod
+    def _ttl_range(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=1) <= value <= MAX_JWT_TTL:
+            raise ValueError(f"must be between 1s and {format_duration(MAX_JWT_TTL)}")
+        return value
+
+    @model_validator(mode="after")
+    def _encoding_for_hmac(self) -> JwtTemplate:
+        if self.key_encoding != "text" and not self.alg.startswith("HS"):
+            raise ValueError(f"key_encoding {self.key_encoding} is only for HS256/HS384/HS512 shared secrets")
+        return self
+
+
+#: The longest ``ttl`` of a JWT AuthBridge signs.
+MAX_JWT_TTL = timedelta(days=7)
+
+
 def _upper(value: object) -> object:
     return value.upper() if isinstance(value, str) else value
 
@@ -336,8 +452,15 @@ class OAuth2Auth(_TokenRequest):
     client_id: Templated | None = None
     client_secret: SecretStr | None = None
     #: How the client authenticates at the token and revocation endpoints: HTTP Basic header, body fields,
-    #: both, or an RFC 7523 client assertion signed with the client secret (``client_secret_jwt``).
-    client_auth: typing.Literal["header", "body", "both", "client_secret_jwt"] = "header"
+    #: both, or an RFC 7523 client assertion signed with the client secret (``client_secret_jwt``) or
+    #: with ``client_private_key`` (``private_key_jwt``).
+    client_auth: typing.Literal["header", "body", "both", "client_secret_jwt", "private_key_jwt"] = "header"
+    #: The PEM private key of ``private_key_jwt``: write-only, stored encrypted like ``client_secret``.
+    client_private_key: SecretStr | None = None
+    #: The ``kid`` of the client assertions' header (the key's id registered with the provider).
+    client_key_id: Templated | None = None
+    #: The algorithm of the client assertions.
+    client_assertion_alg: AssertionAlgorithm = "RS256"
     pkce: bool = True
     refresh_token: bool = True
     callback: CallbackSpec = Field(default_factory=CallbackSpec)
@@ -347,9 +470,45 @@ class OAuth2Auth(_TokenRequest):
     def _scope_string(cls, value: object) -> object:
         return value.split() if isinstance(value, str) else value
 
-    @field_serializer("client_secret", when_used="always")
+    @field_serializer("client_secret", "client_private_key", when_used="always")
     def _mask_secret(self, value: SecretStr | None) -> str | None:
         return SECRET_MASK if value is not None else None
+
+    @model_validator(mode="after")
+    def _private_key_jwt(self) -> OAuth2Auth:
+        if self.client_auth == "private_key_jwt" and self.client_private_key is None:
+            raise ValueError("client_auth private_key_jwt needs auth.client_private_key (the PEM private key)")
+        if self.client_auth != "private_key_jwt" and self.client_private_key is not None:
+            raise ValueError("auth.client_private_key is used only with client_auth: private_key_jwt")
+        return self
+
+
+class JwtBearerAuth(_TokenRequest):
+    """RFC 7523 §2.1: a JWT signed by AuthBridge (``assertion``) exchanged for an access token; re-signed to refresh.
+
+    Google service accounts (the JSON key file as a secret parameter) and Salesforce's JWT flow.
+    """
+
+    type: typing.Literal["jwt_bearer"] = "jwt_bearer"
+    assertion: JwtTemplate = Field(default_factory=JwtTemplate)
+    scopes: list[str] = Field(default_factory=list)
+    scope_separator: str = " "
+    #: Send the scopes as the assertion's ``scope`` claim (Google) instead of the request's ``scope`` field.
+    scope_claim: bool = False
+
+    @field_validator("scopes", mode="before")
+    @classmethod
+    def _scope_string(cls, value: object) -> object:
+        return value.split() if isinstance(value, str) else value
+
+
+class JwtAuth(JwtTemplate):
+    """A JWT signed by AuthBridge is itself the token (App Store Connect, Ghost admin API, Zoom SDK).
+
+    Signed when the account connects and again inside the refresh window; placed like any token.
+    """
+
+    type: typing.Literal["jwt"] = "jwt"
 
 
 #: The most steps a multi-step token request may have.
@@ -414,6 +573,8 @@ class TokenStep(_Model):
     body: typing.Literal["form", "json", "query"] = "form"
     headers: dict[str, Templated] = Field(default_factory=dict)
     params: dict[str, ParamValue] = Field(default_factory=dict)
+    #: A JWT signed for this step (a GitHub App's app JWT), usable as ``{jwt}`` in its url, headers and params.
+    jwt: JwtTemplate | None = None
     #: The statuses that count as success (default: any 2xx). A login may answer 302 with its cookie.
     expect_status: list[typing.Annotated[int, Field(ge=200, le=399)]] | None = None
     capture: dict[str, StepCapture] = Field(default_factory=dict)
@@ -502,7 +663,8 @@ class NoneAuth(_Model):
 
 
 AuthSpec = typing.Annotated[
-    OAuth2Auth | CustomTokenAuth | ApiTokenAuth | BasicAuth | NoneAuth, Field(discriminator="type")
+    OAuth2Auth | CustomTokenAuth | JwtBearerAuth | JwtAuth | ApiTokenAuth | BasicAuth | NoneAuth,
+    Field(discriminator="type"),
 ]
 
 
@@ -616,4 +778,11 @@ class Integration(_Model):
         """The OAuth client secret in clear (only the broker should need this)."""
         if isinstance(self.auth, OAuth2Auth) and self.auth.client_secret is not None:
             return self.auth.client_secret.get_secret_value()
+        return None
+
+    @property
+    def client_private_key(self) -> str | None:
+        """The ``private_key_jwt`` client key in clear (only the broker should need this)."""
+        if isinstance(self.auth, OAuth2Auth) and self.auth.client_private_key is not None:
+            return self.auth.client_private_key.get_secret_value()
         return None

@@ -24,6 +24,9 @@ from authbridge.spec.models import (
     ExpiresIn,
     Hooks,
     Integration,
+    JwtAuth,
+    JwtBearerAuth,
+    JwtTemplate,
     NoneAuth,
     OAuth2Auth,
     Parameter,
@@ -58,7 +61,7 @@ AllowHttp = Callable[[str], bool]
 
 _AUTH_MODELS: dict[str, type[pydantic.BaseModel]] = {
     typing.cast("str", model.model_fields["type"].default): model
-    for model in (OAuth2Auth, CustomTokenAuth, ApiTokenAuth, BasicAuth, NoneAuth)
+    for model in (OAuth2Auth, CustomTokenAuth, JwtBearerAuth, JwtAuth, ApiTokenAuth, BasicAuth, NoneAuth)
 }
 # The model of each block of a spec, by dotted path ("#" for a list index); `auth` depends on its type.
 _BLOCKS: dict[str, type[pydantic.BaseModel]] = {
@@ -69,6 +72,7 @@ _BLOCKS: dict[str, type[pydantic.BaseModel]] = {
     "auth.token_response.expires_at": ExpiresAt,
     "auth.callback": CallbackSpec,
     "auth.hooks": Hooks,
+    "auth.assertion": JwtTemplate,
     "token": TokenPlacement,
     "request": RequestSpec,
     "refresh": RefreshPolicy,
@@ -125,6 +129,9 @@ def _fields(data: Mapping[str, typing.Any]) -> Iterator[_Field]:
     yield from _many(auth, "auth", "token_params", "text", _TOKEN_REQUEST, False)
     yield from _many(auth, "auth", "token_headers", "header", _TOKEN_REQUEST, False)
     yield from _step_fields(auth)
+    yield from _one(auth, "auth", "client_key_id", "text", frozenset(), False)
+    for prefix, block in _jwt_blocks(auth):
+        yield from _jwt_fields(block, prefix)
     token = data.get("token")
     if isinstance(token, Mapping):
         kind: Kind = "header" if token.get("in", "header") == "header" else "text"
@@ -153,19 +160,80 @@ def _steps(auth: Mapping[str, typing.Any]) -> list[tuple[str, Mapping[str, typin
     return [(f"auth.steps.{i}", step) for i, step in enumerate(items) if isinstance(step, Mapping)]
 
 
+def _step_jwt_blocks(auth: Mapping[str, typing.Any]) -> Iterator[tuple[str, Mapping[str, typing.Any]]]:
+    """The JWTs the token steps sign (``auth.steps[i].jwt``)."""
+    for prefix, step in _steps(auth):
+        if isinstance(step.get("jwt"), Mapping):
+            yield f"{prefix}.jwt", step["jwt"]
+
+
 def _step_fields(auth: Mapping[str, typing.Any]) -> Iterator[_Field]:
     """The templated fields of ``auth.steps``; each may use what the steps before it captured."""
     captured: frozenset[str] = frozenset()
     builtins = _TOKEN_REQUEST - {"client_secret"}
     for prefix, step in _steps(auth):
+        signed = builtins | {"jwt"} if isinstance(step.get("jwt"), Mapping) else builtins
         fields = [
             *_one(step, prefix, "url", "url", builtins, False),
-            *_many(step, prefix, "params", "text", builtins, False),
-            *_many(step, prefix, "headers", "header", builtins, False),
+            *_many(step, prefix, "params", "text", signed, False),
+            *_many(step, prefix, "headers", "header", signed, False),
+            *(_jwt_fields(step["jwt"], f"{prefix}.jwt") if isinstance(step.get("jwt"), Mapping) else ()),
         ]
         yield from (field._replace(step_captures=captured) for field in fields)
         capture = step.get("capture")
         captured |= frozenset(k for k in capture if isinstance(k, str)) if isinstance(capture, Mapping) else set()
+
+
+def _jwt_blocks(auth: Mapping[str, typing.Any]) -> Iterator[tuple[str, Mapping[str, typing.Any]]]:
+    """The JWTs AuthBridge signs in an auth block: the block itself (``type: jwt``) or its ``assertion``."""
+    if auth.get("type") == "jwt":
+        yield "auth", auth
+    assertion = auth.get("assertion")
+    if isinstance(assertion, Mapping):
+        yield "auth.assertion", assertion
+
+
+def _jwt_fields(block: Mapping[str, typing.Any], prefix: str) -> Iterator[_Field]:
+    """The templates of a JWT: its key, kid, and every string in its header and claims (nested too)."""
+    yield from _one(block, prefix, "key", "text", frozenset(), False)
+    yield from _one(block, prefix, "kid", "text", frozenset(), False)
+    for name in ("header", "claims"):
+        yield from _json_strings(block.get(name), f"{prefix}.{name}")
+
+
+def _json_strings(value: object, path: str) -> Iterator[_Field]:
+    if isinstance(value, str):
+        yield _Field(path, value, "text", frozenset(), False)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _json_strings(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _json_strings(item, f"{path}.{index}")
+
+
+def _key_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
+    """A signing key must come from secret parameters: a plain one would be shown in the console and the API."""
+    auth = data.get("auth")
+    declared = _declared(data)
+    errors: list[ErrorItem] = []
+    raw = auth if isinstance(auth, Mapping) else {}
+    for prefix, block in [*_jwt_blocks(raw), *_step_jwt_blocks(raw)]:
+        source = _templates(block.get("key", "{private_key}"))
+        refs = frozenset().union(*(_safe_refs(item) for item in _as_list(source))) if source is not None else None
+        if refs is None:
+            continue
+        if not refs:
+            errors.append(ErrorItem(f"{prefix}.key", "must reference a secret parameter, such as {private_key}"))
+        for ref in sorted(refs):
+            param = declared.get(ref)
+            if param is not None and not param.get("secret") and ref != "password":
+                errors.append(
+                    ErrorItem(f"{prefix}.key", f"{{{ref}}} holds a key: declare the parameter with secret: true")
+                )
+            elif param is None and "key" not in block:
+                errors.append(ErrorItem(f"{prefix}.key", f"references {{{ref}}}: declare a secret parameter {ref}"))
+    return errors
 
 
 def _one(
@@ -230,7 +298,7 @@ def _reference_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
     auth = data.get("auth")
     token = data.get("token")
     auth_type = auth.get("type") if isinstance(auth, Mapping) else "none"
-    if auth_type in {"oauth2", "custom_token", "api_token"} and isinstance(token, Mapping):
+    if auth_type in {"oauth2", "custom_token", "jwt_bearer", "jwt", "api_token"} and isinstance(token, Mapping):
         template = token.get("template")
         if isinstance(template, str) and "token" not in _safe_refs(template):
             errors.append(ErrorItem("token.template", "must contain {token}, where the token goes"))
@@ -446,6 +514,7 @@ _NEEDS: dict[tuple[str, str | None], tuple[str, ...]] = {
     ("oauth2", "client_credentials"): ("token_url", "client_id"),
     ("oauth2", "password"): ("token_url",),
     ("custom_token", None): ("token_url",),
+    ("jwt_bearer", None): ("token_url",),
 }
 
 
@@ -590,7 +659,7 @@ def validate_spec(data: object, *, source: str | None = None, line_of: LineOf | 
         integration = None
         items = _pydantic_errors(data, exc)
     rejected = {item.path for item in items}
-    checks = _grant_errors(data) + _reference_errors(data) + _default_errors(data)
+    checks = _grant_errors(data) + _reference_errors(data) + _default_errors(data) + _key_errors(data)
     checks += _control_errors(data) + _header_name_errors(data) + _dot_segment_errors(data)
     if integration is not None:
         checks += secret_host_errors(integration)

@@ -61,7 +61,7 @@ class Base(DeclarativeBase):
 
 
 class IntegrationRow(Base):
-    """An integration: its spec (secrets removed) and its encrypted client secret."""
+    """An integration: its spec (secrets removed), its encrypted client secret and ``private_key_jwt`` key."""
 
     __tablename__ = "integrations"
 
@@ -70,6 +70,7 @@ class IntegrationRow(Base):
     name: Mapped[str] = mapped_column(String(200))
     spec: Mapped[dict[str, typing.Any]]
     client_secret: Mapped[str | None] = mapped_column(Text)
+    client_private_key: Mapped[str | None] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
@@ -248,6 +249,7 @@ class KeyCanaryRow(Base):
 #: Every encrypted column: (table, primary-key column, secret column).
 SECRET_COLUMNS: tuple[tuple[type[Base], str, str], ...] = (
     (IntegrationRow, "id", "client_secret"),
+    (IntegrationRow, "id", "client_private_key"),
     (ConnectionRow, "id", "secret_parameters"),
     (CredentialRow, "connection_id", "access_token"),
     (CredentialRow, "connection_id", "refresh_token"),

@@ -9,7 +9,7 @@ import httpx
 
 from authbridge.auth._authlib import create_pkce_pair, new_state
 from authbridge.auth.base import AuthContext, TokenSet
-from authbridge.auth.form import KV_HELP, TEMPLATE_HELP, Field, token_request_fields
+from authbridge.auth.form import ALGORITHMS, KV_HELP, TEMPLATE_HELP, Field, token_request_fields
 from authbridge.auth.oauth2 import authorization_url
 from authbridge.auth.plugin import CREDENTIAL_INPUTS, AuthPlugin, Callback, Input, Redirect, TokenExchange
 from authbridge.auth.requests import RevokeRequest, revoke_requests, token_request
@@ -54,7 +54,32 @@ _FIELDS = (
             ("body", "request body"),
             ("both", "both"),
             ("client_secret_jwt", "signed JWT (client_secret_jwt)"),
+            ("private_key_jwt", "JWT signed with a private key (private_key_jwt)"),
         ),
+    ),
+    Field(
+        "oauth2.client_private_key",
+        "auth.client_private_key",
+        "Client private key (private_key_jwt)",
+        "secret",
+        "The PEM private key whose public key is registered with the provider. Write-only.",
+        requires=("auth.client_auth", "private_key_jwt"),
+    ),
+    Field(
+        "oauth2.client_key_id",
+        "auth.client_key_id",
+        "Client key ID (kid)",
+        help="Optional: the id the provider knows the key by.",
+        templated=True,
+        requires=("auth.client_auth", "private_key_jwt"),
+    ),
+    Field(
+        "oauth2.client_assertion_alg",
+        "auth.client_assertion_alg",
+        "Client assertion algorithm",
+        "select",
+        options=tuple(option for option in ALGORITHMS if not option[0].startswith("HS")),
+        requires=("auth.client_auth", "private_key_jwt"),
     ),
     Field("oauth2.pkce", "auth.pkce", "Use PKCE (S256)", "checkbox", grant=_CODE),
     Field(
