@@ -1,7 +1,8 @@
 """Multi-step token requests end to end: ``authbridge run`` as its own process, a real provider on loopback.
 
 The provider (``tests/servers/step_provider.py``) issues single-use nonces, spends each on a login
-that answers a session cookie, and refuses replays. The unit tests of the flow are
+that answers a session cookie, and refuses replays; its GitHub-App-like endpoint verifies the app
+JWT with joserfc before it issues an installation token. The unit tests of the flow are
 ``tests/auth/test_steps.py``.
 """
 
@@ -13,9 +14,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.proxy.conftest import Server, create_key, run_authbridge, server_env
-from tests.servers.step_provider import PASSWORD, USER, StepProvider, run_step_provider
+from tests.servers.step_provider import APP_ID, INSTALLATION_ID, PASSWORD, USER, StepProvider, run_step_provider
 
 
 @pytest.fixture(scope="module")
@@ -180,3 +184,97 @@ def test_a_refresh_that_fails_keeps_the_credentials(bridge: Server, provider: St
     provider.state.mode = "ok"
     me = httpx.get(f"{bridge.url}/proxy/{cid}/me", headers=bridge.headers, timeout=30)
     assert me.status_code == 200, me.text
+
+
+@pytest.fixture(scope="module")
+def app_key() -> tuple[str, bytes]:
+    """A GitHub App RSA key pair: the private key (PEM) AuthBridge signs with, the public key the provider has."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return private, public
+
+
+def github_app(provider: StepProvider, key: str = "ghapp") -> dict[str, typing.Any]:
+    """examples/github-app.yaml, its API host the loopback provider."""
+    spec = yaml.safe_load((Path(__file__).parents[2] / "examples" / "github-app.yaml").read_text())
+    spec["key"] = key
+    spec["parameters"].append({"name": "api", "format": "url", "required": True})
+    step = spec["auth"]["steps"][0]
+    step["url"] = "{api}/app/installations/{installation_id}/access_tokens"
+    spec["request"]["base_url"] = "{api}"
+    return typing.cast("dict[str, typing.Any]", spec)
+
+
+def connect_app(bridge: Server, provider: StepProvider, private_key: str, key: str, **values: str) -> httpx.Response:
+    parameters = {"api": provider.url, "app_id": APP_ID, "installation_id": INSTALLATION_ID, **values}
+    return httpx.post(
+        f"{bridge.url}/connections",
+        json={"integration": key, "name": "DEV", "parameters": {**parameters, "app_private_key": private_key}},
+        headers=bridge.headers,
+        timeout=30,
+    )
+
+
+def test_github_app_installation_token_with_a_verified_app_jwt(
+    bridge: Server, provider: StepProvider, app_key: tuple[str, bytes], data_dir: Path
+) -> None:
+    """The app JWT verifies (RS256, iss, 10-minute window); a 401 from the API signs a new one and retries."""
+    private, public = app_key
+    provider.state.app_public_key = public
+    bridge.integration(github_app(provider))
+    created = connect_app(bridge, provider, private, "ghapp")
+    assert created.status_code == 201, created.text
+    cid = created.json()["id"]
+    claims = provider.state.jwt_claims[0]
+    assert claims["iss"] == APP_ID and 0 < claims["exp"] - claims["iat"] <= 600
+
+    repos = httpx.get(f"{bridge.url}/proxy/{cid}/installation/repositories", headers=bridge.headers, timeout=30)
+    assert repos.status_code == 200, repos.text
+
+    provider.state.expire_sessions()
+    provider.state.calls.clear()
+    again = httpx.get(f"{bridge.url}/proxy/{cid}/installation/repositories", headers=bridge.headers, timeout=30)
+    assert again.status_code == 200, again.text
+    assert provider.state.calls == [
+        "GET /installation/repositories",
+        f"POST /app/installations/{INSTALLATION_ID}/access_tokens",
+        "GET /installation/repositories",
+    ]
+    assert len(provider.state.jwt_claims) == 2
+    body = "".join(private.splitlines()[1:-1])
+    stored = b"".join(path.read_bytes() for path in data_dir.rglob("*") if path.is_file())
+    assert body[:64] not in bridge.log_text() and body[:64].encode() not in stored
+
+
+def test_github_app_errors_name_the_step_and_never_the_key(
+    bridge: Server, provider: StepProvider, app_key: tuple[str, bytes]
+) -> None:
+    """A wrong installation, a key the provider does not know, a PEM that is no key: clear errors, no key material."""
+    private, public = app_key
+    provider.state.app_public_key = public
+    bridge.integration(github_app(provider, "ghappbad"))
+
+    wrong = connect_app(bridge, provider, private, "ghappbad", installation_id="78")
+    assert wrong.status_code == 422, wrong.text
+    message = wrong.json()["error"]["message"]
+    assert "step 1 (installation_token)" in message and "/app/installations/78/access_tokens answered 404" in message
+
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    stranger = other.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    refused = connect_app(bridge, provider, stranger, "ghappbad")
+    assert refused.status_code == 422, refused.text
+    assert "step 1 (installation_token)" in refused.json()["error"]["message"]
+    assert "answered 401" in refused.json()["error"]["message"]
+
+    garbage = "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5IGF0IGFsbA==\n-----END PRIVATE KEY-----"
+    broken = connect_app(bridge, provider, garbage, "ghappbad")
+    assert broken.status_code == 422, broken.text
+    text = broken.text
+    assert "auth.steps.0.jwt.key" in text and "bm90IGEga2V5" not in text
+    for answer in (wrong, refused, broken):
+        assert "".join(private.splitlines()[1:-1])[:40] not in answer.text

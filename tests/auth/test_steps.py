@@ -12,6 +12,10 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from joserfc import jwt
+from joserfc.jwk import RSAKey
 
 from authbridge.auth import TokenExchange, TokenSet, plugin_for
 from authbridge.auth.steps import MAX_CAPTURE_LENGTH, step_flow
@@ -231,3 +235,32 @@ def test_inputs_come_from_the_steps() -> None:
     step = {**LOGIN_STEP, "params": {"u": "{username}", "p": "{password}"}}
     spec = steps_spec(NONCE_STEP, step)
     assert [i.name for i in plugin_for(spec.auth).inputs(spec)] == ["username", "password"]
+
+
+def test_a_step_signs_its_jwt_and_uses_it_as_jwt() -> None:
+    """A step's ``jwt`` block is signed at the clock (claims may use captures) and sent as ``{jwt}``; it verifies."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    app = {
+        "name": "installation",
+        "url": "https://acme.example/login",
+        "jwt": {"key": "{app_key}", "claims": {"iss": "{user}", "nonce": "{captured.nonce}"}, "ttl": "9m"},
+        "headers": {"Authorization": "Bearer {jwt}"},
+    }
+    spec = spec_of(
+        {"type": "custom_token", "steps": [NONCE_STEP, app]},
+        parameters=[{"name": "user"}, {"name": "app_key", "secret": True}],
+    )
+    seen: list[httpx.Request] = []
+    exchange = plugin_for(spec.auth).begin(ctx_of(spec, parameters={"user": "4242", "app_key": pem}))
+    assert isinstance(exchange, TokenExchange)
+    run(exchange, provider(seen))
+    assertion = seen[1].headers["authorization"].removeprefix("Bearer ")
+    public = RSAKey.import_key(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    claims = jwt.decode(assertion, public, algorithms=["RS256"]).claims
+    assert claims["iss"] == "4242" and claims["nonce"] == NONCE
+    assert claims["exp"] - claims["iat"] == 540 and claims["iat"] == int(NOW.timestamp())

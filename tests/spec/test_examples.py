@@ -27,6 +27,7 @@ VALUES: dict[str, dict[str, str]] = {
     "acme": {"serverName": "dev", "apiSecret": "s"},
     "giphy": {},
     "github": {},
+    "githubapp": {"app_id": "4242", "installation_id": "77", "app_private_key": "-----BEGIN PRIVATE KEY-----"},
     "jira": {"site": "my-team"},
     "legacycrm": {"tenant": "acme.legacycrm.example"},
     "noncelogin": {"tenant": "acme.vault.example"},

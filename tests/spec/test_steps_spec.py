@@ -109,6 +109,21 @@ def test_malformed_steps_are_refused_at_load(
     assert any(expected in p for p in found), found
 
 
+def test_jwt_is_usable_only_in_a_step_that_signs_one() -> None:
+    """``{jwt}`` in a step without a ``jwt`` block is an unknown reference; with one it is accepted."""
+    found = problems(spec({**NONCE, "headers": {"Authorization": "Bearer {jwt}"}}))
+    assert any("auth.steps.0.headers.Authorization: references {jwt}" in p for p in found), found
+    signed = {
+        **NONCE,
+        "jwt": {"key": "{key}", "claims": {"iss": "{tenant}"}},
+        "headers": {"Authorization": "Bearer {jwt}"},
+    }
+    validate_spec({**spec(signed), "parameters": [{"name": "tenant"}, {"name": "key", "secret": True}]})
+    unsafe = {**signed, "jwt": {"key": "{tenant}"}}
+    found = problems(spec(unsafe))
+    assert any(p.startswith("auth.steps.0.jwt.key: {tenant} holds a key") for p in found), found
+
+
 def test_without_steps_a_token_url_is_still_required() -> None:
     """A custom token with neither steps nor token_url is refused."""
     assert "auth.token_url: is required for custom_token" in problems(spec())
