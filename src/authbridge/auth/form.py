@@ -21,7 +21,7 @@ __all__ = [
 ]
 
 Kind = typing.Literal[
-    "text", "url", "select", "checkbox", "secret", "kv", "list", "ints", "duration", "textarea", "json"
+    "text", "url", "select", "checkbox", "secret", "kv", "list", "ints", "duration", "textarea", "json", "json_list"
 ]
 
 

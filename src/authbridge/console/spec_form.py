@@ -53,7 +53,7 @@ def _show(field: Field, value: object) -> str:
         return "on" if value else ""
     if field.kind == "secret":
         return ""  # write-only: never sent back to the browser
-    if field.kind == "json":
+    if field.kind in {"json", "json_list"}:
         return json.dumps(value, indent=2) if value else ""
     if field.kind == "kv":
         items = value.items() if isinstance(value, dict) else ()
@@ -153,13 +153,18 @@ def _read(field: Field, raw: str, problems: list[ErrorItem]) -> tuple[bool, obje
         if field.kind == "ints":
             items = [int(p) if isinstance(p, str) and p.isdigit() else p for p in items]
         return True, items
-    if field.kind == "json":
+    if field.kind in {"json", "json_list"}:
         if not text:
             return False, None
         try:
             parsed = json.loads(text)
         except json.JSONDecodeError as exc:
             problems.append(ErrorItem(field.path, f"is not valid JSON ({exc.msg} at line {exc.lineno})"))
+            return False, None
+        if field.kind == "json_list":
+            if isinstance(parsed, list):
+                return True, parsed
+            problems.append(ErrorItem(field.path, "must be a JSON list: [{...}, ...]"))
             return False, None
         if not isinstance(parsed, dict):
             problems.append(ErrorItem(field.path, 'must be a JSON object: {"name": value, ...}'))

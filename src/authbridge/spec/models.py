@@ -30,6 +30,7 @@ from authbridge.spec.templating import Template
 
 __all__ = [
     "CREDENTIAL_NAMES",
+    "RAW_SAFE_CHARS",
     "RESERVED_NAMES",
     "SECRET_MASK",
     "ApiTokenAuth",
@@ -67,6 +68,14 @@ __all__ = [
     "TokenResponse",
     "compile_pattern",
 ]
+
+#: What a value sent unencoded in the authorization URL (``authorize_raw``) may hold: RFC 3986 unreserved
+#: characters and the sub-delimiters and ``:@/`` that do not end a query value (no ``&``, ``=``, ``#``, ``%``, ``?``).
+RAW_SAFE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$'()*+,;:@/")
+_QUERY_NAME = re.compile(r"[A-Za-z0-9_.~\[\]-]{1,64}")
+#: Authorization URL parameters only AuthBridge sets.
+_AUTHORIZE_OWN = frozenset({"response_type", "redirect_uri", "state", "code_challenge", "code_challenge_method"})
+_PLACEHOLDER = re.compile(r"(?<!\{)\{[^{}]*\}(?!\})")
 
 #: What an API response shows in place of a stored secret.
 SECRET_MASK = "********"  # noqa: S105 - a mask, not a password
@@ -464,6 +473,56 @@ class OAuth2Auth(_TokenRequest):
     pkce: bool = True
     refresh_token: bool = True
     callback: CallbackSpec = Field(default_factory=CallbackSpec)
+    #: The authorization URL's name for the client id (``client_key``, ``app_id``): some providers rename it.
+    authorize_client_id_param: str = "client_id"
+    #: The authorization URL's name for the scopes (``user_scope``, ``scopes``), joined by ``scope_separator``.
+    authorize_scope_param: str = "scope"
+    #: Authorization URL parameters sent without percent-encoding (``scope`` as ``a,b``, not ``a%2Cb``). Their
+    #: values may hold only characters that cannot end the value: no ``&``, ``=``, ``#``, ``%``, space or ``?``.
+    authorize_raw: list[str] = Field(default_factory=list)
+
+    @field_validator("authorize_client_id_param", "authorize_scope_param")
+    @classmethod
+    def _query_name(cls, value: str) -> str:
+        if not _QUERY_NAME.fullmatch(value):
+            raise ValueError("must be 1 to 64 letters, digits, '_', '-', '.', '~', '[' or ']' (a query parameter name)")
+        if value in _AUTHORIZE_OWN:
+            raise ValueError(f"{value} is a parameter AuthBridge sets itself; choose another name")
+        return value
+
+    @model_validator(mode="after")
+    def _shaping(self) -> OAuth2Auth:
+        if self.authorize_client_id_param == self.authorize_scope_param:
+            raise ValueError("authorize_client_id_param and authorize_scope_param cannot be the same name")
+        sent = {self.authorize_client_id_param, self.authorize_scope_param, "redirect_uri", *self.authorize_params}
+        for name in self.authorize_raw:
+            if name not in sent:
+                raise ValueError(
+                    f"authorize_raw: {name} is not a parameter of the authorization URL that the spec shapes "
+                    f"({', '.join(sorted(sent))})"
+                )
+        for name, text in self._raw_literals():
+            bad = sorted(set(text) - RAW_SAFE_CHARS)
+            if bad:
+                raise ValueError(
+                    f"authorize_raw: {name} is sent unencoded but holds {''.join(bad)!r}, which would change the "
+                    "URL; leave it out of authorize_raw"
+                )
+        return self
+
+    def _raw_literals(self) -> typing.Iterator[tuple[str, str]]:
+        """The spec's own text of each raw parameter (template placeholders left out: checked when rendered)."""
+        raw = set(self.authorize_raw)
+        if self.authorize_scope_param in raw and self.scopes:
+            yield self.authorize_scope_param, self.scope_separator.join(self.scopes)
+        sources: dict[str, str | list[str] | None] = {
+            self.authorize_client_id_param: self.client_id,
+            **self.authorize_params,
+        }
+        for name, source in sources.items():
+            if name in raw and source is not None:
+                for item in [source] if isinstance(source, str) else source:
+                    yield name, _PLACEHOLDER.sub("", item).replace("{{", "{").replace("}}", "}")
 
     @field_validator("scopes", mode="before")
     @classmethod

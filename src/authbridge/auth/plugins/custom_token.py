@@ -32,6 +32,14 @@ class CustomTokenPlugin(AuthPlugin):
     form_fields = (
         *token_request_fields("custom_token"),
         Field("custom_token.ttl", "auth.ttl", "Token lifetime", "duration", "When the answer gives none."),
+        Field(
+            "custom_token.steps",
+            "auth.steps",
+            "Token steps",
+            "json_list",
+            "Optional: requests sent in order instead of the one above, as a JSON list of "
+            '{"name", "url", "method", "body", "headers", "params", "capture", "jwt"}; see docs/spec.md.',
+        ),
     )
     form_sections = ("token_response", "hooks", "token", "refresh")
 
