@@ -94,14 +94,14 @@ _FIELDS = (
     Field(
         "oauth2.authorize_client_id_param",
         "auth.authorize_client_id_param",
-        "Client ID parameter name",
+        "Authorization URL: client parameter name",
         help="In the authorization URL; usually client_id.",
         grant=_CODE,
     ),
     Field(
         "oauth2.authorize_scope_param",
         "auth.authorize_scope_param",
-        "Scope parameter name",
+        "Authorization URL: scope parameter name",
         help="In the authorization URL; usually scope.",
         grant=_CODE,
     ),
