@@ -33,13 +33,13 @@ from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
 
 from authbridge.auth.base import AuthContext
 from authbridge.errors import SigningKeyError
-from authbridge.spec.models import JwtTemplate
+from authbridge.spec.models import MAX_KEY_LENGTH, JwtTemplate
 from authbridge.spec.templating import render_text, unix_time_template
 
 __all__ = ["MAX_KEY_CHARS", "MintedJwt", "SigningKey", "load_signing_key", "mint_jwt", "sign", "signing_key"]
 
-#: The longest key text read (a 8192-bit RSA PEM is about 6,400 characters; a key file a little more).
-MAX_KEY_CHARS = 16_384
+#: The longest key text read.
+MAX_KEY_CHARS = MAX_KEY_LENGTH
 _MIN_RSA_BITS, _MAX_RSA_BITS = 2048, 8192
 #: The shortest HMAC secret (RFC 7518 §3.2 wants the hash size; 112 bits is NIST's floor, joserfc's too).
 _MIN_HMAC_BYTES = 14
