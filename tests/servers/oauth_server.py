@@ -335,7 +335,22 @@ class _AuthServer(AuthorizationServer):  # type: ignore[misc]
         return _Request(flask.request)
 
 
-class _ClientSecretJWT(JWTBearerClientAssertion):  # type: ignore[misc]
+class _ClientAssertion(JWTBearerClientAssertion):  # type: ignore[misc]
+    """Both JWT client authentications read the same fields: each answers only for clients registered for it."""
+
+    def __call__(self, query_client: Callable[[str], Client | None], request: Any) -> Client | None:
+        assertion = request.form.get("client_assertion")
+        if assertion:
+            _headers, claims = self.extract_assertion(assertion)
+            subject = claims.get("sub")
+            client = query_client(subject) if isinstance(subject, str) else None
+            if client is not None and self.CLIENT_AUTH_METHOD not in client.auth_methods:
+                return None
+        result: Client | None = super().__call__(query_client, request)
+        return result
+
+
+class _ClientSecretJWT(_ClientAssertion):
     """RFC 7523 §2.2 ``client_secret_jwt``: an HS256 assertion keyed by the client secret, for this endpoint, once."""
 
     CLIENT_AUTH_METHOD = "client_secret_jwt"
@@ -359,7 +374,7 @@ class _ClientSecretJWT(JWTBearerClientAssertion):  # type: ignore[misc]
         return OctKey.import_key(client.client_secret or "")
 
 
-class _PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
+class _PrivateKeyJWT(_ClientAssertion):
     """RFC 7523 §2.2 ``private_key_jwt``: an assertion signed with the client's private key (public key registered)."""
 
     CLIENT_AUTH_METHOD = "private_key_jwt"
