@@ -40,8 +40,10 @@ def pem(key: PrivateKeyTypes) -> str:
 
 def register(oauth: OAuthServer, key_id: str, key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> None:
     """Give the server the public half of ``key`` under a client id or kid."""
-    jwk = (RSAKey if isinstance(key, rsa.RSAPrivateKey) else ECKey).import_key(key.public_key()).as_dict()
-    httpx.post(f"{oauth.base_url}/_admin/jwt_keys", json={"id": key_id, "jwk": jwk}, timeout=10).raise_for_status()
+    public = key.public_key()
+    jwk = RSAKey.import_key(public) if isinstance(public, rsa.RSAPublicKey) else ECKey.import_key(public)
+    body = {"id": key_id, "jwk": jwk.as_dict()}
+    httpx.post(f"{oauth.base_url}/_admin/jwt_keys", json=body, timeout=10).raise_for_status()
 
 
 def key_file(key: rsa.RSAPrivateKey, oauth: OAuthServer) -> str:
@@ -81,7 +83,8 @@ def add(client: TestClient, headers: dict[str, str], spec: Json) -> None:
 
 def connect(client: TestClient, headers: dict[str, str], key: str, **parameters: str) -> httpx.Response:
     body = {"integration": key, "name": "DEV", "parameters": parameters}
-    return client.post("/connections", json=body, headers=headers)
+    response: httpx.Response = client.post("/connections", json=body, headers=headers)
+    return response
 
 
 def private_key_jwt_spec(oauth: OAuthServer, key: str, alg: str = "RS256") -> Json:
