@@ -8,7 +8,9 @@ public halves are registered with the server.
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import typing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from joserfc.jwk import ECKey, OctKey, RSAKey
 
 from authbridge.testing import FakeClock
-from tests.conftest import ClientFactory, ClockedClientFactory, create_api_key, sqlite_env
+from tests.conftest import ClientFactory, ClockedClientFactory, create_api_key, portal, sqlite_env
 from tests.servers.fixtures import OAuthServer
 
 if typing.TYPE_CHECKING:
@@ -29,6 +31,7 @@ if typing.TYPE_CHECKING:
 
 Json = dict[str, typing.Any]
 SERVICE_ACCOUNT = "robot@project.iam.example"
+PUBLIC_URL = "http://127.0.0.1:8000"
 _RSA = rsa.generate_private_key(65537, 2048)
 _EC = ec.generate_private_key(ec.SECP256R1())
 
@@ -366,3 +369,38 @@ def test_a_token_endpoint_answering_garbage_is_a_clear_error(
     assert fragment in refused.text
     assert "eyJ" not in refused.text and "pkid-1" not in refused.text
     assert client.get("/connections", headers=headers).json()["items"] == []
+
+
+def test_an_end_user_connects_a_service_account_on_the_connect_page(
+    make_client: ClientFactory, tmp_path: Path, oauth: OAuthServer
+) -> None:
+    """The hosted page asks for the key file (a password input, no other credential); a bad one is refused."""
+    env = sqlite_env(
+        tmp_path,
+        AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS="true",
+        AUTHBRIDGE_PUBLIC_URL=PUBLIC_URL,
+        AUTHBRIDGE_ALLOWED_RETURN_ORIGINS="https://app.example",
+    )
+    client = make_client(env)
+    admin = {"Authorization": f"Bearer {create_api_key(client)}"}
+    register(oauth, SERVICE_ACCOUNT, _RSA)
+    add(client, admin, google_spec(oauth))
+    broker = client.app.state.broker  # type: ignore[attr-defined]
+    key, _ = portal(client).call(broker.create_api_key, "web", ["connect"])
+    body = {"end_user": {"id": "u-1"}, "allowed_integrations": ["gsa"], "return_to": "https://app.example/x"}
+    session = client.post("/connect/sessions", json=body, headers={"Authorization": f"Bearer {key}"}).json()
+    client.get(session["connect_url"].removeprefix(PUBLIC_URL), follow_redirects=False)
+    form = client.get("/connect/i/gsa")
+    assert 'type="password" id="f-param-service_account_key"' in form.text and 'name="cred.' not in form.text
+    csrf = html.unescape(re.search(r'name="csrf" value="([^"]+)"', form.text).group(1))  # type: ignore[union-attr]
+    bad = client.post("/connect/i/gsa", data={"csrf": csrf, "param.service_account_key": pem(_EC)})
+    assert bad.status_code == 422 and "The account was not connected" in bad.text
+    assert pem(_EC).splitlines()[1] not in bad.text
+    done = client.post(
+        "/connect/i/gsa",
+        data={"csrf": csrf, "param.service_account_key": key_file(_RSA, oauth)},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303, done.text
+    (made,) = client.get("/connections", headers=admin).json()["items"]
+    assert made["status"] == "active" and made["parameters"] == {"service_account_key": "********"}
