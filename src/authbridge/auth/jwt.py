@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import dataclasses
+import hashlib
 import json
 import re
+import threading
 import typing
 import warnings
 from collections.abc import Mapping
@@ -187,6 +190,12 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+#: Keys already read, by a digest of their text: loading an RSA key checks it (over 100 ms), signing takes 1 ms.
+_LOADED: collections.OrderedDict[tuple[bytes, str, str], SigningKey] = collections.OrderedDict()
+_LOADED_MAX = 256
+_LOADED_LOCK = threading.Lock()
+
+
 def load_signing_key(text: str, alg: str, *, field: str, encoding: str = "text") -> SigningKey:
     """Read a private key for ``alg`` from text: PEM, a JWK, a service-account key file, or an HMAC secret.
 
@@ -200,6 +209,21 @@ def load_signing_key(text: str, alg: str, *, field: str, encoding: str = "text")
             ``alg`` (an EC key for RS256, a P-384 key for ES256, an RSA key under 2048 bits).
             The message names ``field``, never the key.
     """
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+    with _LOADED_LOCK:
+        cached = _LOADED.get((digest, alg, encoding))
+        if cached is not None:
+            _LOADED.move_to_end((digest, alg, encoding))
+            return cached
+    loaded = _load(text, alg, field, encoding)
+    with _LOADED_LOCK:
+        _LOADED[(digest, alg, encoding)] = loaded
+        while len(_LOADED) > _LOADED_MAX:
+            _LOADED.popitem(last=False)
+    return loaded
+
+
+def _load(text: str, alg: str, field: str, encoding: str) -> SigningKey:
     if not text or not text.strip():
         raise _refuse(field, "the key is empty")
     if len(text) > MAX_KEY_CHARS:
