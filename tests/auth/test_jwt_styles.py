@@ -7,6 +7,7 @@ import typing
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -16,7 +17,7 @@ from sqlalchemy import text
 
 from authbridge.auth import AuthContext, plugin_for, revoke_requests, token_request
 from authbridge.console.spec_form import form_to_data, spec_to_form, stored_secrets
-from authbridge.errors import ConflictError, ParameterError, SpecError
+from authbridge.errors import ConflictError, ParameterError, SpecError, TokenEndpointError
 from authbridge.spec import Integration, check_parameter_values, load_spec, validate_spec
 from authbridge.spec.destinations import move_problems
 from authbridge.store import Store
@@ -273,3 +274,16 @@ async def test_the_client_key_is_encrypted_at_rest_and_kept_by_the_mask(store: S
     await store.integrations.save(header)
     with pytest.raises(ConflictError, match=r"auth.client_private_key: none is stored"):
         await store.integrations.save(masked)
+
+
+def test_a_client_assertion_echoed_by_the_token_endpoint_is_masked() -> None:
+    """An error description quoting the signed assertion is shown without it."""
+    spec = Integration.model_validate(keyed())
+    ctx = AuthContext(spec, clock=lambda: NOW)
+    flow = plugin_for(spec.auth).begin(ctx).flow  # type: ignore[union-attr]
+    request = next(flow)
+    assertion = dict(parse_qsl(request.content.decode()))["client_assertion"]
+    answer = httpx.Response(400, json={"error": "invalid_client", "error_description": f"bad {assertion}"})
+    with pytest.raises(TokenEndpointError) as caught:
+        flow.send(answer)
+    assert "eyJ" not in str(caught.value) and "invalid_client" in str(caught.value)  # not even its start
