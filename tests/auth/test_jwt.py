@@ -317,3 +317,14 @@ def test_deeply_nested_json_is_a_clear_error() -> None:
     """A key of 16,000 nested brackets (JSON the parser recurses into) is refused, not a crash."""
     with pytest.raises(SigningKeyError, match="not valid JSON"):
         load_signing_key('{"a":' + "[" * 8000, "RS256", field="f")
+
+
+def test_loaded_keys_are_reused_and_the_oldest_forgotten() -> None:
+    """A key read once is not read again (RSA checks cost 100 ms); at most 256 are kept, the oldest go first."""
+    first = load_signing_key(pem(rsa_key()), "RS256", field="f")
+    assert load_signing_key(pem(rsa_key()), "RS256", field="other") is first
+    assert load_signing_key(pem(rsa_key()), "PS256", field="f") is not first  # another algorithm, another entry
+    secrets = [f"shared-secret-number-{n:04d}" for n in range(257)]
+    keys = [load_signing_key(secret, "HS256", field="f") for secret in secrets]
+    assert load_signing_key(secrets[-1], "HS256", field="f") is keys[-1]
+    assert load_signing_key(secrets[0], "HS256", field="f") is not keys[0]

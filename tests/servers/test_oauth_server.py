@@ -402,10 +402,13 @@ def test_stats_count_per_grant_type(oauth: OAuthServer) -> None:
             "client_credentials": 1,
             "password": 1,
             "custom": 1,
+            "urn:ietf:params:oauth:grant-type:jwt-bearer": 0,
         },
         "revocations": 0,
         "revoked_tokens": 1,
         "active_access_tokens": 4,
+        "verified_jwts": 0,
+        "distinct_jwts": 0,
     }
     oauth.reset()
     assert oauth.stats() == {
@@ -413,6 +416,8 @@ def test_stats_count_per_grant_type(oauth: OAuthServer) -> None:
         "revocations": 0,
         "revoked_tokens": 0,
         "active_access_tokens": 0,
+        "verified_jwts": 0,
+        "distinct_jwts": 0,
     }
     assert me(oauth, token["access_token"]).status_code == 401
 

@@ -50,6 +50,7 @@ __all__ = [
     "JwtBearerAuth",
     "JwtTemplate",
     "MAX_JWT_TTL",
+    "MAX_KEY_LENGTH",
     "NoneAuth",
     "OAuth2Auth",
     "Parameter",
@@ -423,6 +424,9 @@ class JwtTemplate(_Model):
         return self
 
 
+#: The longest signing key read (an 8192-bit RSA PEM is about 6,400 characters; a key file a little more).
+MAX_KEY_LENGTH = 16_384
+_PARAM_REF = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
 #: The longest ``ttl`` of a JWT AuthBridge signs.
 MAX_JWT_TTL = timedelta(days=7)
 
@@ -838,6 +842,23 @@ class Integration(_Model):
         if isinstance(self.auth, OAuth2Auth) and self.auth.client_secret is not None:
             return self.auth.client_secret.get_secret_value()
         return None
+
+    @property
+    def key_parameters(self) -> frozenset[str]:
+        """The parameters holding signing keys: their values may be up to MAX_KEY_LENGTH characters long."""
+        auth = self.auth
+        sources: list[str | list[str]] = []
+        if isinstance(auth, JwtAuth):
+            sources.append(auth.key)
+        elif isinstance(auth, JwtBearerAuth):
+            sources.append(auth.assertion.key)
+        elif isinstance(auth, OAuth2Auth) and self.client_private_key is not None:
+            sources.append(self.client_private_key if _PARAM_REF.fullmatch(self.client_private_key) else [])
+        names = {
+            name for source in sources for item in ([source] if isinstance(source, str) else source)
+            for name in Template.parse(item).references
+        }  # fmt: skip
+        return frozenset(names)
 
     @property
     def client_private_key(self) -> str | None:

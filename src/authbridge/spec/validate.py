@@ -15,6 +15,7 @@ from pydantic_core import ErrorDetails
 from authbridge.errors import ErrorItem, ParameterError, SpecError, TemplateError
 from authbridge.spec.models import (
     CREDENTIAL_NAMES,
+    MAX_KEY_LENGTH,
     RESERVED_NAMES,
     ApiTokenAuth,
     BasicAuth,
@@ -787,8 +788,9 @@ def check_parameter_values(
         if not isinstance(raw, str | int | float) or isinstance(raw, bool):
             errors.append(ErrorItem(f"parameters.{param.name}", "must be a string"))
             continue
-        if len(str(raw)) > max_length:
-            errors.append(ErrorItem(f"parameters.{param.name}", f"is longer than {max_length} characters"))
+        longest = max(max_length, MAX_KEY_LENGTH) if param.name in integration.key_parameters else max_length
+        if len(str(raw)) > longest:
+            errors.append(ErrorItem(f"parameters.{param.name}", f"is longer than {longest} characters"))
             continue
         problems = _value_problems(param, str(raw), allow_http)
         errors.extend(ErrorItem(f"parameters.{param.name}", problem) for problem in problems)
