@@ -46,6 +46,7 @@ PUBLIC = {
         "OutboundBlockedError",
         "ParameterError",
         "PermissionDeniedError",
+        "SigningKeyError",
         "SpecError",
         "StoreError",
         "TemplateError",

@@ -101,6 +101,8 @@ def configure_logging(settings: Settings) -> None:
             handler.setFormatter(JsonFormatter())
     # httpx logs every request's full URL at INFO; a query may carry a token or a secret parameter.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # httpcore's DEBUG traces print every answer's raw headers: a Set-Cookie session, a token in a header.
+    logging.getLogger("httpcore").setLevel(logging.INFO)
     redactor = RedactingFilter()
     for name in ("", "authbridge", "uvicorn", "uvicorn.access", "uvicorn.error", "httpx"):
         logger = logging.getLogger(name)

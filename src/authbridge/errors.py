@@ -7,6 +7,7 @@ AuthBridgeError
 ├── TemplateError                a template cannot be parsed or rendered (names the reference, never the value)
 │   └── UnsafeValueError         a value would change a URL's scheme/host/port or inject a header line
 ├── ParameterError               connection parameter values break the integration's rules (all listed)
+├── SigningKeyError              a key to sign a JWT is malformed, of another kind than its algorithm, or too large
 ├── CryptoError                  a secret cannot be encrypted or decrypted
 │   └── KeyRingMismatchError     the key ring cannot decrypt the stored data (refuse to start)
 ├── StoreError                   the database is unreachable or refused an operation
@@ -49,6 +50,7 @@ __all__ = [
     "OutboundBlockedError",
     "ParameterError",
     "PermissionDeniedError",
+    "SigningKeyError",
     "SpecError",
     "StoreError",
     "TemplateError",
@@ -150,6 +152,16 @@ class ParameterError(_ManyErrors):
 
     def __init__(self, errors: typing.Sequence[ErrorItem], *, summary: str = "invalid connection parameters") -> None:
         super().__init__(errors, summary=summary)
+
+
+class SigningKeyError(AuthBridgeError):
+    """A JWT signing key cannot be used: malformed, public, encrypted, of another kind than its algorithm, or too large.
+
+    The message names the field the key came from and what is wrong, never the key.
+    """
+
+    code = "invalid_signing_key"
+    status_code = 422
 
 
 class CryptoError(AuthBridgeError):

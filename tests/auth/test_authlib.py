@@ -1,4 +1,4 @@
-"""Tests of the Authlib facade: PKCE, state, the authorization URI, client_secret_basic and grant fields."""
+"""Tests of the Authlib facade: PKCE, state, client_secret_basic and grant fields."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ import hashlib
 import re
 from urllib.parse import unquote_plus
 
-import httpx
 import pytest
 
 from authbridge.auth import create_pkce_pair, new_state
-from authbridge.auth._authlib import authorization_uri, client_secret_basic, grant_fields
+from authbridge.auth._authlib import client_secret_basic, grant_fields
 
 
 def test_pkce_challenge_is_s256_of_verifier() -> None:
@@ -44,25 +43,6 @@ def test_client_secret_basic_form_encodes_id_and_secret() -> None:
     user, _, password = base64.b64decode(encoded).decode("ascii").partition(":")
     assert (user, password) == ("my%3Aclient", "se%3Acr%2Bet+%C3%A9")
     assert (unquote_plus(user), unquote_plus(password)) == ("my:client", "se:cr+et é")
-
-
-def test_authorization_uri_keeps_query_and_replaces_standard_names() -> None:
-    """Query parameters already in the URL stay; a standard one there is replaced, never doubled."""
-    uri = authorization_uri(
-        "https://id.example/authorize?tenant=a%20b&state=stale",
-        client_id="cid",
-        redirect_uri="https://app.example/cb",
-        scope="read write",
-        state="fresh",
-        extra={"prompt": "consent", "client_id": "ignored"},
-    )
-    params = httpx.URL(uri).params
-    assert params["tenant"] == "a b"
-    assert params.get_list("state") == ["fresh"]
-    assert params.get_list("client_id") == ["cid"]
-    assert params["scope"] == "read write"
-    assert params["prompt"] == "consent"
-    assert params["response_type"] == "code"
 
 
 def test_grant_fields_order_and_empty_values() -> None:

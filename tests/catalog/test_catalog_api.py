@@ -73,7 +73,7 @@ def test_list_search_and_categories(client: TestClient, headers: dict[str, str])
         "icon": "github",
     }
     crm = client.get("/catalog", params={"category": "crm", "q": "sales"}, headers=headers).json()["items"]
-    assert [i["key"] for i in crm] == ["salesforce"]
+    assert [i["key"] for i in crm] == ["salesforce", "salesforcejwt"]
 
 
 def test_unknown_category_is_a_422(client: TestClient, headers: dict[str, str]) -> None:

@@ -192,7 +192,7 @@ def test_search_by_text_and_category() -> None:
     assert [e.key for e in search("github")] == ["github", "githubtoken"]
     assert {e.key for e in search(None, "crm")} >= {"salesforce", "hubspot", "pipedrive", "zohocrm"}
     assert all("crm" in e.meta.categories for e in search(None, "crm"))
-    assert [e.key for e in search("SALESFORCE", "crm")] == ["salesforce"]
+    assert [e.key for e in search("SALESFORCE", "crm")] == ["salesforce", "salesforcejwt"]
     assert search("salesforce", "ai") == []
 
 

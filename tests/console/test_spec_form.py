@@ -59,6 +59,14 @@ def test_errors_land_on_the_fields_of_the_selected_type_and_parameter_rows() -> 
     }
 
 
+def test_token_steps_are_a_json_list() -> None:
+    """The custom token's steps field takes a JSON list; an object or broken JSON is an error on that field."""
+    base = spec_to_form(None) | {"key": "k", "name": "K", "auth.type": "custom_token"}
+    for text, expected in (('{"name": "a"}', "must be a JSON list"), ("[{", "is not valid JSON")):
+        _data, problems, _rows = form_to_data(base | {"custom_token.steps": text}, keep_secret=False)
+        assert [(p.path, expected in p.message) for p in problems] == [("auth.steps", True)]
+
+
 def test_signer_refuses_altered_expired_and_foreign_values() -> None:
     """Sealed claims open only unaltered, unexpired and under the same secret; tokens are bound to their purpose."""
     signer = Signer(b"k" * 32)

@@ -9,6 +9,12 @@ in memory. Besides the OAuth endpoints it has a protected resource (``/api/me``)
 (``/api/echo/...``), an Airkit-style custom token endpoint (``/custom/login``) and unauthenticated test
 controls under ``/_admin/`` (stats, configuration, fault injection, reset, expire). ``/oauth/introspect``
 (RFC 7662) tells whether an access or refresh token is still active.
+
+RFC 7523: the JWT bearer grant (``grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer``) and
+``private_key_jwt`` client authentication verify assertions against public keys a test registers
+with ``POST /_admin/jwt_keys`` (``{"id": client id or kid, "jwk": {...}}``); registering a key for an
+unknown id creates a client of that id (the issuer of a service account). ``/api/jwt`` verifies a
+self-signed JWT sent as a bearer token (by its ``kid``) and answers its header and claims.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import json
 import logging
 import re
 import secrets
@@ -32,17 +39,20 @@ from authlib.common.urls import add_params_to_uri
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import InvalidGrantError, grants
+from authlib.oauth2.rfc6749 import InvalidClientError, InvalidGrantError, grants
 from authlib.oauth2.rfc6749.util import list_to_scope, scope_to_list
 from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
-from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion, JWTBearerGrant
 from authlib.oauth2.rfc7591 import ClientRegistrationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import Flask, Response, jsonify, render_template_string
 from flask.typing import ResponseReturnValue
-from joserfc.jwk import OctKey
+from joserfc import jws
+from joserfc import jwt as joserfc_jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import JWKRegistry, Key, OctKey
 from werkzeug.serving import make_server
 
 CONFIDENTIAL_ID = "confidential"
@@ -51,12 +61,17 @@ PUBLIC_ID = "public"
 USERNAME = "alice"
 PASSWORD = "wonderland"
 SCOPES = "read write"
-TOKEN_KINDS = ("authorization_code", "refresh_token", "client_credentials", "password", "custom")
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+KEY_CLIENT_ID = "keyclient"
+TOKEN_KINDS = ("authorization_code", "refresh_token", "client_credentials", "password", "custom", JWT_BEARER)
 ALL_GRANTS = frozenset({"authorization_code", "refresh_token", "client_credentials", "password"})
 #: Any port on the loopback host names (RFC 8252 §7.3).
 REDIRECT_URI_RE = re.compile(r"http://(127\.0\.0\.1|localhost)(:\d{1,5})?/oauth/callback")
 #: Every client authentication method, accepted by every grant and by the revocation endpoint.
-AUTH_METHODS = ["client_secret_basic", "client_secret_post", "client_secret_jwt", "none"]
+AUTH_METHODS = ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none"]
+#: What /api/jwt and the RFC 7523 pieces accept (joserfc's default registry knows only HS256, RS256, ES256).
+JWT_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"]
+JWT_ALGORITHMS += ["HS256", "HS384", "HS512"]
 CODE_TTL = 600.0
 
 
@@ -107,6 +122,7 @@ CLIENTS = {
         frozenset({"client_secret_basic", "client_secret_post", "client_secret_jwt"}),
     ),
     PUBLIC_ID: Client(PUBLIC_ID, None, frozenset({"authorization_code", "refresh_token"}), frozenset({"none"})),
+    KEY_CLIENT_ID: Client(KEY_CLIENT_ID, None, ALL_GRANTS | {JWT_BEARER}, frozenset({"private_key_jwt"})),
 }
 
 
@@ -200,6 +216,11 @@ class State:
     revocations: int = 0
     registrations: int = 0
     registered: dict[str, Client] = field(default_factory=dict)
+    #: Public keys (JWKs) registered by tests, by client id or kid; clients created for new ids.
+    jwt_keys: dict[str, dict[str, Any]] = field(default_factory=dict)
+    key_clients: dict[str, Client] = field(default_factory=dict)
+    seen_jtis: set[str] = field(default_factory=set)
+    verified_jwts: list[str] = field(default_factory=list)
     fail_next: Fault | None = None
     revoke_fault: RevokeFault | None = None
     delay_next: float = 0.0
@@ -218,6 +239,10 @@ class State:
             self.revocations = 0
             self.registrations = 0
             self.registered.clear()
+            self.jwt_keys.clear()
+            self.key_clients.clear()
+            self.seen_jtis.clear()
+            self.verified_jwts.clear()
             self.fail_next = None
             self.revoke_fault = None
             self.delay_next = 0.0
@@ -225,7 +250,31 @@ class State:
     def query_client(self, client_id: str) -> Client | None:
         with self.lock:
             registered = self.registered.get(client_id)
-        return registered if registered is not None else CLIENTS.get(client_id)
+            return registered or CLIENTS.get(client_id) or self.key_clients.get(client_id)
+
+    def register_key(self, key_id: str, jwk: dict[str, Any]) -> None:
+        with self.lock:
+            self.jwt_keys[key_id] = jwk
+            if key_id not in CLIENTS:
+                grants_ = frozenset({JWT_BEARER, "client_credentials"})
+                self.key_clients[key_id] = Client(key_id, None, grants_, frozenset({"private_key_jwt", "none"}))
+
+    def public_key(self, key_id: str) -> Key:
+        with self.lock:
+            jwk = self.jwt_keys.get(key_id)
+        if jwk is None:
+            raise InvalidGrantError(description="no key is registered for this issuer")
+        return JWKRegistry.import_key(jwk)
+
+    def first_use(self, jti: object) -> bool:
+        """Whether an assertion's jti is new (each assertion is used once: a re-signed one has a new jti)."""
+        if not isinstance(jti, str) or not jti:
+            return False
+        with self.lock:
+            if jti in self.seen_jtis:
+                return False
+            self.seen_jtis.add(jti)
+            return True
 
     def save_token(self, token: dict[str, Any], request: Any) -> None:
         record = Token(
@@ -276,6 +325,8 @@ class State:
         with self.lock:
             tokens = list(self.tokens.values())
             return {
+                "verified_jwts": len(self.verified_jwts),
+                "distinct_jwts": len(set(self.verified_jwts)),
                 "token_calls": dict(self.token_calls),
                 "revocations": self.revocations,
                 "registrations": self.registrations,
@@ -302,7 +353,22 @@ class _AuthServer(AuthorizationServer):  # type: ignore[misc]
         return _Request(flask.request)
 
 
-class _ClientSecretJWT(JWTBearerClientAssertion):  # type: ignore[misc]
+class _ClientAssertion(JWTBearerClientAssertion):  # type: ignore[misc]
+    """Both JWT client authentications read the same fields: each answers only for clients registered for it."""
+
+    def __call__(self, query_client: Callable[[str], Client | None], request: Any) -> Client | None:
+        assertion = request.form.get("client_assertion")
+        if assertion:
+            _headers, claims = self.extract_assertion(assertion)
+            subject = claims.get("sub")
+            client = query_client(subject) if isinstance(subject, str) else None
+            if client is not None and self.CLIENT_AUTH_METHOD not in client.auth_methods:
+                return None
+        result: Client | None = super().__call__(query_client, request)
+        return result
+
+
+class _ClientSecretJWT(_ClientAssertion):
     """RFC 7523 §2.2 ``client_secret_jwt``: an HS256 assertion keyed by the client secret, for this endpoint, once."""
 
     CLIENT_AUTH_METHOD = "client_secret_jwt"
@@ -324,6 +390,73 @@ class _ClientSecretJWT(JWTBearerClientAssertion):  # type: ignore[misc]
 
     def resolve_client_public_key(self, client: Client) -> OctKey:
         return OctKey.import_key(client.client_secret or "")
+
+
+class _PrivateKeyJWT(_ClientAssertion):
+    """RFC 7523 §2.2 ``private_key_jwt``: an assertion signed with the client's private key (public key registered)."""
+
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def __init__(self) -> None:
+        super().__init__(validate_jti=True)
+
+    def get_audiences(self) -> list[str]:
+        return [flask.request.base_url]
+
+    def validate_jti(self, claims: Any, jti: str) -> bool:
+        return _state().first_use(jti)
+
+    def process_assertion_claims(self, assertion: str, resolve_key: Any) -> Any:
+        try:
+            token = joserfc_jwt.decode(assertion, resolve_key, algorithms=JWT_ALGORITHMS)
+        except (JoseError, ValueError) as exc:
+            raise InvalidClientError(description="Invalid client assertion.") from exc
+        self.verify_claims(token.claims)
+        return token.claims
+
+    def resolve_client_public_key(self, client: Client) -> Key:
+        return _state().public_key(client.client_id)
+
+
+class JwtBearerGrant(JWTBearerGrant):  # type: ignore[misc]
+    """RFC 7523 §2.1: the assertion's ``iss`` names the client, signed with its registered key; each jti once."""
+
+    TOKEN_ENDPOINT_HTTP_METHODS: ClassVar[list[str]] = ["POST"]
+
+    def resolve_issuer_client(self, issuer: str) -> Client | None:
+        return _state().query_client(issuer)
+
+    def resolve_client_public_key(self, client: Client) -> Key:
+        return _state().public_key(client.client_id)
+
+    def process_assertion_claims(self, assertion: str) -> Any:
+        _headers, claims = self.extract_assertion(assertion)
+        issuer = claims.get("iss")
+        client = self.resolve_issuer_client(issuer) if isinstance(issuer, str) else None
+        if client is None:
+            raise InvalidGrantError(description="The client does not exist on this server.")
+        try:
+            token = joserfc_jwt.decode(assertion, self.resolve_client_public_key(client), algorithms=JWT_ALGORITHMS)
+        except (JoseError, ValueError) as exc:
+            raise InvalidGrantError(description="Invalid JWT assertion.") from exc
+        self.verify_claims(token.claims)
+        if "jti" in token.claims and not _state().first_use(token.claims["jti"]):
+            raise InvalidGrantError(description="The assertion was used already (jti).")
+        return token.claims
+
+    def get_audiences(self) -> list[str]:
+        return [flask.request.base_url]
+
+    def authenticate_user(self, subject: str) -> str | None:
+        return subject if subject == USERNAME else None
+
+    def has_granted_permission(self, client: Client, user: str) -> bool:
+        return True
+
+    def generate_token(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        token: dict[str, Any] = super().generate_token(*args, **kwargs)
+        token["instance_url"] = flask.request.host_url.rstrip("/")  # Salesforce style
+        return token
 
 
 def _client_secret_basic(query_client: Callable[[str], Client | None], request: Any) -> Client | None:
@@ -535,6 +668,7 @@ def create_app(defaults: Config) -> Flask:
     server = _AuthServer(app, state.query_client, state.save_token)
     server.register_client_auth_method("client_secret_basic", _client_secret_basic)
     server.register_client_auth_method("client_secret_jwt", _ClientSecretJWT())
+    server.register_client_auth_method("private_key_jwt", _PrivateKeyJWT())
     server.register_token_generator(
         "default", BearerTokenGenerator(lambda **_: generate_token(42), lambda **_: generate_token(48), _ttl)
     )
@@ -542,6 +676,7 @@ def create_app(defaults: Config) -> Flask:
     server.register_grant(RefreshGrant)
     server.register_grant(ClientCredentialsGrant)
     server.register_grant(PasswordGrant)
+    server.register_grant(JwtBearerGrant)
     server.register_endpoint(Revocation)
     server.register_endpoint(Introspection)
     server.register_endpoint(Registration)
@@ -691,6 +826,24 @@ def create_app(defaults: Config) -> Flask:
         with require_oauth.acquire() as token:
             return jsonify(sub=token.user or token.client_id, scope=token.scope, client_id=token.client_id)
 
+    @app.route("/api/jwt")
+    def verify_jwt() -> ResponseReturnValue:
+        """A self-signed JWT as the bearer token: verified with the key registered under its kid (or iss)."""
+        scheme, _, token = flask.request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return jsonify(error="invalid_request", error_description="No bearer token."), 401
+        try:
+            compact = jws.extract_compact(token.encode())
+            key = state.public_key(str(compact.headers().get("kid") or _claims_of(compact.payload).get("iss")))
+            obj = joserfc_jwt.decode(token, key, algorithms=JWT_ALGORITHMS)
+            claims = joserfc_jwt.JWTClaimsRegistry(leeway=900, exp={"essential": True}, iat={"essential": True})
+            claims.validate(obj.claims)  # the leeway lets a test move its AuthBridge clock ahead
+        except (JoseError, ValueError, InvalidGrantError) as exc:
+            return jsonify(error="invalid_token", error_description=type(exc).__name__), 401
+        with state.lock:
+            state.verified_jwts.append(token)
+        return jsonify(header=obj.header, claims=obj.claims)
+
     echo_methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]
 
     @app.route("/api/echo", methods=echo_methods)
@@ -764,6 +917,14 @@ def create_app(defaults: Config) -> Flask:
                 }
             )
 
+    @app.route("/_admin/jwt_keys", methods=["POST"])
+    def admin_jwt_keys() -> ResponseReturnValue:
+        body = flask.request.get_json(force=True)
+        if not isinstance(body, dict) or not isinstance(body.get("id"), str) or not isinstance(body.get("jwk"), dict):
+            return jsonify(error='expected {"id": "...", "jwk": {...}}'), 400
+        state.register_key(body["id"], body["jwk"])
+        return jsonify(ok=True)
+
     @app.route("/_admin/reset", methods=["POST"])
     def admin_reset() -> ResponseReturnValue:
         state.reset()
@@ -774,6 +935,15 @@ def create_app(defaults: Config) -> Flask:
         return jsonify(expired=state.expire_all())
 
     return app
+
+
+def _claims_of(payload: bytes) -> dict[str, Any]:
+    """The claims of a compact JWS before verification (to find its key by ``iss``)."""
+    try:
+        claims = json.loads(payload)
+    except ValueError:
+        return {}
+    return claims if isinstance(claims, dict) else {}
 
 
 def _ttl(client: Client, grant_type: str) -> int:

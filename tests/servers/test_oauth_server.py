@@ -402,11 +402,14 @@ def test_stats_count_per_grant_type(oauth: OAuthServer) -> None:
             "client_credentials": 1,
             "password": 1,
             "custom": 1,
+            "urn:ietf:params:oauth:grant-type:jwt-bearer": 0,
         },
         "revocations": 0,
         "registrations": 0,
         "revoked_tokens": 1,
         "active_access_tokens": 4,
+        "verified_jwts": 0,
+        "distinct_jwts": 0,
     }
     oauth.reset()
     assert oauth.stats() == {
@@ -415,6 +418,8 @@ def test_stats_count_per_grant_type(oauth: OAuthServer) -> None:
         "registrations": 0,
         "revoked_tokens": 0,
         "active_access_tokens": 0,
+        "verified_jwts": 0,
+        "distinct_jwts": 0,
     }
     assert me(oauth, token["access_token"]).status_code == 401
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from authbridge.cli import app
 from authbridge.spec import (
     SECRET_MASK,
     Integration,
@@ -25,11 +27,21 @@ WITH_SECRET = [path for path in EXAMPLES if "\n  client_secret:" in path.read_te
 #: Parameter values a connected account of each example could have.
 VALUES: dict[str, dict[str, str]] = {
     "acme": {"serverName": "dev", "apiSecret": "s"},
+    "appstoreconnect": {
+        "issuer_id": "57246542-96fe-1a63-e053-0824d011072a",
+        "key_id": "2X9R4HXF34",
+        "private_key": "-----BEGIN PRIVATE KEY-----\nMIGT...\n-----END PRIVATE KEY-----",
+    },
+    "ghostadmin": {"site": "https://blog.example.com", "key_id": "6489", "key_secret": "ab" * 32},
+    "googleserviceaccount": {"service_account_key": '{"type": "service_account", "private_key": "..."}' * 60},
+    "salesforcejwt": {"consumerKey": "3MVG9", "username": "ops@acme.example", "private_key": "-----BEGIN..."},
     "giphy": {},
     "github": {},
+    "githubapp": {"app_id": "4242", "installation_id": "77", "app_private_key": "-----BEGIN PRIVATE KEY-----"},
     "jira": {"site": "my-team"},
     "legacycrm": {"tenant": "acme.legacycrm.example"},
     "netsuite": {"accountId": "1234567-sb1", "accountRealm": "1234567_SB1"},
+    "noncelogin": {"tenant": "acme.vault.example"},
     "partnerapi": {"environment": "sandbox", "clientId": "id", "clientSecret": "s"},
     "salesforce": {"clientId": "id", "clientSecret": "s"},
     "slack": {},
@@ -43,7 +55,7 @@ def load(path: Path) -> Integration:
 
 def test_every_example_is_covered() -> None:
     """The examples directory holds the documented examples, each with connection values here."""
-    assert len(EXAMPLES) == 10
+    assert len(EXAMPLES) == len(VALUES)
     assert [path.stem for path in WITH_SECRET] == ["acme", "github", "netsuite-tba", "slack", "trello"]
     assert sorted(load(path).key for path in EXAMPLES) == sorted(VALUES)
 
@@ -94,3 +106,10 @@ def test_example_defaults_are_applied() -> None:
     """Salesforce's login host defaults to login.salesforce.com."""
     spec = load(next(p for p in EXAMPLES if p.stem == "salesforce"))
     assert check_parameter_values(spec, VALUES["salesforce"])["loginHost"] == "login.salesforce.com"
+
+
+def test_every_example_passes_the_validate_command(runner: CliRunner) -> None:
+    """``authbridge integrations validate`` accepts every file in examples/ (what a user runs first)."""
+    result = runner.invoke(app, ["integrations", "validate", *map(str, EXAMPLES)])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("ok: ") == len(EXAMPLES)

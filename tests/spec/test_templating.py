@@ -23,6 +23,7 @@ from authbridge.spec.templating import (
     render_path,
     render_text,
     render_url,
+    unix_time_template,
 )
 
 SECRET = "s3cr3t-Tok3n-9f8e7d"
@@ -81,7 +82,7 @@ def test_doubled_braces_are_literal_braces() -> None:
         ("{credentials.}", "neither a reference nor a function call"),
         ("{1abc}", "neither a reference nor a function call"),
         ("{a-b}", "neither a reference nor a function call"),
-        ("{now(x)}", "now() takes one of iso8601, unix, unix_ms or nothing"),
+        ("{now(x)}", "now() takes a format (iso8601, unix, unix_ms or a quoted strftime format"),
         ("{uuid(x)}", "uuid() takes no arguments"),
         ("{base64()}", "base64() needs at least one argument"),
         ("{base64(a1:2)}", "unexpected '2' in base64()"),
@@ -670,3 +671,56 @@ def test_render_path_refuses_a_literal_dot_segment() -> None:
     """A dot segment in the template itself is refused at render too."""
     with pytest.raises(UnsafeValueError, match=re.escape("test.path: the path has a '.' or '..' segment")):
         render_path("/a/%2e%2E/{v}", {"v": "x"}, field="test.path")
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("{now(unix,+5m)}", str(int(MOMENT.timestamp()) + 300)),
+        ("{now(unix, +5m)}", str(int(MOMENT.timestamp()) + 300)),
+        ("{now(unix_ms,-1s)}", str(int(MOMENT.timestamp()) * 1000 + 654 - 1000)),
+        ("{now(+1h30m)}", "2026-11-27T20:37:23Z"),
+        ("{now(iso8601,-1d)}", "2026-11-26T19:07:23Z"),
+        ("{now('%Y-%m-%d')}", "2026-11-27"),
+        ("{now('%a, %d %b %Y %H:%M:%S GMT', +90s)}", "Fri, 27 Nov 2026 19:08:53 GMT"),
+        ("{now('%Y%m%dT%H%M%S.%fZ')}", "20261127T190723.654321Z"),
+        ("{now('100%%')}", "100%"),
+        ("at {now(unix,+1m)} or {now(unix)}", f"at {int(MOMENT.timestamp()) + 60} or {int(MOMENT.timestamp())}"),
+    ],
+)
+def test_now_takes_custom_formats_and_offsets(source: str, expected: str) -> None:
+    """now(format, offset): a quoted strftime format and a signed duration, in UTC, the clock read once."""
+    assert render_text(source, {}, field="f", clock=fixed_clock) == expected
+
+
+@pytest.mark.parametrize(
+    ("source", "fragment"),
+    [
+        ("{now(unix,)}", "and/or an offset such as +5m"),
+        ("{now(,+5m)}", "and/or an offset such as +5m"),
+        ("{now(unix,5m)}", "and/or an offset such as +5m"),
+        ("{now(5m)}", "and/or an offset such as +5m"),
+        ("{now('%Y'x)}", "and/or an offset such as +5m"),
+        ("{now(unix,+5m,+1m)}", "is not a duration"),
+        ("{now(unix,+5x)}", "the offset '+5x' is not a duration"),
+        ("{now(+367d)}", "is more than 366 days"),
+        ("{now('')}", "must be 1 to 100 characters"),
+        ("{now('" + "%Y" * 51 + "')}", "must be 1 to 100 characters"),
+        ("{now('%s')}", "%s is not a supported now() format directive"),
+        ("{now('%c')}", "%c is not a supported now() format directive"),
+        ("{now('%-d')}", "%- is not a supported now() format directive"),
+        ("{now('%')}", "% is not a supported now() format directive"),
+    ],
+)
+def test_bad_now_arguments_say_what_is_accepted(source: str, fragment: str) -> None:
+    """A wrong format or offset fails when the template is parsed (at spec load), saying what now() takes."""
+    with pytest.raises(TemplateError) as info:
+        Template.parse(source)
+    assert fragment in str(info.value)
+
+
+def test_unix_time_template_is_one_unix_now() -> None:
+    """Only a template that is exactly one {now(unix…)} renders a number (a JWT claim sent as one)."""
+    assert unix_time_template("{now(unix)}") and unix_time_template("{now(unix_ms, -5m)}")
+    assert not unix_time_template("{now()}") and not unix_time_template("{now(unix)}s")
+    assert not unix_time_template("{now('%s')}".replace("%s", "%Y")) and not unix_time_template("{iat}")

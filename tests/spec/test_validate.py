@@ -193,12 +193,12 @@ def test_basic_templates_cannot_use_the_token() -> None:
         (
             spec(auth={"type": "none", "token_url": "https://x.example/t"}),
             "auth.token_url",
-            "is not a field of auth type none (it belongs to oauth2, custom_token)",
+            "is not a field of auth type none (it belongs to oauth2, custom_token, jwt_bearer)",
         ),
         (
             spec(auth=code_flow(ttl="1h")),
             "auth.ttl",
-            "is not a field of auth type oauth2 (it belongs to custom_token)",
+            "is not a field of auth type oauth2 (it belongs to custom_token, jwt)",
         ),
         (
             spec(parameters=[{"name": "a", "requird": True}]),
@@ -258,7 +258,7 @@ def test_a_misplaced_auth_field_gets_no_template_errors() -> None:
         (
             spec(auth=code_flow(client_auth="query")),
             "auth.client_auth",
-            "must be header, body, both or client_secret_jwt",
+            "must be header, body, both, client_secret_jwt or private_key_jwt",
         ),
         (
             spec(auth=code_flow(token_response={"expires_in": 5})),
@@ -289,9 +289,13 @@ def test_a_misplaced_auth_field_gets_no_template_errors() -> None:
         (
             spec(auth={"type": "oauth3"}),
             "auth.type",
-            "must be one of oauth2, custom_token, api_token, basic, none, oauth1",
+            "must be one of oauth2, custom_token, jwt_bearer, jwt, api_token, basic, none, oauth1",
         ),
-        (spec(auth={}), "auth.type", "is required: one of oauth2, custom_token, api_token, basic, none, oauth1"),
+        (
+            spec(auth={}),
+            "auth.type",
+            "is required: one of oauth2, custom_token, jwt_bearer, jwt, api_token, basic, none, oauth1",
+        ),
         (spec(auth=5), "auth", "must be a mapping (key: value pairs)"),
         (spec(parameters={"a": 1}), "parameters", "must be a list"),
         (spec(parameters=[5]), "parameters.0", "must be a mapping (key: value pairs)"),
@@ -418,11 +422,11 @@ def test_each_alternative_of_a_list_is_checked() -> None:
     [
         ("{shell(rm)}", "unknown function 'shell'"),
         ("{uuid(1)}", "uuid() takes no arguments"),
-        ("{now(yesterday)}", "now() takes one of"),
+        ("{now(yesterday)}", "now() takes a format"),
         ("{a b}", "contains whitespace"),
         ("{a", "starts no placeholder"),
         ("a}", "a single '}'"),
-        ("{secrets.x}", "only credentials.<field> has a dot"),
+        ("{secrets.x}", "only credentials.<field> and captured.<name> have a dot"),
     ],
 )
 def test_template_syntax_and_unknown_functions_fail_at_load_time(template: str, reason: str) -> None:

@@ -8,17 +8,16 @@ import hashlib
 import hmac
 import secrets
 import typing
-from collections.abc import Mapping
 from datetime import datetime
-from urllib.parse import parse_qsl, quote_plus, urlsplit, urlunsplit
+from urllib.parse import quote_plus
 
 from authlib.common.security import generate_token
-from authlib.common.urls import url_decode, url_encode
+from authlib.common.urls import url_decode
 from authlib.oauth1.rfc5849.client_auth import ClientAuth
 from authlib.oauth1.rfc5849.signature import generate_signature_base_string
 from authlib.oauth1.rfc5849.util import escape
 from authlib.oauth2.rfc6749.errors import MissingCodeException
-from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
+from authlib.oauth2.rfc6749.parameters import prepare_token_request
 from authlib.oauth2.rfc7523 import client_secret_jwt_sign
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from cryptography.hazmat.primitives import hashes
@@ -27,9 +26,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from joserfc.jwk import OctKey
 
 __all__ = [
-    "AUTHORIZE_NAMES",
     "CLIENT_ASSERTION_TYPE",
-    "authorization_uri",
     "client_secret_jwt",
     "client_secret_basic",
     "create_pkce_pair",
@@ -39,8 +36,6 @@ __all__ = [
     "rsa_private_key",
 ]
 
-#: The query parameters ``authorization_uri`` sets itself; an ``extra`` of the same name is dropped.
-AUTHORIZE_NAMES = frozenset({"response_type", "client_id", "redirect_uri", "scope", "state"})
 #: RFC 7523 §2.2: the ``client_assertion_type`` of a JWT client assertion.
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #: How long a client assertion is valid: long enough for one request, short against replay.
@@ -61,34 +56,6 @@ def new_state() -> str:
     """Return a new OAuth ``state`` value: 32 random bytes, base64url-encoded (43 characters)."""
     # Authlib's generate_token draws characters, not bytes; the standard library says "32 bytes" directly.
     return secrets.token_urlsafe(32)
-
-
-def authorization_uri(
-    url: str,
-    *,
-    client_id: str,
-    redirect_uri: str | None,
-    scope: str | None,
-    state: str,
-    extra: Mapping[str, str],
-) -> str:
-    """Return the authorization request URI of RFC 6749 §4.1.1 (``response_type=code``).
-
-    Query parameters already in ``url`` are kept, except those this function sets. ``extra`` adds
-    parameters after the standard ones; entries named like a standard parameter are dropped.
-    """
-    parts = urlsplit(url)
-    # Authlib appends to the existing query; drop what it is about to set so no name appears twice.
-    kept = [
-        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in AUTHORIZE_NAMES | extra.keys()
-    ]
-    base = urlunsplit(parts._replace(query=str(url_encode(kept)) if kept else ""))
-    kwargs = {name: value for name, value in extra.items() if name not in AUTHORIZE_NAMES and name != "uri"}
-    return str(
-        prepare_grant_uri(
-            base, client_id, "code", redirect_uri=redirect_uri, scope=scope or None, state=state, **kwargs
-        )
-    )
 
 
 def client_secret_basic(client_id: str, client_secret: str) -> str:

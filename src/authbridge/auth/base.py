@@ -59,6 +59,8 @@ class AuthContext:
     clock: Callable[[], datetime] | None = None
     #: The largest token endpoint answer read (AUTHBRIDGE_MAX_UPSTREAM_BODY).
     max_body: int = MAX_BODY_BYTES
+    #: Values earlier steps of a multi-step token request captured (``{captured.<name>}``); all secret.
+    captured: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def oauth2(self) -> OAuth2Auth:
@@ -74,6 +76,8 @@ class AuthContext:
         for name, value in self.credentials.items():
             if isinstance(value, str | int | float) and not isinstance(value, bool):
                 values[f"credentials.{name}"] = str(value)
+        for name, text in self.captured.items():
+            values[f"captured.{name}"] = text
         if self.access_token is not None:
             values["token"] = self.access_token
         if self.refresh_token is not None:
@@ -90,11 +94,19 @@ class AuthContext:
             values["client_secret"] = secret
         return values
 
+    def client_private_key(self) -> str | None:
+        """The ``private_key_jwt`` key in clear: ``auth.client_private_key``, or the parameter it names (``{key}``)."""
+        key = self.integration.client_private_key
+        if key is not None and _PARAM_REF.fullmatch(key):
+            return self.parameters.get(key[1:-1])
+        return key
+
     def secrets(self, *extra: str | None) -> tuple[str, ...]:
         """Every secret value a request of this connection may carry (to mask in anything shown), longest first."""
         spec = self.integration
         values: list[str | None] = [self.parameters.get(p.name) for p in spec.parameters if p.secret]
         values += [*self.inputs.values(), self.access_token, self.refresh_token, spec.client_secret, *extra]
+        values += [*self.captured.values(), spec.client_private_key]
         values += basic_credentials(self.values().get("client_id"), spec.client_secret)  # an echoed Basic header
         return tuple(sorted({v for v in values if v and len(v) >= 3}, key=len, reverse=True))
 

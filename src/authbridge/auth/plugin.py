@@ -48,6 +48,7 @@ import builtins
 import dataclasses
 import typing
 from collections.abc import Generator, Mapping
+from urllib.parse import parse_qsl
 
 import httpx
 from pydantic import BaseModel
@@ -150,6 +151,14 @@ class TokenExchange:
     @property
     def secrets(self) -> tuple[str | None, ...]:
         return (self.code, self.code_verifier)
+
+
+def _assertions(request: httpx.Request) -> list[str]:
+    """The signed JWTs a token request carries (``client_assertion``, ``assertion``): never quoted back."""
+    fields = parse_qsl(request.url.query.decode("ascii", "replace"))
+    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        fields += parse_qsl(request.content.decode("utf-8", "replace"))
+    return [value for name, value in fields if name in ("client_assertion", "assertion")]
 
 
 class AuthPlugin:
@@ -289,10 +298,10 @@ class AuthPlugin:
     def _one_request(
         self, ctx: AuthContext, build: typing.Callable[[], httpx.Request], *extra: str | None
     ) -> TokenFlow:
-        """A flow of one request: build it, send it, read the answer."""
+        """A flow of one request: build it, send it, read the answer (its client assertion masked like a secret)."""
         request = build()
         response = yield request
-        secrets = ctx.secrets(*extra)
+        secrets = ctx.secrets(*extra, *_assertions(request))
         return self.read_token(ctx, response, endpoint=endpoint_text(request.url, secrets), secrets=secrets)
 
     def _parse(

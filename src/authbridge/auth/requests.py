@@ -12,14 +12,28 @@ import httpx
 
 from authbridge.auth import _authlib
 from authbridge.auth.base import AuthContext
-from authbridge.auth.client_auth import CLIENT_AUTH_METHODS, Client
+from authbridge.auth.client_auth import CLIENT_AUTH_METHODS, KEY_METHODS, Client
 from authbridge.auth.oauth2 import render_endpoint, scope_string
 from authbridge.errors import ConnectionStateError, ErrorItem, ParameterError, SpecError, UnsafeValueError
 from authbridge.spec import CustomTokenAuth, OAuth2Auth
-from authbridge.spec.models import RefreshRequest, compile_pattern
+from authbridge.spec.models import JwtBearerAuth, RefreshRequest, TokenStep, compile_pattern
 from authbridge.spec.templating import TemplateSource, render_header, render_text
 
-__all__ = ["GrantType", "RevokeRequest", "check_captures", "revocation_problem", "revoke_requests", "token_request"]
+__all__ = [
+    "JWT_BEARER_GRANT",
+    "GrantType",
+    "RevokeRequest",
+    "assertion_request",
+    "assertion_url",
+    "check_captures",
+    "revocation_problem",
+    "revoke_requests",
+    "step_request",
+    "token_request",
+]
+
+#: RFC 7523 §2.1: the ``grant_type`` of a JWT bearer assertion.
+JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 GrantType = typing.Literal["authorization_code", "client_credentials", "password", "refresh_token"]
 BodyKind = typing.Literal["form", "json", "query"]
@@ -31,10 +45,13 @@ FieldValue = str | bool | int | float
 
 
 def _render_fields(
-    ctx: AuthContext, sources: Mapping[str, TemplateSource | bool | int | float], field: str
+    ctx: AuthContext,
+    sources: Mapping[str, TemplateSource | bool | int | float],
+    field: str,
+    extra: Mapping[str, str] | None = None,
 ) -> dict[str, FieldValue]:
     """Render each template; booleans and numbers stay as they are (JSON types in a JSON body)."""
-    values = ctx.values()
+    values = {**ctx.values(), **(extra or {})}
     return {
         name: src
         if isinstance(src, bool | int | float)
@@ -48,8 +65,10 @@ def _as_text(value: FieldValue) -> str:
     return json.dumps(value) if isinstance(value, bool) else str(value)
 
 
-def _render_headers(ctx: AuthContext, sources: Mapping[str, TemplateSource], field: str) -> httpx.Headers:
-    values = ctx.values()
+def _render_headers(
+    ctx: AuthContext, sources: Mapping[str, TemplateSource], field: str, extra: Mapping[str, str] | None = None
+) -> httpx.Headers:
+    values = {**ctx.values(), **(extra or {})}
     headers = httpx.Headers(
         {name: render_header(src, values, field=f"{field}.{name}", clock=ctx.clock) for name, src in sources.items()}
     )
@@ -69,10 +88,20 @@ def _client_auth(
     client_id, secret = values.get("client_id"), values.get("client_secret")
     if not client_id:
         return
+    now = ctx.clock() if ctx.clock is not None else datetime.now(UTC)
+    if auth.client_auth in KEY_METHODS:
+        key = ctx.client_private_key()
+        if not key:
+            raise ParameterError(
+                [ErrorItem("auth.client_private_key", f"has no value; {auth.client_auth} signs with it")]
+            )
+        kid = render_text(auth.client_key_id, values, field="auth.client_key_id") if auth.client_key_id else None
+        client = Client(client_id, key, audience, now, key_id=kid, alg=auth.client_assertion_alg)
+        CLIENT_AUTH_METHODS[auth.client_auth](client, fields, headers)
+        return
     if not secret:
         fields["client_id"] = client_id
         return
-    now = ctx.clock() if ctx.clock is not None else datetime.now(UTC)
     CLIENT_AUTH_METHODS[auth.client_auth](Client(client_id, secret, audience, now), fields, headers)
 
 
@@ -210,6 +239,51 @@ def token_request(
     headers = _render_headers(ctx, auth.token_headers, "auth.token_headers")
     url = _token_url(ctx, auth)
     _client_auth(ctx, auth, fields, headers, url)
+    return _build(auth.token_method, url, auth.token_body, fields, headers)
+
+
+def step_request(ctx: AuthContext, step: TokenStep, *, field: str, jwt: str | None = None) -> httpx.Request:
+    """Build one request of a multi-step token request (``auth.steps[i]``), rendered with ``ctx``'s captures.
+
+    Like a custom token request: ``params`` go where ``method`` and ``body`` say, ``headers`` are
+    added (with ``Accept: application/json`` unless set). ``field`` is the step's spec path;
+    ``jwt`` the step's signed JWT, which its headers and params use as ``{jwt}``.
+
+    Raises:
+        TemplateError: a template cannot be rendered (``UnsafeValueError`` for an unsafe value).
+    """
+    extra = {"jwt": jwt} if jwt is not None else None
+    url = render_endpoint(ctx, step.url, field=f"{field}.url")
+    fields = _render_fields(ctx, step.params, f"{field}.params", extra)
+    headers = _render_headers(ctx, step.headers, f"{field}.headers", extra)
+    return _build(step.method, url, step.body, fields, headers)
+
+
+def assertion_url(ctx: AuthContext, auth: JwtBearerAuth) -> str:
+    """The rendered ``token_url`` of a JWT bearer integration (the assertion's default audience).
+
+    Raises:
+        SpecError: the integration has no ``token_url``.
+        TemplateError: the URL cannot be rendered (``UnsafeValueError`` for an unsafe value).
+    """
+    if auth.token_url is None:
+        raise SpecError([ErrorItem("auth.token_url", "is required to request a token")], source=ctx.integration.key)
+    return render_endpoint(ctx, auth.token_url, field="auth.token_url")
+
+
+def assertion_request(ctx: AuthContext, auth: JwtBearerAuth, assertion: str, url: str) -> httpx.Request:
+    """The RFC 7523 §2.1 token request: ``grant_type`` jwt-bearer, the signed ``assertion``, the ``scope``.
+
+    ``token_params`` are added (they cannot replace ``grant_type`` or ``assertion``); ``scope`` is
+    left out when the scopes ride in the assertion (``scope_claim``) or there are none.
+    """
+    fields: dict[str, FieldValue] = {"grant_type": JWT_BEARER_GRANT, "assertion": assertion}
+    if auth.scopes and not auth.scope_claim:
+        fields["scope"] = auth.scope_separator.join(auth.scopes)
+    for name, value in _render_fields(ctx, auth.token_params, "auth.token_params").items():
+        if name not in ("grant_type", "assertion"):
+            fields[name] = value
+    headers = _render_headers(ctx, auth.token_headers, "auth.token_headers")
     return _build(auth.token_method, url, auth.token_body, fields, headers)
 
 

@@ -20,6 +20,7 @@ from authbridge.auth.base import MAX_BODY_BYTES, TokenSet
 from authbridge.errors import TokenEndpointError
 from authbridge.redact import SENSITIVE_NAMES, basic_credentials, redact, scrub
 from authbridge.spec import CustomTokenAuth, Integration, OAuth2Auth, TokenResponse
+from authbridge.spec.models import JwtBearerAuth
 
 __all__ = ["MAX_BODY_BYTES", "callback_fields", "check_token_value", "parse_token_response", "size_text"]
 
@@ -315,7 +316,7 @@ def parse_token_response(
         TypeError: the integration does not request tokens.
     """
     auth = integration.auth
-    if not isinstance(auth, OAuth2Auth | CustomTokenAuth):
+    if not isinstance(auth, OAuth2Auth | CustomTokenAuth | JwtBearerAuth):
         raise TypeError(f"integration {integration.key} does not use a token endpoint")
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")

@@ -234,9 +234,15 @@ class Broker:
                 self.check_integration(spec)
             except SpecError as exc:
                 errors.extend(ErrorItem(f"{spec.key}.{e.path}", e.message, e.line) for e in exc.errors)
-            if spec.client_secret == SECRET_MASK and not await self._exists(spec.key):
+            masked = [
+                n
+                for n, v in (("client_secret", spec.client_secret), ("client_private_key", spec.client_private_key))
+                if v == SECRET_MASK
+            ]
+            if masked and not await self._exists(spec.key):
                 # The mask means "keep the stored secret": refused here rather than after others were saved.
-                errors.append(ErrorItem(f"{spec.key}.auth.client_secret", "give the secret itself, not ********"))
+                for name in masked:
+                    errors.append(ErrorItem(f"{spec.key}.auth.{name}", "give the secret itself, not ********"))
             moves = await self.store.integrations.check_save(spec, move_secrets=move_secrets)
             errors.extend(ErrorItem(f"{spec.key}.{e.path}", e.message) for e in moves)
         if errors:

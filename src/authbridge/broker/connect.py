@@ -376,10 +376,21 @@ class Connections:
         integration: str,
         secrets: typing.Sequence[str],
     ) -> _T:
-        """Send each request a sans-IO flow yields, hand it each answer, return what it returns."""
-        request = next(flow)
+        """Send each request a sans-IO flow yields, hand it each answer, return what it returns.
+
+        A flow may send nothing (a self-signed JWT is made here): it returns at once.
+        """
+        try:
+            request = next(flow)
+        except StopIteration as done:
+            return typing.cast(_T, done.value)
         while True:
-            response = await self._send(request, integration=integration, secrets=secrets)
+            try:
+                response = await self._send(request, integration=integration, secrets=secrets)
+            except UpstreamError as exc:
+                # A multi-step flow re-raises it naming its step (its captures scrubbed); none can go on.
+                flow.throw(exc)
+                raise AssertionError("a token flow went on after a failed request") from exc  # pragma: no cover
             try:
                 request = flow.send(response)
             except StopIteration as done:

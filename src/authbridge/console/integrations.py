@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from authbridge.console.pages import Ctx
 from authbridge.console.sections import AUTH_TYPES, PARAMETER_FIELDS, SECTIONS
-from authbridge.console.spec_form import blank_parameter, field_errors, form_to_data, spec_to_form
+from authbridge.console.spec_form import blank_parameter, field_errors, form_to_data, spec_to_form, stored_secrets
 from authbridge.errors import ConflictError, ErrorItem, SpecError
 from authbridge.spec import Integration, dump_spec, load_spec, validate_spec
 
@@ -95,12 +95,13 @@ def _form_page(
 
 async def _save_form(ctx: Ctx, *, key: str | None, stored: Integration | None) -> Response:
     values = dict(ctx.form)
-    has_secret = stored is not None and stored.client_secret is not None
+    kept = stored_secrets(stored)
+    has_secret = bool(kept)
     if values.get("action") == "add_parameter":
         return _form_page(ctx, key=key, values=blank_parameter(values), has_secret=has_secret)
     if key is not None:
         values["key"] = key
-    data, problems, rows = form_to_data(values, keep_secret=has_secret)
+    data, problems, rows = form_to_data(values, keep_secret=kept)
     spec: Integration | None = None
     try:
         spec = validate_spec(data)
@@ -135,7 +136,7 @@ async def integration_edit(ctx: Ctx) -> Response:
         ctx,
         key=record.key,
         values=spec_to_form(record.spec),
-        has_secret=record.spec.client_secret is not None,
+        has_secret=bool(stored_secrets(record.spec)),
         version=record.version,
     )
 

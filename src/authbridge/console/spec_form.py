@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import typing
+from collections.abc import Collection
 
 from authbridge.auth import PLUGINS
 from authbridge.console.sections import PARAMETER_FIELDS, SECTIONS, Field
 from authbridge.errors import ErrorItem
 from authbridge.spec import SECRET_MASK, Integration
 
-__all__ = ["blank_parameter", "field_errors", "form_to_data", "spec_to_form"]
+__all__ = ["blank_parameter", "field_errors", "form_to_data", "spec_to_form", "stored_secrets"]
 
 Values = dict[str, str]
 #: Every auth type's block with its defaults (the registry's order: the first is a new integration's type).
@@ -52,6 +53,8 @@ def _show(field: Field, value: object) -> str:
         return "on" if value else ""
     if field.kind == "secret":
         return ""  # write-only: never sent back to the browser
+    if field.kind in {"json", "json_list"}:
+        return json.dumps(value, indent=2) if value else ""
     if field.kind == "kv":
         items = value.items() if isinstance(value, dict) else ()
         return "\n".join(f"{k}: {_templated_text(v)}" for k, v in items)
@@ -90,6 +93,22 @@ def spec_to_form(spec: Integration | None) -> Values:
             values[f"parameters.{index}.{field.path}"] = _show(field, param.get(field.path))
     values["parameters.count"] = str(len(rows) or 0)
     return values
+
+
+def _drop(data: dict[str, typing.Any], path: str) -> None:
+    *parents, last = path.split(".")
+    for part in parents:
+        data = data.get(part, {})
+    data.pop(last, None)
+
+
+def stored_secrets(spec: Integration | None) -> frozenset[str]:
+    """The secret fields a stored spec has (spec paths): an empty input keeps them."""
+    if spec is None:
+        return frozenset()
+    data = spec.model_dump(mode="json", by_alias=True)
+    paths = (f.path for section in SECTIONS for f in section.fields if f.kind == "secret")
+    return frozenset(path for path in paths if _get(data, path) == SECRET_MASK)
 
 
 def blank_parameter(values: Values) -> Values:
@@ -134,15 +153,36 @@ def _read(field: Field, raw: str, problems: list[ErrorItem]) -> tuple[bool, obje
         if field.kind == "ints":
             items = [int(p) if isinstance(p, str) and p.isdigit() else p for p in items]
         return True, items
+    if field.kind in {"json", "json_list"}:
+        if not text:
+            return False, None
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError as exc:
+            problems.append(ErrorItem(field.path, f"is not valid JSON ({exc.msg} at line {exc.lineno})"))
+            return False, None
+        if field.kind == "json_list":
+            if isinstance(parsed, list):
+                return True, parsed
+            problems.append(ErrorItem(field.path, "must be a JSON list: [{...}, ...]"))
+            return False, None
+        if not isinstance(parsed, dict):
+            problems.append(ErrorItem(field.path, 'must be a JSON object: {"name": value, ...}'))
+            return False, None
+        return True, parsed
     if field.kind in {"url", "text"} and field.templated:
         return bool(text), _templated(text)
     return bool(text), text
 
 
-def form_to_data(form: Values, *, keep_secret: bool) -> tuple[dict[str, typing.Any], list[ErrorItem], list[int]]:
+def form_to_data(
+    form: Values, *, keep_secret: bool | Collection[str]
+) -> tuple[dict[str, typing.Any], list[ErrorItem], list[int]]:
     """Spec data from a submitted form, the problems found reading it, and each parameter's form row.
 
-    ``keep_secret``: an empty client secret means "keep the stored one" (sent as the ``********`` mask).
+    ``keep_secret``: the secret fields (spec paths, or True for all) stored already; an empty one
+    means "keep the stored one" (sent as the ``********`` mask). A field that ``requires`` another
+    field's value is left out when that field has another one.
     """
     auth_type = form.get("auth.type", "none")
     data: dict[str, typing.Any] = {}
@@ -156,12 +196,15 @@ def form_to_data(form: Values, *, keep_secret: bool) -> tuple[dict[str, typing.A
             if field.kind == "secret":
                 if form.get(field.name, ""):
                     _set(data, field.path, form[field.name])
-                elif keep_secret:
+                elif keep_secret is True or (keep_secret and field.path in keep_secret):
                     _set(data, field.path, SECRET_MASK)
                 continue
             given, value = _read(field, form.get(field.name, ""), problems)
             if given:
                 _set(data, field.path, value)
+        for field in section.fields:
+            if field.requires is not None and _get(data, field.requires[0]) != field.requires[1]:
+                _drop(data, field.path)
     _optional_blocks(data, form, auth_type)
     rows: list[int] = []
     params: list[dict[str, object]] = []

@@ -29,7 +29,7 @@ import typing
 from collections.abc import Iterable, Iterator
 
 from authbridge.errors import ErrorItem
-from authbridge.spec.models import CustomTokenAuth, Integration, OAuth1Auth, OAuth2Auth
+from authbridge.spec.models import CustomTokenAuth, Integration, JwtBearerAuth, OAuth1Auth, OAuth2Auth
 from authbridge.spec.templating import Template, TemplateSource, references_of
 
 __all__ = [
@@ -203,6 +203,8 @@ def connection_secret_destinations(spec: Integration) -> list[Destination]:
     auth = spec.auth
     found: list[Destination] = []
     if isinstance(auth, OAuth2Auth | CustomTokenAuth) and _token_request_carries_connection_secrets(spec, auth):
+        found += _destinations(spec, "auth.token_url", auth.token_url)
+    if isinstance(auth, JwtBearerAuth):  # the assertion, signed with the account's key
         found += _destinations(spec, "auth.token_url", auth.token_url)
     if isinstance(auth, OAuth2Auth):
         refresh = spec.refresh.request

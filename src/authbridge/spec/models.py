@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import functools
+import math
 import re
 import typing
 from datetime import timedelta
 
 import re2
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     PlainSerializer,
     SecretStr,
     ValidationInfo,
@@ -21,27 +24,40 @@ from pydantic import (
     model_validator,
 )
 
+from authbridge.errors import TemplateError
 from authbridge.spec.durations import format_duration, parse_duration
+from authbridge.spec.templating import Template
 
 __all__ = [
     "CREDENTIAL_NAMES",
+    "RAW_SAFE_CHARS",
     "RESERVED_NAMES",
     "SECRET_MASK",
     "ApiTokenAuth",
+    "AssertionAlgorithm",
     "AuthSpec",
     "BasicAuth",
     "CallbackSpec",
+    "ClaimValue",
     "CustomTokenAuth",
     "Duration",
     "ExpiresAt",
     "ExpiresIn",
     "Hooks",
     "Integration",
+    "JwtAlgorithm",
+    "JwtAuth",
+    "JwtBearerAuth",
+    "JwtTemplate",
+    "MAX_JWT_TTL",
+    "MAX_KEY_LENGTH",
     "NoneAuth",
     "OAuth1Auth",
     "OAuth2Auth",
     "Parameter",
     "ParamValue",
+    "StepCapture",
+    "TokenStep",
     "PathList",
     "RefreshPolicy",
     "RefreshRequest",
@@ -54,6 +70,14 @@ __all__ = [
     "TokenResponse",
     "compile_pattern",
 ]
+
+#: What a value sent unencoded in the authorization URL (``authorize_raw``) may hold: RFC 3986 unreserved
+#: characters and the sub-delimiters and ``:@/`` that do not end a query value (no ``&``, ``=``, ``#``, ``%``, ``?``).
+RAW_SAFE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$'()*+,;:@/")
+_QUERY_NAME = re.compile(r"[A-Za-z0-9_.~\[\]-]{1,64}")
+#: Authorization URL parameters only AuthBridge sets.
+_AUTHORIZE_OWN = frozenset({"response_type", "redirect_uri", "state", "code_challenge", "code_challenge_method"})
+_PLACEHOLDER = re.compile(r"(?<!\{)\{[^{}]*\}(?!\})")
 
 #: What an API response shows in place of a stored secret.
 SECRET_MASK = "********"  # noqa: S105 - a mask, not a password
@@ -301,6 +325,113 @@ class Hooks(_Model):
         return value
 
 
+#: The JWS algorithms AuthBridge signs with (RFC 7518, RFC 8037): RSA, RSA-PSS, ECDSA, HMAC and Ed25519/Ed448.
+JwtAlgorithm = typing.Literal[
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "HS256",
+    "HS384",
+    "HS512",
+    "EdDSA",
+    "Ed25519",
+]
+#: The algorithms of ``private_key_jwt`` client assertions (asymmetric: the provider holds only the public key).
+AssertionAlgorithm = typing.Literal[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"
+]
+#: Header fields AuthBridge writes itself (``alg`` from ``alg``, ``kid`` from ``kid``).
+_OWN_HEADER_FIELDS = frozenset({"alg", "kid"})
+_MAX_CLAIM_DEPTH = 8
+
+
+def _check_claim(value: JsonValue, depth: int = 0) -> None:
+    if depth > _MAX_CLAIM_DEPTH:
+        raise ValueError(f"nests deeper than {_MAX_CLAIM_DEPTH} levels")
+    if isinstance(value, str):
+        try:
+            Template.parse(value)
+        except TemplateError as exc:
+            raise ValueError(str(exc)) from None
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    elif isinstance(value, list):
+        for item in value:
+            _check_claim(item, depth + 1)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _check_claim(item, depth + 1)
+
+
+def _claim(value: JsonValue) -> JsonValue:
+    _check_claim(value)
+    return value
+
+
+#: A JWT header field or claim: any JSON value; its strings are templates (``"{issuer_id}"``, ``"{now(unix,+5m)}"``).
+#: Numbers, booleans, lists and objects stay as written; a string that is exactly one ``{now(unix…)}`` is a number.
+ClaimValue = typing.Annotated[JsonValue, AfterValidator(_claim)]
+
+
+class JwtTemplate(_Model):
+    """A JWT that AuthBridge signs: its algorithm, key, header and claims (templates), and lifetime.
+
+    ``key`` renders to the signing key: a PEM private key (RSA, EC, Ed25519), a JWK (JSON), a
+    service-account key file (JSON with ``private_key``, as Google issues), or for ``HS*`` the
+    shared secret as text (``key_encoding`` says when it is hex or base64). ``iat`` and ``exp``
+    are set from the signing time and ``ttl`` unless ``claims`` gives them.
+
+    ```yaml
+    alg: ES256
+    key: "{private_key}"
+    kid: "{key_id}"
+    claims: {iss: "{issuer_id}", aud: appstoreconnect-v1}
+    ttl: 20m
+    ```
+    """
+
+    alg: JwtAlgorithm = "RS256"
+    key: Templated = "{private_key}"
+    key_encoding: typing.Literal["text", "hex", "base64", "base64url"] = "text"
+    kid: Templated | None = None
+    header: dict[str, ClaimValue] = Field(default_factory=dict)
+    claims: dict[str, ClaimValue] = Field(default_factory=dict)
+    ttl: Duration = timedelta(minutes=5)
+
+    @field_validator("header")
+    @classmethod
+    def _own_header_fields(cls, value: dict[str, JsonValue]) -> dict[str, JsonValue]:
+        for name in sorted(_OWN_HEADER_FIELDS & value.keys()):
+            raise ValueError(f"{name} is set by the `{name}` field, not in header")
+        return value
+
+    @field_validator("ttl")
+    @classmethod
+    def _ttl_range(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=1) <= value <= MAX_JWT_TTL:
+            raise ValueError(f"must be between 1s and {format_duration(MAX_JWT_TTL)}")
+        return value
+
+    @model_validator(mode="after")
+    def _encoding_for_hmac(self) -> JwtTemplate:
+        if self.key_encoding != "text" and not self.alg.startswith("HS"):
+            raise ValueError(f"key_encoding {self.key_encoding} is only for HS256/HS384/HS512 shared secrets")
+        return self
+
+
+#: The longest signing key read (an 8192-bit RSA PEM is about 6,400 characters; a key file a little more).
+MAX_KEY_LENGTH = 16_384
+_PARAM_REF = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
+#: The longest ``ttl`` of a JWT AuthBridge signs.
+MAX_JWT_TTL = timedelta(days=7)
+
+
 def _upper(value: object) -> object:
     return value.upper() if isinstance(value, str) else value
 
@@ -341,8 +472,15 @@ class OAuth2Auth(_TokenRequest):
     client_id: Templated | None = None
     client_secret: SecretStr | None = None
     #: How the client authenticates at the token and revocation endpoints: HTTP Basic header, body fields,
-    #: both, or an RFC 7523 client assertion signed with the client secret (``client_secret_jwt``).
-    client_auth: typing.Literal["header", "body", "both", "client_secret_jwt"] = "header"
+    #: both, or an RFC 7523 client assertion signed with the client secret (``client_secret_jwt``) or
+    #: with ``client_private_key`` (``private_key_jwt``).
+    client_auth: typing.Literal["header", "body", "both", "client_secret_jwt", "private_key_jwt"] = "header"
+    #: The PEM private key of ``private_key_jwt``: write-only, stored encrypted like ``client_secret``.
+    client_private_key: SecretStr | None = None
+    #: The ``kid`` of the client assertions' header (the key's id registered with the provider).
+    client_key_id: Templated | None = None
+    #: The algorithm of the client assertions.
+    client_assertion_alg: AssertionAlgorithm = "RS256"
     pkce: bool = True
     refresh_token: bool = True
     #: ``dynamic``: AuthBridge registers its own client (RFC 7591) at the first connection and reuses it.
@@ -352,15 +490,190 @@ class OAuth2Auth(_TokenRequest):
     #: Client metadata sent with the registration (``client_name``, ``logo_uri``, ``contacts``...).
     registration_metadata: dict[str, typing.Any] = Field(default_factory=dict)
     callback: CallbackSpec = Field(default_factory=CallbackSpec)
+    #: The authorization URL's name for the client id (``client_key``, ``app_id``): some providers rename it.
+    authorize_client_id_param: str = "client_id"
+    #: The authorization URL's name for the scopes (``user_scope``, ``scopes``), joined by ``scope_separator``.
+    authorize_scope_param: str = "scope"
+    #: Authorization URL parameters sent without percent-encoding (``scope`` as ``a,b``, not ``a%2Cb``). Their
+    #: values may hold only characters that cannot end the value: no ``&``, ``=``, ``#``, ``%``, space or ``?``.
+    authorize_raw: list[str] = Field(default_factory=list)
+
+    @field_validator("authorize_client_id_param", "authorize_scope_param")
+    @classmethod
+    def _query_name(cls, value: str) -> str:
+        if not _QUERY_NAME.fullmatch(value):
+            raise ValueError("must be 1 to 64 letters, digits, '_', '-', '.', '~', '[' or ']' (a query parameter name)")
+        if value in _AUTHORIZE_OWN:
+            raise ValueError(f"{value} is a parameter AuthBridge sets itself; choose another name")
+        return value
+
+    @model_validator(mode="after")
+    def _shaping(self) -> OAuth2Auth:
+        if self.authorize_client_id_param == self.authorize_scope_param:
+            raise ValueError("authorize_client_id_param and authorize_scope_param cannot be the same name")
+        sent = {self.authorize_client_id_param, self.authorize_scope_param, "redirect_uri", *self.authorize_params}
+        for name in self.authorize_raw:
+            if name not in sent:
+                raise ValueError(
+                    f"authorize_raw: {name} is not a parameter of the authorization URL that the spec shapes "
+                    f"({', '.join(sorted(sent))})"
+                )
+        for name, text in self._raw_literals():
+            bad = sorted(set(text) - RAW_SAFE_CHARS)
+            if bad:
+                raise ValueError(
+                    f"authorize_raw: {name} is sent unencoded but holds {''.join(bad)!r}, which would change the "
+                    "URL; leave it out of authorize_raw"
+                )
+        return self
+
+    def _raw_literals(self) -> typing.Iterator[tuple[str, str]]:
+        """The spec's own text of each raw parameter (template placeholders left out: checked when rendered)."""
+        raw = set(self.authorize_raw)
+        if self.authorize_scope_param in raw and self.scopes:
+            yield self.authorize_scope_param, self.scope_separator.join(self.scopes)
+        sources: dict[str, str | list[str] | None] = {
+            self.authorize_client_id_param: self.client_id,
+            **self.authorize_params,
+        }
+        for name, source in sources.items():
+            if name in raw and source is not None:
+                for item in [source] if isinstance(source, str) else source:
+                    yield name, _PLACEHOLDER.sub("", item).replace("{{", "{").replace("}}", "}")
 
     @field_validator("scopes", mode="before")
     @classmethod
     def _scope_string(cls, value: object) -> object:
         return value.split() if isinstance(value, str) else value
 
-    @field_serializer("client_secret", when_used="always")
+    @field_serializer("client_secret", "client_private_key", when_used="always")
     def _mask_secret(self, value: SecretStr | None) -> str | None:
         return SECRET_MASK if value is not None else None
+
+    @model_validator(mode="after")
+    def _private_key_jwt(self) -> OAuth2Auth:
+        if self.client_auth == "private_key_jwt" and self.client_private_key is None:
+            raise ValueError("client_auth private_key_jwt needs auth.client_private_key (the PEM private key)")
+        if self.client_auth != "private_key_jwt" and self.client_private_key is not None:
+            raise ValueError("auth.client_private_key is used only with client_auth: private_key_jwt")
+        return self
+
+
+class JwtBearerAuth(_TokenRequest):
+    """RFC 7523 §2.1: a JWT signed by AuthBridge (``assertion``) exchanged for an access token; re-signed to refresh.
+
+    Google service accounts (the JSON key file as a secret parameter) and Salesforce's JWT flow.
+    """
+
+    type: typing.Literal["jwt_bearer"] = "jwt_bearer"
+    assertion: JwtTemplate = Field(default_factory=JwtTemplate)
+    scopes: list[str] = Field(default_factory=list)
+    scope_separator: str = " "
+    #: Send the scopes as the assertion's ``scope`` claim (Google) instead of the request's ``scope`` field.
+    scope_claim: bool = False
+
+    @field_validator("scopes", mode="before")
+    @classmethod
+    def _scope_string(cls, value: object) -> object:
+        return value.split() if isinstance(value, str) else value
+
+
+class JwtAuth(JwtTemplate):
+    """A JWT signed by AuthBridge is itself the token (App Store Connect, Ghost admin API, Zoom SDK).
+
+    Signed when the account connects and again inside the refresh window; placed like any token.
+    """
+
+    type: typing.Literal["jwt"] = "jwt"
+
+
+#: The most steps a multi-step token request may have.
+MAX_STEPS = 8
+#: Fields of ``custom_token`` that ``steps`` replace (each step has its own url, method, body, headers, params).
+_STEP_REPLACES = ("token_url", "token_method", "token_body", "token_headers", "token_params")
+
+
+class StepCapture(_Model):
+    """Where one captured value is in a step's answer: exactly one of ``json``, ``header``, ``form``, ``cookie``.
+
+    ```
+    capture:
+      nonce: data.nonce                    # shorthand for {json: data.nonce}
+      session: {cookie: SESSIONID, pattern: "[A-Za-z0-9]{16,128}"}
+      request_id: {header: X-Request-Id}
+    ```
+    """
+
+    json_: str | None = Field(default=None, alias="json", min_length=1)
+    header: str | None = Field(default=None, min_length=1)
+    form: str | None = Field(default=None, min_length=1)
+    cookie: str | None = Field(default=None, min_length=1)
+    #: The whole value must match (RE2); a value that does not fails the step.
+    pattern: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: object) -> object:
+        return {"json": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> StepCapture:
+        given = [name for name in ("json", "header", "form", "cookie") if self.where_name(name) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of json, header, form or cookie (where the value is in the answer)")
+        if self.header is not None and not _TCHAR.fullmatch(self.header):
+            raise ValueError("header: is not a valid HTTP header name")
+        if self.pattern is not None:
+            compile_pattern(self.pattern)
+        return self
+
+    def where_name(self, source: str) -> str | None:
+        return self.json_ if source == "json" else typing.cast("str | None", getattr(self, source))
+
+    @property
+    def source(self) -> tuple[str, str]:
+        """``(kind, name)``: ``("json", "data.nonce")``, ``("header", "X-Nonce")``..."""
+        for kind in ("json", "header", "form", "cookie"):
+            name = self.where_name(kind)
+            if name is not None:
+                return kind, name
+        raise AssertionError("validated to have one source")  # pragma: no cover
+
+
+class TokenStep(_Model):
+    """One request of a multi-step token request; its captures are ``{captured.<name>}`` in later steps."""
+
+    name: str
+    url: Templated
+    method: TokenMethod = "POST"
+    body: typing.Literal["form", "json", "query"] = "form"
+    headers: dict[str, Templated] = Field(default_factory=dict)
+    params: dict[str, ParamValue] = Field(default_factory=dict)
+    #: A JWT signed for this step (a GitHub App's app JWT), usable as ``{jwt}`` in its url, headers and params.
+    jwt: JwtTemplate | None = None
+    #: The statuses that count as success (default: any 2xx). A login may answer 302 with its cookie.
+    expect_status: list[typing.Annotated[int, Field(ge=200, le=399)]] | None = None
+    capture: dict[str, StepCapture] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _step_name(cls, value: str) -> str:
+        if not _IDENT.fullmatch(value):
+            raise ValueError("must be letters, digits and '_', not starting with a digit")
+        return value
+
+    @field_validator("capture")
+    @classmethod
+    def _capture_names(cls, value: dict[str, StepCapture]) -> dict[str, StepCapture]:
+        for name in value:
+            if not _IDENT.fullmatch(name):
+                raise ValueError(f"'{name}' must be letters, digits and '_' (it is used as {{captured.{name}}})")
+        return value
+
+    @field_validator("expect_status", mode="before")
+    @classmethod
+    def _status_list(cls, value: object) -> object:
+        return [value] if isinstance(value, int) else value
 
 
 #: The OAuth 1.0a signature methods (RFC 5849 §3.4 and the SHA-256 variants providers such as NetSuite use).
@@ -405,10 +718,45 @@ class OAuth1Auth(_Model):
 
 
 class CustomTokenAuth(_TokenRequest):
-    """A token fetched from a custom endpoint (Airkit "Custom Token")."""
+    """A token fetched from a custom endpoint (Airkit "Custom Token"), in one request or in ``steps``."""
 
     type: typing.Literal["custom_token"] = "custom_token"
     ttl: Duration | None = None
+    #: Requests sent in order; each may capture values of its answer for the next; the last answer is the
+    #: token response (read per ``token_response``, which may also name ``captured.<name>``).
+    steps: list[TokenStep] = Field(default_factory=list, max_length=MAX_STEPS)
+
+    @model_validator(mode="after")
+    def _steps_replace_the_token_request(self) -> CustomTokenAuth:
+        if not self.steps:
+            return self
+        # Compared with the defaults, not model_fields_set: a dump of a valid spec writes every field back.
+        clash = [
+            name
+            for name in _STEP_REPLACES
+            if getattr(self, name) != CustomTokenAuth.model_fields[name].get_default(call_default_factory=True)
+        ]
+        if clash:
+            raise ValueError(
+                f"{', '.join(clash)}: a custom token with steps sends each step's own url, method, body, "
+                "headers and params; move these into the steps"
+            )
+        names: set[str] = set()
+        captured: set[str] = set()
+        for step in self.steps:
+            if step.name in names:
+                raise ValueError(f"steps: two steps are named {step.name}")
+            names.add(step.name)
+            for name in step.capture:
+                if name in captured:
+                    raise ValueError(f"steps.{step.name}.capture: {name} is captured by an earlier step too")
+                captured.add(name)
+        return self
+
+    @property
+    def captured_names(self) -> frozenset[str]:
+        """Every value the steps capture."""
+        return frozenset(name for step in self.steps for name in step.capture)
 
 
 class ApiTokenAuth(_Model):
@@ -432,7 +780,8 @@ class NoneAuth(_Model):
 
 
 AuthSpec = typing.Annotated[
-    OAuth2Auth | CustomTokenAuth | ApiTokenAuth | BasicAuth | NoneAuth | OAuth1Auth, Field(discriminator="type")
+    OAuth2Auth | CustomTokenAuth | JwtBearerAuth | JwtAuth | ApiTokenAuth | BasicAuth | NoneAuth | OAuth1Auth,
+    Field(discriminator="type"),
 ]
 
 
@@ -546,4 +895,28 @@ class Integration(_Model):
         """The client secret in clear, OAuth 2.0's or OAuth 1.0a's (only the broker should need this)."""
         if isinstance(self.auth, OAuth2Auth | OAuth1Auth) and self.auth.client_secret is not None:
             return self.auth.client_secret.get_secret_value()
+        return None
+
+    @property
+    def key_parameters(self) -> frozenset[str]:
+        """The parameters holding signing keys: their values may be up to MAX_KEY_LENGTH characters long."""
+        auth = self.auth
+        sources: list[str | list[str]] = []
+        if isinstance(auth, JwtAuth):
+            sources.append(auth.key)
+        elif isinstance(auth, JwtBearerAuth):
+            sources.append(auth.assertion.key)
+        elif isinstance(auth, OAuth2Auth) and self.client_private_key is not None:
+            sources.append(self.client_private_key if _PARAM_REF.fullmatch(self.client_private_key) else [])
+        names = {
+            name for source in sources for item in ([source] if isinstance(source, str) else source)
+            for name in Template.parse(item).references
+        }  # fmt: skip
+        return frozenset(names)
+
+    @property
+    def client_private_key(self) -> str | None:
+        """The ``private_key_jwt`` client key in clear (only the broker should need this)."""
+        if isinstance(self.auth, OAuth2Auth) and self.auth.client_private_key is not None:
+            return self.auth.client_private_key.get_secret_value()
         return None

@@ -14,6 +14,7 @@ from typing import TypeAlias
 from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 from authbridge.errors import TemplateError, UnsafeValueError
+from authbridge.spec.durations import parse_duration
 
 __all__ = [
     "Template",
@@ -27,6 +28,7 @@ __all__ = [
     "render_path",
     "render_text",
     "render_url",
+    "unix_time_template",
 ]
 
 TemplateSource: TypeAlias = str | Sequence[str]
@@ -37,6 +39,11 @@ Values: TypeAlias = Mapping[str, str | None]
 
 FUNCTIONS = ("base64", "now", "uuid")
 NOW_FORMATS = ("iso8601", "unix", "unix_ms")
+#: The strftime directives a custom ``now()`` format may use: portable, locale-free (``%c``, ``%x``, ``%s``
+#: and the platform's ``%-d`` are not).
+NOW_DIRECTIVES = frozenset("aAbBdfGHIjmMpSuUVwWyYzZ%")
+#: The largest ``now()`` offset either way.
+MAX_NOW_OFFSET = timedelta(days=366)
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _REFERENCE = re.compile(rf"{_IDENT}(?:\.{_IDENT})*")
 _CALL = re.compile(rf"({_IDENT})\((.*)\)", re.DOTALL)
@@ -91,10 +98,70 @@ class Template:
         return _parse(source)
 
 
+#: The references with a dot: a credential field, and a value a token step captured.
+_DOTTED = ("credentials.", "captured.")
+
+
 def _reference(name: str, expr: str) -> str:
-    if name == "credentials" or ("." in name and not name.startswith("credentials.")):
-        raise TemplateError(f"{{{expr}}}: {name!r} is not a reference; only credentials.<field> has a dot")
+    if name in ("credentials", "captured") or ("." in name and not name.startswith(_DOTTED)):
+        raise TemplateError(
+            f"{{{expr}}}: {name!r} is not a reference; only credentials.<field> and captured.<name> have a dot"
+        )
     return name
+
+
+def _now_args(expr: str, args: str) -> tuple[str, str, str]:
+    """``now([format][,offset])``: the kind (a NOW_FORMATS entry or ``strftime``), its strftime format, offset in ms.
+
+    ``format`` is ``iso8601`` (the default), ``unix``, ``unix_ms`` or a quoted strftime format
+    (``'%Y-%m-%d'``); ``offset`` is ``+`` or ``-`` and a duration (``+5m``, ``-1h30m``, ``+90s``).
+    """
+    usage = (
+        f"{{{expr}}}: now() takes a format ({', '.join(NOW_FORMATS)} or a quoted strftime format such as "
+        "'%Y-%m-%d') and/or an offset such as +5m or -1h, e.g. {now(unix,+5m)}"
+    )
+    head, comma, tail = args.partition(",") if not args.startswith("'") else _split_quoted(args)
+    if not comma and head[:1] in ("+", "-"):
+        head, tail = "", head
+    elif comma and not (head and tail):
+        raise TemplateError(usage)
+    if head and head not in NOW_FORMATS and not (len(head) >= 2 and head[0] == head[-1] == "'"):
+        raise TemplateError(usage)
+    kind, fmt = (head or "iso8601", "") if not head.startswith("'") else ("strftime", head[1:-1])
+    if kind == "strftime":
+        _check_strftime(expr, fmt)
+    offset_ms = 0
+    if tail:
+        if tail[0] not in "+-":
+            raise TemplateError(usage)
+        try:
+            offset = parse_duration(tail[1:])
+        except ValueError as exc:
+            raise TemplateError(f"{{{expr}}}: the offset {tail!r} is not a duration: {exc}") from None
+        if offset > MAX_NOW_OFFSET:
+            raise TemplateError(f"{{{expr}}}: the offset {tail!r} is more than {MAX_NOW_OFFSET.days} days")
+        offset_ms = (offset // timedelta(milliseconds=1)) * (-1 if tail[0] == "-" else 1)
+    return (f"'{kind}", f"'{fmt}", f"'{offset_ms}")
+
+
+def _split_quoted(args: str) -> tuple[str, str, str]:
+    end = args.find("'", 1)
+    head, rest = args[: end + 1], args[end + 1 :]
+    if rest and not rest.startswith(","):
+        return head + rest, "", ""  # refused by the caller: text after the quoted format
+    return head, rest[:1], rest[1:]
+
+
+def _check_strftime(expr: str, fmt: str) -> None:
+    if not fmt or len(fmt) > 100:
+        raise TemplateError(f"{{{expr}}}: a now() format must be 1 to 100 characters")
+    for match in re.finditer(r"%(.?)", fmt):
+        directive = match.group(1)
+        if directive not in NOW_DIRECTIVES or not directive:
+            allowed = " ".join(f"%{d}" for d in sorted(NOW_DIRECTIVES))
+            raise TemplateError(
+                f"{{{expr}}}: %{directive} is not a supported now() format directive (supported: {allowed})"
+            )
 
 
 def _parse_expression(expr: str) -> _Placeholder:
@@ -106,10 +173,10 @@ def _parse_expression(expr: str) -> _Placeholder:
     name, args = call.groups()
     if name == "uuid" and args:
         raise TemplateError(f"{{{expr}}}: uuid() takes no arguments")
-    if name == "now" and args not in ("", *NOW_FORMATS):
-        raise TemplateError(f"{{{expr}}}: now() takes one of {', '.join(NOW_FORMATS)} or nothing")
-    if name in ("uuid", "now"):
-        return _Placeholder(expr, name, (f"'{args or 'iso8601'}",) if name == "now" else ())
+    if name == "now":
+        return _Placeholder(expr, name, _now_args(expr, args))
+    if name == "uuid":
+        return _Placeholder(expr, name, ())
     if name != "base64":
         raise TemplateError(f"{{{expr}}}: unknown function {name!r}; known functions: {', '.join(FUNCTIONS)}")
     items: list[str] = []
@@ -145,6 +212,8 @@ def _parse(source: str) -> Template:
             )
         if expr is None:
             continue
+        if expr.startswith("now("):
+            expr = re.sub(r"('[^']*')|,\s+", lambda m: m.group(1) or ",", expr)  # {now(unix, +5m)} reads well
         if not expr or re.search(r"\s", re.sub(r"'[^']*'", "", expr)):
             what = "contains whitespace" if expr else "is empty"
             raise TemplateError(f"the placeholder at position {match.start()} {what}")
@@ -199,16 +268,40 @@ def _evaluate(placeholder: _Placeholder, values: Values, now: Clock, field: str)
     if placeholder.function is None:
         return text
     if placeholder.function == "now":
-        moment = now()
-        if text == "unix":
-            return str((moment - _EPOCH) // timedelta(seconds=1))
-        if text == "unix_ms":
-            return str((moment - _EPOCH) // timedelta(milliseconds=1))
-        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return _format_now(placeholder, now())
     try:
         return base64.b64encode(text.encode()).decode("ascii")
     except UnicodeEncodeError:
         raise TemplateError(f"{field}: a value in {{{placeholder.expr}}} is not valid text") from None
+
+
+def _format_now(placeholder: _Placeholder, moment: datetime) -> str:
+    kind, fmt, offset_ms = (arg[1:] for arg in placeholder.args)
+    moment = moment + timedelta(milliseconds=int(offset_ms))
+    if kind == "unix":
+        return str((moment - _EPOCH) // timedelta(seconds=1))
+    if kind == "unix_ms":
+        return str((moment - _EPOCH) // timedelta(milliseconds=1))
+    if kind == "strftime":
+        return moment.astimezone(UTC).strftime(fmt)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def unix_time_template(source: str) -> bool:
+    """Whether ``source`` is exactly one ``{now(unix…)}`` or ``{now(unix_ms…)}`` placeholder (a number, not text).
+
+    A JWT claim written that way is sent as a JSON number, as ``iat``/``exp`` must be.
+
+    Raises:
+        TemplateError: the template cannot be parsed.
+    """
+    parts = Template.parse(source)._parts
+    return (
+        len(parts) == 1
+        and isinstance(parts[0], _Placeholder)
+        and parts[0].function == "now"
+        and parts[0].args[0] in ("'unix", "'unix_ms")
+    )
 
 
 def _render_parts(template: Template, values: Values, field: str, clock: Clock | None) -> list[str]:

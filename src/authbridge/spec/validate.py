@@ -15,6 +15,7 @@ from pydantic_core import ErrorDetails
 from authbridge.errors import ErrorItem, ParameterError, SpecError, TemplateError
 from authbridge.spec.models import (
     CREDENTIAL_NAMES,
+    MAX_KEY_LENGTH,
     RESERVED_NAMES,
     ApiTokenAuth,
     BasicAuth,
@@ -24,6 +25,9 @@ from authbridge.spec.models import (
     ExpiresIn,
     Hooks,
     Integration,
+    JwtAuth,
+    JwtBearerAuth,
+    JwtTemplate,
     NoneAuth,
     OAuth1Auth,
     OAuth2Auth,
@@ -59,7 +63,7 @@ AllowHttp = Callable[[str], bool]
 
 _AUTH_MODELS: dict[str, type[pydantic.BaseModel]] = {
     typing.cast("str", model.model_fields["type"].default): model
-    for model in (OAuth2Auth, CustomTokenAuth, ApiTokenAuth, BasicAuth, NoneAuth, OAuth1Auth)
+    for model in (OAuth2Auth, CustomTokenAuth, JwtBearerAuth, JwtAuth, ApiTokenAuth, BasicAuth, NoneAuth, OAuth1Auth)
 }
 # The model of each block of a spec, by dotted path ("#" for a list index); `auth` depends on its type.
 _BLOCKS: dict[str, type[pydantic.BaseModel]] = {
@@ -70,6 +74,7 @@ _BLOCKS: dict[str, type[pydantic.BaseModel]] = {
     "auth.token_response.expires_at": ExpiresAt,
     "auth.callback": CallbackSpec,
     "auth.hooks": Hooks,
+    "auth.assertion": JwtTemplate,
     "token": TokenPlacement,
     "request": RequestSpec,
     "refresh": RefreshPolicy,
@@ -94,6 +99,8 @@ class _Field(typing.NamedTuple):
     credentials: bool
     #: Credential fields that exist here although credentials do not yet (callback captures in token_url).
     captured: frozenset[str] = frozenset()
+    #: Values earlier token steps captured, usable here as ``{captured.<name>}``.
+    step_captures: frozenset[str] = frozenset()
 
 
 def _field_names(model: type[pydantic.BaseModel]) -> list[str]:
@@ -130,6 +137,10 @@ def _fields(data: Mapping[str, typing.Any]) -> Iterator[_Field]:
     yield from _many(auth, "auth", "authorize_params", "text", _CLIENT_ID, False)
     yield from _many(auth, "auth", "token_params", "text", _TOKEN_REQUEST, False)
     yield from _many(auth, "auth", "token_headers", "header", _TOKEN_REQUEST, False)
+    yield from _step_fields(auth)
+    yield from _one(auth, "auth", "client_key_id", "text", frozenset(), False)
+    for prefix, block in _jwt_blocks(auth):
+        yield from _jwt_fields(block, prefix)
     token = data.get("token")
     if isinstance(token, Mapping):
         kind: Kind = "header" if token.get("in", "header") == "header" else "text"
@@ -149,6 +160,89 @@ def _fields(data: Mapping[str, typing.Any]) -> Iterator[_Field]:
     if isinstance(test, Mapping):
         yield from _one(test, "test", "path", "text", _CLIENT_ID | placed, True)
         yield from _many(test, "test", "headers", "header", _CLIENT_ID | placed, True)
+
+
+def _steps(auth: Mapping[str, typing.Any]) -> list[tuple[str, Mapping[str, typing.Any]]]:
+    """The token steps of a raw auth block, with their spec paths."""
+    steps = auth.get("steps")
+    items = steps if isinstance(steps, list) else []
+    return [(f"auth.steps.{i}", step) for i, step in enumerate(items) if isinstance(step, Mapping)]
+
+
+def _step_jwt_blocks(auth: Mapping[str, typing.Any]) -> Iterator[tuple[str, Mapping[str, typing.Any]]]:
+    """The JWTs the token steps sign (``auth.steps[i].jwt``)."""
+    for prefix, step in _steps(auth):
+        if isinstance(step.get("jwt"), Mapping):
+            yield f"{prefix}.jwt", step["jwt"]
+
+
+def _step_fields(auth: Mapping[str, typing.Any]) -> Iterator[_Field]:
+    """The templated fields of ``auth.steps``; each may use what the steps before it captured."""
+    captured: frozenset[str] = frozenset()
+    builtins = _TOKEN_REQUEST - {"client_secret"}
+    for prefix, step in _steps(auth):
+        signed = builtins | {"jwt"} if isinstance(step.get("jwt"), Mapping) else builtins
+        fields = [
+            *_one(step, prefix, "url", "url", builtins, False),
+            *_many(step, prefix, "params", "text", signed, False),
+            *_many(step, prefix, "headers", "header", signed, False),
+            *(_jwt_fields(step["jwt"], f"{prefix}.jwt") if isinstance(step.get("jwt"), Mapping) else ()),
+        ]
+        yield from (field._replace(step_captures=captured) for field in fields)
+        capture = step.get("capture")
+        captured |= frozenset(k for k in capture if isinstance(k, str)) if isinstance(capture, Mapping) else set()
+
+
+def _jwt_blocks(auth: Mapping[str, typing.Any]) -> Iterator[tuple[str, Mapping[str, typing.Any]]]:
+    """The JWTs AuthBridge signs in an auth block: the block itself (``type: jwt``) or its ``assertion``."""
+    if auth.get("type") == "jwt":
+        yield "auth", auth
+    assertion = auth.get("assertion")
+    if isinstance(assertion, Mapping):
+        yield "auth.assertion", assertion
+
+
+def _jwt_fields(block: Mapping[str, typing.Any], prefix: str) -> Iterator[_Field]:
+    """The templates of a JWT: its key, kid, and every string in its header and claims (nested too)."""
+    yield from _one(block, prefix, "key", "text", frozenset(), False)
+    yield from _one(block, prefix, "kid", "text", frozenset(), False)
+    for name in ("header", "claims"):
+        yield from _json_strings(block.get(name), f"{prefix}.{name}")
+
+
+def _json_strings(value: object, path: str) -> Iterator[_Field]:
+    if isinstance(value, str):
+        yield _Field(path, value, "text", frozenset(), False)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _json_strings(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _json_strings(item, f"{path}.{index}")
+
+
+def _key_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
+    """A signing key must come from secret parameters: a plain one would be shown in the console and the API."""
+    auth = data.get("auth")
+    declared = _declared(data)
+    errors: list[ErrorItem] = []
+    raw = auth if isinstance(auth, Mapping) else {}
+    for prefix, block in [*_jwt_blocks(raw), *_step_jwt_blocks(raw)]:
+        source = _templates(block.get("key", "{private_key}"))
+        refs = frozenset().union(*(_safe_refs(item) for item in _as_list(source))) if source is not None else None
+        if refs is None:
+            continue
+        if not refs:
+            errors.append(ErrorItem(f"{prefix}.key", "must reference a secret parameter, such as {private_key}"))
+        for ref in sorted(refs):
+            param = declared.get(ref)
+            if param is not None and not param.get("secret") and ref != "password":
+                errors.append(
+                    ErrorItem(f"{prefix}.key", f"{{{ref}}} holds a key: declare the parameter with secret: true")
+                )
+            elif param is None and "key" not in block:
+                errors.append(ErrorItem(f"{prefix}.key", f"references {{{ref}}}: declare a secret parameter {ref}"))
+    return errors
 
 
 def _one(
@@ -213,7 +307,7 @@ def _reference_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
     auth = data.get("auth")
     token = data.get("token")
     auth_type = auth.get("type") if isinstance(auth, Mapping) else "none"
-    if auth_type in {"oauth2", "custom_token", "api_token"} and isinstance(token, Mapping):
+    if auth_type in {"oauth2", "custom_token", "jwt_bearer", "jwt", "api_token"} and isinstance(token, Mapping):
         template = token.get("template")
         if isinstance(template, str) and "token" not in _safe_refs(template):
             errors.append(ErrorItem("token.template", "must contain {token}, where the token goes"))
@@ -318,6 +412,32 @@ def _capture_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
     return errors
 
 
+def _step_capture_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
+    """A captured value (chosen by the provider's answer) may go in a step URL's path or query, never its origin.
+
+    In the host it would let an answer choose where the next step (with its secrets) is sent.
+    """
+    errors: list[ErrorItem] = []
+    for field in _fields(data):
+        source = _templates(field.value)
+        if field.kind != "url" or not field.step_captures or source is None:
+            continue
+        try:
+            contexts = reference_contexts(source)
+        except TemplateError:
+            continue  # reported by the reference checks
+        for ref, where in sorted(contexts.items()):
+            if ref.startswith("captured.") and where - {"path", "query", "fragment"}:
+                errors.append(
+                    ErrorItem(
+                        field.path,
+                        f"{{{ref}}} comes from an answer: it may go in the URL's path or query, not its host, "
+                        "port or the whole URL",
+                    )
+                )
+    return errors
+
+
 def _credential_name_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
     """Parameters named username or password where the user enters those as credentials."""
     auth = data.get("auth")
@@ -343,11 +463,17 @@ def _credential_name_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
 def _header_name_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
     """Header names must be HTTP tokens (RFC 9110 §5.1): no space, colon, control character or non-ASCII."""
     errors: list[ErrorItem] = []
+    maps: list[tuple[str, str, object]] = []
     for path, name in _HEADER_MAPS:
         block: object = data
         for step in path.split("."):
             block = block.get(step) if isinstance(block, Mapping) else None
-        headers = block.get(name) if isinstance(block, Mapping) else None
+        maps.append((path, name, block.get(name) if isinstance(block, Mapping) else None))
+    auth = data.get("auth")
+    maps += [
+        (prefix, "headers", step.get("headers")) for prefix, step in _steps(auth if isinstance(auth, Mapping) else {})
+    ]
+    for path, name, headers in maps:
         for key in headers if isinstance(headers, Mapping) else ():
             if not isinstance(key, str) or not _HEADER_NAME.fullmatch(key):
                 errors.append(ErrorItem(f"{path}.{name}.{key}", "is not a valid HTTP header name"))
@@ -370,6 +496,10 @@ def _strip_field(message: str, path: str) -> str:
 
 
 def _reference_problem(ref: str, declared: Mapping[str, object], field: _Field) -> str | None:
+    if ref.startswith("captured."):
+        if ref.removeprefix("captured.") in field.step_captures:
+            return None
+        return f"references {{{ref}}}, which no earlier token step captures (auth.steps[].capture)"
     if ref.startswith("credentials."):
         if field.credentials or ref.removeprefix("credentials.") in field.captured:
             return None
@@ -401,6 +531,7 @@ _NEEDS: dict[tuple[str, str | None], tuple[str, ...]] = {
         "client_secret",
     ),
     ("oauth1", "token"): ("client_id", "client_secret"),
+    ("jwt_bearer", None): ("token_url",),
 }
 
 
@@ -429,6 +560,8 @@ def _grant_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
         if not discovers and not auth.get("registration_url"):
             return [ErrorItem("auth.registration_url", "is required for client_registration dynamic without discovery")]
     reason = f"is required for grant_type {grant}" if grant else f"is required for {kind}"
+    if kind == "custom_token" and auth.get("steps"):
+        needs = ()  # each step has its own url
     return [ErrorItem(f"auth.{name}", reason) for name in needs if auth.get(name) in (None, "", [])]
 
 
@@ -559,10 +692,11 @@ def validate_spec(data: object, *, source: str | None = None, line_of: LineOf | 
         integration = None
         items = _pydantic_errors(data, exc)
     rejected = {item.path for item in items}
-    checks = _grant_errors(data) + _reference_errors(data) + _default_errors(data)
+    checks = _grant_errors(data) + _reference_errors(data) + _default_errors(data) + _key_errors(data)
     checks += _control_errors(data) + _header_name_errors(data) + _dot_segment_errors(data)
     if integration is not None:
         checks += secret_host_errors(integration)
+    checks += _step_capture_errors(data)
     for item in checks + _capture_errors(data) + _credential_name_errors(data):
         if item.path not in rejected and item not in items:
             items.append(item)
@@ -686,8 +820,9 @@ def check_parameter_values(
         if not isinstance(raw, str | int | float) or isinstance(raw, bool):
             errors.append(ErrorItem(f"parameters.{param.name}", "must be a string"))
             continue
-        if len(str(raw)) > max_length:
-            errors.append(ErrorItem(f"parameters.{param.name}", f"is longer than {max_length} characters"))
+        longest = max(max_length, MAX_KEY_LENGTH) if param.name in integration.key_parameters else max_length
+        if len(str(raw)) > longest:
+            errors.append(ErrorItem(f"parameters.{param.name}", f"is longer than {longest} characters"))
             continue
         problems = _value_problems(param, str(raw), allow_http)
         errors.extend(ErrorItem(f"parameters.{param.name}", problem) for problem in problems)

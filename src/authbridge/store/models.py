@@ -62,7 +62,7 @@ class Base(DeclarativeBase):
 
 
 class IntegrationRow(Base):
-    """An integration: its spec (secrets removed) and its encrypted client secret."""
+    """An integration: its spec (secrets removed), its encrypted client secret and ``private_key_jwt`` key."""
 
     __tablename__ = "integrations"
 
@@ -71,6 +71,7 @@ class IntegrationRow(Base):
     name: Mapped[str] = mapped_column(String(200))
     spec: Mapped[dict[str, typing.Any]]
     client_secret: Mapped[str | None] = mapped_column(Text)
+    client_private_key: Mapped[str | None] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
@@ -267,6 +268,7 @@ class ClientRegistrationRow(Base):
 
 SECRET_COLUMNS: tuple[tuple[type[Base], str, str], ...] = (
     (IntegrationRow, "id", "client_secret"),
+    (IntegrationRow, "id", "client_private_key"),
     (ConnectionRow, "id", "secret_parameters"),
     (CredentialRow, "connection_id", "access_token"),
     (CredentialRow, "connection_id", "refresh_token"),

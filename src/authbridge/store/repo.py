@@ -89,11 +89,12 @@ class StoreContext:
 _PARAM_REF = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
 
 
-def _storable_spec(spec: Integration) -> tuple[JSONDict, str | None]:
-    """The spec as JSON without its client secret, and the client secret."""
+def _storable_spec(spec: Integration) -> tuple[JSONDict, str | None, str | None]:
+    """The spec as JSON without its secrets, the client secret and the client private key."""
     data = spec.model_dump(mode="json", by_alias=True)
     data["auth"].pop("client_secret", None)
-    return data, spec.client_secret
+    data["auth"].pop("client_private_key", None)
+    return data, spec.client_secret, spec.client_private_key
 
 
 class IntegrationRepo:
@@ -107,6 +108,9 @@ class IntegrationRepo:
         secret = self._ctx.decrypt(row.client_secret, "integrations", row.id, "client_secret")
         if secret is not None:
             data["auth"] = {**data["auth"], "client_secret": secret}
+        key = self._ctx.decrypt(row.client_private_key, "integrations", row.id, "client_private_key")
+        if key is not None:
+            data["auth"] = {**data["auth"], "client_private_key": key}
         return IntegrationRecord(
             id=row.id,
             key=row.key,
@@ -158,7 +162,7 @@ class IntegrationRepo:
         only the server's operator can pass). Parameters that became ``secret: true`` have their
         stored values encrypted in the same transaction.
         """
-        data, secret = _storable_spec(spec)
+        data, secret, private_key = _storable_spec(spec)
         now = self._ctx.clock()
         try:
             async with self._ctx.session() as session:
@@ -169,8 +173,9 @@ class IntegrationRepo:
                 if row is None:
                     if not create:
                         raise IntegrationNotFound(f"no integration with key {spec.key!r}")
-                    if secret == SECRET_MASK:
-                        raise ConflictError("auth.client_secret: give the secret itself, not ********")
+                    for name, value in (("client_secret", secret), ("client_private_key", private_key)):
+                        if value == SECRET_MASK:
+                            raise ConflictError(f"auth.{name}: give the secret itself, not ********")
                     row = IntegrationRow(id=new_id(), key=spec.key, version=1, created_at=now)
                     session.add(row)
                 else:
@@ -182,11 +187,18 @@ class IntegrationRepo:
                     row.version += 1
                     if secret == SECRET_MASK:
                         secret = self._ctx.decrypt(row.client_secret, "integrations", row.id, "client_secret")
+                    if private_key == SECRET_MASK:
+                        private_key = self._ctx.decrypt(
+                            row.client_private_key, "integrations", row.id, "client_private_key"
+                        )
+                        if private_key is None:
+                            raise ConflictError("auth.client_private_key: none is stored; give the key itself")
                     was_secret = {p.get("name") for p in row.spec.get("parameters", []) if p.get("secret")}
                     now_secret = {p.name for p in spec.parameters if p.secret}
                     await self._encrypt_secret_parameters(session, row.id, now_secret - was_secret)
                 row.name, row.spec, row.updated_at = spec.name, data, now
                 row.client_secret = self._ctx.encrypt(secret, "integrations", row.id, "client_secret")
+                row.client_private_key = self._ctx.encrypt(private_key, "integrations", row.id, "client_private_key")
                 if not created:
                     await invalidate(session, self._ctx, "integration", spec.key)
                 await session.flush()

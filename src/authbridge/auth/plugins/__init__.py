@@ -20,9 +20,11 @@ from authbridge.auth.plugin import AuthPlugin
 from authbridge.auth.plugins.api_token import ApiTokenPlugin
 from authbridge.auth.plugins.basic import BasicPlugin
 from authbridge.auth.plugins.custom_token import CustomTokenPlugin
+from authbridge.auth.plugins.jwt_bearer import JwtBearerPlugin
 from authbridge.auth.plugins.none import NonePlugin
 from authbridge.auth.plugins.oauth1 import OAuth1Plugin
 from authbridge.auth.plugins.oauth2 import OAuth2Plugin
+from authbridge.auth.plugins.self_signed_jwt import SelfSignedJwtPlugin
 from authbridge.spec.templating import TemplateSource
 
 __all__ = ["PLUGINS", "api_request", "credential_headers_and_query", "plugin_for"]
@@ -30,7 +32,16 @@ __all__ = ["PLUGINS", "api_request", "credential_headers_and_query", "plugin_for
 #: Every auth type, in the order the console lists them.
 PLUGINS: Mapping[str, AuthPlugin] = {
     plugin.type: plugin
-    for plugin in (OAuth2Plugin(), CustomTokenPlugin(), ApiTokenPlugin(), BasicPlugin(), OAuth1Plugin(), NonePlugin())
+    for plugin in (
+        OAuth2Plugin(),
+        CustomTokenPlugin(),
+        JwtBearerPlugin(),
+        SelfSignedJwtPlugin(),
+        ApiTokenPlugin(),
+        BasicPlugin(),
+        OAuth1Plugin(),
+        NonePlugin(),
+    )
 }
 
 

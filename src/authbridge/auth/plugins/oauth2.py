@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from authbridge.auth._authlib import create_pkce_pair, new_state
 from authbridge.auth.base import AuthContext, TokenSet
 from authbridge.auth.discovery import DiscoveryFlow, metadata_flow, protected_resource_flow
-from authbridge.auth.form import KV_HELP, TEMPLATE_HELP, Field, token_request_fields
+from authbridge.auth.form import ALGORITHMS, KV_HELP, TEMPLATE_HELP, Field, token_request_fields
 from authbridge.auth.oauth2 import authorization_url, render_endpoint
 from authbridge.auth.plugin import CREDENTIAL_INPUTS, AuthPlugin, Callback, Input, Redirect, TokenExchange
 from authbridge.auth.registration import registration_request
@@ -65,7 +65,32 @@ _FIELDS = (
             ("body", "request body"),
             ("both", "both"),
             ("client_secret_jwt", "signed JWT (client_secret_jwt)"),
+            ("private_key_jwt", "JWT signed with a private key (private_key_jwt)"),
         ),
+    ),
+    Field(
+        "oauth2.client_private_key",
+        "auth.client_private_key",
+        "Client private key (private_key_jwt)",
+        "secret",
+        "The PEM private key whose public key is registered with the provider. Write-only.",
+        requires=("auth.client_auth", "private_key_jwt"),
+    ),
+    Field(
+        "oauth2.client_key_id",
+        "auth.client_key_id",
+        "Client key ID (kid)",
+        help="Optional: the id the provider knows the key by.",
+        templated=True,
+        requires=("auth.client_auth", "private_key_jwt"),
+    ),
+    Field(
+        "oauth2.client_assertion_alg",
+        "auth.client_assertion_alg",
+        "Client assertion algorithm",
+        "select",
+        options=tuple(option for option in ALGORITHMS if not option[0].startswith("HS")),
+        requires=("auth.client_auth", "private_key_jwt"),
     ),
     Field("oauth2.pkce", "auth.pkce", "Use PKCE (S256)", "checkbox", grant=_CODE),
     Field(
@@ -77,6 +102,29 @@ _FIELDS = (
         grant=_CODE,
     ),
     Field("oauth2.authorize_params", "auth.authorize_params", "Authorization parameters", "kv", KV_HELP, grant=_CODE),
+    Field(
+        "oauth2.authorize_client_id_param",
+        "auth.authorize_client_id_param",
+        "Authorization URL: client parameter name",
+        help="In the authorization URL; usually client_id.",
+        grant=_CODE,
+    ),
+    Field(
+        "oauth2.authorize_scope_param",
+        "auth.authorize_scope_param",
+        "Authorization URL: scope parameter name",
+        help="In the authorization URL; usually scope.",
+        grant=_CODE,
+    ),
+    Field(
+        "oauth2.authorize_raw",
+        "auth.authorize_raw",
+        "Parameters sent unencoded",
+        "list",
+        "Names of authorization URL parameters sent without percent-encoding, separated by spaces.",
+        grant=_CODE,
+        sep=" ",
+    ),
     Field(
         "oauth2.issuer",
         "auth.issuer",
