@@ -13,6 +13,8 @@ from datetime import timedelta
 import anyio
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from authbridge.broker import Broker
 from authbridge.broker.background import BackgroundRefresher
@@ -165,3 +167,29 @@ async def test_run_forever_with_a_first_delay_waits_for_stop(broker: Broker, clo
     with anyio.fail_after(30):
         await refresher.run_forever(stop, interval=3600, first_delay=True)
     assert refresher.scans == 0
+
+
+async def test_a_self_signed_jwt_is_signed_again_by_the_background_refresher(
+    broker: Broker, clock: FakeClock, endpoint: TokenEndpoint
+) -> None:
+    """A ``type: jwt`` connection nobody uses gets a new JWT once inside its window; nothing is sent anywhere."""
+    key = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    spec = (
+        "key: asc\nname: ASC\nparameters: [{name: private_key, secret: true}]\n"
+        "auth: {type: jwt, alg: ES256, claims: {iss: team}, ttl: 20m}\n"
+    )
+    await broker.save_integration(load_spec(spec))
+    created = await broker.connections.create(
+        integration_key="asc", name="A", parameters={"private_key": key.decode()}, credentials={}
+    )
+    first = await broker.store.credentials.load(created.connection.id)
+    assert first is not None and first.expires_at == clock() + timedelta(minutes=20)
+    assert await _refresher(broker, clock).run_once() == 0  # 20 minutes left: outside the 10-minute window
+    clock.advance(minutes=11)
+    assert await _refresher(broker, clock).run_once() == 1
+    again = await broker.store.credentials.load(created.connection.id)
+    assert again is not None and again.access_token != first.access_token
+    assert again.expires_at == clock() + timedelta(minutes=20)
+    assert endpoint.calls == 0
