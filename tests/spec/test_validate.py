@@ -286,8 +286,16 @@ def test_a_misplaced_auth_field_gets_no_template_errors() -> None:
             "auth.ttl",
             "expected a duration such as 30m, 90s, 1h30m, 250ms or a number of seconds",
         ),
-        (spec(auth={"type": "oauth3"}), "auth.type", "must be one of oauth2, custom_token, api_token, basic, none"),
-        (spec(auth={}), "auth.type", "is required: one of oauth2, custom_token, api_token, basic, none"),
+        (
+            spec(auth={"type": "oauth3"}),
+            "auth.type",
+            "must be one of oauth2, custom_token, api_token, basic, none, aws_sigv4, hmac_signature",
+        ),
+        (
+            spec(auth={}),
+            "auth.type",
+            "is required: one of oauth2, custom_token, api_token, basic, none, aws_sigv4, hmac_signature",
+        ),
         (spec(auth=5), "auth", "must be a mapping (key: value pairs)"),
         (spec(parameters={"a": 1}), "parameters", "must be a list"),
         (spec(parameters=[5]), "parameters.0", "must be a mapping (key: value pairs)"),

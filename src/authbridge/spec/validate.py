@@ -15,13 +15,17 @@ from pydantic_core import ErrorDetails
 from authbridge.errors import ErrorItem, ParameterError, SpecError, TemplateError
 from authbridge.spec.models import (
     CREDENTIAL_NAMES,
+    HMAC_EARLY_NAMES,
+    HMAC_NAMES,
     RESERVED_NAMES,
     ApiTokenAuth,
+    AwsSigV4Auth,
     BasicAuth,
     CallbackSpec,
     CustomTokenAuth,
     ExpiresAt,
     ExpiresIn,
+    HmacSignatureAuth,
     Hooks,
     Integration,
     NoneAuth,
@@ -58,7 +62,7 @@ AllowHttp = Callable[[str], bool]
 
 _AUTH_MODELS: dict[str, type[pydantic.BaseModel]] = {
     typing.cast("str", model.model_fields["type"].default): model
-    for model in (OAuth2Auth, CustomTokenAuth, ApiTokenAuth, BasicAuth, NoneAuth)
+    for model in (OAuth2Auth, CustomTokenAuth, ApiTokenAuth, BasicAuth, NoneAuth, AwsSigV4Auth, HmacSignatureAuth)
 }
 # The model of each block of a spec, by dotted path ("#" for a list index); `auth` depends on its type.
 _BLOCKS: dict[str, type[pydantic.BaseModel]] = {
@@ -74,6 +78,12 @@ _BLOCKS: dict[str, type[pydantic.BaseModel]] = {
     "refresh": RefreshPolicy,
     "refresh.request": RefreshRequest,
     "test": TestRequest,
+}
+# What the user enters at connect time and request headers may place, by auth type (default: the token).
+_PLACED = {
+    "basic": frozenset({"username", "password"}),
+    "aws_sigv4": frozenset(),
+    "hmac_signature": frozenset({"key_id"}),
 }
 # Built-in names a field may use besides declared parameters.
 _TOKEN_REQUEST = frozenset({"client_id", "client_secret", "username", "password"})
@@ -112,7 +122,7 @@ def _fields(data: Mapping[str, typing.Any]) -> Iterator[_Field]:
     auth: Mapping[str, typing.Any] = raw_auth if isinstance(raw_auth, Mapping) else {}
     auth_type = auth.get("type")
     auth = {key: value for key, value in auth.items() if key in _auth_fields(auth_type)}
-    placed = frozenset({"username", "password"}) if auth_type == "basic" else frozenset({"token"})
+    placed = _PLACED.get(str(auth_type), frozenset({"token"}))
     yield from _one(auth, "auth", "authorization_url", "url", _CLIENT_ID, False)
     yield from _one(auth, "auth", "issuer", "url", frozenset(), False)
     for field in _one(auth, "auth", "token_url", "url", _TOKEN_REQUEST - {"client_secret"}, False):
@@ -122,6 +132,15 @@ def _fields(data: Mapping[str, typing.Any]) -> Iterator[_Field]:
     yield from _many(auth, "auth", "authorize_params", "text", _CLIENT_ID, False)
     yield from _many(auth, "auth", "token_params", "text", _TOKEN_REQUEST, False)
     yield from _many(auth, "auth", "token_headers", "header", _TOKEN_REQUEST, False)
+    yield from _one(auth, "auth", "region", "text", frozenset(), True)
+    yield from _one(auth, "auth", "service", "text", frozenset(), True)
+    yield from _one(auth, "auth", "string_to_sign", "text", HMAC_NAMES, True)
+    yield from _many(auth, "auth", "headers", "header", HMAC_EARLY_NAMES, True)
+    yield from _many(auth, "auth", "query", "text", HMAC_EARLY_NAMES, True)
+    signature = auth.get("signature")
+    if isinstance(signature, Mapping):
+        where: Kind = "header" if signature.get("in", "header") == "header" else "text"
+        yield from _one(signature, "auth.signature", "template", where, HMAC_NAMES | {"signature"}, True)
     token = data.get("token")
     if isinstance(token, Mapping):
         kind: Kind = "header" if token.get("in", "header") == "header" else "text"
@@ -385,6 +404,8 @@ _NEEDS: dict[tuple[str, str | None], tuple[str, ...]] = {
     ("oauth2", "client_credentials"): ("token_url", "client_id"),
     ("oauth2", "password"): ("token_url",),
     ("custom_token", None): ("token_url",),
+    ("aws_sigv4", None): ("region", "service"),
+    ("hmac_signature", None): ("string_to_sign",),
 }
 
 

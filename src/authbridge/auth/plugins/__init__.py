@@ -18,8 +18,10 @@ from authbridge.auth.base import AuthContext
 from authbridge.auth.placement import build_api_request
 from authbridge.auth.plugin import AuthPlugin
 from authbridge.auth.plugins.api_token import ApiTokenPlugin
+from authbridge.auth.plugins.aws_sigv4 import AwsSigV4Plugin
 from authbridge.auth.plugins.basic import BasicPlugin
 from authbridge.auth.plugins.custom_token import CustomTokenPlugin
+from authbridge.auth.plugins.hmac_signature import HmacSignaturePlugin
 from authbridge.auth.plugins.none import NonePlugin
 from authbridge.auth.plugins.oauth2 import OAuth2Plugin
 from authbridge.spec.templating import TemplateSource
@@ -29,7 +31,15 @@ __all__ = ["PLUGINS", "api_request", "credential_headers_and_query", "plugin_for
 #: Every auth type, in the order the console lists them.
 PLUGINS: Mapping[str, AuthPlugin] = {
     plugin.type: plugin
-    for plugin in (OAuth2Plugin(), CustomTokenPlugin(), ApiTokenPlugin(), BasicPlugin(), NonePlugin())
+    for plugin in (
+        OAuth2Plugin(),
+        CustomTokenPlugin(),
+        ApiTokenPlugin(),
+        BasicPlugin(),
+        AwsSigV4Plugin(),
+        HmacSignaturePlugin(),
+        NonePlugin(),
+    )
 }
 
 
