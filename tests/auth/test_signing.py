@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import typing
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import parse_qsl, quote
 
 import httpx
@@ -18,8 +19,8 @@ from botocore.credentials import Credentials
 
 from authbridge.auth import AuthContext, api_request, plugin_for
 from authbridge.auth.signing import strict_path, strict_query
-from authbridge.errors import ConnectionStateError, SpecError, TemplateError, UnsafeValueError
-from authbridge.spec import validate_spec
+from authbridge.errors import ConnectionStateError, ParameterError, SpecError, TemplateError, UnsafeValueError
+from authbridge.spec import check_parameter_values, load_spec, validate_spec
 
 NOW = datetime(2026, 12, 3, 13, 0, 5, tzinfo=UTC)
 KEY_ID = "AKIDEXAMPLE"
@@ -379,3 +380,21 @@ def test_strict_encoding() -> None:
     """One strict form: ``+`` in a query is a space, unreserved characters are never encoded, ``%2F`` stays."""
     assert strict_query("a=x+y&b=%7e&c&d=%2f%2B") == [("a", "x%20y"), ("b", "~"), ("c", ""), ("d", "%2F%2B")]
     assert strict_path("/a%2Fb/c d/%7E/caf%C3%A9") == "/a%2Fb/c%20d/~/caf%C3%A9"
+
+
+def test_aws_example_refuses_a_region_that_would_move_the_host() -> None:
+    """examples/aws.yaml: a region with a dot or a slash is refused when connecting (its pattern)."""
+    spec = load_spec((Path(__file__).parents[2] / "examples" / "aws.yaml").read_text())
+    for region in ("evil.example", "eu-west-1.evil.example", "eu-west-1/x", "eu-west-1\r\nX: 1"):
+        with pytest.raises(ParameterError):
+            check_parameter_values(spec, {"region": region})
+    ctx = AuthContext(
+        integration=spec,
+        parameters=check_parameter_values(spec, {"region": "eu-west-1"}),
+        inputs={"access_key_id": KEY_ID, "secret_access_key": SECRET},
+        clock=lambda: NOW,
+    )
+    request = api_request(ctx, "GET", spec.test.path if spec.test else "/")
+    assert request.url.host == "sts.eu-west-1.amazonaws.com"
+    expected = botocore_signature(request, region="eu-west-1", service="sts")
+    assert request.headers["authorization"].endswith(f"Signature={expected}")

@@ -25,8 +25,10 @@ WITH_SECRET = [path for path in EXAMPLES if "\n  client_secret:" in path.read_te
 #: Parameter values a connected account of each example could have.
 VALUES: dict[str, dict[str, str]] = {
     "acme": {"serverName": "dev", "apiSecret": "s"},
+    "aws": {"region": "eu-west-1", "service": "sts"},
     "giphy": {},
     "github": {},
+    "hmacpartner": {"environment": "sandbox"},
     "jira": {"site": "my-team"},
     "legacycrm": {"tenant": "acme.legacycrm.example"},
     "partnerapi": {"environment": "sandbox", "clientId": "id", "clientSecret": "s"},
@@ -40,8 +42,8 @@ def load(path: Path) -> Integration:
 
 
 def test_every_example_is_covered() -> None:
-    """The examples directory holds the eight documented examples, each with connection values here."""
-    assert len(EXAMPLES) == 8
+    """The examples directory holds the documented examples, each with connection values here."""
+    assert len(EXAMPLES) == len(VALUES)
     assert [path.stem for path in WITH_SECRET] == ["acme", "github", "slack"]
     assert sorted(load(path).key for path in EXAMPLES) == sorted(VALUES)
 
