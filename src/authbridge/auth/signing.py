@@ -55,8 +55,9 @@ def canonical_query(pairs: Sequence[tuple[str, str]]) -> str:
 def set_target(request: httpx.Request, path: str, pairs: Sequence[tuple[str, str]]) -> None:
     """Put an already-encoded path and query on the request (its host, port and scheme stay)."""
     query = query_string(pairs)
-    target = f"{path}?{query}" if query else path
-    request.url = request.url.copy_with(raw_path=target.encode("ascii"))
+    target = (f"{path}?{query}" if query else path).encode("ascii")
+    if target != request.url.raw_path:  # already strict (the common case): no second URL parse
+        request.url = request.url.copy_with(raw_path=target)
 
 
 def now_of(clock: Callable[[], datetime] | None) -> datetime:

@@ -59,6 +59,16 @@ def _templates(spec: Integration) -> Iterable[str | list[str]]:
     yield from spec.request.query.values()
 
 
+@functools.lru_cache(maxsize=1024)
+def _uses(name: str, sources: tuple[str, ...]) -> bool:
+    """Whether any of the templates refers to ``name`` (asked per request, answered once per spec)."""
+    return any(name in references_of(source) for source in sources)
+
+
+def _sources(spec: Integration) -> tuple[str, ...]:
+    return tuple(s for t in _templates(spec) if t for s in ([t] if isinstance(t, str) else t))
+
+
 @functools.lru_cache(maxsize=256)
 def _key(secret: str, encoding: str) -> bytes:
     if encoding == "text":
@@ -194,8 +204,7 @@ class HmacSignaturePlugin(AuthPlugin):
 
     def inputs(self, spec: Integration) -> tuple[Input, ...]:
         supplied = {p.name for p in spec.parameters}
-        used = frozenset().union(*(references_of(t) for t in _templates(spec) if t))
-        wanted = (_KEY_ID,) if "key_id" in used else ()
+        wanted = (_KEY_ID,) if _uses("key_id", _sources(spec)) else ()
         return tuple(i for i in (*wanted, _SECRET) if i.name not in supplied)
 
     def entered(self, spec: Integration) -> bool:
@@ -229,7 +238,7 @@ class HmacSignaturePlugin(AuthPlugin):
             timestamp=_timestamp(now_of(ctx.clock), auth.timestamp),
             nonce=_nonce(auth.nonce),
         )
-        if any("body_digest" in references_of(t) for t in _templates(ctx.integration) if t):
+        if _uses("body_digest", _sources(ctx.integration)):
             values["body_digest"] = _encode(hashlib.new(auth.body_digest, body).digest(), auth.body_digest_encoding)
         for name, template in auth.headers.items():
             request.headers[name] = render_header(template, values, field=f"auth.headers.{name}")
