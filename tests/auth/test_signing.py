@@ -18,6 +18,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from authbridge.auth import AuthContext, api_request, plugin_for
+from authbridge.auth.plugin import Entered
 from authbridge.auth.signing import strict_path, strict_query
 from authbridge.errors import ConnectionStateError, ParameterError, SpecError, TemplateError, UnsafeValueError
 from authbridge.spec import check_parameter_values, load_spec, validate_spec
@@ -398,3 +399,28 @@ def test_aws_example_refuses_a_region_that_would_move_the_host() -> None:
     assert request.url.host == "sts.eu-west-1.amazonaws.com"
     expected = botocore_signature(request, region="eu-west-1", service="sts")
     assert request.headers["authorization"].endswith(f"Signature={expected}")
+
+
+def test_plugin_edges() -> None:
+    """Entered credentials, a spec of another type, an unset region or string to sign, and dot segments."""
+    from authbridge.auth.plugins.aws_sigv4 import _canonical_uri
+    from authbridge.spec import Integration
+
+    aws, partner = plugin_for("aws_sigv4"), plugin_for("hmac_signature")
+    other = validate_spec({"key": "o", "name": "O", "auth": {"type": "api_token"}})
+    for plugin in (aws, partner):
+        assert plugin.entered(other) and plugin.signs(other)
+        with pytest.raises(TypeError):
+            plugin.sign(AuthContext(integration=other), httpx.Request("GET", "https://x.example/"))
+    unset = Integration.model_validate({"key": "u", "name": "U", "auth": {"type": "aws_sigv4", "service": "sts"}})
+    with pytest.raises(TemplateError, match=r"auth\.region is not set"):
+        aws.sign(aws_ctx(unset), httpx.Request("GET", "https://x.example/"))
+    blank = Integration.model_validate({"key": "u", "name": "U", "auth": {"type": "hmac_signature"}})
+    with pytest.raises(TemplateError, match="string_to_sign is not set"):
+        partner.sign(hmac_ctx(blank), httpx.Request("GET", "https://x.example/"))
+    assert _canonical_uri("/a/./b/../c//d/") == "/a/c/d/"
+    assert _canonical_uri("/../x") == "/x"
+    assert _canonical_uri("") == "/"
+    entered = aws.begin(aws_ctx(aws_spec()))
+    assert isinstance(entered, Entered)
+    assert entered.inputs == {"access_key_id": KEY_ID, "secret_access_key": SECRET}
