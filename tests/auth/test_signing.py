@@ -424,3 +424,15 @@ def test_plugin_edges() -> None:
     entered = aws.begin(aws_ctx(aws_spec()))
     assert isinstance(entered, Entered)
     assert entered.inputs == {"access_key_id": KEY_ID, "secret_access_key": SECRET}
+
+
+def test_no_secret_in_reprs() -> None:
+    """The context, the entered credentials and the signed request's repr show no secret key."""
+    ctx = aws_ctx(aws_spec(), token=TOKEN)
+    entered = plugin_for("aws_sigv4").begin(ctx)
+    request = plugin_for("aws_sigv4").sign(ctx, httpx.Request("GET", "https://sts.eu-west-1.amazonaws.com/"))
+    partner = hmac_ctx(hmac_spec())
+    assert "[secure]" in repr(request.headers)  # httpx masks the Authorization header
+    for text in (repr(ctx), repr(entered), repr(partner), repr(partner.integration), repr(plugin_for("aws_sigv4"))):
+        for secret in (SECRET, TOKEN, PARTNER_SECRET):
+            assert secret not in text
