@@ -224,6 +224,10 @@ def test_partner_hmac_get_and_post(server: Server, upstream: Signing) -> None:
     connection = server.connect("partnerloop", credentials={"key_id": PARTNER_ID, "secret_key": PARTNER_SECRET})
     response = httpx.get(_proxy(server, connection, f"v1/orders?{QUERY}"), headers=server.headers)
     assert response.status_code == 200, response.text
+    # A path written with lower-case and needless escapes reaches the upstream as written, so as signed.
+    response = httpx.get(_proxy(server, connection, "v1/a%7eb/caf%c3%a9/%41"), headers=server.headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["path"] == "/v1/a%7eb/caf%c3%a9/%41"
     body = json.dumps({"qty": 2, "note": "café"}).encode()
     response = httpx.post(
         _proxy(server, connection, "v1/orders"),
