@@ -6,10 +6,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import random
 import typing
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, unquote_to_bytes
 
 import httpx
 import pytest
@@ -19,7 +20,7 @@ from botocore.credentials import Credentials
 
 from authbridge.auth import AuthContext, api_request, plugin_for
 from authbridge.auth.plugin import Entered
-from authbridge.auth.signing import strict_path, strict_query
+from authbridge.auth.signing import strict, strict_path, strict_query
 from authbridge.errors import ConnectionStateError, ParameterError, SpecError, TemplateError, UnsafeValueError
 from authbridge.spec import check_parameter_values, load_spec, validate_spec
 
@@ -436,3 +437,20 @@ def test_no_secret_in_reprs() -> None:
     for text in (repr(ctx), repr(entered), repr(partner), repr(partner.integration), repr(plugin_for("aws_sigv4"))):
         for secret in (SECRET, TOKEN, PARTNER_SECRET):
             assert secret not in text
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_strict_fast_path_agrees_with_the_slow_one(seed: int) -> None:
+    """An already-strict path or query is kept as is: exactly what decoding and re-encoding would give."""
+    rng = random.Random(seed)
+    alphabet = "aZ0-._~/%2Ff417Ee+ =&3D5C"
+    for _ in range(20000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 9)))
+        path = "/".join(strict(unquote_to_bytes(segment)) for segment in text.split("/"))
+        assert strict_path(text) == path
+        items = (item.partition("=") for item in text.split("&") if item)
+        pairs = [
+            (strict(unquote_to_bytes(n.replace("+", " "))), strict(unquote_to_bytes(v.replace("+", " "))))
+            for n, _, v in items
+        ]
+        assert strict_query(text) == pairs

@@ -9,6 +9,7 @@ as form encoding and most servers read it), signs that, and the sender sends exa
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from urllib.parse import quote, unquote_to_bytes
@@ -18,6 +19,11 @@ import httpx
 __all__ = ["canonical_query", "now_of", "query_string", "set_target", "strict", "strict_path", "strict_query"]
 
 _UNRESERVED = "-_.~"
+#: Already strict: unreserved characters and upper-case escapes of anything else (the common case, kept as is).
+_STRICT_PATH = re.compile(r"(?:[A-Za-z0-9\-._~/]|%(?!3[0-9]|4[1-9A-F]|5[0-9AF]|6[1-9A-F]|7[0-9AE]|2[DE])[0-9A-F]{2})*")
+_STRICT_QUERY = re.compile(
+    r"(?:[A-Za-z0-9\-._~=&]|%(?!3[0-9]|4[1-9A-F]|5[0-9AF]|6[1-9A-F]|7[0-9AE]|2[DE])[0-9A-F]{2})*"
+)
 
 
 def strict(value: str | bytes) -> str:
@@ -28,6 +34,14 @@ def strict(value: str | bytes) -> str:
 def strict_query(raw: str) -> list[tuple[str, str]]:
     """The pairs of a raw query string, in order, each name and value decoded once and strictly re-encoded."""
     pairs: list[tuple[str, str]] = []
+    if _STRICT_QUERY.fullmatch(raw):
+        for item in raw.split("&"):
+            if item:
+                name, _, value = item.partition("=")
+                pairs.append((name, value))
+        if not any("=" in value for _, value in pairs):  # a second '=' is encoded: the slow path
+            return pairs
+        pairs = []
     for item in raw.split("&"):
         if item:
             name, _, value = item.partition("=")
@@ -39,6 +53,8 @@ def strict_query(raw: str) -> list[tuple[str, str]]:
 
 def strict_path(raw: str) -> str:
     """A raw path with each segment decoded once and strictly re-encoded (an encoded ``/`` stays encoded)."""
+    if _STRICT_PATH.fullmatch(raw):
+        return raw
     return "/".join(strict(unquote_to_bytes(segment)) for segment in raw.split("/"))
 
 

@@ -331,7 +331,7 @@ def _signed(
     """
     plugin, ctx = signer
     request = plugin.sign(ctx, httpx.Request(method, url, headers=headers, content=body))
-    signed = dict(request.headers)
+    signed = dict(request.headers.multi_items())  # one pass (a multi-valued header: joined by the caller already)
     if not body:
         signed.pop("content-length", None)  # httpx says 0; aiohttp sends none for an empty body
     return yarl.URL(str(request.url), encoded=True), signed

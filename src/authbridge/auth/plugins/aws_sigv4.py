@@ -12,6 +12,7 @@ import functools
 import hashlib
 import hmac
 import re
+from collections.abc import Mapping
 from urllib.parse import quote
 
 import httpx
@@ -23,7 +24,7 @@ from authbridge.auth.plugin import AuthPlugin, Entered, Input
 from authbridge.auth.signing import canonical_query, now_of, set_target, strict_path, strict_query
 from authbridge.errors import ConnectionStateError, TemplateError, UnsafeValueError
 from authbridge.spec import AwsSigV4Auth, Integration
-from authbridge.spec.templating import render_text
+from authbridge.spec.templating import references_of, render_text
 
 __all__ = ["AwsSigV4Plugin"]
 
@@ -31,6 +32,8 @@ _ALGORITHM = "AWS4-HMAC-SHA256"
 _UNSIGNED = "UNSIGNED-PAYLOAD"
 #: Signed whenever the request has them, besides every ``x-amz-*`` header (requests-aws4auth's choice).
 _ALWAYS = frozenset({"host", "content-type", "content-md5"})
+#: The headers the signer sets (a caller's are replaced).
+_OURS = frozenset({"x-amz-date", "x-amz-security-token", "x-amz-content-sha256"})
 _SCOPE_PART = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _KEY_ID = re.compile(r"[!-+\--.0-~]{1,256}")  # printable ASCII but ',' and '/', which the header's syntax uses
 _TOKEN = re.compile(r"[!-~]{1,8192}")
@@ -75,10 +78,18 @@ def _canonical_uri(path: str) -> str:
     return quote(_remove_dot_segments(path), safe="/~")
 
 
-def _scope_part(ctx: AuthContext, source: str | list[str] | None, field: str) -> str:
+def _scope_part(key: str, source: str | list[str] | None, values: Mapping[str, str | None], field: str) -> str:
     if source is None:
-        raise TemplateError(f"{ctx.integration.key}: {field} is not set")
-    value = render_text(source, ctx.values(), field=field)
+        raise TemplateError(f"{key}: {field} is not set")
+    sources = (source,) if isinstance(source, str) else tuple(source)
+    names = references_of(source)
+    return _checked_scope_part(sources, tuple((name, values.get(name)) for name in sorted(names)), field)
+
+
+@functools.lru_cache(maxsize=1024)
+def _checked_scope_part(sources: tuple[str, ...], values: tuple[tuple[str, str | None], ...], field: str) -> str:
+    """The rendered, checked region or service (the same parameters give the same answer: kept)."""
+    value = render_text(list(sources) if len(sources) > 1 else sources[0], dict(values), field=field)
     if not _SCOPE_PART.fullmatch(value):
         raise UnsafeValueError(f"{field}: the value must be 1 to 64 letters, digits, '-' or '_' (an AWS {field[5:]})")
     return value
@@ -150,37 +161,37 @@ class AwsSigV4Plugin(AuthPlugin):
             raise UnsafeValueError("access_key_id: must be printable ASCII without spaces, ',' or '/'")
         if token and not _TOKEN.fullmatch(token):
             raise UnsafeValueError("session_token: must be printable ASCII without spaces")
-        region = _scope_part(ctx, auth.region, "auth.region")
-        service = _scope_part(ctx, auth.service, "auth.service")
+        region = _scope_part(ctx.integration.key, auth.region, values, "auth.region")
+        service = _scope_part(ctx.integration.key, auth.service, values, "auth.service")
         amz_date = now_of(ctx.clock).strftime("%Y%m%dT%H%M%SZ")
         day = amz_date[:8]
 
         raw_path, _, raw_query = request.url.raw_path.decode("ascii").partition("?")
         path, pairs = strict_path(raw_path), strict_query(raw_query)
         set_target(request, path, pairs)
-        headers = request.headers
-        headers["x-amz-date"] = amz_date
-        if token:
-            headers["x-amz-security-token"] = token
-        else:
-            headers.pop("x-amz-security-token", None)
         payload = _UNSIGNED if auth.payload == "unsigned" else hashlib.sha256(request.content).hexdigest()
+        # One pass over the headers (httpx looks each name up by scanning them all).
+        ours = {"x-amz-date": amz_date}
+        if token:
+            ours["x-amz-security-token"] = token
         if auth.payload == "unsigned" or auth.content_sha256_header:
-            headers["x-amz-content-sha256"] = payload
-        else:
-            headers.pop("x-amz-content-sha256", None)
+            ours["x-amz-content-sha256"] = payload
         wanted = _ALWAYS.union(auth.signed_headers)
-        names = sorted({name for name in headers if name in wanted or name.startswith("x-amz-")})
-        canonical_headers = "".join(
-            f"{name}:{','.join(' '.join(v.split()) for v in headers.get_list(name))}\n" for name in names
-        )
+        kept = [(n, v) for n, v in request.headers.multi_items() if n not in _OURS and n != "authorization"]
+        signed: dict[str, list[str]] = {}
+        for name, value in [*kept, *ours.items()]:
+            if name in wanted or name.startswith("x-amz-"):
+                signed.setdefault(name, []).append(" ".join(value.split()))
+        names = sorted(signed)
+        canonical_headers = "".join(f"{name}:{','.join(signed[name])}\n" for name in names)
         signed_headers = ";".join(names)
         uri = path if service == "s3" else _canonical_uri(path)
         canonical = "\n".join((request.method, uri, canonical_query(pairs), canonical_headers, signed_headers, payload))
         scope = f"{day}/{region}/{service}/aws4_request"
         to_sign = f"{_ALGORITHM}\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
         signature = hmac.new(_signing_key(secret, day, region, service), to_sign.encode(), hashlib.sha256).hexdigest()
-        headers["authorization"] = (
+        ours["authorization"] = (
             f"{_ALGORITHM} Credential={key_id}/{scope}, SignedHeaders={signed_headers}, Signature={signature}"
         )
+        request.headers = httpx.Headers([*kept, *ours.items()])
         return request
