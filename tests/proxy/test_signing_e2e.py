@@ -138,6 +138,25 @@ def test_sigv4_bodies(
     assert received["headers"]["x-amz-content-sha256"] == hashlib.sha256(body).hexdigest()
 
 
+def test_sigv4_s3_unsigned_payload(server: Server, upstream: Signing) -> None:
+    """S3 style: the path signed once-encoded, ``UNSIGNED-PAYLOAD`` sent and signed; botocore's S3 signer agrees."""
+    spec = aws_spec(upstream, key="awss3")
+    spec["auth"] = {**spec["auth"], "payload": "unsigned"}  # type: ignore[dict-item]
+    server.integration(spec)
+    connection = server.connect(
+        "awss3",
+        parameters={"service": "s3"},
+        credentials={"access_key_id": KEY_ID, "secret_access_key": SECRET},
+    )
+    response = httpx.put(
+        _proxy(server, connection, "bucket/my%20key+1.txt"), content=b"object body", headers=server.headers
+    )
+    assert response.status_code == 200, response.text
+    received = upstream.state.received[-1]
+    assert received["headers"]["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD"
+    assert received["path"] == "/bucket/my%20key%2B1.txt" and received["body"] == b"object body"
+
+
 def test_sigv4_session_token(server: Server, upstream: Signing) -> None:
     """Temporary credentials: the session token rides as X-Amz-Security-Token and is signed."""
     server.integration(aws_spec(upstream))
