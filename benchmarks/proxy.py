@@ -1,12 +1,15 @@
 """Proxy benchmark: direct to nginx, through a minimal reference proxy, and through AuthBridge — one run.
 
     make bench                         # or: .venv/bin/python benchmarks/proxy.py [--seconds 5] [--write docs/performance.md]
+    .venv/bin/python benchmarks/proxy.py --signed    # also the signing auth types (aws_sigv4, hmac_signature)
 
 Starts nginx (Debian's, installed if missing) serving a small JSON file on loopback, AuthBridge
 (`authbridge run`, one worker) with one API-token connection to it, and a reference proxy written
 here (raw ASGI under the same uvicorn, the same aiohttp client, one header injected, nothing else).
 wrk (Debian's) loads each at 1 and 32 connections; the table gives requests/s, p50 and p99 latency,
 and the ratios AuthBridge/reference and AuthBridge/direct. It also loads GET /connections/{id}/token.
+With ``--signed`` it loads two more connections whose requests are signed (AWS SigV4 and an HMAC: nginx
+does not check them, the cost measured is AuthBridge's) and times one signature in-process (timeit).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import timeit
 import typing
 from pathlib import Path
 
@@ -164,6 +168,7 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=5, help="wrk duration of each measurement")
     parser.add_argument("--write", type=Path, help="also write the table into this markdown file")
+    parser.add_argument("--signed", action="store_true", help="also load signed connections (aws_sigv4, hmac_signature)")
     args = parser.parse_args(argv)
     ensure_tools()
     processes: list[subprocess.Popen[bytes]] = []
@@ -198,6 +203,17 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
                 "reference proxy": (f"http://127.0.0.1:{ref_port}/p/x/item.json", {}),
                 "AuthBridge proxy": (f"{ab}/proxy/{cid}/item.json", auth),
             }
+            if args.signed:
+                for name, (signed_spec, credentials) in SIGNED.items():
+                    httpx.put(f"{ab}/integrations/{signed_spec['key']}", json={**signed_spec, "request": {"base_url": upstream}},
+                              headers=auth).raise_for_status()
+                    made = httpx.post(f"{ab}/connections", json={"integration": signed_spec["key"], "name": name,
+                                      "credentials": credentials}, headers=auth)
+                    made.raise_for_status()
+                    signed_url = f"{ab}/proxy/{made.json()['id']}/item.json?a=1&b=x%20y"
+                    answer = httpx.get(signed_url, headers=auth)
+                    assert answer.status_code == 200 and answer.content == BODY, answer.text
+                    targets[f"AuthBridge proxy ({name})"] = (signed_url, auth)
             results: dict[tuple[str, int], dict[str, float]] = {}
             for name, (url, headers) in targets.items():
                 wrk(url, 8, 1, headers)  # warm-up
@@ -215,6 +231,8 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
                 except subprocess.TimeoutExpired:
                     process.kill()
     table = render(results, token)
+    if args.signed:
+        table += "\n" + render_signed(results)
     print(table)
     if args.write:
         write_docs(args.write, table)
@@ -238,6 +256,57 @@ def render(results: dict[tuple[str, int], dict[str, float]], token: dict[int, di
         f"- AuthBridge / direct throughput at 32 connections: **{ab32 / direct32:.3f}**",
         f"- p50 added over direct at 1 connection: **{added:.3f} ms** (target ≤ 0.5 ms)",
     ]
+    return "\n".join(lines)
+
+
+SIGNED: dict[str, tuple[dict[str, typing.Any], dict[str, str]]] = {
+    "aws_sigv4": (
+        {"key": "sigv4", "name": "SigV4", "auth": {"type": "aws_sigv4", "region": "eu-west-1", "service": "sts"}},
+        {"access_key_id": "AKIDBENCH", "secret_access_key": "bench/secret+key"},
+    ),
+    "hmac_signature": (
+        {"key": "hmac", "name": "HMAC", "auth": {
+            "type": "hmac_signature", "string_to_sign": "{method}\n{path}\n{query}\n{timestamp}\n{nonce}\n{body_digest}",
+            "headers": {"X-Timestamp": "{timestamp}", "X-Nonce": "{nonce}"},
+            "signature": {"in": "header", "name": "Authorization", "template": "HMAC {key_id}:{signature}"}}},
+        {"key_id": "bench", "secret_key": "bench-secret"},
+    ),
+}
+
+
+def time_signatures() -> dict[str, tuple[float, float]]:
+    """µs per signature: the plugin's ``sign`` alone, and the proxy's whole per-attempt step (``_signed``)."""
+    from authbridge.auth import AuthContext, plugin_for
+    from authbridge.proxy.forward import _signed
+    from authbridge.spec import validate_spec
+
+    out: dict[str, tuple[float, float]] = {}
+    for name, (spec_data, credentials) in SIGNED.items():
+        spec = validate_spec({**spec_data, "request": {"base_url": "https://api.example.com"}})
+        plugin, ctx = plugin_for(spec.auth), AuthContext(integration=spec, inputs=credentials)
+        url, headers = "https://api.example.com/v1/item.json?a=1&b=x%20y", {"accept": "*/*", "user-agent": "bench"}
+
+        def sign_only() -> None:
+            plugin.sign(ctx, httpx.Request("GET", url, headers=headers))
+
+        def whole() -> None:
+            _signed((plugin, ctx), "GET", url, headers, b"")
+
+        number = 5000
+        out[name] = tuple(min(timeit.repeat(f, number=number, repeat=5)) / number * 1e6 for f in (sign_only, whole))  # type: ignore[assignment]
+    return out
+
+
+def render_signed(results: dict[tuple[str, int], dict[str, float]]) -> str:
+    lines = [""]
+    plain32, direct32 = results[("AuthBridge proxy", 32)]["rps"], results[("direct (nginx)", 32)]["rps"]
+    for name, (sign_us, whole_us) in time_signatures().items():
+        signed32 = results[(f"AuthBridge proxy ({name})", 32)]["rps"]
+        lines.append(
+            f"- {name}: signed / unsigned proxy throughput at 32 connections **{signed32 / plain32:.2f}**, "
+            f"signed / direct **{signed32 / direct32:.3f}**; one signature {sign_us:.1f} µs "
+            f"(with the proxy's request copy {whole_us:.1f} µs)"
+        )
     return "\n".join(lines)
 
 

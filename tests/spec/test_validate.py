@@ -289,12 +289,14 @@ def test_a_misplaced_auth_field_gets_no_template_errors() -> None:
         (
             spec(auth={"type": "oauth3"}),
             "auth.type",
-            "must be one of oauth2, custom_token, jwt_bearer, jwt, api_token, basic, none, oauth1",
+            "must be one of oauth2, custom_token, jwt_bearer, jwt, api_token, basic, none, oauth1, aws_sigv4, "
+            "hmac_signature",
         ),
         (
             spec(auth={}),
             "auth.type",
-            "is required: one of oauth2, custom_token, jwt_bearer, jwt, api_token, basic, none, oauth1",
+            "is required: one of oauth2, custom_token, jwt_bearer, jwt, api_token, basic, none, oauth1, aws_sigv4, "
+            "hmac_signature",
         ),
         (spec(auth=5), "auth", "must be a mapping (key: value pairs)"),
         (spec(parameters={"a": 1}), "parameters", "must be a list"),

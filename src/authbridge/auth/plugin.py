@@ -87,6 +87,8 @@ class Input:
     name: str
     label: str
     secret: bool = False
+    #: False: the user may leave it empty (an AWS session token).
+    required: bool = True
 
 
 #: The entered credentials a token request may use.

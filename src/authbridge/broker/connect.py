@@ -159,8 +159,8 @@ def _endpoint(url: str | httpx.URL, secrets: typing.Sequence[str] = ()) -> str:
 
 def _required_inputs(spec: Integration) -> tuple[set[str], set[str]]:
     """The credentials a user must enter to connect, and those they may enter (the auth type says)."""
-    names = {i.name for i in plugin_for(spec.auth).inputs(spec)}
-    return names, set(names)
+    inputs = plugin_for(spec.auth).inputs(spec)
+    return {i.name for i in inputs if i.required}, {i.name for i in inputs}
 
 
 class Connections:
@@ -427,8 +427,10 @@ class Connections:
                     ErrorItem(f"credentials.{name}", f"is not used by {spec.auth.type} (accepted: {accepted})")
                 )
         inputs: dict[str, str] = {}
-        for name in sorted(required):
+        for name in sorted(allowed):
             value = credentials.get(name)
+            if (value is None or value == "") and name not in required:
+                continue
             if value is None or value == "":
                 errors.append(ErrorItem(f"credentials.{name}", f"is required for {spec.auth.type}"))
             elif not isinstance(value, str):

@@ -24,6 +24,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import aiohttp
 import httpx
+import yarl
 
 from authbridge.auth import AuthContext, AuthPlugin, credential_headers_and_query, plugin_for
 from authbridge.auth.lifecycle import effective_window, refresh_on_rejection
@@ -238,6 +239,7 @@ class Proxy:
                 injected=target.headers,
                 injected_names=target.injected,
             )
+            send_to: str | yarl.URL = url
             if target.signer is not None:
                 if not replayable:
                     raise _Problem(
@@ -246,8 +248,8 @@ class Proxy:
                         f"a signed request's body must be at most {REPLAY_LIMIT} bytes (it is signed as a whole)",
                         "authbridge",
                     )
-                url, out_headers = _signed(target.signer, method, url, out_headers, body)
-            response = await self._send(method, url, out_headers, body if replayable else _stream(body, receive))
+                send_to, out_headers = _signed(target.signer, method, url, out_headers, body)
+            response = await self._send(method, send_to, out_headers, body if replayable else _stream(body, receive))
             status = response.status
             if (
                 not rejected
@@ -278,7 +280,7 @@ class Proxy:
             return
 
     async def _send(
-        self, method: str, url: str, headers: dict[str, str], body: bytes | AsyncIterator[bytes]
+        self, method: str, url: str | yarl.URL, headers: dict[str, str], body: bytes | AsyncIterator[bytes]
     ) -> aiohttp.ClientResponse:
         try:
             return await self.session.request(
@@ -304,8 +306,8 @@ class Proxy:
             ) from None
 
 
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
+def _origin(url: str | yarl.URL) -> str:
+    parts = urlsplit(str(url))
     return f"{parts.scheme}://{parts.netloc}"
 
 
@@ -320,14 +322,19 @@ def _url(target: _Target, path: str, query_string: bytes) -> str:
 
 def _signed(
     signer: tuple[AuthPlugin, AuthContext], method: str, url: str, headers: dict[str, str], body: bytes
-) -> tuple[str, dict[str, str]]:
-    """The URL and headers of one attempt, signed by the connection's auth type over what is sent."""
+) -> tuple[yarl.URL, dict[str, str]]:
+    """The URL and headers of one attempt, signed by the connection's auth type over what is sent.
+
+    The URL goes to aiohttp as ``encoded``: yarl would otherwise re-quote the path and query it
+    was given (``%7E`` to ``~``, a space to ``%20``), and the upstream would check another string
+    than the one signed. The Host header is the one httpx computed and the plugin signed.
+    """
     plugin, ctx = signer
     request = plugin.sign(ctx, httpx.Request(method, url, headers=headers, content=body))
-    signed = dict(request.headers)
+    signed = dict(request.headers.multi_items())  # one pass (a multi-valued header: joined by the caller already)
     if not body:
         signed.pop("content-length", None)  # httpx says 0; aiohttp sends none for an empty body
-    return str(request.url), signed
+    return yarl.URL(str(request.url), encoded=True), signed
 
 
 def _retries(headers: list[tuple[bytes, bytes]], method: str) -> int:

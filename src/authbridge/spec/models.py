@@ -30,12 +30,14 @@ from authbridge.spec.templating import Template
 
 __all__ = [
     "CREDENTIAL_NAMES",
+    "HMAC_NAMES",
     "RAW_SAFE_CHARS",
     "RESERVED_NAMES",
     "SECRET_MASK",
     "ApiTokenAuth",
     "AssertionAlgorithm",
     "AuthSpec",
+    "AwsSigV4Auth",
     "BasicAuth",
     "CallbackSpec",
     "ClaimValue",
@@ -43,6 +45,7 @@ __all__ = [
     "Duration",
     "ExpiresAt",
     "ExpiresIn",
+    "HmacSignatureAuth",
     "Hooks",
     "Integration",
     "JwtAlgorithm",
@@ -62,6 +65,7 @@ __all__ = [
     "RefreshPolicy",
     "RefreshRequest",
     "RequestSpec",
+    "SignaturePlacement",
     "Templated",
     "TestRequest",
     "Text",
@@ -96,6 +100,26 @@ RESERVED_NAMES = frozenset(
 )
 #: Builtins a parameter may still be named after.
 CREDENTIAL_NAMES = frozenset({"username", "password"})
+#: What an HMAC signature's templates may use besides parameters (each request's own values; docs/spec.md).
+HMAC_NAMES = frozenset(
+    {
+        "method",
+        "path",
+        "query",
+        "raw_query",
+        "target",
+        "host",
+        "body",
+        "body_digest",
+        "timestamp",
+        "nonce",
+        "headers",
+        "header_names",
+        "key_id",
+    }
+)
+#: Those an HMAC's ``headers`` and ``query`` may use (they are set before the rest is known).
+HMAC_EARLY_NAMES = frozenset({"method", "path", "host", "body_digest", "timestamp", "nonce", "key_id"})
 
 
 _RE2_OPTIONS = re2.Options()
@@ -779,8 +803,98 @@ class NoneAuth(_Model):
     type: typing.Literal["none"] = "none"
 
 
+#: A header name (RFC 9110 token), written lower case where it is compared.
+_HeaderName = typing.Annotated[str, Field(pattern=r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")]
+
+
+class AwsSigV4Auth(_Model):
+    """AWS Signature Version 4: every request signed with the connection's access key.
+
+    The access key id, secret access key and (optional) session token are entered when an account
+    connects, unless a parameter of the same name supplies them (``secret: true`` for the secret ones).
+    """
+
+    type: typing.Literal["aws_sigv4"] = "aws_sigv4"
+    #: The region of the credential scope (required) (``us-east-1``); may use {parameters}.
+    region: Templated | None = None
+    #: The service of the credential scope (required) (``sts``, ``s3``, ``execute-api``); may use {parameters}.
+    service: Templated | None = None
+    #: ``signed``: the body's SHA-256 is in the signature; ``unsigned``: ``UNSIGNED-PAYLOAD`` (S3 only).
+    payload: typing.Literal["signed", "unsigned"] = "signed"
+    #: Send the payload hash as ``X-Amz-Content-SHA256`` (S3 requires it; always sent when ``unsigned``).
+    content_sha256_header: bool = False
+    #: More headers to sign when a request has them (``host``, ``x-amz-*``, ``content-type`` always are).
+    signed_headers: list[_HeaderName] = Field(default_factory=list)
+
+    @field_validator("signed_headers")
+    @classmethod
+    def _lower(cls, value: list[str]) -> list[str]:
+        return [name.lower() for name in value]
+
+
+class SignaturePlacement(_Model):
+    """Where an HMAC signature goes: a header or a query parameter, its value rendered from ``template``."""
+
+    in_: typing.Literal["header", "query"] = Field(default="header", alias="in")
+    name: str = Field(default="X-Signature", min_length=1)
+    #: The value; ``{signature}`` is the signature, other signing names and {parameters} may be used.
+    template: str = "{signature}"
+
+    @field_validator("name")
+    @classmethod
+    def _header_name(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("in_", "header") == "header" and not _TCHAR.fullmatch(value):
+            raise ValueError("is not a valid HTTP header name")
+        return value
+
+
+class HmacSignatureAuth(_Model):
+    """An HMAC over a templated canonical string of each request (method, path, query, body digest, time, nonce).
+
+    The secret key is entered when an account connects (``secret_key``), and the key id too when a
+    template uses ``{key_id}``, unless parameters of those names supply them.
+    """
+
+    type: typing.Literal["hmac_signature"] = "hmac_signature"
+    algorithm: typing.Literal["sha1", "sha256", "sha512"] = "sha256"
+    #: How the signature is written: ``hex`` (lower case), ``base64`` or ``base64url`` (unpadded).
+    encoding: typing.Literal["hex", "base64", "base64url"] = "hex"
+    #: How the entered secret is turned into the HMAC key: as UTF-8 ``text``, or decoded ``base64``/``hex``.
+    key_encoding: typing.Literal["text", "base64", "hex"] = "text"
+    #: The canonical string (required): signing names (``{method}``, ``{path}``, ``{query}``...) and {parameters}.
+    string_to_sign: str | None = None
+    #: How ``{timestamp}`` is written.
+    timestamp: typing.Literal["unix", "unix_ms", "iso8601", "http_date"] = "unix"
+    #: How ``{nonce}`` is made: random ``uuid`` or ``hex``, or increasing ``unix_ms``/``unix_us``.
+    nonce: typing.Literal["uuid", "hex", "unix_ms", "unix_us"] = "uuid"
+    #: The digest of the body that ``{body_digest}`` is, and how it is written.
+    body_digest: typing.Literal["sha256", "sha512", "sha1", "md5"] = "sha256"
+    body_digest_encoding: typing.Literal["hex", "base64"] = "hex"
+    #: The headers ``{headers}`` lists (``name:value`` lines) and ``{header_names}`` names (``a;b``).
+    signed_headers: list[_HeaderName] = Field(default_factory=list)
+    #: Headers set on every request before signing (``X-Timestamp: "{timestamp}"``, ``X-Key: "{key_id}"``).
+    headers: dict[str, Templated] = Field(default_factory=dict)
+    #: Query parameters added before signing (``timestamp: "{timestamp}"``).
+    query: dict[str, Templated] = Field(default_factory=dict)
+    signature: SignaturePlacement = Field(default_factory=SignaturePlacement)
+
+    @field_validator("signed_headers")
+    @classmethod
+    def _lower(cls, value: list[str]) -> list[str]:
+        return [name.lower() for name in value]
+
+
 AuthSpec = typing.Annotated[
-    OAuth2Auth | CustomTokenAuth | JwtBearerAuth | JwtAuth | ApiTokenAuth | BasicAuth | NoneAuth | OAuth1Auth,
+    OAuth2Auth
+    | CustomTokenAuth
+    | JwtBearerAuth
+    | JwtAuth
+    | ApiTokenAuth
+    | BasicAuth
+    | NoneAuth
+    | OAuth1Auth
+    | AwsSigV4Auth
+    | HmacSignatureAuth,
     Field(discriminator="type"),
 ]
 

@@ -247,12 +247,14 @@ def references_of(source: TemplateSource) -> frozenset[str]:
     return frozenset(name for item in sources for name in Template.parse(item).references)
 
 
-def _select(source: TemplateSource, values: Values, field: str) -> Template:
-    """Return the first template whose references all have a value."""
+def _select(source: TemplateSource, values: Values, field: str, *, allow_empty: bool = False) -> Template:
+    """Return the first template whose references all have a value (``allow_empty``: an empty one counts)."""
     templates = _templates(source, field)
     missing: dict[str, None] = {}
     for template in templates:
-        absent = [name for name in template._ordered if not values.get(name)]
+        absent = [
+            name for name in template._ordered if values.get(name) is None or (not allow_empty and not values[name])
+        ]
         if not absent:
             return template
         missing.update(dict.fromkeys(absent))
@@ -317,7 +319,9 @@ def _render_parts(template: Template, values: Values, field: str, clock: Clock |
     return [_evaluate(part, values, now, field) if isinstance(part, _Placeholder) else part for part in template._parts]
 
 
-def render_text(source: TemplateSource, values: Values, *, field: str, clock: Clock | None = None) -> str:
+def render_text(
+    source: TemplateSource, values: Values, *, field: str, clock: Clock | None = None, allow_empty: bool = False
+) -> str:
     """Substitute the values as they are; the caller encodes the result for its destination.
 
     Args:
@@ -326,11 +330,12 @@ def render_text(source: TemplateSource, values: Values, *, field: str, clock: Cl
             an absent, None or empty value is "not set".
         field: the spec field path, used in error messages.
         clock: returns the current, timezone-aware time for ``now()``; defaults to the system clock.
+        allow_empty: an empty value is set (a signature's canonical string over an empty body or query).
 
     Raises:
         TemplateError: the template is malformed or a reference has no value.
     """
-    return "".join(_render_parts(_select(source, values, field), values, field, clock))
+    return "".join(_render_parts(_select(source, values, field, allow_empty=allow_empty), values, field, clock))
 
 
 def render_header(source: TemplateSource, values: Values, *, field: str, clock: Clock | None = None) -> str:

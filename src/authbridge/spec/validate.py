@@ -15,14 +15,18 @@ from pydantic_core import ErrorDetails
 from authbridge.errors import ErrorItem, ParameterError, SpecError, TemplateError
 from authbridge.spec.models import (
     CREDENTIAL_NAMES,
+    HMAC_EARLY_NAMES,
+    HMAC_NAMES,
     MAX_KEY_LENGTH,
     RESERVED_NAMES,
     ApiTokenAuth,
+    AwsSigV4Auth,
     BasicAuth,
     CallbackSpec,
     CustomTokenAuth,
     ExpiresAt,
     ExpiresIn,
+    HmacSignatureAuth,
     Hooks,
     Integration,
     JwtAuth,
@@ -63,7 +67,18 @@ AllowHttp = Callable[[str], bool]
 
 _AUTH_MODELS: dict[str, type[pydantic.BaseModel]] = {
     typing.cast("str", model.model_fields["type"].default): model
-    for model in (OAuth2Auth, CustomTokenAuth, JwtBearerAuth, JwtAuth, ApiTokenAuth, BasicAuth, NoneAuth, OAuth1Auth)
+    for model in (
+        OAuth2Auth,
+        CustomTokenAuth,
+        JwtBearerAuth,
+        JwtAuth,
+        ApiTokenAuth,
+        BasicAuth,
+        NoneAuth,
+        OAuth1Auth,
+        AwsSigV4Auth,
+        HmacSignatureAuth,
+    )
 }
 # The model of each block of a spec, by dotted path ("#" for a list index); `auth` depends on its type.
 _BLOCKS: dict[str, type[pydantic.BaseModel]] = {
@@ -80,6 +95,12 @@ _BLOCKS: dict[str, type[pydantic.BaseModel]] = {
     "refresh": RefreshPolicy,
     "refresh.request": RefreshRequest,
     "test": TestRequest,
+}
+# What the user enters at connect time and request headers may place, by auth type (default: the token).
+_PLACED = {
+    "basic": frozenset({"username", "password"}),
+    "aws_sigv4": frozenset(),
+    "hmac_signature": frozenset({"key_id"}),
 }
 # Built-in names a field may use besides declared parameters.
 _TOKEN_REQUEST = frozenset({"client_id", "client_secret", "username", "password"})
@@ -120,7 +141,7 @@ def _fields(data: Mapping[str, typing.Any]) -> Iterator[_Field]:
     auth: Mapping[str, typing.Any] = raw_auth if isinstance(raw_auth, Mapping) else {}
     auth_type = auth.get("type")
     auth = {key: value for key, value in auth.items() if key in _auth_fields(auth_type)}
-    placed = frozenset({"username", "password"}) if auth_type == "basic" else frozenset({"token"})
+    placed = _PLACED.get(str(auth_type), frozenset({"token"}))
     yield from _one(auth, "auth", "authorization_url", "url", _CLIENT_ID, False)
     yield from _one(auth, "auth", "request_token_url", "url", frozenset(), False)
     yield from _one(auth, "auth", "access_token_url", "url", frozenset(), False)
@@ -141,6 +162,15 @@ def _fields(data: Mapping[str, typing.Any]) -> Iterator[_Field]:
     yield from _one(auth, "auth", "client_key_id", "text", frozenset(), False)
     for prefix, block in _jwt_blocks(auth):
         yield from _jwt_fields(block, prefix)
+    yield from _one(auth, "auth", "region", "text", frozenset(), True)
+    yield from _one(auth, "auth", "service", "text", frozenset(), True)
+    yield from _one(auth, "auth", "string_to_sign", "text", HMAC_NAMES, True)
+    yield from _many(auth, "auth", "headers", "header", HMAC_EARLY_NAMES, True)
+    yield from _many(auth, "auth", "query", "text", HMAC_EARLY_NAMES, True)
+    signature = auth.get("signature")
+    if isinstance(signature, Mapping):
+        where: Kind = "header" if signature.get("in", "header") == "header" else "text"
+        yield from _one(signature, "auth.signature", "template", where, HMAC_NAMES | {"signature"}, True)
     token = data.get("token")
     if isinstance(token, Mapping):
         kind: Kind = "header" if token.get("in", "header") == "header" else "text"
@@ -532,6 +562,8 @@ _NEEDS: dict[tuple[str, str | None], tuple[str, ...]] = {
     ),
     ("oauth1", "token"): ("client_id", "client_secret"),
     ("jwt_bearer", None): ("token_url",),
+    ("aws_sigv4", None): ("region", "service"),
+    ("hmac_signature", None): ("string_to_sign",),
 }
 
 

@@ -18,8 +18,10 @@ from authbridge.auth.base import AuthContext
 from authbridge.auth.placement import build_api_request
 from authbridge.auth.plugin import AuthPlugin
 from authbridge.auth.plugins.api_token import ApiTokenPlugin
+from authbridge.auth.plugins.aws_sigv4 import AwsSigV4Plugin
 from authbridge.auth.plugins.basic import BasicPlugin
 from authbridge.auth.plugins.custom_token import CustomTokenPlugin
+from authbridge.auth.plugins.hmac_signature import HmacSignaturePlugin
 from authbridge.auth.plugins.jwt_bearer import JwtBearerPlugin
 from authbridge.auth.plugins.none import NonePlugin
 from authbridge.auth.plugins.oauth1 import OAuth1Plugin
@@ -40,6 +42,8 @@ PLUGINS: Mapping[str, AuthPlugin] = {
         ApiTokenPlugin(),
         BasicPlugin(),
         OAuth1Plugin(),
+        AwsSigV4Plugin(),
+        HmacSignaturePlugin(),
         NonePlugin(),
     )
 }
