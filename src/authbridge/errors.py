@@ -21,7 +21,8 @@ AuthBridgeError
 │   └── IntegrationNotFound
 ├── ConflictError                the object exists already, or changed under us
 ├── AuthenticationError          a missing or wrong API key (never says which)
-└── PermissionDeniedError        a valid API key without the scope the operation needs (names the scope)
+├── PermissionDeniedError        a valid API key without the scope the operation needs (names the scope)
+└── RateLimitedError             a connection's request found no free slot (max_concurrent, pace) in time
 ```
 
 Every class carries a stable ``code``, the HTTP ``status_code`` the API maps it to and the
@@ -49,6 +50,7 @@ __all__ = [
     "OutboundBlockedError",
     "ParameterError",
     "PermissionDeniedError",
+    "RateLimitedError",
     "SpecError",
     "StoreError",
     "TemplateError",
@@ -281,6 +283,20 @@ class PermissionDeniedError(AuthBridgeError):
     code = "insufficient_scope"
     status_code = 403
     exit_code = 4
+
+
+class RateLimitedError(AuthBridgeError):
+    """A request found no free slot on its connection (``rate_limit.max_concurrent`` or ``pace``) in time.
+
+    ``retry_after`` is the number of seconds worth waiting before trying again.
+    """
+
+    code = "rate_limited"
+    status_code = 429
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class WrongBrowserError(CallbackError):

@@ -19,6 +19,7 @@ from authbridge.spec.models import (
     TokenPlacement,
     TokenResponse,
 )
+from authbridge.spec.provider import Pace, Pagination, RateLimit, WaitFrom
 from authbridge.spec.validate import check_parameter_values, validate_spec
 
 __all__ = [
@@ -30,11 +31,15 @@ __all__ = [
     "Integration",
     "NoneAuth",
     "OAuth2Auth",
+    "Pace",
+    "Pagination",
     "Parameter",
+    "RateLimit",
     "RefreshPolicy",
     "RequestSpec",
     "TokenPlacement",
     "TokenResponse",
+    "WaitFrom",
     "check_parameter_values",
     "dump_spec",
     "format_duration",
