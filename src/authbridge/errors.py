@@ -22,7 +22,8 @@ AuthBridgeError
 ├── ConflictError                the object exists already, or changed under us
 ├── AuthenticationError          a missing or wrong API key (never says which)
 ├── PermissionDeniedError        a valid API key without the scope the operation needs (names the scope)
-└── RateLimitedError             a connection's request found no free slot (max_concurrent, pace) in time
+├── RateLimitedError             a connection's request found no free slot (max_concurrent, pace) in time
+└── PaginationError              a listing cannot go on: a page without items, a paging loop, max_pages
 ```
 
 Every class carries a stable ``code``, the HTTP ``status_code`` the API maps it to and the
@@ -48,6 +49,7 @@ __all__ = [
     "KeyRingMismatchError",
     "NotFoundError",
     "OutboundBlockedError",
+    "PaginationError",
     "ParameterError",
     "PermissionDeniedError",
     "RateLimitedError",
@@ -283,6 +285,21 @@ class PermissionDeniedError(AuthBridgeError):
     code = "insufficient_scope"
     status_code = 403
     exit_code = 4
+
+
+class PaginationError(AuthBridgeError):
+    """``paginate`` cannot go on: a page answered an error, has no list of items, repeats a cursor or a
+    link (a loop), or ``max_pages`` was reached with more left. ``upstream_status`` is the page's status
+    when it answered an error.
+    """
+
+    code = "pagination_error"
+    status_code = 502
+    side = "upstream"
+
+    def __init__(self, message: str, upstream_status: int | None = None) -> None:
+        super().__init__(message)
+        self.upstream_status = upstream_status
 
 
 class RateLimitedError(AuthBridgeError):
