@@ -38,7 +38,9 @@ class LimitsState:
         self.evil_url = "http://127.0.0.1:9"
 
     def reset(self) -> None:
+        evil = self.evil_url
         self.__init__()  # type: ignore[misc]
+        self.evil_url = evil
 
     def hits(self, path: str) -> int:
         return sum(1 for s in self.seen if s["path"].endswith(path))
@@ -83,6 +85,8 @@ def make_app(state: LimitsState) -> typing.Any:
         body = json.loads(raw) if raw else None
         state.seen.append({"path": path, "query": query, "key": headers.get("x-api-key"), "json": body})
         base = f"http://{headers['host']}"
+        extra: dict[str, str] = {}
+        data: typing.Any = None
         if path.endswith("/limited"):
             if state.queue:
                 status, extra, content = state.queue.pop(0)
@@ -108,8 +112,7 @@ def make_app(state: LimitsState) -> typing.Any:
         elif path.endswith("/link") or path.endswith("/link-body"):
             page = _int(query.get("page"), 1)
             items = [{"n": i} for i in range((page - 1) * 2, min(page * 2, 5))]
-            extra: dict[str, str] = {}
-            data: typing.Any = items
+            data = items
             if path.endswith("/link"):
                 if page < 3:
                     extra["Link"] = f'<{base}{path}?page={page + 1}>; rel="next", <{base}{path}?page=1>; rel="first"'
