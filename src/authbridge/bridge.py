@@ -299,9 +299,8 @@ class Bridge:
             items=items,
             max_pages=max_pages,
         )
-        http = client if client is not None else self._http
-        if http is None:
-            raise RuntimeError("start the Bridge first: `async with Bridge.open(...) as bridge`")
+        # Started (self.broker answered above), so the bridge's own client is open.
+        http = client if client is not None else typing.cast(httpx.AsyncClient, self._http)
         auth = self.auth(connection_id)
         first = httpx.URL(str(base).rstrip("/") + "/" + path.lstrip("/"))
         current = first

@@ -161,7 +161,7 @@ class Pager:
             size = min(size, rule.max_limit)
         self.page_size = size if rule.limit_param is not None else None
         self._seen: set[str] = set()
-        self._number = 0
+        self._number = 1
         self._position = 0
 
     def _request(self, moving: Mapping[str, str | int], number: int) -> PageRequest:

@@ -217,3 +217,13 @@ def test_integration_from_refuses_oauth_fields_for_a_token_entry() -> None:
     with pytest.raises(SpecError, match=r"Stripe uses api_token: no OAuth app or scopes to give"):
         integration_from(get_entry("stripe"), client_id="x", client_secret="y")
     assert integration_from(get_entry("stripe"), key="stripe2").key == "stripe2"
+
+
+def test_an_entry_says_its_documented_rate_limit() -> None:
+    """Every entry carries the provider's documented limit in its spec's ``rate_limit``."""
+
+    def change(d: dict[str, typing.Any]) -> None:
+        d["rate_limit"].pop("documented")
+
+    with pytest.raises(SpecError, match=r"rate_limit.documented: an entry says the provider's documented rate limit"):
+        load_entry(_changed(change))

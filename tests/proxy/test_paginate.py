@@ -173,7 +173,14 @@ def test_a_link_to_another_host_is_refused(server: Server, provider: Provider, a
 def test_a_forged_next_header_cannot_escape_the_base_url(server: Server, provider: Provider) -> None:
     """X-AuthBridge-Next sent by hand with another host, a path outside the base or dot segments: 400, nothing sent."""
     cid = _connect(server, provider, "pgforged", {"type": "link", "next_header": "Link"})
-    for link in (f"{provider.url}/other", "/v1/../admin", "//evil.example/v1/x", "http://127.0.0.1:1/v1/x", "a b"):
+    links = (
+        f"{provider.url}/other",
+        "/v1/../admin",
+        "/v1/%2e%2e/admin",
+        "//evil.example/v1/x",
+        "http://127.0.0.1:1/v1/x",
+    )
+    for link in (*links, "a b", ""):
         response = httpx.get(
             f"{server.url}/proxy/{cid}/link", headers={**server.headers, "X-AuthBridge-Next": link}, timeout=10
         )
@@ -220,3 +227,17 @@ def test_an_integration_without_pagination(server: Server, provider: Provider, a
     with pytest.raises(PaginationError, match="declares no pagination"):
         list(api.paginate(cid, "cursor"))
     assert api.connections.get(cid).id == cid
+
+
+def test_a_next_link_under_the_base_is_followed(server: Server, provider: Provider) -> None:
+    """A next link sent by hand that stays under the base URL is followed, relative or absolute."""
+    server.integration(
+        {"key": "pgplain", "name": "p", "auth": {"type": "none"}, "request": {"base_url": f"{provider.url}/v1"}}
+    )
+    cid = server.connect("pgplain")
+    for link in ("?page=2", f"{provider.url}/v1/link?page=2", "/v1/link?page=2"):
+        response = httpx.get(
+            f"{server.url}/proxy/{cid}/link", headers={**server.headers, "X-AuthBridge-Next": link}, timeout=10
+        )
+        assert response.status_code == 200, link
+        assert response.json() == [{"n": 2}, {"n": 3}]
