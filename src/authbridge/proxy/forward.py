@@ -109,6 +109,7 @@ class _Options:
 
 
 _NO_OPTIONS = _Options()
+_OPTION_HEADERS = frozenset({b"x-authbridge-retries", b"x-authbridge-max-wait", b"x-authbridge-next"})
 
 
 class _Problem(Exception):
@@ -405,10 +406,11 @@ class _Exchange:
 
 def _options(headers: list[tuple[bytes, bytes]], method: str) -> _Options:
     """The caller's ``X-AuthBridge-Retries``, ``-Max-Wait`` and ``-Next`` (one pass; most requests have none)."""
-    found: dict[str, typing.Any] = {}
+    found: dict[str, typing.Any] | None = None
     for name, value in headers:
-        if not name.startswith(b"x-authbridge-"):
+        if name not in _OPTION_HEADERS:
             continue
+        found = found if found is not None else {}
         if name == b"x-authbridge-retries":
             try:
                 retries = max(0, min(int(value), _MAX_RETRIES))
@@ -432,7 +434,7 @@ def _options(headers: list[tuple[bytes, bytes]], method: str) -> _Options:
             found["max_wait"] = max_wait
         elif name == b"x-authbridge-next":
             found["next_url"] = value.decode("latin-1").strip()
-    return _Options(**found) if found else _NO_OPTIONS
+    return _Options(**found) if found is not None else _NO_OPTIONS
 
 
 def _inside(url: str, base: str) -> bool:
