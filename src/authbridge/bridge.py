@@ -31,7 +31,7 @@ from authbridge.auth import AuthContext, credential_headers_and_query, plugin_fo
 from authbridge.auth.lifecycle import refresh_on_rejection
 from authbridge.auth.placement import base_url
 from authbridge.broker import Broker, Connections, FreshToken
-from authbridge.broker.limits import IDEMPOTENT, Limiter, provider_wait, retry_delay
+from authbridge.broker.limits import IDEMPOTENT, Limiter, is_limited, provider_wait, retry_delay
 from authbridge.config import Settings
 from authbridge.errors import PaginationError, UnsafeValueError
 from authbridge.paging import Pager, PageRequest, PageRule, aiterate
@@ -128,7 +128,11 @@ class ConnectionAuth(httpx.Auth):
                     response = yield request
 
             limited, waited = 0, 0.0
-            while rule is not None and response.status_code in rule.retry_on and request.method in IDEMPOTENT:
+            while (
+                rule is not None
+                and request.method in IDEMPOTENT
+                and is_limited(rule, response.status_code, response.headers.get)
+            ):
                 body = await response.aread() if any(s.body is not None for s in rule.wait_from) else None
                 wait = provider_wait(rule, response.headers.get, body, time.time())
                 delay = retry_delay(limited + 1, waited, wait, rule.max_wait.total_seconds(), rule.max_retries)

@@ -6,12 +6,13 @@ Through the running proxy: ``tests/proxy/test_rate_limits.py``; in the Bridge: `
 from __future__ import annotations
 
 import asyncio
+import typing
 from email.utils import formatdate
 
 import pytest
 from pydantic import ValidationError
 
-from authbridge.broker.limits import Limiter, provider_wait, retry_delay
+from authbridge.broker.limits import Limiter, is_limited, provider_wait, retry_delay
 from authbridge.errors import RateLimitedError
 from authbridge.spec import RateLimit
 
@@ -120,3 +121,19 @@ async def test_pacing_spaces_requests() -> None:
     with pytest.raises(RateLimitedError, match="paced at 1 requests per 60s"):
         async with limiter.slot("c", strict):
             pass
+
+
+def test_which_answers_are_rate_limits() -> None:
+    """429 and 5xx in retry_on are; a 403 in it only with a Retry-After or the remaining count at 0."""
+    rule = RateLimit.model_validate({"retry_on": [403, 429, 503], "remaining_header": "X-RateLimit-Remaining"})
+
+    def headers(**values: str) -> typing.Callable[[str], str | None]:
+        return lambda name: values.get(name.replace("-", "_"))
+
+    assert is_limited(rule, 429, headers()) and is_limited(rule, 503, headers())
+    assert not is_limited(rule, 404, headers(Retry_After="1"))
+    assert not is_limited(rule, 403, headers(X_RateLimit_Remaining="12"))
+    assert not is_limited(rule, 403, headers())
+    assert is_limited(rule, 403, headers(X_RateLimit_Remaining=" 0"))
+    assert is_limited(rule, 403, headers(Retry_After="60"))
+    assert not is_limited(RateLimit.model_validate({"retry_on": [403]}), 403, headers(X_RateLimit_Remaining="0"))

@@ -40,7 +40,7 @@ def limits(limits_server: Limits) -> Limits:
     return limits_server
 
 
-def _connect(server: Server, limits: Limits, key: str, rate_limit: dict[str, object] | None) -> str:
+def _connect(server: Server, limits: Limits, key: str, rate_limit: typing.Mapping[str, object] | None) -> str:
     spec: dict[str, object] = {
         "key": key,
         "name": key,
@@ -218,3 +218,17 @@ def test_without_rate_limit_nothing_changes(server: Server, limits: Limits) -> N
     assert _get(server, cid, "limited").status_code == 429
     assert _get(server, cid, "limited", **{"X-AuthBridge-Retries": "1"}).status_code == 200
     assert limits.state.hits("/limited") == 3
+
+
+def test_a_403_is_a_rate_limit_only_when_the_answer_says_so(server: Server, limits: Limits) -> None:
+    """GitHub's style: a 403 with the remaining count at 0 is waited out; a plain 403 is relayed at once."""
+    rule = {"retry_on": [403, 429], "remaining_header": "X-RateLimit-Remaining",
+            "wait_from": [{"header": "X-RateLimit-Reset", "format": "unix"}]}  # fmt: skip
+    cid = _connect(server, limits, "rl403", rule)
+    reset = str(int(time.time()))
+    limits.state.queue = [
+        (403, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset}, b"{}"),
+        (403, {"X-RateLimit-Remaining": "4999", "X-RateLimit-Reset": reset}, b'{"message": "Must have admin rights"}'),
+    ]
+    assert _get(server, cid, "limited").status_code == 403
+    assert limits.state.hits("/limited") == 2

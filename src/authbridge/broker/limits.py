@@ -29,7 +29,7 @@ from email.utils import parsedate_to_datetime
 from authbridge.errors import RateLimitedError
 from authbridge.spec import RateLimit, WaitFrom
 
-__all__ = ["IDEMPOTENT", "Limiter", "provider_wait", "retry_delay"]
+__all__ = ["IDEMPOTENT", "Limiter", "is_limited", "provider_wait", "retry_delay"]
 
 #: Methods that may be sent again (RFC 9110 §9.2.2). POST and PATCH are never replayed.
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -84,6 +84,20 @@ def _body_value(body: bytes | None, path: str) -> str | None:
             return None
         node = node[part]
     return str(node) if isinstance(node, str | int | float) and not isinstance(node, bool) else None
+
+
+def is_limited(rule: RateLimit, status: int, header: Callable[[str], str | None]) -> bool:
+    """Whether an answer is the provider saying "slow down" under ``rule``.
+
+    429 and 5xx in ``retry_on`` always are. Another 4xx in it (GitHub's 403) is one only when the answer
+    shows it: a ``Retry-After``, or ``remaining_header`` at 0; otherwise it is a real refusal, relayed at once.
+    """
+    if status not in rule.retry_on:
+        return False
+    if status == 429 or status >= 500 or header("Retry-After") is not None:
+        return True
+    remaining = header(rule.remaining_header) if rule.remaining_header is not None else None
+    return remaining is not None and remaining.strip() == "0"
 
 
 def provider_wait(rule: RateLimit, header: Callable[[str], str | None], body: bytes | None, now: float) -> float | None:

@@ -32,7 +32,7 @@ from authbridge.auth.lifecycle import effective_window, refresh_on_rejection
 from authbridge.auth.placement import base_url
 from authbridge.broker import Broker
 from authbridge.broker.cache_sync import EVERYTHING
-from authbridge.broker.limits import IDEMPOTENT, Limiter, provider_wait, retry_delay
+from authbridge.broker.limits import IDEMPOTENT, Limiter, is_limited, provider_wait, retry_delay
 from authbridge.errors import (
     AuthBridgeError,
     AuthenticationError,
@@ -319,7 +319,7 @@ class Proxy:
                     target = await self._target(ex.connection_id)
                     continue
             rule = target.limits
-            if rule is not None and status in rule.retry_on:
+            if rule is not None and is_limited(rule, status, response.headers.get):
                 delay, hint = await _rate_limit_delay(rule, response, ex, limited, waited)
                 if delay is not None:
                     limited += 1
