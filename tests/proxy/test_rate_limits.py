@@ -143,7 +143,8 @@ def test_non_idempotent_requests_are_never_replayed(server: Server, limits: Limi
     """A POST answered 429 is returned as it came, even with Retry-After: 0."""
     cid = _connect(server, limits, "rlpost", {})
     limits.state.queue = [(429, {"Retry-After": "0"}, b"{}")]
-    response = httpx.post(f"{server.url}/proxy/{cid}/limited", json={"a": 1}, headers=server.headers)
+    headers = {**server.headers, "X-AuthBridge-Retries": "many"}  # not read for a POST
+    response = httpx.post(f"{server.url}/proxy/{cid}/limited", json={"a": 1}, headers=headers)
     assert response.status_code == 429
     assert limits.state.hits("/limited") == 1
 

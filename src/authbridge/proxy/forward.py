@@ -412,13 +412,15 @@ def _options(headers: list[tuple[bytes, bytes]], method: str) -> _Options:
             continue
         found = found if found is not None else {}
         if name == b"x-authbridge-retries":
+            if method not in _IDEMPOTENT:  # never replayed: the value is not even read (as before)
+                found["retries"] = 0
+                continue
             try:
-                retries = max(0, min(int(value), _MAX_RETRIES))
+                found["retries"] = max(0, min(int(value), _MAX_RETRIES))
             except ValueError:
                 raise _Problem(
                     400, "invalid_retries", f"X-AuthBridge-Retries takes 0 to {_MAX_RETRIES}", "authbridge"
                 ) from None
-            found["retries"] = retries if method in _IDEMPOTENT else 0
         elif name == b"x-authbridge-max-wait":
             try:
                 max_wait = float(value)
