@@ -15,9 +15,12 @@ server does the rest).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncGenerator, AsyncIterator, Generator
+import time
+import typing
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Mapping
 from types import TracebackType
 from urllib.parse import unquote
 
@@ -28,8 +31,10 @@ from authbridge.auth import AuthContext, credential_headers_and_query, plugin_fo
 from authbridge.auth.lifecycle import refresh_on_rejection
 from authbridge.auth.placement import base_url
 from authbridge.broker import Broker, Connections, FreshToken
+from authbridge.broker.limits import IDEMPOTENT, Limiter, is_limited, provider_wait, retry_delay
 from authbridge.config import Settings
-from authbridge.errors import UnsafeValueError
+from authbridge.errors import PaginationError, UnsafeValueError
+from authbridge.paging import Pager, PageRequest, PageRule, aiterate
 from authbridge.spec import Integration
 from authbridge.store import ConnectionRecord, CredentialRecord
 from authbridge.types import Clock, utcnow
@@ -64,6 +69,10 @@ class ConnectionAuth(httpx.Auth):
         await api.post("/items", json={"name": "x"})
     ```
 
+    An answer in the integration's ``rate_limit.retry_on`` to an idempotent request is sent again
+    after the wait the provider asks for (``wait_from``), while the total stays within ``max_wait``;
+    ``max_concurrent`` and ``pace`` hold requests of one connection (in this process) until a slot frees.
+
     Each request gets the integration's request headers and query parameters and the token where
     the integration's ``token`` placement says (``credential_headers_and_query``), with a valid
     token (refreshed first inside the refresh window). An answer in the integration's
@@ -92,28 +101,47 @@ class ConnectionAuth(httpx.Auth):
         )
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        """Inject, send; on a rejection worth a refresh, inject the new credentials and send once more."""
+        """Inject, send; refresh and send once more on a rejection; wait and resend on a rate limit."""
         await request.aread()  # buffered, so the retry can replay it
         url, headers = str(request.url), list(request.headers.multi_items())
         keeper = self._bridge.connections.keeper
         connection, creds = await keeper.fresh(self.connection_id)
         spec = (await self._bridge.broker.get_integration(connection.integration_key)).spec
-        self._place(request, url, headers, self._bridge.context(spec, connection, creds))
-        response = yield request
+        rule, limiter = spec.rate_limit, self._bridge.limiter
+        slot = limiter.slot(self.connection_id, rule) if rule is not None and limiter.limits(rule) else None
+        async with slot if slot is not None else contextlib.nullcontext():
+            ctx = self._bridge.context(spec, connection, creds)
+            self._place(request, url, headers, ctx)
+            response = yield request
 
-        rejected = creds.access_token
-        challenge = response.headers.get("www-authenticate")
-        if (
-            rejected is None
-            or not plugin_for(spec.auth).refreshable(spec)
-            or not refresh_on_rejection(spec.refresh, response.status_code, challenge)
-        ):
-            return
-        retry = await keeper.after_rejection(self.connection_id, rejected, response.status_code, challenge)
-        if retry is None:
-            return
-        self._place(request, url, headers, self._bridge.context(spec, connection, retry))
-        yield request
+            rejected = creds.access_token
+            challenge = response.headers.get("www-authenticate")
+            if (
+                rejected is not None
+                and plugin_for(spec.auth).refreshable(spec)
+                and refresh_on_rejection(spec.refresh, response.status_code, challenge)
+            ):
+                retry = await keeper.after_rejection(self.connection_id, rejected, response.status_code, challenge)
+                if retry is not None:
+                    ctx = self._bridge.context(spec, connection, retry)
+                    self._place(request, url, headers, ctx)
+                    response = yield request
+
+            limited, waited = 0, 0.0
+            while (
+                rule is not None
+                and request.method in IDEMPOTENT
+                and is_limited(rule, response.status_code, response.headers.get)
+            ):
+                body = await response.aread() if any(s.body is not None for s in rule.wait_from) else None
+                wait = provider_wait(rule, response.headers.get, body, time.time())
+                delay = retry_delay(limited + 1, waited, wait, rule.max_wait.total_seconds(), rule.max_retries)
+                if delay is None:
+                    return
+                limited, waited = limited + 1, waited + delay
+                await asyncio.sleep(delay)
+                self._place(request, url, headers, ctx)
+                response = yield request
 
     def _place(self, request: httpx.Request, url: str, headers: list[tuple[str, str]], ctx: AuthContext) -> None:
         """Set the request's URL and headers to the caller's plus the connection's credentials (and signature)."""
@@ -166,6 +194,8 @@ class Bridge:
         self.clock = clock
         self._broker: Broker | None = None
         self._http: httpx.AsyncClient | None = None
+        #: Per-connection slots (``rate_limit.max_concurrent``, ``pace``) of the requests this bridge sends.
+        self.limiter = Limiter()
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -235,3 +265,69 @@ class Bridge:
     def context(self, spec: Integration, connection: ConnectionRecord, creds: CredentialRecord) -> AuthContext:
         """What the placement templates of one connection may use, under this bridge's rules."""
         return self.connections.context(spec, connection.parameters, creds)
+
+    async def paginate(
+        self,
+        connection_id: str,
+        path: str,
+        *,
+        method: str = "GET",
+        params: Mapping[str, typing.Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json: Mapping[str, typing.Any] | None = None,
+        items: str | None = None,
+        page_size: int | None = None,
+        max_pages: int = 100,
+        client: httpx.AsyncClient | None = None,
+    ) -> AsyncIterator[typing.Any]:
+        """Every item of a listing, page after page, as the integration's ``pagination`` says.
+
+        ```
+        async for repo in bridge.paginate(connection_id, "/user/repos", page_size=100):
+            print(repo["full_name"])
+        ```
+
+        Lazy (a page is fetched when its items are needed), under the rate-limit rules (each page is
+        sent with :meth:`auth`). ``client`` defaults to the bridge's own outbound client (behind the
+        SSRF guard). A next-page link outside the integration's base URL is refused
+        (:class:`PaginationError`), as are a page without its list of items, an error answer, a cursor
+        seen before, and more pages than ``max_pages``.
+        """
+        connection, creds = await self.connections.keeper.fresh(connection_id)
+        spec = (await self.broker.get_integration(connection.integration_key)).spec
+        if spec.pagination is None:
+            raise PaginationError(
+                f"integration {spec.key} declares no pagination: add a `pagination` block to its spec"
+            )
+        base = httpx.URL(base_url(self.context(spec, connection, creds)))
+        pager = Pager(
+            PageRule.from_json(spec.pagination.model_dump(mode="json")),
+            params=params,
+            headers=headers,
+            json=json,
+            page_size=page_size,
+            items=items,
+            max_pages=max_pages,
+        )
+        # Started (self.broker answered above), so the bridge's own client is open.
+        http = client if client is not None else typing.cast(httpx.AsyncClient, self._http)
+        auth = self.auth(connection_id)
+        first = httpx.URL(str(base).rstrip("/") + "/" + path.lstrip("/"))
+        current = first
+
+        async def send(request: PageRequest) -> httpx.Response:
+            nonlocal current
+            if request.link is None:
+                url, query = first, request.params
+            else:
+                url, query = current.join(request.link), None
+                if not _inside(url, base):
+                    raise PaginationError(
+                        f"refusing to follow a next-page link to {url.scheme}://{url.netloc.decode('ascii')}"
+                        f"{url.path}: it is outside the integration's base URL {base}"
+                    )
+            current = url
+            return await http.request(method, url, params=query, headers=request.headers, json=request.json, auth=auth)
+
+        async for item in aiterate(pager, send):
+            yield item

@@ -64,9 +64,9 @@ def catalog_show(key: str, as_json: typing.Annotated[bool, typer.Option("--json"
         _out(f"default scopes: {' '.join(entry.default_scopes)}")
     for scope in meta.optional_scopes:
         _out(f"optional scope: {scope.name} - {scope.description}")
-    _out(f"rate limit: {meta.rate_limit.documented}")
-    if meta.pagination is not None:
-        _out(f"pagination: {meta.pagination.type}")
+    _out(f"rate limit: {entry.spec.rate_limit.documented if entry.spec.rate_limit else '-'}")
+    if entry.spec.pagination is not None:
+        _out(f"pagination: {entry.spec.pagination.type}")
     _out("spec:")
     _out(dump_spec(entry.spec).rstrip())
 

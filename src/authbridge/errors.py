@@ -22,7 +22,9 @@ AuthBridgeError
 │   └── IntegrationNotFound
 ├── ConflictError                the object exists already, or changed under us
 ├── AuthenticationError          a missing or wrong API key (never says which)
-└── PermissionDeniedError        a valid API key without the scope the operation needs (names the scope)
+├── PermissionDeniedError        a valid API key without the scope the operation needs (names the scope)
+├── RateLimitedError             a connection's request found no free slot (max_concurrent, pace) in time
+└── PaginationError              a listing cannot go on: a page without items, a paging loop, max_pages
 ```
 
 Every class carries a stable ``code``, the HTTP ``status_code`` the API maps it to and the
@@ -48,8 +50,10 @@ __all__ = [
     "KeyRingMismatchError",
     "NotFoundError",
     "OutboundBlockedError",
+    "PaginationError",
     "ParameterError",
     "PermissionDeniedError",
+    "RateLimitedError",
     "SigningKeyError",
     "SpecError",
     "StoreError",
@@ -293,6 +297,35 @@ class PermissionDeniedError(AuthBridgeError):
     code = "insufficient_scope"
     status_code = 403
     exit_code = 4
+
+
+class PaginationError(AuthBridgeError):
+    """``paginate`` cannot go on: a page answered an error, has no list of items, repeats a cursor or a
+    link (a loop), or ``max_pages`` was reached with more left. ``upstream_status`` is the page's status
+    when it answered an error.
+    """
+
+    code = "pagination_error"
+    status_code = 502
+    side = "upstream"
+
+    def __init__(self, message: str, upstream_status: int | None = None) -> None:
+        super().__init__(message)
+        self.upstream_status = upstream_status
+
+
+class RateLimitedError(AuthBridgeError):
+    """A request found no free slot on its connection (``rate_limit.max_concurrent`` or ``pace``) in time.
+
+    ``retry_after`` is the number of seconds worth waiting before trying again.
+    """
+
+    code = "rate_limited"
+    status_code = 429
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class WrongBrowserError(CallbackError):

@@ -86,8 +86,8 @@ def test_show_an_entry(client: TestClient, headers: dict[str, str]) -> None:
     body = client.get("/catalog/zohocrm", headers=headers).json()
     assert body["default_scopes"] == ["ZohoCRM.users.READ", "ZohoCRM.modules.READ"]
     assert body["needs_client"] is True
-    assert body["catalog"]["pagination"]["type"] == "page"
-    assert body["catalog"]["rate_limit"]["retry_on"] == [429]
+    assert body["spec"]["pagination"]["type"] == "page"
+    assert body["spec"]["rate_limit"]["documented"]
     assert body["spec"]["auth"]["client_secret"] == "********"
     assert any("Redirect" in step for step in body["catalog"]["setup"])
 

@@ -48,7 +48,7 @@ def test_show(runner: CliRunner, env: dict[str, str]) -> None:
     assert "1. In the Shopify Partner Dashboard" in shown.stdout
     assert "default scopes: read_products" in shown.stdout and "X-Shopify-Access-Token" in shown.stdout
     as_json = json.loads(invoke(runner, env, "catalog", "show", "shopify", "--json").stdout)
-    assert as_json["catalog"]["pagination"]["type"] == "link"
+    assert as_json["spec"]["pagination"]["type"] == "link"
     missing = invoke(runner, env, "catalog", "show", "nope")
     assert missing.exit_code != 0 and "no catalog entry 'nope'" in missing.stderr
 

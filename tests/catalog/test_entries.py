@@ -91,7 +91,7 @@ def test_the_entry_is_complete(entry: CatalogEntry) -> None:
     """Docs URL cited in the file, setup steps, a rate-limit description; OAuth entries take the user's own app."""
     text = (REPO / "src/authbridge/catalog/entries" / f"{entry.key}.yaml").read_text()
     assert entry.meta.docs_url in text.split("catalog:")[0] or "Written from" in text
-    assert entry.meta.setup and entry.meta.rate_limit.documented
+    assert entry.meta.setup and entry.spec.rate_limit and entry.spec.rate_limit.documented
     if isinstance(entry.spec.auth, OAuth2Auth):
         assert entry.needs_client
         assert entry.spec.client_secret == "your-client-secret"
@@ -153,7 +153,7 @@ def test_catalog_block_problems_are_listed_with_the_specs() -> None:
 
     def change(d: dict[str, typing.Any]) -> None:
         d["catalog"]["categories"] = ["nonsense"]
-        d["catalog"]["pagination"] = {"type": "cursor", "cursor_param": "after"}
+        d["pagination"] = {"type": "cursor", "cursor_param": "after"}
         d["auth"]["token_url"] = "ftp://github.com/x"
 
     with pytest.raises(SpecError) as caught:
@@ -171,7 +171,7 @@ def test_a_missing_catalog_block_is_refused() -> None:
 
 def test_wait_from_takes_one_source() -> None:
     def change(d: dict[str, typing.Any]) -> None:
-        d["catalog"]["rate_limit"]["wait_from"] = [{"header": "Retry-After", "body": "retry_after"}]
+        d["rate_limit"]["wait_from"] = [{"header": "Retry-After", "body": "retry_after"}]
 
     with pytest.raises(SpecError, match=r"give exactly one of header or body"):
         load_entry(_changed(change))
@@ -217,3 +217,13 @@ def test_integration_from_refuses_oauth_fields_for_a_token_entry() -> None:
     with pytest.raises(SpecError, match=r"Stripe uses api_token: no OAuth app or scopes to give"):
         integration_from(get_entry("stripe"), client_id="x", client_secret="y")
     assert integration_from(get_entry("stripe"), key="stripe2").key == "stripe2"
+
+
+def test_an_entry_says_its_documented_rate_limit() -> None:
+    """Every entry carries the provider's documented limit in its spec's ``rate_limit``."""
+
+    def change(d: dict[str, typing.Any]) -> None:
+        d["rate_limit"].pop("documented")
+
+    with pytest.raises(SpecError, match=r"rate_limit.documented: an entry says the provider's documented rate limit"):
+        load_entry(_changed(change))

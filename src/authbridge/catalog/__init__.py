@@ -21,9 +21,9 @@ import pydantic
 import yaml
 
 from authbridge.auth import plugin_for
-from authbridge.catalog.models import CATEGORIES, CatalogMeta, Pagination, RateLimit, Scope, WaitFrom
+from authbridge.catalog.models import CATEGORIES, CatalogMeta, Scope
 from authbridge.errors import ErrorItem, NotFoundError, SpecError
-from authbridge.spec import Integration, spec_to_dict, validate_spec
+from authbridge.spec import Integration, Pagination, RateLimit, WaitFrom, spec_to_dict, validate_spec
 
 __all__ = [
     "CATEGORIES",
@@ -120,6 +120,8 @@ def _check(spec: Integration, meta: CatalogMeta) -> list[ErrorItem]:
         names = {s.name for s in meta.optional_scopes}
         if names & set(plugin.scopes(spec)):
             errors.append(ErrorItem("catalog.optional_scopes", "lists a default scope (auth.scopes) again"))
+    if spec.rate_limit is None or spec.rate_limit.documented is None:
+        errors.append(ErrorItem("rate_limit.documented", "an entry says the provider's documented rate limit"))
     if spec.test is None:
         errors.append(ErrorItem("test", "an entry has a test request that proves a connection works"))
     elif spec.test.method not in ("GET", "HEAD"):

@@ -28,13 +28,14 @@ def _cell(text: str) -> str:
 def render_markdown() -> str:
     """The whole Markdown document, one table row per entry."""
     rows = [
-        "| Key | Name | Auth style | Default scopes | Categories | Provider docs |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| Key | Name | Auth style | Default scopes | Pagination | Categories | Provider docs |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for entry in entries():
         scopes = ", ".join(f"`{s}`" for s in entry.default_scopes) or "-"
+        paging = entry.spec.pagination.type if entry.spec.pagination else "-"
         rows.append(
-            f"| `{entry.key}` | {_cell(entry.name)} | {entry.auth_style} | {_cell(scopes)} "
+            f"| `{entry.key}` | {_cell(entry.name)} | {entry.auth_style} | {_cell(scopes)} | {paging} "
             f"| {', '.join(entry.meta.categories)} | [docs]({entry.meta.docs_url}) |"
         )
     return _HEADER + f"{len(rows) - 2} entries.\n\n" + "\n".join(rows) + "\n"

@@ -13,11 +13,13 @@ from urllib.parse import quote
 
 import httpx
 
-from authbridge.errors import ErrorItem
+from authbridge.errors import ErrorItem, PaginationError
+from authbridge.paging import PageRequest, PageRule
 
 __all__ = [
     "DEFAULT_TIMEOUT",
     "KEY_HEADER",
+    "NEXT_HEADER",
     "AsyncRun",
     "AuthBridgeAPIError",
     "Call",
@@ -36,6 +38,7 @@ __all__ = [
     "connection_delete",
     "connection_get",
     "connection_page",
+    "connection_pagination",
     "connection_reconnect",
     "connection_refresh",
     "connection_test",
@@ -47,6 +50,8 @@ __all__ = [
     "integration_list",
     "integration_put",
     "might_be_proxy_error",
+    "page_rule",
+    "page_send_args",
     "proxy_error",
     "proxy_path",
 ]
@@ -56,6 +61,8 @@ Json = dict[str, typing.Any]
 
 #: The header the SDK sends its API key in, so a proxied request may carry its own ``Authorization``.
 KEY_HEADER = "X-AuthBridge-Key"
+#: The header that asks the proxy to follow an upstream's next-page link (checked against the base URL there).
+NEXT_HEADER = "X-AuthBridge-Next"
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
 
@@ -343,6 +350,35 @@ def _connection_path(connection_id: str, action: str = "") -> str:
 
 def connection_get(connection_id: str) -> Call[Connection]:
     return Call("GET", _connection_path(connection_id), _connection)
+
+
+def _pagination(response: httpx.Response) -> Json | None:
+    data = response.json().get("pagination")
+    return data if isinstance(data, dict) else None
+
+
+def connection_pagination(connection_id: str) -> Call[Json | None]:
+    """The paging rule of the connection's integration (``pagination`` of ``GET /connections/{id}``)."""
+    return Call("GET", _connection_path(connection_id), _pagination)
+
+
+def page_rule(connection_id: str, declared: Json | None) -> PageRule:
+    """The rule ``paginate`` follows; PaginationError when the integration declares none."""
+    if declared is None:
+        raise PaginationError(
+            f"the integration of connection {connection_id} declares no pagination: add a `pagination` "
+            "block to its spec, or pass paginate(pagination={...})"
+        )
+    return PageRule.from_json(declared)
+
+
+def page_send_args(request: PageRequest) -> dict[str, typing.Any]:
+    """The keyword arguments of ``request(...)`` for one page (a next link rides in ``X-AuthBridge-Next``)."""
+    headers = dict(request.headers)
+    if request.link is not None:
+        headers[NEXT_HEADER] = request.link
+        return {"headers": headers, "json": request.json}
+    return {"params": request.params, "headers": headers, "json": request.json}
 
 
 def _page(response: httpx.Response) -> tuple[list[Connection], str | None]:

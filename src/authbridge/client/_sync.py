@@ -29,6 +29,7 @@ from authbridge.client._calls import (
     connection_delete,
     connection_get,
     connection_page,
+    connection_pagination,
     connection_reconnect,
     connection_refresh,
     connection_test,
@@ -40,9 +41,12 @@ from authbridge.client._calls import (
     integration_list,
     integration_put,
     might_be_proxy_error,
+    page_rule,
+    page_send_args,
     proxy_error,
     proxy_path,
 )
+from authbridge.paging import Pager, PageRequest, iterate
 
 __all__ = ["AuthBridgeClient", "Connections", "Integrations"]
 
@@ -235,6 +239,50 @@ class AuthBridgeClient:
         if problem is not None:
             raise problem
         return response
+
+    def paginate(
+        self,
+        connection_id: str,
+        path: str,
+        *,
+        method: str = "GET",
+        params: Mapping[str, typing.Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json: Mapping[str, typing.Any] | None = None,
+        items: str | None = None,
+        page_size: int | None = None,
+        max_pages: int = 100,
+        pagination: Mapping[str, typing.Any] | None = None,
+    ) -> Iterator[typing.Any]:
+        """Every item of a listing, page after page through the proxy, as the integration's ``pagination`` says.
+
+        ```
+        for repo in client.paginate(connection.id, "/user/repos", params={"sort": "updated"}):
+            print(repo["full_name"])
+        ```
+
+        Lazy: a page is fetched when its items are needed. ``items`` overrides the rule's path of the
+        list in a page; ``page_size`` is capped at the rule's ``max_limit``; ``pagination`` gives the rule
+        (a key without ``connections:read`` cannot read it from the connection). Next-page links are
+        followed only under the integration's base URL (the proxy refuses others). The proxy's
+        rate-limit rules apply to every page. Raises :class:`authbridge.errors.PaginationError` when a
+        page answers an error, has no list of items, repeats a cursor, or ``max_pages`` is reached with more left.
+        """
+        declared = dict(pagination) if pagination is not None else self._send(connection_pagination(connection_id))
+        pager = Pager(
+            page_rule(connection_id, declared),
+            params=params,
+            headers=headers,
+            json=json,
+            page_size=page_size,
+            items=items,
+            max_pages=max_pages,
+        )
+
+        def send(request: PageRequest) -> httpx.Response:
+            return self.request(connection_id, method, path, **page_send_args(request))
+
+        yield from iterate(pager, send)
 
     @contextlib.contextmanager
     def stream(self, connection_id: str, method: str, path: str, **kwargs: typing.Any) -> Iterator[httpx.Response]:

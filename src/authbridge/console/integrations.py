@@ -11,7 +11,7 @@ from authbridge.console.pages import Ctx
 from authbridge.console.sections import AUTH_TYPES, PARAMETER_FIELDS, SECTIONS
 from authbridge.console.spec_form import blank_parameter, field_errors, form_to_data, spec_to_form, stored_secrets
 from authbridge.errors import ConflictError, ErrorItem, SpecError
-from authbridge.spec import Integration, dump_spec, load_spec, validate_spec
+from authbridge.spec import Integration, dump_spec, load_spec, spec_to_dict, validate_spec
 
 __all__ = [
     "import_yaml",
@@ -24,6 +24,8 @@ __all__ = [
 ]
 
 _AUTH_LABELS = dict(AUTH_TYPES)
+#: Spec blocks the form has no fields for: an edit through the form keeps the stored ones.
+_NOT_ON_FORM = ("rate_limit", "pagination")
 _LABELS = {f.name: f.label for s in SECTIONS for f in s.fields}
 
 
@@ -102,6 +104,9 @@ async def _save_form(ctx: Ctx, *, key: str | None, stored: Integration | None) -
     if key is not None:
         values["key"] = key
     data, problems, rows = form_to_data(values, keep_secret=kept)
+    if stored is not None:  # blocks the form does not show are kept as they were (edit them as YAML)
+        stored_blocks = spec_to_dict(stored)
+        data.update({block: stored_blocks[block] for block in _NOT_ON_FORM if block in stored_blocks})
     spec: Integration | None = None
     try:
         spec = validate_spec(data)

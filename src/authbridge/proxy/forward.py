@@ -11,16 +11,18 @@ connection's status or its integration): the broker's CacheSync reads the invali
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import ipaddress
 import json
 import logging
+import math
 import random
 import socket
 import time
 import typing
 from collections.abc import AsyncIterator
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urljoin, urlsplit
 
 import aiohttp
 import httpx
@@ -31,18 +33,20 @@ from authbridge.auth.lifecycle import effective_window, refresh_on_rejection
 from authbridge.auth.placement import base_url
 from authbridge.broker import Broker
 from authbridge.broker.cache_sync import EVERYTHING
+from authbridge.broker.limits import IDEMPOTENT, Limiter, is_limited, provider_wait, retry_delay
 from authbridge.errors import (
     AuthBridgeError,
     AuthenticationError,
     ConnectionStateError,
     NotFoundError,
     OutboundBlockedError,
+    RateLimitedError,
     UpstreamError,
 )
 from authbridge.logs import CONNECTION_ID, INTEGRATION
 from authbridge.netguard import is_public_address
 from authbridge.proxy.headers import caller_key, forward_headers, http_date, response_headers, safe_path
-from authbridge.spec import RefreshPolicy
+from authbridge.spec import RateLimit, RefreshPolicy
 
 __all__ = ["Proxy", "ProxyTimeouts"]
 
@@ -55,9 +59,11 @@ Send = typing.Callable[[Message], typing.Awaitable[None]]
 
 #: Request bodies up to this size are buffered so a rejected request can be replayed once.
 REPLAY_LIMIT = 10 * 1024 * 1024
-_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+_IDEMPOTENT = IDEMPOTENT
 _RETRYABLE = frozenset({429, 502, 503, 504})
 _MAX_RETRIES = 5
+#: The most ``X-AuthBridge-Max-Wait`` may ask for (it only ever lowers the integration's ``max_wait``).
+_MAX_CALLER_WAIT = 600.0
 #: Answers up to this size with a Content-Length are read whole and sent in one message.
 _SMALL_BODY = 64 * 1024
 #: aiohttp adds these unless told not to; the caller's own (or none) go upstream.
@@ -90,12 +96,28 @@ class _Target:
     integration: str
     #: A signing auth type's plugin and context: each request is signed as sent (None: fixed credentials).
     signer: tuple[AuthPlugin, AuthContext] | None = dataclasses.field(default=None, repr=False)
+    #: The integration's ``rate_limit`` (None: the hot path checks nothing more).
+    limits: RateLimit | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    """What the caller asked of this request with ``X-AuthBridge-*`` headers."""
+
+    retries: int | None = None
+    max_wait: float | None = None
+    next_url: str | None = None
+
+
+_NO_OPTIONS = _Options()
+_OPTION_HEADERS = frozenset({b"x-authbridge-retries", b"x-authbridge-max-wait", b"x-authbridge-next"})
 
 
 class _Problem(Exception):
-    def __init__(self, status: int, code: str, message: str, side: str) -> None:
+    def __init__(self, status: int, code: str, message: str, side: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.side = status, code, message, side
+        self.retry_after = retry_after
 
 
 def _problem_of(exc: AuthBridgeError) -> _Problem:
@@ -107,6 +129,8 @@ def _problem_of(exc: AuthBridgeError) -> _Problem:
         return _Problem(409, exc.code, exc.message, "authbridge")
     if isinstance(exc, UpstreamError):
         return _Problem(502, exc.code, exc.message, "upstream")
+    if isinstance(exc, RateLimitedError):
+        return _Problem(429, exc.code, exc.message, "authbridge", retry_after=exc.retry_after)
     return _Problem(exc.status_code if exc.status_code >= 400 else 500, exc.code, exc.message, exc.side)
 
 
@@ -128,6 +152,8 @@ class Proxy:
         self.allow_private = allow_private
         self.target_ttl = target_ttl
         self._targets: dict[str, _Target] = {}
+        #: Per-connection slots of integrations with ``rate_limit.max_concurrent`` or ``pace``.
+        self.limiter = Limiter()
         #: Bumped on every drop: a target built while one happened is not cached (it may predate the change).
         self._epoch = 0
         broker.connections.keeper.listeners.append(self.forget)
@@ -180,6 +206,7 @@ class Proxy:
             good_until=time.monotonic() + ttl,
             integration=spec.key,
             signer=(plugin, ctx) if plugin.signs(spec) else None,
+            limits=spec.rate_limit,
         )
         if epoch == self._epoch:
             self._targets[connection_id] = target
@@ -226,13 +253,36 @@ class Proxy:
         target = await self._target(connection_id)
         INTEGRATION.set(target.integration)
         method: str = scope["method"]
-        retries = _retries(headers, method)
+        options = _options(headers, method)
         body, replayable = await _read_body(receive) if _has_body(headers) else (b"", True)
+        exchange = _Exchange(connection_id, safe, scope.get("query_string", b""), method, options, body, replayable)
+        rule = target.limits
+        if rule is not None and self.limiter.limits(rule):
+            async with self.limiter.slot(connection_id, rule):
+                await self._exchange(exchange, target, headers, key_in_authorization, receive, send)
+        else:
+            await self._exchange(exchange, target, headers, key_in_authorization, receive, send)
 
+    async def _exchange(
+        self,
+        ex: _Exchange,
+        target: _Target,
+        headers: list[tuple[bytes, bytes]],
+        key_in_authorization: bool,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """Send the request upstream (again after a refresh or a wait the rules allow) and relay the answer."""
+        method, body, replayable = ex.method, ex.body, ex.replayable
+        retries = ex.options.retries or 0
         attempt = 0
         rejected = False
+        limited = 0
+        waited = 0.0
         while True:
-            url = _url(target, safe, scope.get("query_string", b""))
+            url = _url(target, ex.path, ex.query_string)
+            if ex.options.next_url is not None:
+                url = _next_url(target, url, ex.options.next_url)
             out_headers = forward_headers(
                 headers,
                 drop_authorization=key_in_authorization,
@@ -260,16 +310,27 @@ class Proxy:
                 rejected = True
                 try:
                     fresh = await self.broker.connections.keeper.after_rejection(
-                        connection_id, target.token, status, response.headers.get("WWW-Authenticate")
+                        ex.connection_id, target.token, status, response.headers.get("WWW-Authenticate")
                     )
                 except BaseException:
                     response.release()
                     raise
                 if fresh is not None:
                     response.release()
-                    self.forget(connection_id)
-                    target = await self._target(connection_id)
+                    self.forget(ex.connection_id)
+                    target = await self._target(ex.connection_id)
                     continue
+            rule = target.limits
+            if rule is not None and is_limited(rule, status, response.headers.get):
+                delay, hint = await _rate_limit_delay(rule, response, ex, limited, waited)
+                if delay is not None:
+                    limited += 1
+                    waited += delay
+                    response.release()
+                    await asyncio.sleep(delay)
+                    continue
+                await _relay(response, send, hint)
+                return
             if status in _RETRYABLE and attempt < retries and replayable:
                 attempt += 1
                 delay = _retry_delay(attempt, response.headers.get("Retry-After"))
@@ -337,18 +398,114 @@ def _signed(
     return yarl.URL(str(request.url), encoded=True), signed
 
 
-def _retries(headers: list[tuple[bytes, bytes]], method: str) -> int:
+@dataclasses.dataclass(frozen=True)
+class _Exchange:
+    """One proxied request as received: where it goes and what it carries."""
+
+    connection_id: str
+    path: str
+    query_string: bytes
+    method: str
+    options: _Options
+    body: bytes = dataclasses.field(repr=False)
+    replayable: bool
+
+
+def _options(headers: list[tuple[bytes, bytes]], method: str) -> _Options:
+    """The caller's ``X-AuthBridge-Retries``, ``-Max-Wait`` and ``-Next`` (one pass; most requests have none)."""
+    found: dict[str, typing.Any] | None = None
     for name, value in headers:
+        if name not in _OPTION_HEADERS:
+            continue
+        found = found if found is not None else {}
         if name == b"x-authbridge-retries":
-            if method not in _IDEMPOTENT:
-                return 0
+            if method not in _IDEMPOTENT:  # never replayed: the value is not even read (as before)
+                found["retries"] = 0
+                continue
             try:
-                return max(0, min(int(value), _MAX_RETRIES))
+                found["retries"] = max(0, min(int(value), _MAX_RETRIES))
             except ValueError:
                 raise _Problem(
                     400, "invalid_retries", f"X-AuthBridge-Retries takes 0 to {_MAX_RETRIES}", "authbridge"
                 ) from None
-    return 0
+        elif name == b"x-authbridge-max-wait":
+            try:
+                max_wait = float(value)
+            except ValueError:
+                max_wait = -1.0
+            if not 0 <= max_wait <= _MAX_CALLER_WAIT:
+                raise _Problem(
+                    400,
+                    "invalid_max_wait",
+                    f"X-AuthBridge-Max-Wait takes 0 to {_MAX_CALLER_WAIT:g} seconds (0: never wait)",
+                    "authbridge",
+                )
+            found["max_wait"] = max_wait
+        elif name == b"x-authbridge-next":
+            found["next_url"] = value.decode("latin-1").strip()
+    return _Options(**found) if found is not None else _NO_OPTIONS
+
+
+def _inside(url: str, base: str) -> bool:
+    """Whether ``url`` is on ``base``'s origin and under its path, segment by segment (decoded, no dot segments)."""
+    got, want = urlsplit(url), urlsplit(base)
+    if (got.scheme.lower(), got.netloc.lower()) != (want.scheme.lower(), want.netloc.lower()):
+        return False
+    segments = [unquote(part) for part in got.path.split("/")]
+    if any(part in (".", "..") for part in segments) or "\\" in got.path:
+        return False
+    prefix = [unquote(part) for part in want.path.rstrip("/").split("/")]
+    return segments[: len(prefix)] == prefix
+
+
+def _next_url(target: _Target, current: str, link: str) -> str:
+    """The upstream's next-page link, resolved against the request's URL; refused outside the base URL.
+
+    The connection's injected query parameters replace any of the same name the link carries.
+    """
+    if not link or any(ord(c) < 0x21 or ord(c) == 0x7F for c in link):
+        raise _Problem(400, "invalid_next_url", "X-AuthBridge-Next must be a URL without spaces", "authbridge")
+    url = urljoin(current, link)
+    if not _inside(url, target.base):
+        raise _Problem(
+            400,
+            "next_url_outside_base",
+            f"refusing to follow a next-page link to {_origin(url)}{urlsplit(url).path}: it is outside the "
+            "integration's base URL, and the connection's credentials go nowhere else",
+            "authbridge",
+        )
+    if not target.query:
+        return url
+    base, _, query = url.partition("?")
+    injected = {name for name, _ in target.query}
+    kept = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k not in injected]
+    return f"{base}?{urlencode(kept + target.query)}"
+
+
+async def _rate_limit_delay(
+    rule: RateLimit, response: aiohttp.ClientResponse, ex: _Exchange, limited: int, waited: float
+) -> tuple[float | None, list[tuple[bytes, bytes]]]:
+    """(seconds to wait before retrying, or None) and the headers to add when the answer goes to the caller.
+
+    Only idempotent, replayable requests are retried; the total wait stays within ``max_wait`` (or the
+    caller's smaller ``X-AuthBridge-Max-Wait``). An answer given up on gets a ``Retry-After`` when the
+    provider said when (in a reset header) but sent none.
+    """
+    body: bytes | None = None
+    if any(source.body is not None for source in rule.wait_from):
+        length = response.content_length
+        if length is not None and length <= _SMALL_BODY:
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                body = await response.read()
+    wait = provider_wait(rule, response.headers.get, body, time.time())
+    hint = [] if wait is None or "Retry-After" in response.headers else [(b"retry-after", b"%d" % math.ceil(wait))]
+    if not ex.replayable or ex.method not in _IDEMPOTENT:
+        return None, hint
+    budget = rule.max_wait.total_seconds()
+    if ex.options.max_wait is not None:
+        budget = min(budget, ex.options.max_wait)
+    retries = ex.options.retries if ex.options.retries is not None else rule.max_retries
+    return retry_delay(limited + 1, waited, wait, budget, retries), hint
 
 
 def _retry_delay(attempt: int, retry_after: str | None) -> float:
@@ -396,13 +553,13 @@ async def _stream(head: bytes, receive: Receive) -> AsyncIterator[bytes]:
             return
 
 
-async def _relay(response: aiohttp.ClientResponse, send: Send) -> None:
+async def _relay(response: aiohttp.ClientResponse, send: Send, extra: list[tuple[bytes, bytes]] | None = None) -> None:
     """Stream the upstream's answer back without buffering it (a small one with a length goes in one piece)."""
     try:
         start = {
             "type": "http.response.start",
             "status": response.status,
-            "headers": response_headers(list(response.raw_headers)),
+            "headers": response_headers(list(response.raw_headers)) + (extra or []),
         }
         length = response.content_length
         if length is not None and length <= _SMALL_BODY:
@@ -437,5 +594,7 @@ async def _error(send: Send, problem: _Problem) -> None:
     ]
     if problem.status == 401:
         headers.append((b"www-authenticate", b"Bearer"))
+    if problem.retry_after is not None:
+        headers.append((b"retry-after", b"%d" % max(1, math.ceil(problem.retry_after))))
     await send({"type": "http.response.start", "status": problem.status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})

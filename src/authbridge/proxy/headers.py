@@ -25,7 +25,14 @@ HOP_BY_HOP = frozenset(
 )
 _NOTHING: frozenset[bytes] = frozenset()
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:.*")
-_NOT_FORWARDED = HOP_BY_HOP | {b"host", b"content-length", b"x-authbridge-key", b"x-authbridge-retries"}
+_NOT_FORWARDED = HOP_BY_HOP | {
+    b"host",
+    b"content-length",
+    b"x-authbridge-key",
+    b"x-authbridge-retries",
+    b"x-authbridge-max-wait",
+    b"x-authbridge-next",
+}
 
 
 def caller_key(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, bool]:

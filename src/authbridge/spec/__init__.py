@@ -22,6 +22,7 @@ from authbridge.spec.models import (
     TokenPlacement,
     TokenResponse,
 )
+from authbridge.spec.provider import Pace, Pagination, RateLimit, WaitFrom
 from authbridge.spec.validate import check_parameter_values, validate_spec
 
 __all__ = [
@@ -36,11 +37,15 @@ __all__ = [
     "NoneAuth",
     "OAuth1Auth",
     "OAuth2Auth",
+    "Pace",
+    "Pagination",
     "Parameter",
+    "RateLimit",
     "RefreshPolicy",
     "RequestSpec",
     "TokenPlacement",
     "TokenResponse",
+    "WaitFrom",
     "check_parameter_values",
     "dump_spec",
     "format_duration",

@@ -17,7 +17,19 @@ MAX_NODES = 20_000
 #: Deepest nesting of lists and mappings; a spec is about five levels deep.
 MAX_DEPTH = 50
 
-_ORDER = ("key", "name", "description", "parameters", "auth", "token", "request", "refresh", "test")
+_ORDER = (
+    "key",
+    "name",
+    "description",
+    "parameters",
+    "auth",
+    "token",
+    "request",
+    "refresh",
+    "rate_limit",
+    "pagination",
+    "test",
+)
 
 
 def _line_map(node: yaml.Node | None, prefix: str = "", out: dict[str, int] | None = None) -> dict[str, int]:

@@ -26,6 +26,7 @@ from pydantic import (
 
 from authbridge.errors import TemplateError
 from authbridge.spec.durations import format_duration, parse_duration
+from authbridge.spec.provider import Pagination, RateLimit
 from authbridge.spec.templating import Template
 
 __all__ = [
@@ -981,6 +982,10 @@ class Integration(_Model):
     token: TokenPlacement = Field(default_factory=TokenPlacement)
     request: RequestSpec = Field(default_factory=RequestSpec)
     refresh: RefreshPolicy = Field(default_factory=RefreshPolicy)
+    #: How the provider limits: waits and retries of the proxy and the Bridge, concurrency, pacing.
+    rate_limit: RateLimit | None = None
+    #: How the provider's list endpoints page (``paginate`` in the SDK and the Bridge).
+    pagination: Pagination | None = None
     test: TestRequest | None = None
 
     @field_validator("key")

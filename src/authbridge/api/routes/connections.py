@@ -162,9 +162,14 @@ async def list_connections(
 
 @router.get("/{connection_id}", summary="Show a connected account")
 async def get_connection(connection_id: str, broker: BrokerDep, _caller: ReadDep) -> dict[str, typing.Any]:
-    """Status, parameters (secret ones masked), expiry, scopes, last error — never a token."""
+    """Status, parameters (secret ones masked), expiry, scopes, last error — never a token.
+
+    ``pagination`` is the integration's paging rule (or null): what the SDK's ``paginate`` follows.
+    """
     record, scopes = await broker.connections.view(connection_id)
-    return connection_json(record, scopes=scopes)
+    spec = (await broker.get_integration(record.integration_key)).spec
+    paging = spec.pagination.model_dump(mode="json", exclude_none=True) if spec.pagination else None
+    return {**connection_json(record, scopes=scopes), "pagination": paging}
 
 
 @router.delete("/{connection_id}", summary="Delete a connected account (revoking upstream)")
