@@ -46,6 +46,7 @@ PUBLIC = {
         "OutboundBlockedError",
         "ParameterError",
         "PermissionDeniedError",
+        "RefreshUnavailableError",
         "SpecError",
         "StoreError",
         "TemplateError",

@@ -156,6 +156,8 @@ class Config:
     token_ttl: int = 3600
     auto_approve: bool = False
     issuer: str | None = None
+    #: False: the authorization code grant issues no refresh token (a provider that wants prompt=consent).
+    refresh_tokens: bool = True
 
 
 @dataclass
@@ -358,6 +360,8 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
     def generate_token(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         token: dict[str, Any] = super().generate_token(*args, **kwargs)
         token["instance_url"] = flask.request.host_url.rstrip("/")  # Salesforce style
+        if not _state().config.refresh_tokens:
+            token.pop("refresh_token", None)
         return token
 
 
@@ -617,7 +621,15 @@ def create_app(defaults: Config) -> Flask:
             changes = flask.request.get_json(force=True)
             if not isinstance(changes, dict):
                 return jsonify(error="expected a JSON object"), 400
-            unknown = set(changes) - {"token_ttl", "auto_approve", "issuer", "fail_next", "revoke_fault", "delay_next"}
+            unknown = set(changes) - {
+                "token_ttl",
+                "auto_approve",
+                "issuer",
+                "fail_next",
+                "revoke_fault",
+                "delay_next",
+                "refresh_tokens",
+            }
             if unknown:
                 return jsonify(error=f"unknown settings: {sorted(unknown)}"), 400
             with state.lock:
@@ -625,6 +637,8 @@ def create_app(defaults: Config) -> Flask:
                     state.config.token_ttl = int(changes["token_ttl"])
                 if "auto_approve" in changes:
                     state.config.auto_approve = bool(changes["auto_approve"])
+                if "refresh_tokens" in changes:
+                    state.config.refresh_tokens = bool(changes["refresh_tokens"])
                 if "issuer" in changes:
                     state.config.issuer = changes["issuer"] or None
                 if "fail_next" in changes:

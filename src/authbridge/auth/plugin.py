@@ -48,7 +48,7 @@ from authbridge.auth.form import Field
 from authbridge.auth.placement import standard_placement
 from authbridge.auth.requests import RevokeRequest
 from authbridge.auth.tokens import parse_token_response
-from authbridge.errors import ConnectionStateError
+from authbridge.errors import ConnectionStateError, ErrorItem
 from authbridge.spec import Integration
 from authbridge.spec.templating import references_of
 
@@ -182,6 +182,14 @@ class AuthPlugin:
     def signs(self, spec: Integration) -> bool:
         """Whether each API request is signed (method, URL, headers, body) rather than carrying fixed credentials."""
         return False
+
+    def token_warning(self, spec: Integration, tokens: TokenSet) -> str | None:
+        """What to tell the user about a token answer that lacks something the type expected (a refresh token)."""
+        return None
+
+    def incomplete(self, spec: Integration) -> list[ErrorItem]:
+        """What a valid spec still lacks to work (a confidential client without its secret); the console refuses it."""
+        return []
 
     def has_hooks(self) -> bool:
         """Whether its ``auth`` block has ``hooks``."""

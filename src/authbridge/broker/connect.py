@@ -291,7 +291,8 @@ class Connections:
         return await self._token(ctx, plugin_for(spec.auth).refresh(ctx))
 
     def _warning(self, spec: Integration, tokens: TokenSet) -> str | None:
-        return ttl_warning(spec, tokens, self.clock)
+        warnings = (ttl_warning(spec, tokens, self.clock), plugin_for(spec.auth).token_warning(spec, tokens))
+        return "; ".join(w for w in warnings if w) or None
 
     def _check_inputs(self, spec: Integration, credentials: Mapping[str, object]) -> dict[str, str]:
         required, allowed = _required_inputs(spec)

@@ -7,6 +7,7 @@ import typing
 
 from starlette.responses import Response
 
+from authbridge.auth import plugin_for
 from authbridge.console.pages import Ctx
 from authbridge.console.sections import AUTH_TYPES, PARAMETER_FIELDS, SECTIONS
 from authbridge.console.spec_form import blank_parameter, field_errors, form_to_data, spec_to_form
@@ -25,6 +26,8 @@ __all__ = [
 
 _AUTH_LABELS = dict(AUTH_TYPES)
 _LABELS = {f.name: f.label for s in SECTIONS for f in s.fields}
+#: The write-only inputs: never refilled, kept server-side across an error (``console.drafts``).
+_SECRET_FIELDS = tuple(f.name for s in SECTIONS for f in s.fields if f.kind == "secret")
 
 
 def _key(ctx: Ctx) -> str:
@@ -64,6 +67,7 @@ def _form_page(
     status: int = 200,
     has_secret: bool = False,
     version: int | None = None,
+    draft: str = "",
 ) -> Response:
     count = int(values.get("parameters.count", "0") or 0)
     labels = {**_LABELS, "parameters": "Integration Parameters"}
@@ -87,17 +91,38 @@ def _form_page(
         errors=errors or {},
         labels=labels,
         redirect_uri=_redirect_uri(ctx),
-        secret_hint="Write-only. Leave empty to keep the stored secret." if has_secret else "Write-only.",
+        secret_hint=_secret_hint(has_secret=has_secret, kept=bool(draft)),
+        draft=draft,
         saved=ctx.request.query_params.get("saved") == "1" and not errors,
         version=version,
     )
 
 
+def _secret_hint(*, has_secret: bool, kept: bool) -> str:
+    if kept:
+        return "Write-only. What you typed is kept (not shown): leave empty to use it, or type another."
+    return "Write-only. Leave empty to keep the stored secret." if has_secret else "Write-only."
+
+
+def _sid(ctx: Ctx) -> str:
+    return str(ctx.claims["sid"]) if ctx.claims else ""
+
+
+def _keep_secrets(ctx: Ctx, values: dict[str, str]) -> str:
+    """Keep the typed secrets server-side for the next try; the draft id the page carries instead."""
+    return ctx.console.drafts.keep(_sid(ctx), {name: values.get(name, "") for name in _SECRET_FIELDS})
+
+
 async def _save_form(ctx: Ctx, *, key: str | None, stored: Integration | None) -> Response:
     values = dict(ctx.form)
+    kept = ctx.console.drafts.get(_sid(ctx), values.pop("draft", ""))
+    for name in _SECRET_FIELDS:
+        if not values.get(name) and kept.get(name):
+            values[name] = kept[name]
     has_secret = stored is not None and stored.client_secret is not None
     if values.get("action") == "add_parameter":
-        return _form_page(ctx, key=key, values=blank_parameter(values), has_secret=has_secret)
+        draft = _keep_secrets(ctx, values)
+        return _form_page(ctx, key=key, values=blank_parameter(values), has_secret=has_secret, draft=draft)
     if key is not None:
         values["key"] = key
     data, problems, rows = form_to_data(values, keep_secret=has_secret)
@@ -106,6 +131,8 @@ async def _save_form(ctx: Ctx, *, key: str | None, stored: Integration | None) -
         spec = validate_spec(data)
     except SpecError as exc:
         problems = [*problems, *exc.errors]
+    if spec is not None and not problems:
+        problems = plugin_for(spec.auth).incomplete(spec)
     if spec is not None and not problems:
         try:
             record, _created = await ctx.broker.save_integration(spec, create=key is None, update=key is not None)
@@ -116,7 +143,8 @@ async def _save_form(ctx: Ctx, *, key: str | None, stored: Integration | None) -
         else:
             return ctx.redirect(f"/integrations/{record.key}/edit?saved=1")
     errors = field_errors(problems, auth_type=values.get("auth.type", ""), rows=rows)
-    return _form_page(ctx, key=key, values=values, errors=errors, status=422, has_secret=has_secret)
+    draft = _keep_secrets(ctx, values)
+    return _form_page(ctx, key=key, values=values, errors=errors, status=422, has_secret=has_secret, draft=draft)
 
 
 async def integration_new(ctx: Ctx) -> Response:

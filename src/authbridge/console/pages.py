@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from authbridge.broker import Broker
 from authbridge.config import Settings
+from authbridge.console.drafts import SecretDrafts
 from authbridge.console.limits import SignInLimiter
 from authbridge.console.session import COOKIE, SESSION_SECONDS, Signer
 from authbridge.errors import AuthBridgeError
@@ -53,6 +54,7 @@ class Console:
         self.parent = parent
         self.signer = Signer(secret)
         settings: Settings = parent.state.settings
+        self.drafts = SecretDrafts()
         self.sign_ins = SignInLimiter(settings.sign_in_per_minute, settings.sign_in_global_per_minute)
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(_TEMPLATES),

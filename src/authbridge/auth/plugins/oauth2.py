@@ -13,7 +13,7 @@ from authbridge.auth.form import KV_HELP, TEMPLATE_HELP, Field, token_request_fi
 from authbridge.auth.oauth2 import authorization_url
 from authbridge.auth.plugin import CREDENTIAL_INPUTS, AuthPlugin, Callback, Input, Redirect, TokenExchange
 from authbridge.auth.requests import RevokeRequest, revoke_requests, token_request
-from authbridge.errors import CallbackError, TokenEndpointError
+from authbridge.errors import CallbackError, ErrorItem, RefreshUnavailableError
 from authbridge.spec import Integration, OAuth2Auth
 from authbridge.spec.templating import render_url
 
@@ -136,6 +136,33 @@ class OAuth2Plugin(AuthPlugin):
     def refreshable(self, spec: Integration) -> bool:
         return True
 
+    def token_warning(self, spec: Integration, tokens: TokenSet) -> str | None:
+        """The provider sent no refresh token although the spec expects one: say what usually makes it send one."""
+        auth = _auth(spec)
+        if auth.grant_type != _CODE or not auth.refresh_token or tokens.refresh_token:
+            return None
+        return (
+            "the provider returned no refresh token: the account needs the user again when the token expires. "
+            "Providers usually issue one only when asked: add prompt=consent (Google also access_type=offline) "
+            "to the authorization parameters, or the offline_access scope (OpenID Connect), then reconnect; "
+            "or uncheck 'The provider issues refresh tokens'"
+        )
+
+    def incomplete(self, spec: Integration) -> list[ErrorItem]:
+        """A confidential client needs its secret; a public one sends its id in the body (and uses PKCE for codes)."""
+        auth = _auth(spec)
+        public = auth.client_auth == "body" and auth.grant_type != "client_credentials"
+        if auth.client_secret is not None or (public and (auth.pkce or auth.grant_type != _CODE)):
+            return []
+        message = (
+            "enter the client secret: without it the provider answers invalid_client. "
+            "A public client (no secret) uses 'request body' client authentication"
+            + (" and PKCE" if auth.grant_type == _CODE else "")
+            + (" and cannot use the client credentials grant" if auth.grant_type == "client_credentials" else "")
+            + "."
+        )
+        return [ErrorItem("auth.client_secret", message)]
+
     def revokes(self, spec: Integration) -> bool:
         return bool(_auth(spec).revoke_url)
 
@@ -181,10 +208,9 @@ class OAuth2Plugin(AuthPlugin):
             return TokenExchange(self._one_request(ctx, lambda: token_request(ctx, grant_type=grant)))
         if not auth.refresh_token or not ctx.refresh_token:
             key = ctx.integration.key
-            raise TokenEndpointError(
+            raise RefreshUnavailableError(
                 f"{key}: the token cannot be refreshed without the user (no refresh token): reconnect",
                 integration=key,
-                permanent=True,
             )
         flow = self._one_request(ctx, lambda: token_request(ctx, grant_type="refresh_token"))
         return TokenExchange(flow, hookable=False)
