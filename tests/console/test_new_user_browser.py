@@ -85,3 +85,57 @@ def test_a_confidential_client_without_a_secret_is_refused_with_a_field_error(
     page.get_by_label("Client authentication").select_option("body")
     page.get_by_role("button", name="Save integration").click()
     expect(page.get_by_role("status").filter(has_text="Saved")).to_be_visible()
+
+
+def test_actions_redirect_so_reloading_repeats_nothing(console: Page, oauth: OAuthServer) -> None:
+    """Test, Refresh now and Reconnect end on the account page (GET); a reload shows the page, not 405."""
+    page = console
+    key = _key("prg")
+    _fill_oauth_form(page, oauth, key)
+    page.get_by_role("button", name="Save integration").click()
+    _connect(page, oauth, key, "PRG")
+    account_url = page.url.split("?")[0]
+    for button, words in (("Test", "Test passed"), ("Refresh now", "Token refreshed")):
+        page.get_by_role("button", name=button).click()
+        expect(page.get_by_role("status").filter(has_text=words)).to_be_visible()
+        expect(page).to_have_url(account_url)
+        page.reload()
+        expect(page.get_by_role("heading", name="PRG")).to_be_visible()
+        expect(page.get_by_text(words)).to_have_count(0)  # the outcome is shown once
+    assert oauth.stats()["token_calls"]["refresh_token"] == 1  # the reload refreshed nothing
+    oauth.configure(auto_approve=True)
+    page.get_by_role("button", name="Reconnect").click()
+    expect(page.get_by_role("status").filter(has_text="Connected")).to_be_visible()
+    page.reload()
+    expect(page.get_by_role("heading", name="PRG")).to_be_visible()
+
+
+def test_refresh_now_without_a_refresh_token_leaves_the_account_active(console: Page, oauth: OAuthServer) -> None:
+    """The missing refresh token is warned about with its fix; Refresh now explains and the account stays active."""
+    page = console
+    key = _key("norefresh")
+    _fill_oauth_form(page, oauth, key)
+    page.get_by_role("button", name="Save integration").click()
+    oauth.configure(refresh_tokens=False)
+    _connect(page, oauth, key, "NoRefresh")
+    expect(page.locator(".details")).to_contain_text("prompt=consent")
+    page.get_by_role("button", name="Refresh now").click()
+    expect(page.get_by_role("alert")).to_contain_text("stays valid until")
+    expect(page.locator("h1 .badge")).to_have_text("active")
+    page.get_by_role("button", name="Test").click()
+    expect(page.get_by_role("status").filter(has_text="Test passed")).to_be_visible()
+
+
+def test_a_new_api_key_is_shown_once_after_a_redirect(console: Page) -> None:
+    """Creating a key redirects; the key is shown on that page only, and a reload creates no other key."""
+    page = console
+    page.goto("/console/keys")
+    page.get_by_label("Name").fill("prg-key")
+    page.get_by_role("button", name="Create key").click()
+    expect(page).to_have_url(re.compile(r"/console/keys\?created="))
+    created = page.get_by_label("The new key").input_value()
+    assert created.startswith("ab_")
+    page.reload()
+    expect(page.get_by_label("The new key")).to_have_count(0)
+    assert created not in page.content()
+    expect(page.get_by_role("row", name=re.compile("prg-key"))).to_have_count(1)

@@ -10,7 +10,7 @@ from starlette.responses import RedirectResponse, Response
 
 from authbridge.auth import Input, plugin_for
 from authbridge.broker import ConnectionFilter, ConnectionRecord
-from authbridge.console.pages import PREFIX, Ctx
+from authbridge.console.pages import PREFIX, Ctx, Notice
 from authbridge.errors import AuthBridgeError, ParameterError, TemplateError
 from authbridge.spec import Integration
 
@@ -194,36 +194,43 @@ async def account_page(ctx: Ctx) -> Response:
     return await _account(ctx)
 
 
+def _back(ctx: Ctx, *notices: Notice) -> Response:
+    """Post-redirect-get: back to the account page, the outcome carried by the flash."""
+    return ctx.redirect(f"/accounts/{_id(ctx)}", *notices)
+
+
 async def account_test(ctx: Ctx) -> Response:
     """Run the integration's test request with the account's credentials."""
+    await ctx.broker.connections.view(_id(ctx))  # an unknown id is a 404 page, not a redirect
     try:
         result = await ctx.broker.connections.test(_id(ctx))
     except AuthBridgeError as exc:
-        return await _account(ctx, notice=("error", f"Test failed: {exc.message}"))
-    return await _account(
-        ctx, notice=("ok" if result.ok else "error", f"Test {'passed' if result.ok else 'failed'}: {result.detail}")
-    )
+        return _back(ctx, Notice("error", f"Test failed: {exc.message}"))
+    ok = result.ok
+    return _back(ctx, Notice("ok" if ok else "error", f"Test {'passed' if ok else 'failed'}: {result.detail}"))
 
 
 async def account_refresh(ctx: Ctx) -> Response:
     """Refresh the token now."""
+    await ctx.broker.connections.view(_id(ctx))
     try:
         creds = await ctx.broker.connections.refresh(_id(ctx), force=True)
     except AuthBridgeError as exc:
-        return await _account(ctx, notice=("error", f"Refresh failed: {exc.message}"))
+        return _back(ctx, Notice("error", f"Refresh failed: {exc.message}"))
     expiry = f"; it expires {creds.expires_at:%Y-%m-%d %H:%M:%S UTC}" if creds.expires_at else ""
-    return await _account(ctx, notice=("ok", f"Token refreshed{expiry}."))
+    return _back(ctx, Notice("ok", f"Token refreshed{expiry}."))
 
 
 async def account_reconnect(ctx: Ctx) -> Response:
     """Authorize again (to the provider), or fetch a new token for the other token grants."""
+    await ctx.broker.connections.view(_id(ctx))
     try:
         result = await ctx.broker.connections.reconnect(_id(ctx), return_to=_return_to(ctx))
     except AuthBridgeError as exc:
-        return await _account(ctx, notice=("error", f"Reconnect failed: {exc.message}"))
+        return _back(ctx, Notice("error", f"Reconnect failed: {exc.message}"))
     if result.authorize_url:
         return RedirectResponse(result.authorize_url, status_code=303, headers={"Referrer-Policy": "no-referrer"})
-    return await _account(ctx, notice=("ok", "Reconnected: a new token was fetched."))
+    return _back(ctx, Notice("ok", "Reconnected: a new token was fetched."))
 
 
 async def account_delete(ctx: Ctx) -> Response:
@@ -234,6 +241,16 @@ async def account_delete(ctx: Ctx) -> Response:
     if ctx.request.method == "GET":
         return ctx.render("account_delete.html", title=f"Delete {record.name}", record=record, revokes=revokes)
     result = await ctx.broker.connections.delete(record.id)
-    return ctx.render(
-        "account_deleted.html", title=f"{record.name} deleted", record=record, revokes=revokes, result=result
-    )
+    if result.revoked:
+        revocation = Notice("ok", "Revoked at the provider: its tokens no longer work.", "revocation")
+    elif revokes:
+        revocation = Notice(
+            "error",
+            f"The revocation failed: {result.revoke_error}. The account was deleted here anyway; "
+            "revoke the grant at the provider.",
+            "revocation",
+        )
+    else:
+        revocation = Notice("info", "Nothing was revoked: the integration has no revocation endpoint.", "revocation")
+    done = Notice("ok", f"The account {record.name} was deleted.")
+    return ctx.redirect(f"/accounts?integration={record.integration_key}", done, revocation)

@@ -68,3 +68,10 @@ class SecretDrafts:
         if draft is None or not sid or draft.sid != sid or draft.expires <= self._clock():
             return {}
         return dict(draft.values)
+
+    def take(self, sid: str, draft_id: str) -> dict[str, str]:
+        """Like :meth:`get`, once: the draft is gone afterwards (a key shown once after a redirect)."""
+        values = self.get(sid, draft_id)
+        if values:
+            del self._drafts[draft_id]
+        return values
