@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 import uuid
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
-from tests.console.conftest import shot
+from tests.console.conftest import ConsoleServer, shot
 from tests.servers.fixtures import OAuthServer
 
 
@@ -139,3 +139,23 @@ def test_a_new_api_key_is_shown_once_after_a_redirect(console: Page) -> None:
     expect(page.get_by_label("The new key")).to_have_count(0)
     assert created not in page.content()
     expect(page.get_by_role("row", name=re.compile("prg-key"))).to_have_count(1)
+
+
+def test_api_docs_render_without_internet(page: Page, console_server: ConsoleServer) -> None:
+    """/docs shows Swagger UI, the proxy included, while every request off loopback is refused."""
+    outside: list[str] = []
+
+    def only_loopback(route: Route) -> None:
+        if route.request.url.startswith(console_server.base_url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_loopback)
+    page.goto("/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("AuthBridge")
+    expect(page.locator("#operations-tag-proxy")).to_be_visible()
+    expect(page.get_by_text("/proxy/{connection_id}/{path}").first).to_be_visible()
+    assert outside == []
+    shot(page, "api-docs", height=900)
