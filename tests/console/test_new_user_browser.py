@@ -7,8 +7,10 @@ The pure parts are tested in ``test_drafts.py``; the broker side of the refresh 
 from __future__ import annotations
 
 import re
+import typing
 import uuid
 
+import httpx
 from playwright.sync_api import Page, Route, expect
 
 from tests.console.conftest import ConsoleServer, shot
@@ -159,3 +161,49 @@ def test_api_docs_render_without_internet(page: Page, console_server: ConsoleSer
     expect(page.get_by_text("/proxy/{connection_id}/{path}").first).to_be_visible()
     assert outside == []
     shot(page, "api-docs", height=900)
+
+
+def _api(server: ConsoleServer, method: str, path: str, **kwargs: typing.Any) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {server.api_key}"}
+    return httpx.request(method, server.base_url + path, headers=headers, timeout=10, **kwargs)
+
+
+def test_long_lists_page_count_and_search(console: Page, console_server: ConsoleServer) -> None:
+    """Events page with a count and Older/Newest links, ids never break mid-word; accounts and integrations search."""
+    page = console
+    key = _key("many")
+    spec = {"key": key, "name": f"Many {key}", "auth": {"type": "none"}, "request": {"base_url": "https://x.example"}}
+    assert _api(console_server, "POST", "/integrations", json=spec).status_code == 201
+    headers = {"Authorization": f"Bearer {console_server.api_key}"}
+    with httpx.Client(base_url=console_server.base_url, headers=headers, timeout=10) as client:
+        for n in range(105):
+            body = {"integration": key, "name": f"acct-{n:03d}", "parameters": {}}
+            assert client.post("/connections", json=body).status_code == 201
+
+    page.goto(f"/console/events?integration={key}&type=connection.created")
+    expect(page.locator("#events-count")).to_contain_text("105 events; showing 100")
+    expect(page.locator("table.events tbody tr")).to_have_count(100)
+    account_cell = page.locator("table.events tbody tr").first.locator("td[data-label=Account]")
+    assert account_cell.evaluate("el => getComputedStyle(el).whiteSpace") == "nowrap"
+    header = page.locator("table.events th").nth(1)
+    assert header.evaluate("el => getComputedStyle(el).whiteSpace") == "nowrap"
+    shot(page, "events-paged", height=700)
+    page.get_by_role("link", name="Older →").click()
+    expect(page.locator("table.events tbody tr")).to_have_count(5)
+    expect(page.get_by_role("link", name="Older →")).to_have_count(0)
+    page.get_by_role("link", name="← Newest").click()
+    expect(page.locator("table.events tbody tr")).to_have_count(100)
+    # A time range in the future selects nothing; a malformed one is said to be ignored.
+    page.goto(f"/console/events?integration={key}&since=2999-01-01T00:00")
+    expect(page.locator("#events-count")).to_contain_text("0 events")
+    page.goto(f"/console/events?integration={key}&until=yesterday")
+    expect(page.get_by_text("Not a time: ignored.")).to_be_visible()
+
+    page.goto(f"/console/accounts?integration={key}")
+    expect(page.locator("#accounts-count")).to_contain_text("105 accounts; showing 100")
+    page.get_by_label("Name or id").fill("ACCT-10")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#accounts-count")).to_contain_text("5 accounts")  # acct-100 to acct-104
+    page.goto(f"/console/integrations?q={key.upper()}")
+    expect(page.locator("#integrations-count")).to_contain_text("1 integration")
+    expect(page.get_by_role("row", name=re.compile(key))).to_contain_text("105")

@@ -68,7 +68,7 @@ async def accounts_list(ctx: Ctx) -> Response:
     query = ctx.request.query_params
     filters = {
         name: query.get(name, "").strip()[:255]
-        for name in ("integration", "status", "end_user_id", "organization_id", "tag")
+        for name in ("q", "integration", "status", "end_user_id", "organization_id", "tag")
     }
     wanted = filters["integration"] or None
     specs = {r.key: r.spec for r in await ctx.broker.list_integrations()}
@@ -80,6 +80,7 @@ async def accounts_list(ctx: Ctx) -> Response:
         end_user_id=filters["end_user_id"] or None,
         organization_id=filters["organization_id"] or None,
         tags=((tag_key, tag_value),) if sep and tag_key else (),
+        search=filters["q"] or None,
     )
     try:
         records, next_cursor = await ctx.broker.store.connections.page(
@@ -87,6 +88,7 @@ async def accounts_list(ctx: Ctx) -> Response:
         )
     except ParameterError:
         records, next_cursor = [], None  # a cursor from elsewhere: show the first page's filters, nothing more
+    total = await ctx.broker.store.connections.count(where)
     rows = [{"record": c, "status": status_of(c, specs.get(c.integration_key), now)} for c in records]
     next_query = urlencode({**{k: v for k, v in filters.items() if v}, "cursor": next_cursor}) if next_cursor else ""
     return ctx.render(
@@ -98,6 +100,9 @@ async def accounts_list(ctx: Ctx) -> Response:
         filters=filters,
         statuses=["pending", "active", "needs_reauth", "revoked", "error"],
         next_query=next_query,
+        first_query=urlencode({k: v for k, v in filters.items() if v}),
+        paged=bool(query.get("cursor")),
+        total=total,
         deleted=query.get("deleted") == "1",
     )
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import collections
 import typing
+from urllib.parse import urlencode
 
 from starlette.responses import Response
 
@@ -34,22 +34,45 @@ def _key(ctx: Ctx) -> str:
     return str(ctx.request.path_params["key"])
 
 
+#: Integrations per page of the list.
+INTEGRATIONS_PAGE = 100
+
+
 async def integrations_list(ctx: Ctx) -> Response:
-    """Every integration, with its number of connected accounts."""
-    counts = collections.Counter(c.integration_key for c in await ctx.broker.store.connections.list())
+    """Integrations by key, searched by key or name, a page at a time, with their auth style and accounts."""
+    query = ctx.request.query_params
+    search = query.get("q", "").strip()[:255]
+    after = query.get("after", "")[:64]
+    counts = await ctx.broker.store.connections.count_by_integration()
+    records = sorted(await ctx.broker.list_integrations(), key=lambda r: r.key)
+    wanted = search.lower()
+    found = [r for r in records if not wanted or wanted in r.key.lower() or wanted in r.spec.name.lower()]
+    shown = [r for r in found if not after or r.key > after]
+    more = len(shown) > INTEGRATIONS_PAGE
+    shown = shown[:INTEGRATIONS_PAGE]
     items = [
         {
             "key": r.key,
             "name": r.spec.name,
             "auth": _AUTH_LABELS.get(r.spec.auth.type, r.spec.auth.type),
+            "style": plugin_for(r.spec.auth).style(r.spec),
             "accounts": counts.get(r.key, 0),
             "updated": r.updated_at,
         }
-        for r in await ctx.broker.list_integrations()
+        for r in shown
     ]
-    deleted = ctx.request.query_params.get("deleted", "")
+    deleted = query.get("deleted", "")
+    kept = {"q": search} if search else {}
     return ctx.render(
-        "integrations.html", title="Integrations", items=items, deleted=deleted if deleted.isalnum() else ""
+        "integrations.html",
+        title="Integrations",
+        items=items,
+        q=search,
+        total=len(found),
+        paged=bool(after),
+        first_query=urlencode(kept),
+        next_query=urlencode({**kept, "after": shown[-1].key}) if more and shown else "",
+        deleted=deleted if deleted.isalnum() else "",
     )
 
 

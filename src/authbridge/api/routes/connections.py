@@ -137,6 +137,9 @@ async def list_connections(
     tag: typing.Annotated[
         list[str] | None, Query(description="`key:value`; repeat for several (all must match).")
     ] = None,
+    q: typing.Annotated[
+        str | None, Query(max_length=255, description="Part of the account's name (any case), or its whole id.")
+    ] = None,
     limit: typing.Annotated[int, Query(ge=1, le=1000, description="Page size (1-1000).")] = 100,
     cursor: typing.Annotated[
         str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
@@ -155,6 +158,7 @@ async def list_connections(
         end_user_id=end_user_id,
         organization_id=organization_id,
         tags=tuple(tags),
+        search=q or None,
     )
     records, next_cursor = await broker.store.connections.page(where, limit=limit, cursor=cursor)
     return {"items": [connection_json(r) for r in records], "next_cursor": next_cursor}
