@@ -207,3 +207,40 @@ def test_long_lists_page_count_and_search(console: Page, console_server: Console
     page.goto(f"/console/integrations?q={key.upper()}")
     expect(page.locator("#integrations-count")).to_contain_text("1 integration")
     expect(page.get_by_role("row", name=re.compile(key))).to_contain_text("105")
+
+
+def test_an_account_is_edited_in_place(console: Page, console_server: ConsoleServer) -> None:
+    """Rename and rotate an API token from the account page; a bad parameter is refused by its field, unechoed."""
+    page = console
+    key = _key("edit")
+    spec = {
+        "key": key,
+        "name": f"Edit {key}",
+        "parameters": [{"name": "host", "required": True, "format": "hostname", "hosts": ["*.acme.example"]}],
+        "auth": {"type": "api_token"},
+        "request": {"base_url": "https://{host}"},
+    }
+    assert _api(console_server, "POST", "/integrations", json=spec).status_code == 201
+    body = {
+        "integration": key,
+        "name": "DEV",
+        "parameters": {"host": "eu.acme.example"},
+        "credentials": {"token": "t1"},
+    }
+    cid = _api(console_server, "POST", "/connections", json=body).json()["id"]
+    page.goto(f"/console/accounts/{cid}")
+    page.get_by_role("link", name="Edit", exact=True).click()
+    page.get_by_label("Account name").fill("PROD")
+    page.locator("#f-param-host").fill("evil.example")
+    page.get_by_label("API token").fill("rotated-SECRET-9")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.locator(".field", has=page.locator("#f-param-host")).locator(".error-text")).to_be_visible()
+    assert "rotated-SECRET-9" not in page.content()
+    page.locator("#f-param-host").fill("us.acme.example")
+    page.get_by_label("API token").fill("rotated-SECRET-9")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.get_by_role("status").filter(has_text="Changes saved")).to_be_visible()
+    expect(page).to_have_url(re.compile(f"/console/accounts/{cid}$"))
+    expect(page.get_by_role("heading", name="PROD")).to_be_visible()
+    token = _api(console_server, "GET", f"/connections/{cid}/token").json()["access_token"]
+    assert token == "rotated-SECRET-9"

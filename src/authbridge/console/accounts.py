@@ -17,6 +17,7 @@ from authbridge.spec import Integration
 __all__ = [
     "Status",
     "account_delete",
+    "account_edit",
     "account_page",
     "account_refresh",
     "account_reconnect",
@@ -236,6 +237,57 @@ async def account_reconnect(ctx: Ctx) -> Response:
     if result.authorize_url:
         return RedirectResponse(result.authorize_url, status_code=303, headers={"Referrer-Policy": "no-referrer"})
     return _back(ctx, Notice("ok", "Reconnected: a new token was fetched."))
+
+
+def _form_errors(exc: ParameterError) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    for item in exc.errors:
+        head, _, rest = item.path.partition(".")
+        name = {"parameters": f"param.{rest}", "credentials": f"cred.{rest}" if rest else "credentials", "name": "name"}
+        field = name.get(head, "")
+        errors.setdefault(field, []).append(item.message if field else str(item))
+    return errors
+
+
+async def account_edit(ctx: Ctx) -> Response:
+    """Change an account in place (same id): its name, parameters, and entered credentials (rotate a token)."""
+    record, _scopes = await ctx.broker.connections.view(_id(ctx))
+    spec = (await ctx.broker.get_integration(record.integration_key)).spec
+    plugin = plugin_for(spec.auth)
+    credentials = credential_inputs(spec) if plugin.entered(spec) else ()
+    secrets = {p.name for p in spec.parameters if p.secret}
+    values = {"name": record.name, **{f"param.{k}": v for k, v in record.parameters.items() if k not in secrets}}
+    errors: dict[str, list[str]] = {}
+    if ctx.request.method == "POST":
+        values = {k: v for k, v in ctx.form.items() if k == "name" or (k.startswith("param.") and k[6:] not in secrets)}
+        parameters = {
+            p.name: ctx.form.get(f"param.{p.name}", "")
+            for p in spec.parameters
+            if not p.secret or ctx.form.get(f"param.{p.name}")
+        }
+        given = {i.name: ctx.form.get(f"cred.{i.name}", "") for i in credentials}
+        try:
+            await ctx.broker.connections.edit(
+                record.id,
+                name=ctx.form.get("name", ""),
+                parameters=parameters,
+                credentials=given if any(given.values()) else None,
+            )
+        except ParameterError as exc:
+            errors = _form_errors(exc)
+        else:
+            return ctx.redirect(f"/accounts/{record.id}", Notice("ok", "Changes saved."))
+    return ctx.render(
+        "account_edit.html",
+        status=422 if errors else 200,
+        title=f"Edit {record.name}",
+        record=record,
+        spec=spec,
+        values=values,
+        errors=errors,
+        credentials=credentials,
+        provider_token=plugin.stores_credentials(spec) and not plugin.entered(spec),
+    )
 
 
 async def account_delete(ctx: Ctx) -> Response:

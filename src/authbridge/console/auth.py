@@ -29,6 +29,7 @@ EVENT_TYPES = (
     "connection.refreshed",
     "connection.revoked",
     "connection.tested",
+    "connection.updated",
     "integration.created",
     "integration.deleted",
     "integration.updated",

@@ -222,6 +222,33 @@ class ConnectionRepo:
         more = len(rows) > limit
         return records, encode_cursor(records[-1].created_at, records[-1].id) if more and records else None
 
+    async def edit(
+        self, connection_id: str, *, name: str | None = None, parameters: typing.Mapping[str, str] | None = None
+    ) -> None:
+        """Rename a connection and/or replace its parameter values (secret ones encrypted), in place."""
+        async with self._ctx.session() as session:
+            row = await session.get(ConnectionRow, connection_id, with_for_update=True)
+            if row is None:
+                raise NotFoundError(f"no connection with id {connection_id!r}")
+            if name is not None:
+                row.name = name
+            if parameters is not None:
+                spec = await session.scalar(
+                    select(IntegrationRow.spec)
+                    .where(IntegrationRow.id == row.integration_id)
+                    .with_for_update(key_share=True)
+                )
+                names = {
+                    p["name"] for p in (spec or {}).get("parameters", []) if isinstance(p, dict) and p.get("secret")
+                }
+                secrets = {k: v for k, v in parameters.items() if k in names}
+                row.parameters = {k: v for k, v in parameters.items() if k not in names}
+                row.secret_parameters = self._ctx.encrypt(
+                    json.dumps(secrets) if secrets else None, "connections", row.id, "secret_parameters"
+                )
+            row.updated_at, row.version = self._ctx.clock(), row.version + 1
+            await invalidate(session, self._ctx, "connection", connection_id)
+
     async def count_by_integration(self) -> dict[str, int]:
         """The number of connections of each integration key (those with none are absent)."""
         query = (

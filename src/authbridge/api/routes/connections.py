@@ -72,6 +72,20 @@ class ConnectionCreate(BaseModel):
     tags: Tags | None = None
 
 
+class ConnectionPatch(BaseModel):
+    """What may change on a connected account in place; every field is optional."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200, description="A new name.")
+    parameters: dict[str, typing.Any] | None = Field(
+        default=None, description="Parameter values, merged over the stored ones; checked as on create."
+    )
+    credentials: dict[str, typing.Any] | None = Field(
+        default=None, description="New entered credentials (api_token: {token}; basic: {username, password})."
+    )
+
+
 class ReconnectBody(BaseModel):
     """Options of a reconnection."""
 
@@ -169,6 +183,19 @@ async def get_connection(connection_id: str, broker: BrokerDep, _caller: ReadDep
     """Status, parameters (secret ones masked), expiry, scopes, last error — never a token."""
     record, scopes = await broker.connections.view(connection_id)
     return connection_json(record, scopes=scopes)
+
+
+@router.patch("/{connection_id}", summary="Change a connected account in place")
+async def patch_connection(
+    connection_id: str, body: ConnectionPatch, broker: BrokerDep, _caller: WriteDep
+) -> dict[str, typing.Any]:
+    """Rename, change parameters or rotate an API token / basic password; the id stays. New parameter values
+    set a provider's token aside (``needs_reauth``: reconnect); an entered token must come with them.
+    422 with every problem, nothing changed. Secrets are never returned."""
+    record = await broker.connections.edit(
+        connection_id, name=body.name, parameters=body.parameters, credentials=body.credentials
+    )
+    return connection_json(record)
 
 
 @router.delete("/{connection_id}", summary="Delete a connected account (revoking upstream)")
