@@ -48,3 +48,30 @@ def test_drafts_expire_and_are_bounded() -> None:
     assert drafts.get("sid", second) == {}
     assert drafts.get("sid", third) == {"a": "3"}
     assert drafts.get("sid", fourth) == {"a": "4"}
+
+
+def test_expiring_soon_is_relative_to_the_token_lifetime() -> None:
+    """A healthy 5-minute token is active for its first half; a one-hour one "expiring soon" in its last 30 minutes."""
+    from datetime import UTC, datetime, timedelta
+
+    from authbridge.console.accounts import status_of
+    from authbridge.spec import Integration
+    from authbridge.store import ConnectionRecord
+
+    spec = Integration.model_validate({"key": "k", "name": "K", "auth": {"type": "api_token"}})
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def badge(lifetime: timedelta, left: timedelta) -> str:
+        obtained = now + left - lifetime
+        record = ConnectionRecord(
+            id="c", integration_id="i", integration_key="k", name="n", status="active", parameters={},
+            secret_names=frozenset(), last_error=None, warning=None, expires_at=now + left,
+            last_refreshed_at=obtained, version=1, created_at=obtained, updated_at=obtained,
+        )  # fmt: skip
+        return status_of(record, spec, now).label
+
+    assert badge(timedelta(minutes=5), timedelta(minutes=4)) == "active"
+    assert badge(timedelta(minutes=5), timedelta(minutes=2)) == "expiring soon"
+    assert badge(timedelta(hours=1), timedelta(minutes=40)) == "active"
+    assert badge(timedelta(hours=1), timedelta(minutes=20)) == "expiring soon"
+    assert badge(timedelta(hours=1), timedelta(minutes=-1)) == "expired"

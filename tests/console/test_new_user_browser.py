@@ -244,3 +244,39 @@ def test_an_account_is_edited_in_place(console: Page, console_server: ConsoleSer
     expect(page.get_by_role("heading", name="PROD")).to_be_visible()
     token = _api(console_server, "GET", f"/connections/{cid}/token").json()["access_token"]
     assert token == "rotated-SECRET-9"
+
+
+def test_how_to_call_favicon_dark_theme_and_connect_after_save(
+    console: Page, oauth: OAuthServer, console_server: ConsoleServer
+) -> None:
+    """The account page says how to call it (no token or key in it, copy buttons); the integration page offers
+    to connect right after saving; the console has a favicon and follows a dark system theme."""
+    page = console
+    key = _key("call")
+    _fill_oauth_form(page, oauth, key)
+    page.get_by_role("button", name="Save integration").click()
+    page.get_by_role("status").filter(has_text="Saved").get_by_role("link", name="Connect an account").click()
+    expect(page.get_by_label("Account name")).to_be_visible()
+    _connect(page, oauth, key, "Callable")
+    cid = page.url.split("/accounts/")[1].split("?")[0]
+    expect(page.locator("#call-id")).to_have_value(cid)
+    proxy = f"{console_server.base_url}/proxy/{cid}/"
+    expect(page.locator("#call-proxy")).to_have_value(proxy)
+    curl = page.locator("#call-curl").input_value()
+    assert curl.endswith(f"/proxy/{cid}/api/me") and "$AUTHBRIDGE_API_KEY" in curl
+    expect(page.locator("#call-sdk")).to_contain_text(f'client.request("{cid}", "GET", "/api/me")')
+    expect(
+        page.get_by_role("button", name="Copy: curl (an API key with the proxy scope in AUTHBRIDGE_API_KEY)")
+    ).to_be_visible()
+    token = _api(console_server, "GET", f"/connections/{cid}/token").json()["access_token"]
+    assert token not in page.content() and console_server.api_key not in page.content()
+    # The curl line works as written, with the key from the environment.
+    answer = httpx.get(curl.split()[-1], headers={"Authorization": f"Bearer {console_server.api_key}"}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    shot(page, "account")
+    icon = page.locator("link[rel=icon]").get_attribute("href")
+    assert icon and httpx.get(console_server.base_url + icon, timeout=5).headers["content-type"].startswith("image/svg")
+    page.emulate_media(color_scheme="dark")
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(13, 17, 23)"
+    shot(page, "account-dark", height=900)

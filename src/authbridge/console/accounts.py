@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from starlette.responses import RedirectResponse, Response
 
 from authbridge.auth import Input, plugin_for
+from authbridge.auth.lifecycle import effective_window
 from authbridge.broker import ConnectionFilter, ConnectionRecord
 from authbridge.console.pages import PREFIX, Ctx, Notice
 from authbridge.errors import AuthBridgeError, ParameterError, TemplateError
@@ -43,8 +44,13 @@ def status_of(connection: ConnectionRecord, spec: Integration | None, now: datet
         expires = connection.expires_at
         if expires is not None and expires <= now:
             return Status("expiring", "expired")
-        if expires is not None and spec is not None and expires - now <= spec.refresh.window:
-            return Status("expiring", "expiring soon")
+        if expires is not None and spec is not None:
+            # Relative to the token's lifetime (the refresh rule's window): a healthy 5-minute token is not
+            # "expiring soon" all its life, only in its last half.
+            obtained = connection.last_refreshed_at
+            lifetime = expires - obtained if obtained is not None else None
+            if expires - now <= effective_window(spec.refresh, lifetime):
+                return Status("expiring", "expiring soon")
         return Status("active", "active")
     labels = {"needs_reauth": ("reauth", "needs re-auth"), "pending": ("pending", "pending")}
     kind, label = labels.get(connection.status, ("error", connection.status))
@@ -168,6 +174,37 @@ async def account_returned(ctx: Ctx) -> Response:
     return ctx.redirect(f"/accounts/{record.id}?returned=1")
 
 
+class Snippet(typing.NamedTuple):
+    """One line of the "How to call" panel: its element id, label and text (never a token or key)."""
+
+    id: str
+    label: str
+    text: str
+    lines: int = 1
+
+
+def how_to_call(ctx: Ctx, record: ConnectionRecord, spec: Integration) -> list[Snippet]:
+    """The account's id, proxy URL, a curl line and an SDK snippet; the API key is left as an environment variable."""
+    public = ctx.console.settings.public_url.rstrip("/")
+    path = spec.test.path if spec.test is not None and "{" not in spec.test.path else "/"
+    path = "/" + path.lstrip("/")
+    proxy = f"{public}/proxy/{record.id}"
+    curl = f'curl -H "Authorization: Bearer $AUTHBRIDGE_API_KEY" {proxy}{path}'
+    sdk = (
+        "import os\n"
+        "from authbridge import AuthBridgeClient\n\n"
+        f'with AuthBridgeClient("{public}", os.environ["AUTHBRIDGE_API_KEY"]) as client:\n'
+        f'    response = client.request("{record.id}", "GET", "{path}")\n'
+        "    print(response.status_code, response.text)"
+    )
+    return [
+        Snippet("call-id", "Account id", record.id),
+        Snippet("call-proxy", "Proxy URL (append the provider's API path)", proxy + "/"),
+        Snippet("call-curl", "curl (an API key with the proxy scope in AUTHBRIDGE_API_KEY)", curl, 2),
+        Snippet("call-sdk", "Python SDK", sdk, 6),
+    ]
+
+
 async def _account(ctx: Ctx, *, notice: tuple[str, str] | None = None, status: int = 200) -> Response:
     record, scopes = await ctx.broker.connections.view(_id(ctx))
     spec = (await ctx.broker.get_integration(record.integration_key)).spec
@@ -192,6 +229,7 @@ async def _account(ctx: Ctx, *, notice: tuple[str, str] | None = None, status: i
         events=events,
         notice=notice,
         refreshable=plugin_for(spec.auth).refreshable(spec),
+        snippets=how_to_call(ctx, record, spec),
     )
 
 
