@@ -11,6 +11,7 @@ from starlette.responses import RedirectResponse, Response
 from authbridge.auth import Input, plugin_for
 from authbridge.auth.lifecycle import effective_window
 from authbridge.broker import ConnectionFilter, ConnectionRecord
+from authbridge.broker.connect import FLOW_TTL
 from authbridge.console.pages import PREFIX, Ctx, Notice
 from authbridge.errors import AuthBridgeError, ParameterError, TemplateError
 from authbridge.spec import Integration
@@ -52,6 +53,9 @@ def status_of(connection: ConnectionRecord, spec: Integration | None, now: datet
             if expires - now <= effective_window(spec.refresh, lifetime):
                 return Status("expiring", "expiring soon")
         return Status("active", "active")
+    if connection.status == "pending" and connection.updated_at + FLOW_TTL <= now:
+        # The login was abandoned: its flow (10 minutes) has expired; Reconnect or delete it.
+        return Status("error", "expired")
     labels = {"needs_reauth": ("reauth", "needs re-auth"), "pending": ("pending", "pending")}
     kind, label = labels.get(connection.status, ("error", connection.status))
     return Status(kind, label)
@@ -115,7 +119,13 @@ async def accounts_list(ctx: Ctx) -> Response:
 
 
 def _connect_page(
-    ctx: Ctx, spec: Integration, *, values: dict[str, str], errors: dict[str, list[str]], status: int = 200
+    ctx: Ctx,
+    spec: Integration,
+    *,
+    values: dict[str, str],
+    errors: dict[str, list[str]],
+    status: int = 200,
+    warning: str = "",
 ) -> Response:
     return ctx.render(
         "connect.html",
@@ -126,6 +136,7 @@ def _connect_page(
         values=values,
         errors=errors,
         redirects=plugin_for(spec.auth).redirects(spec),
+        warning=warning,
     )
 
 
@@ -145,6 +156,18 @@ async def connect(ctx: Ctx) -> Response:
     parameters = {p.name: ctx.form.get(f"param.{p.name}", "") for p in spec.parameters}
     credentials = {i.name: ctx.form.get(f"cred.{i.name}", "") for i in credential_inputs(spec)}
     redirects = plugin_for(spec.auth).redirects(spec)
+    name = ctx.form.get("name", "").strip()
+    if name and not ctx.form.get("confirm_duplicate"):
+        alike, _next = await ctx.broker.store.connections.page(
+            ConnectionFilter(integration_key=spec.key, search=name), limit=50
+        )
+        twins = [c for c in alike if c.name == name]
+        if twins:
+            warning = (
+                f"An account named {name!r} already exists in {spec.name}. "
+                "Connect again to create a second one, or change the name."
+            )
+            return _connect_page(ctx, spec, values=values, errors={}, warning=warning)
     try:
         result = await ctx.broker.connections.create(
             integration_key=spec.key,
