@@ -62,3 +62,20 @@ def test_no_refresh_token_where_one_was_expected_is_warned_with_the_usual_fix() 
     assert oauth2.token_warning(_spec(), TokenSet(access_token="t", refresh_token="r")) is None
     assert oauth2.token_warning(_spec(refresh_token=False), TokenSet(access_token="t")) is None
     assert oauth2.token_warning(_spec(grant_type="client_credentials"), TokenSet(access_token="t")) is None
+
+
+@pytest.mark.parametrize(
+    ("error", "field"),
+    [
+        ("acme: token endpoint https://idp.example/token answered 401 invalid_client", "oauth2.client_secret"),
+        ("acme: token endpoint https://idp.example/token answered 404", "oauth2.token_url"),
+        ("acme: token endpoint https://idp.example/token answered 400 invalid_scope", "oauth2.scopes"),
+        ("the provider refused the authorization: invalid_request: bad redirect_uri", "redirect-uri"),
+        ("acme: token endpoint https://idp.example/token answered 500", None),
+    ],
+)
+def test_provider_errors_get_a_hint_and_the_field_to_fix(error: str, field: str | None) -> None:
+    """oauth2 names the usual cause of a refusal and the form field that fixes it; other types say nothing."""
+    hint = PLUGINS["oauth2"].error_hint(_spec(), error)
+    assert (hint[1] if hint else None) == field
+    assert PLUGINS["api_token"].error_hint(_spec(), error) is None

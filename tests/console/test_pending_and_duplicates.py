@@ -67,3 +67,17 @@ def test_a_second_account_of_the_same_name_is_warned_about(make_client: ClientFa
     assert confirmed.status_code == 303
     records = portal(client).call(lambda: store.connections.list(integration_key="tok"))
     assert [r.name for r in records] == ["DEV", "DEV"]
+
+
+def test_a_provider_error_comes_with_a_hint_and_a_link_to_the_field(make_client: ClientFactory, tmp_path: Path) -> None:
+    """An account whose last error is invalid_client says to check the secret, linking to that field of the form."""
+    client = _signed_in(make_client, sqlite_env(tmp_path, AUTHBRIDGE_BACKGROUND_TASKS="false"), CODE)
+    store = store_of(client)
+    record = portal(client).call(lambda: store.connections.create(integration_key="idp", name="x", parameters={}))
+    error = "idp: token endpoint https://idp.example/token answered 401 invalid_client"
+    portal(client).call(lambda: store.connections.set_status(record.id, "error", last_error=error))
+    page = html.unescape(client.get(f"/console/accounts/{record.id}").text)
+    assert "check the client secret" in page
+    assert 'href="/console/integrations/idp/edit#f-oauth2-client_secret"' in page
+    form = client.get("/console/integrations/idp/edit").text
+    assert 'id="f-oauth2-client_secret"' in form

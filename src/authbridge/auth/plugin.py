@@ -187,6 +187,10 @@ class AuthPlugin:
         """What to tell the user about a token answer that lacks something the type expected (a refresh token)."""
         return None
 
+    def error_hint(self, spec: Integration, error: str) -> tuple[str, str] | None:
+        """Advice on a provider's error text: what to check, and the console form field to fix (or None)."""
+        return None
+
     def incomplete(self, spec: Integration) -> list[ErrorItem]:
         """What a valid spec still lacks to work (a confidential client without its secret); the console refuses it."""
         return []

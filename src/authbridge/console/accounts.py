@@ -253,7 +253,18 @@ async def _account(ctx: Ctx, *, notice: tuple[str, str] | None = None, status: i
         notice=notice,
         refreshable=plugin_for(spec.auth).refreshable(spec),
         snippets=how_to_call(ctx, record, spec),
+        hint=_hint(spec, record.last_error or (notice[1] if notice and notice[0] == "error" else "")),
     )
+
+
+def _hint(spec: Integration, error: str) -> tuple[str, str] | None:
+    """The plugin's advice on an error, with the anchor of the integration form's field to fix."""
+    found = plugin_for(spec.auth).error_hint(spec, error) if error else None
+    if found is None:
+        return None
+    text, field = found
+    anchor = field if field == "redirect-uri" else "f-" + field.replace(".", "-")
+    return text, f"/integrations/{spec.key}/edit#{anchor}"
 
 
 async def account_page(ctx: Ctx) -> Response:

@@ -148,6 +148,25 @@ class OAuth2Plugin(AuthPlugin):
             "or uncheck 'The provider issues refresh tokens'"
         )
 
+    def error_hint(self, spec: Integration, error: str) -> tuple[str, str] | None:
+        """The usual causes of the token endpoint's common refusals, and the field that fixes each."""
+        if "invalid_client" in error or "unauthorized_client" in error:
+            return (
+                "The provider did not accept the client: check the client secret (and the client id), and the "
+                "client authentication method the provider expects (HTTP Basic header or request body).",
+                "oauth2.client_secret",
+            )
+        if "token endpoint" in error and " answered 404" in error:
+            return ("The token endpoint URL answered 404: check the Access Token Endpoint.", "oauth2.token_url")
+        if "invalid_scope" in error:
+            return ("The provider refused a scope: check the OAuth Scope list.", "oauth2.scopes")
+        if "redirect_uri" in error:
+            return (
+                "The provider refused the redirect URI: register the exact one shown on the integration form.",
+                "redirect-uri",
+            )
+        return None
+
     def incomplete(self, spec: Integration) -> list[ErrorItem]:
         """A confidential client needs its secret; a public one sends its id in the body (and uses PKCE for codes)."""
         auth = _auth(spec)
