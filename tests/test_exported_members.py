@@ -49,6 +49,7 @@ PUBLIC = {
         "PermissionDeniedError",
         "RateLimitedError",
         "SigningKeyError",
+        "RefreshUnavailableError",
         "SpecError",
         "StoreError",
         "TemplateError",

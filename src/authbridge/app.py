@@ -20,6 +20,7 @@ from fastapi import FastAPI
 
 from authbridge import __version__
 from authbridge.api import install_api
+from authbridge.api.docs import install_docs
 from authbridge.api.gate import Gate
 from authbridge.broker import Broker, Policy, WebhookDispatcher
 from authbridge.broker.background import BackgroundRefresher
@@ -294,10 +295,13 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
         lifespan=lifespan,
         # Counts a body's bytes as they are read: 413 once over (the gate refuses a long Content-Length at once).
         max_body_size=settings.max_body,
+        docs_url=None,  # served by install_docs from the package (FastAPI's own loads Swagger UI from a CDN)
+        redoc_url=None,
     )
     app.gate = Gate(app, max_body=settings.max_body)
     app.state.settings = settings
     app.state.lifecycle = lifecycle = Lifecycle()
     install_api(app)
+    install_docs(app)
     install_console(app, secret=console_secret(settings))
     return app

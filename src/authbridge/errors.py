@@ -14,6 +14,7 @@ AuthBridgeError
 ├── OutboundBlockedError         the SSRF guard refused a private, loopback or link-local address
 ├── UpstreamError                a third-party endpoint failed or answered something unusable
 │   └── TokenEndpointError       the token (or revocation) endpoint refused or answered badly
+│       └── RefreshUnavailableError  no refresh without the user (no refresh token); the token lives until it expires
 ├── ConnectError                 a connected account could not be created (upstream refused; nothing stored)
 ├── CallbackError                an OAuth callback with an unknown, used or expired state, or a bad answer
 │   └── WrongBrowserError        a flow bound to one browser was finished in another (nothing changed)
@@ -55,6 +56,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitedError",
     "SigningKeyError",
+    "RefreshUnavailableError",
     "SpecError",
     "StoreError",
     "TemplateError",
@@ -237,6 +239,18 @@ class TokenEndpointError(UpstreamError):
         self.status = status
         self.permanent = permanent
         self.retry_after = retry_after
+
+
+class RefreshUnavailableError(TokenEndpointError):
+    """The token cannot be refreshed without the user (no refresh token); nothing was sent upstream.
+
+    Permanent once the token has expired; until then the current token stays valid and in use.
+    """
+
+    code = "refresh_unavailable"
+
+    def __init__(self, message: str, *, integration: str | None = None) -> None:
+        super().__init__(message, integration=integration, permanent=True)
 
 
 class ConnectError(AuthBridgeError):

@@ -45,6 +45,14 @@ def _post(client: TestClient, path: str, **data: str) -> typing.Any:
     return client.post(path, data={"csrf": _csrf(client.get("/console/import").text), **data})
 
 
+def _post_then_get(client: TestClient, path: str) -> typing.Any:
+    """POST an action, check it redirects to the account page (post-redirect-get), and GET that page."""
+    response = _post(client, path)
+    assert response.status_code == 303, (path, response.status_code)
+    assert response.headers["location"] == path.rsplit("/", 1)[0]
+    return client.get(response.headers["location"])
+
+
 def _page_text(response: typing.Any) -> str:
     return html.unescape(response.text)
 
@@ -99,7 +107,7 @@ def test_failing_provider_shows_notices(make_client: ClientFactory, env: dict[st
         ("refresh", "Refresh failed: ", blocked),
         ("reconnect", "Reconnect failed: ", blocked),
     ):
-        response = _post(client, f"/console/accounts/{record.id}/{action}")
+        response = _post_then_get(client, f"/console/accounts/{record.id}/{action}")
         assert response.status_code == 200, (action, response.status_code)
         assert notice + reason in _page_text(response), action
     assert client.get(f"/console/accounts/{record.id}").status_code == 200  # the account page still works
@@ -124,7 +132,7 @@ request: {{base_url: "{oauth.base_url}"}}
     created = portal(client).call(
         lambda: broker.connections.create(integration_key="partner", name="P", parameters={}, credentials={})
     )
-    response = _post(client, f"/console/accounts/{created.connection.id}/reconnect")
+    response = _post_then_get(client, f"/console/accounts/{created.connection.id}/reconnect")
     assert response.status_code == 200
     assert "Reconnected: a new token was fetched." in _page_text(response)
     assert oauth.stats()["token_calls"]["client_credentials"] == 2

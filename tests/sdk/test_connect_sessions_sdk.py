@@ -88,3 +88,17 @@ async def test_async_sessions(served: Served) -> None:
         session = await client.connect_sessions.create({"id": "u-1"}, allowed_integrations=["giphy"])
         await client.connect_sessions.end(session.token)
         typing.assert_type(session.id, str)
+
+
+def test_the_sdk_updates_a_connection_in_place(served: Served) -> None:
+    """``connections.update`` renames and rotates an API token; the id stays."""
+    spec = {"key": "tokapi", "name": "T", "auth": {"type": "api_token"}, "request": {"base_url": "https://t.example"}}
+    with AuthBridgeClient(served.base_url, served.api_key) as client:
+        client.integrations.create(spec)
+        made = client.connections.create("tokapi", "DEV", credentials={"token": "t-old"})
+        updated = client.connections.update(made.id, name="PROD", credentials={"token": "t-new"})
+        assert updated.id == made.id and updated.name == "PROD"
+        assert client.connections.token(made.id).access_token == "t-new"
+        with pytest.raises(AuthBridgeAPIError) as raised:
+            client.connections.update(made.id, name=" ")
+        assert raised.value.status == 422

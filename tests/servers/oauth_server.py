@@ -183,6 +183,8 @@ class Config:
     prm_resource: str | None = None
     #: ``code_challenge_methods_supported`` of the metadata.
     pkce_methods: list[str] = field(default_factory=lambda: ["S256", "plain"])
+    #: False: the authorization code grant issues no refresh token (a provider that wants prompt=consent).
+    refresh_tokens: bool = True
 
 
 @dataclass
@@ -510,6 +512,8 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
     def generate_token(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         token: dict[str, Any] = super().generate_token(*args, **kwargs)
         token["instance_url"] = flask.request.host_url.rstrip("/")  # Salesforce style
+        if not _state().config.refresh_tokens:
+            token.pop("refresh_token", None)
         return token
 
 
@@ -881,6 +885,7 @@ def create_app(defaults: Config) -> Flask:
                 "registration_secret_ttl",
                 "prm_resource",
                 "pkce_methods",
+                "refresh_tokens",
             }
             if unknown:
                 return jsonify(error=f"unknown settings: {sorted(unknown)}"), 400
@@ -889,6 +894,8 @@ def create_app(defaults: Config) -> Flask:
                     state.config.token_ttl = int(changes["token_ttl"])
                 if "auto_approve" in changes:
                     state.config.auto_approve = bool(changes["auto_approve"])
+                if "refresh_tokens" in changes:
+                    state.config.refresh_tokens = bool(changes["refresh_tokens"])
                 if "issuer" in changes:
                     state.config.issuer = changes["issuer"] or None
                 if "registration" in changes:

@@ -59,7 +59,7 @@ from authbridge.auth.form import Field
 from authbridge.auth.placement import standard_placement
 from authbridge.auth.requests import RevokeRequest
 from authbridge.auth.tokens import parse_token_response
-from authbridge.errors import ConnectionStateError
+from authbridge.errors import ConnectionStateError, ErrorItem
 from authbridge.spec import Integration
 from authbridge.spec.templating import references_of
 
@@ -220,6 +220,18 @@ class AuthPlugin:
     def signs(self, spec: Integration) -> bool:
         """Whether each API request is signed (method, URL, headers, body) rather than carrying fixed credentials."""
         return False
+
+    def token_warning(self, spec: Integration, tokens: TokenSet) -> str | None:
+        """What to tell the user about a token answer that lacks something the type expected (a refresh token)."""
+        return None
+
+    def error_hint(self, spec: Integration, error: str) -> tuple[str, str] | None:
+        """Advice on a provider's error text: what to check, and the console form field to fix (or None)."""
+        return None
+
+    def incomplete(self, spec: Integration) -> list[ErrorItem]:
+        """What a valid spec still lacks to work (a confidential client without its secret); the console refuses it."""
+        return []
 
     def has_hooks(self) -> bool:
         """Whether its ``auth`` block has ``hooks``."""

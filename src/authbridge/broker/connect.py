@@ -415,7 +415,8 @@ class Connections:
         return await self._token(ctx, plugin_for(spec.auth).refresh(ctx))
 
     def _warning(self, spec: Integration, tokens: TokenSet) -> str | None:
-        return ttl_warning(spec, tokens, self.clock)
+        warnings = (ttl_warning(spec, tokens, self.clock), plugin_for(spec.auth).token_warning(spec, tokens))
+        return "; ".join(w for w in warnings if w) or None
 
     def _check_inputs(self, spec: Integration, credentials: Mapping[str, object]) -> dict[str, str]:
         required, allowed = _required_inputs(spec)
@@ -622,6 +623,68 @@ class Connections:
             connection_id=connection_id,
             integration_key=spec.key,
             data={"credentials": "replaced"},
+        )
+        return await self.store.connections.get(connection_id)
+
+    async def edit(
+        self,
+        connection_id: str,
+        *,
+        name: str | None = None,
+        parameters: Mapping[str, object] | None = None,
+        credentials: Mapping[str, object] | None = None,
+    ) -> ConnectionRecord:
+        """Change a connection in place (same id): rename it, change parameters, replace entered credentials.
+
+        Parameters are merged over the stored ones (a secret one left out stays) and checked exactly
+        as on create. Credentials never follow new parameter values silently: an entered token or
+        password must be given again with them, and a provider's token is set aside (``needs_reauth``:
+        reconnect). Nothing changes when anything is refused.
+        """
+        connection = await self.store.connections.get(connection_id)
+        spec = (await self.store.integrations.get(connection.integration_key)).spec
+        plugin = plugin_for(spec.auth)
+        problems: list[ErrorItem] = []
+        if name is not None and not name.strip():
+            problems.append(ErrorItem("name", "is required"))
+        values: dict[str, str] | None = None
+        if parameters is not None:
+            merged = {**connection.parameters, **parameters}
+            try:
+                values = check_parameter_values(
+                    spec, merged, allow_http=self.allow_http, max_length=self.max_parameter_length
+                )
+            except ParameterError as exc:
+                problems.extend(exc.errors)
+        changed = values is not None and values != connection.parameters
+        if credentials and not plugin.entered(spec):
+            problems.append(ErrorItem("credentials", f"a {spec.auth.type} connection gets them from the provider"))
+        elif credentials:
+            try:
+                self._check_inputs(spec, credentials)
+            except ParameterError as exc:
+                problems.extend(exc.errors)
+        elif changed and plugin.entered(spec):
+            problems.append(
+                ErrorItem("credentials", "give them again with new parameter values (they would go to the new values)")
+            )
+        if problems:
+            raise ParameterError(problems)
+        await self.store.connections.edit(
+            connection_id, name=name.strip() if name is not None else None, parameters=values if changed else None
+        )
+        if credentials:
+            await self.replace_credentials(connection_id, credentials)
+        elif changed and plugin.stores_credentials(spec) and connection.status == "active":
+            reason = "its parameters changed: reconnect to authorize with the new values"
+            await self.store.connections.set_status(connection_id, "needs_reauth", last_error=reason)
+        self.keeper.changed(connection_id)
+        fields = [f for f, v in (("name", name), ("parameters", values if changed else None)) if v is not None]
+        await self.store.events.add(
+            "connection.updated",
+            connection_id=connection_id,
+            integration_key=spec.key,
+            data={"fields": [*fields, *(["credentials"] if credentials else [])]},
         )
         return await self.store.connections.get(connection_id)
 

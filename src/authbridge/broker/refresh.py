@@ -38,7 +38,14 @@ import anyio
 
 from authbridge.auth import TokenSet, plugin_for
 from authbridge.auth.lifecycle import REJECTION_REFRESH_INTERVAL, backoff_delay, is_refresh_due, refresh_on_rejection
-from authbridge.errors import AuthBridgeError, ConnectionStateError, StoreError, TokenEndpointError, UpstreamError
+from authbridge.errors import (
+    AuthBridgeError,
+    ConnectionStateError,
+    RefreshUnavailableError,
+    StoreError,
+    TokenEndpointError,
+    UpstreamError,
+)
 from authbridge.logs import CONNECTION_ID
 from authbridge.spec import Integration
 from authbridge.store import ConnectionRecord, CredentialRecord, Store
@@ -144,12 +151,14 @@ class TokenKeeper:
             spec.refresh, expires_at=creds.expires_at, obtained_at=creds.obtained_at, now=now
         ):
             return connection, creds
-        still_valid = creds.expires_at is not None and creds.expires_at > now
+        still_valid = _still_valid(creds, now)
         if not unsaved and connection.next_refresh_at is not None and now < connection.next_refresh_at and still_valid:
             return connection, creds  # backing off after a transient failure: keep using the current token
         try:
             refreshed = await self.refresh(connection_id, seen_version=creds.version, force=unsaved)
         except TokenEndpointError as exc:
+            if isinstance(exc, RefreshUnavailableError) and still_valid:
+                return connection, creds  # no refresh without the user, but the token has time left
             if exc.permanent:
                 raise ConnectionStateError(f"connection {connection_id} needs re-authorization: {exc}") from None
             if still_valid:
@@ -290,6 +299,9 @@ class TokenKeeper:
                 latest = await self.store.credentials.load(connection_id)
                 if latest is not None and latest.version != version:
                     return latest  # another worker rotated the refresh token: use its result
+            if isinstance(exc, RefreshUnavailableError) and creds is not None and _still_valid(creds, self.clock()):
+                reason = await self._unavailable(connection, spec, creds, exc)
+                raise RefreshUnavailableError(reason, integration=spec.key) from None
             await self._failed(connection, spec, exc)
             raise
         except UpstreamError as exc:
@@ -386,6 +398,22 @@ class TokenKeeper:
                 logger.warning("connection %s: refreshed tokens still not stored: %s", connection_id, exc)
         return len(self._unsaved)
 
+    async def _unavailable(
+        self, connection: ConnectionRecord, spec: Integration, creds: CredentialRecord, exc: RefreshUnavailableError
+    ) -> str:
+        """No refresh is possible but the token is still valid: it stays in use; nobody asks again before it expires."""
+        expires = creds.expires_at
+        assert expires is not None  # what _still_valid checked
+        reason = f"{exc}; the current token stays valid until {expires:%Y-%m-%d %H:%M:%S} UTC"
+        await self.store.connections.record_refresh(connection.id, ok=False, last_error=reason, next_refresh_at=expires)
+        await self.store.events.add(
+            "connection.refresh_failed",
+            connection_id=connection.id,
+            integration_key=spec.key,
+            data={"kind": "unavailable", "reason": reason},
+        )
+        return reason
+
     async def _failed(self, connection: ConnectionRecord, spec: Integration, exc: UpstreamError) -> None:
         permanent = isinstance(exc, TokenEndpointError) and exc.permanent
         reason = str(exc)
@@ -413,6 +441,11 @@ class TokenKeeper:
                 integration_key=spec.key,
                 data={"reason": reason},
             )
+
+
+def _still_valid(creds: CredentialRecord, now: datetime) -> bool:
+    """Whether a token is known to be valid now (a token without a known expiry is not)."""
+    return creds.expires_at is not None and creds.expires_at > now
 
 
 def credentials_from(

@@ -34,6 +34,7 @@ from authbridge.client._calls import (
     connection_refresh,
     connection_test,
     connection_token,
+    connection_update,
     integration_create,
     integration_delete,
     integration_get,
@@ -148,6 +149,17 @@ class AsyncConnections:
     async def refresh(self, connection_id: str) -> Connection:
         """Refresh the token now."""
         return await self._run(connection_refresh(connection_id))
+
+    async def update(
+        self,
+        connection_id: str,
+        *,
+        name: str | None = None,
+        parameters: Mapping[str, object] | None = None,
+        credentials: Mapping[str, object] | None = None,
+    ) -> Connection:
+        """Change a connection in place (same id): rename, new parameter values, a new API token or password."""
+        return await self._run(connection_update(connection_id, name, parameters, credentials))
 
     async def token(self, connection_id: str) -> Token:
         """A valid access token, refreshed first when due (for code that calls the API itself)."""

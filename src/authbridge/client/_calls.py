@@ -41,6 +41,7 @@ __all__ = [
     "connection_pagination",
     "connection_reconnect",
     "connection_refresh",
+    "connection_update",
     "connection_test",
     "connection_token",
     "integration_create",
@@ -422,6 +423,18 @@ def connection_test(connection_id: str) -> Call[ConnectionTestResult]:
 
 def connection_refresh(connection_id: str) -> Call[Connection]:
     return Call("POST", _connection_path(connection_id, "refresh"), _connection)
+
+
+def connection_update(
+    connection_id: str,
+    name: str | None,
+    parameters: Mapping[str, object] | None,
+    credentials: Mapping[str, object] | None,
+) -> Call[Connection]:
+    body = {
+        k: v for k, v in (("name", name), ("parameters", parameters), ("credentials", credentials)) if v is not None
+    }
+    return Call("PATCH", _connection_path(connection_id), _connection, json=body)
 
 
 def connection_token(connection_id: str) -> Call[Token]:

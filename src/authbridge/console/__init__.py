@@ -51,6 +51,7 @@ def _routes(console: Console) -> list[Route | Mount]:
         route("/accounts/{connection_id}/test", accounts.account_test, ["POST"]),
         route("/accounts/{connection_id}/refresh", accounts.account_refresh, ["POST"]),
         route("/accounts/{connection_id}/reconnect", accounts.account_reconnect, ["POST"]),
+        route("/accounts/{connection_id}/edit", accounts.account_edit, _BOTH),
         route("/accounts/{connection_id}/delete", accounts.account_delete, _BOTH),
         route("/events", auth.events_page, _GET),
         route("/keys", keys.keys_page, _BOTH),

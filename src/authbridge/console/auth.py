@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import secrets
 import time
-from datetime import timedelta
+import typing
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 
 from starlette.responses import RedirectResponse, Response
 
@@ -27,6 +29,7 @@ EVENT_TYPES = (
     "connection.refreshed",
     "connection.revoked",
     "connection.tested",
+    "connection.updated",
     "integration.created",
     "integration.deleted",
     "integration.updated",
@@ -105,21 +108,52 @@ async def sign_out(ctx: Ctx) -> Response:
     return response
 
 
+#: Events per page of the events list.
+EVENTS_PAGE = 100
+
+
+def _moment(text: str) -> datetime | None:
+    """A ``datetime-local`` input's value (or an ISO 8601 time) as UTC; None when empty or not a time."""
+    try:
+        when = datetime.fromisoformat(text.strip()) if text.strip() else None
+    except ValueError:
+        return None
+    return when.replace(tzinfo=UTC) if when is not None and when.tzinfo is None else when
+
+
 async def events_page(ctx: Ctx) -> Response:
-    """Recent events, newest first, filtered by type, integration and account."""
+    """Events, newest first, filtered by type, integration, account and time range, a page at a time with a count."""
     query = ctx.request.query_params
     filters = {
-        "type": query.get("type", ""),
-        "integration": query.get("integration", ""),
-        "connection": query.get("connection", "").strip(),
+        name: query.get(name, "").strip()[:255] for name in ("type", "integration", "connection", "since", "until")
     }
-    events = await ctx.broker.store.events.list(
-        type=filters["type"] or None,
-        integration_key=filters["integration"] or None,
-        connection_id=filters["connection"] or None,
-        limit=200,
-    )
+    since, until = _moment(filters["since"]), _moment(filters["until"])
+    where: dict[str, typing.Any] = {
+        "type": filters["type"] or None,
+        "integration_key": filters["integration"] or None,
+        "connection_id": filters["connection"] or None,
+        "since": since,
+        "until": until,
+    }
+    cursor = query.get("cursor", "")
+    before_id = int(cursor) if cursor.isdigit() and len(cursor) <= 18 else None
+    events = await ctx.broker.store.events.list(**where, before_id=before_id, limit=EVENTS_PAGE + 1)
+    more = len(events) > EVENTS_PAGE
+    events = events[:EVENTS_PAGE]
+    total = await ctx.broker.store.events.count(**where)
+    kept = {k: v for k, v in filters.items() if v}
+    next_query = urlencode({**kept, "cursor": events[-1].id}) if more and events else ""
     keys = sorted(r.key for r in await ctx.broker.list_integrations())
     return ctx.render(
-        "events.html", title="Events", events=events, filters=filters, types=EVENT_TYPES, integrations=keys
+        "events.html",
+        title="Events",
+        events=events,
+        filters=filters,
+        bad_times=[name for name in ("since", "until") if filters[name] and _moment(filters[name]) is None],
+        types=EVENT_TYPES,
+        integrations=keys,
+        total=total,
+        paged=before_id is not None,
+        first_query=urlencode(kept),
+        next_query=next_query,
     )

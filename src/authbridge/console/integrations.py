@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import collections
 import typing
+from urllib.parse import urlencode
 
 from starlette.responses import Response
 
+from authbridge.auth import plugin_for
 from authbridge.console.pages import Ctx
 from authbridge.console.sections import AUTH_TYPES, PARAMETER_FIELDS, SECTIONS
 from authbridge.console.spec_form import blank_parameter, field_errors, form_to_data, spec_to_form, stored_secrets
@@ -27,28 +28,53 @@ _AUTH_LABELS = dict(AUTH_TYPES)
 #: Spec blocks the form has no fields for: an edit through the form keeps the stored ones.
 _NOT_ON_FORM = ("rate_limit", "pagination")
 _LABELS = {f.name: f.label for s in SECTIONS for f in s.fields}
+#: The write-only inputs: never refilled, kept server-side across an error (``console.drafts``).
+_SECRET_FIELDS = tuple(f.name for s in SECTIONS for f in s.fields if f.kind == "secret")
 
 
 def _key(ctx: Ctx) -> str:
     return str(ctx.request.path_params["key"])
 
 
+#: Integrations per page of the list.
+INTEGRATIONS_PAGE = 100
+
+
 async def integrations_list(ctx: Ctx) -> Response:
-    """Every integration, with its number of connected accounts."""
-    counts = collections.Counter(c.integration_key for c in await ctx.broker.store.connections.list())
+    """Integrations by key, searched by key or name, a page at a time, with their auth style and accounts."""
+    query = ctx.request.query_params
+    search = query.get("q", "").strip()[:255]
+    after = query.get("after", "")[:64]
+    counts = await ctx.broker.store.connections.count_by_integration()
+    records = sorted(await ctx.broker.list_integrations(), key=lambda r: r.key)
+    wanted = search.lower()
+    found = [r for r in records if not wanted or wanted in r.key.lower() or wanted in r.spec.name.lower()]
+    shown = [r for r in found if not after or r.key > after]
+    more = len(shown) > INTEGRATIONS_PAGE
+    shown = shown[:INTEGRATIONS_PAGE]
     items = [
         {
             "key": r.key,
             "name": r.spec.name,
             "auth": _AUTH_LABELS.get(r.spec.auth.type, r.spec.auth.type),
+            "style": plugin_for(r.spec.auth).style(r.spec),
             "accounts": counts.get(r.key, 0),
             "updated": r.updated_at,
         }
-        for r in await ctx.broker.list_integrations()
+        for r in shown
     ]
-    deleted = ctx.request.query_params.get("deleted", "")
+    deleted = query.get("deleted", "")
+    kept = {"q": search} if search else {}
     return ctx.render(
-        "integrations.html", title="Integrations", items=items, deleted=deleted if deleted.isalnum() else ""
+        "integrations.html",
+        title="Integrations",
+        items=items,
+        q=search,
+        total=len(found),
+        paged=bool(after),
+        first_query=urlencode(kept),
+        next_query=urlencode({**kept, "after": shown[-1].key}) if more and shown else "",
+        deleted=deleted if deleted.isalnum() else "",
     )
 
 
@@ -66,6 +92,7 @@ def _form_page(
     status: int = 200,
     has_secret: bool = False,
     version: int | None = None,
+    draft: str = "",
 ) -> Response:
     count = int(values.get("parameters.count", "0") or 0)
     labels = {**_LABELS, "parameters": "Integration Parameters"}
@@ -89,21 +116,42 @@ def _form_page(
         errors=errors or {},
         labels=labels,
         redirect_uri=_redirect_uri(ctx),
-        secret_hint="Write-only. Leave empty to keep the stored secret." if has_secret else "Write-only.",
+        secret_hint=_secret_hint(has_secret=has_secret, kept=bool(draft)),
+        draft=draft,
         saved=ctx.request.query_params.get("saved") == "1" and not errors,
         version=version,
     )
 
 
+def _secret_hint(*, has_secret: bool, kept: bool) -> str:
+    if kept:
+        return "Write-only. What you typed is kept (not shown): leave empty to use it, or type another."
+    return "Write-only. Leave empty to keep the stored secret." if has_secret else "Write-only."
+
+
+def _sid(ctx: Ctx) -> str:
+    return str(ctx.claims["sid"]) if ctx.claims else ""
+
+
+def _keep_secrets(ctx: Ctx, values: dict[str, str]) -> str:
+    """Keep the typed secrets server-side for the next try; the draft id the page carries instead."""
+    return ctx.console.drafts.keep(_sid(ctx), {name: values.get(name, "") for name in _SECRET_FIELDS})
+
+
 async def _save_form(ctx: Ctx, *, key: str | None, stored: Integration | None) -> Response:
     values = dict(ctx.form)
-    kept = stored_secrets(stored)
-    has_secret = bool(kept)
+    stored_paths = stored_secrets(stored)
+    has_secret = bool(stored_paths)
+    drafted = ctx.console.drafts.get(_sid(ctx), values.pop("draft", ""))
+    for name in _SECRET_FIELDS:
+        if not values.get(name) and drafted.get(name):
+            values[name] = drafted[name]
     if values.get("action") == "add_parameter":
-        return _form_page(ctx, key=key, values=blank_parameter(values), has_secret=has_secret)
+        draft = _keep_secrets(ctx, values)
+        return _form_page(ctx, key=key, values=blank_parameter(values), has_secret=has_secret, draft=draft)
     if key is not None:
         values["key"] = key
-    data, problems, rows = form_to_data(values, keep_secret=kept)
+    data, problems, rows = form_to_data(values, keep_secret=stored_paths)
     if stored is not None:  # blocks the form does not show are kept as they were (edit them as YAML)
         stored_blocks = spec_to_dict(stored)
         data.update({block: stored_blocks[block] for block in _NOT_ON_FORM if block in stored_blocks})
@@ -112,6 +160,8 @@ async def _save_form(ctx: Ctx, *, key: str | None, stored: Integration | None) -
         spec = validate_spec(data)
     except SpecError as exc:
         problems = [*problems, *exc.errors]
+    if spec is not None and not problems:
+        problems = plugin_for(spec.auth).incomplete(spec)
     if spec is not None and not problems:
         try:
             record, _created = await ctx.broker.save_integration(spec, create=key is None, update=key is not None)
@@ -122,7 +172,8 @@ async def _save_form(ctx: Ctx, *, key: str | None, stored: Integration | None) -
         else:
             return ctx.redirect(f"/integrations/{record.key}/edit?saved=1")
     errors = field_errors(problems, auth_type=values.get("auth.type", ""), rows=rows)
-    return _form_page(ctx, key=key, values=values, errors=errors, status=422, has_secret=has_secret)
+    draft = _keep_secrets(ctx, values)
+    return _form_page(ctx, key=key, values=values, errors=errors, status=422, has_secret=has_secret, draft=draft)
 
 
 async def integration_new(ctx: Ctx) -> Response:

@@ -22,7 +22,8 @@ _SCOPE_HELP = {
 
 async def keys_page(ctx: Ctx) -> Response:
     """GET: the keys and the form; POST: create a key and show it this once."""
-    created: str | None = None
+    sid = str(ctx.claims["sid"]) if ctx.claims else ""
+    created: str | None = ctx.console.drafts.take(sid, ctx.request.query_params.get("created", "")).get("key")
     errors: list[str] = []
     name = ""
     chosen: list[str] = ["admin"]
@@ -33,13 +34,16 @@ async def keys_page(ctx: Ctx) -> Response:
             errors.append("Give the key a name (what it is for).")
         else:
             try:
-                created, _record = await ctx.broker.create_api_key(name, chosen)
+                key, _record = await ctx.broker.create_api_key(name, chosen)
             except ParameterError as exc:
                 errors.extend(e.message for e in exc.errors)
+            else:
+                # Post-redirect-get: the new key waits server-side, shown once by the page redirected to.
+                return ctx.redirect(f"/keys?created={ctx.console.drafts.keep(sid, {'key': key})}")
     keys = await ctx.broker.store.api_keys.list()
     return ctx.render(
         "keys.html",
-        status=422 if errors else (201 if created else 200),
+        status=422 if errors else 200,
         title="API keys",
         keys=keys,
         scopes=[(s, _SCOPE_HELP[s]) for s in SCOPES],

@@ -17,11 +17,12 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from authbridge.broker import Broker
 from authbridge.config import Settings
+from authbridge.console.drafts import SecretDrafts
 from authbridge.console.limits import SignInLimiter
 from authbridge.console.session import COOKIE, SESSION_SECONDS, Signer
 from authbridge.errors import AuthBridgeError
 
-__all__ = ["MAX_FORM", "Console", "Ctx", "Handler", "PREFIX"]
+__all__ = ["FLASH", "MAX_FORM", "Console", "Ctx", "Handler", "Notice", "PREFIX"]
 
 logger = logging.getLogger("authbridge.console")
 
@@ -30,6 +31,20 @@ PREFIX = "/console"
 #: The largest form body read (a pasted YAML spec fits comfortably).
 MAX_FORM = 1024 * 1024
 _TEMPLATES = Path(__file__).parent / "templates"
+#: The cookie that carries a POST's outcome to the page it redirects to (post-redirect-get), read once.
+FLASH = "ab_flash"
+_FLASH_SECONDS = 60
+_FLASH_TEXT = 400
+
+
+class Notice(typing.NamedTuple):
+    """A message shown at the top of a page: ``ok``, ``error`` or ``info``; ``id`` names its element when set."""
+
+    kind: str
+    text: str
+    id: str = ""
+
+
 _HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": (
@@ -53,6 +68,7 @@ class Console:
         self.parent = parent
         self.signer = Signer(secret)
         settings: Settings = parent.state.settings
+        self.drafts = SecretDrafts()
         self.sign_ins = SignInLimiter(settings.sign_in_per_minute, settings.sign_in_global_per_minute)
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(_TEMPLATES),
@@ -86,6 +102,17 @@ class Ctx:
     claims: dict[str, typing.Any] | None
     form: dict[str, str] = dataclasses.field(default_factory=dict)
 
+    def flash(self) -> list[Notice]:
+        """The notices a redirect left for this session (post-redirect-get); the page that shows them clears them."""
+        value = self.request.cookies.get(FLASH)
+        claims = self.console.signer.open(value, now=time.time(), purpose="flash") if value else None
+        if claims is None or not self.claims or claims.get("sid") != self.claims["sid"]:
+            return []
+        items = claims.get("notices")
+        if not isinstance(items, list):
+            return []
+        return [Notice(*(str(part) for part in item[:3])) for item in items if isinstance(item, list) and item]
+
     @property
     def broker(self) -> Broker:
         return self.console.broker
@@ -100,7 +127,8 @@ class Ctx:
         return PREFIX + path
 
     def render(self, template: str, *, status: int = 200, title: str = "", **context: typing.Any) -> HTMLResponse:
-        """Render a page; every page gets the CSRF token, the signed-in subject and the ``url`` helper."""
+        """Render a page; every page gets the CSRF token, the signed-in subject, the ``url`` helper and the flash."""
+        flash = self.flash()
         body = self.console.env.get_template(template).render(
             title=title,
             csrf=self.csrf,
@@ -109,17 +137,42 @@ class Ctx:
             url=self.url,
             path=self.request.url.path,
             now=self.console.broker.clock(),
+            flash=flash,
             **context,
         )
-        return HTMLResponse(body, status_code=status, headers=_HEADERS)
+        response = HTMLResponse(body, status_code=status, headers=_HEADERS)
+        if FLASH in self.request.cookies:
+            response.delete_cookie(FLASH, path=PREFIX, httponly=True, samesite="lax", secure=self.console.secure)
+        return response
 
-    def redirect(self, path: str) -> RedirectResponse:
-        """303 to a console path (after a POST)."""
-        return RedirectResponse(self.url(path), status_code=303, headers={"Cache-Control": "no-store"})
+    def redirect(self, path: str, *notices: Notice) -> RedirectResponse:
+        """303 to a console path (after a POST), carrying ``notices`` to the page in a short-lived signed cookie."""
+        response = RedirectResponse(self.url(path), status_code=303, headers={"Cache-Control": "no-store"})
+        if notices and self.claims:
+            claims = {
+                "sid": self.claims["sid"],
+                "sub": "flash",
+                "exp": int(time.time()) + _FLASH_SECONDS,
+                "notices": [[n.kind, _short(n.text), n.id] for n in notices],
+            }
+            response.set_cookie(
+                FLASH,
+                self.console.signer.seal(claims, purpose="flash"),
+                max_age=_FLASH_SECONDS,
+                path=PREFIX,
+                httponly=True,
+                samesite="lax",
+                secure=self.console.secure,
+            )
+        return response
 
     def error(self, status: int, heading: str, message: str) -> HTMLResponse:
         """An error page."""
         return self.render("error.html", status=status, title=heading, heading=heading, message=message)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= _FLASH_TEXT else text[: _FLASH_TEXT - 1] + "…"
 
 
 def _who(claims: dict[str, typing.Any] | None) -> str:

@@ -58,21 +58,21 @@ class Signer:
     def _mac(self, purpose: str, payload: bytes) -> bytes:
         return hmac.new(self._secret, purpose.encode("ascii") + b"\x00" + payload, hashlib.sha256).digest()
 
-    def seal(self, claims: typing.Mapping[str, object]) -> str:
-        """The cookie value for ``claims`` (which must be JSON)."""
+    def seal(self, claims: typing.Mapping[str, object], *, purpose: str = "session") -> str:
+        """The cookie value for ``claims`` (which must be JSON); ``purpose`` keeps a flash from passing as a session."""
         payload = json.dumps(claims, separators=(",", ":"), sort_keys=True).encode("utf-8")
-        return f"{_b64(payload)}.{_b64(self._mac('session', payload))}"
+        return f"{_b64(payload)}.{_b64(self._mac(purpose, payload))}"
 
-    def open(self, value: str | None, *, now: float) -> dict[str, typing.Any] | None:
-        """The claims of a valid, unexpired cookie value; None otherwise."""
-        if not value or value.count(".") != 1 or len(value) > 1024:
+    def open(self, value: str | None, *, now: float, purpose: str = "session") -> dict[str, typing.Any] | None:
+        """The claims of a valid, unexpired cookie value sealed for ``purpose``; None otherwise."""
+        if not value or value.count(".") != 1 or len(value) > 2048:
             return None
         body, mac = value.split(".")
         try:
             payload, given = _unb64(body), _unb64(mac)
         except ValueError:
             return None
-        if not hmac.compare_digest(given, self._mac("session", payload)):
+        if not hmac.compare_digest(given, self._mac(purpose, payload)):
             return None
         try:
             claims = json.loads(payload)

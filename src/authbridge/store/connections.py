@@ -11,7 +11,7 @@ import json
 import typing
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from authbridge.errors import ErrorItem, NotFoundError, ParameterError, WrongBrowserError
 from authbridge.store.invalidations import invalidate
@@ -34,6 +34,8 @@ class ConnectionFilter:
     organization_id: str | None = None
     #: ``(key, value)`` pairs: the connection must carry every one.
     tags: tuple[tuple[str, str], ...] = ()
+    #: Part of the name (any case), or the whole id.
+    search: str | None = None
 
 
 def encode_cursor(created_at: datetime, row_id: str) -> str:
@@ -55,6 +57,30 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 _BAD_CURSOR = ErrorItem("cursor", "is not a cursor this server gave (pass next_cursor as it came)")
+
+
+def _filtered(query: typing.Any, where: ConnectionFilter) -> typing.Any:
+    """``query`` over connections joined to their integration, narrowed by ``where``."""
+    query = query.join(IntegrationRow, IntegrationRow.id == ConnectionRow.integration_id)
+    if where.integration_key:
+        query = query.where(IntegrationRow.key == where.integration_key)
+    if where.status:
+        query = query.where(ConnectionRow.status == where.status)
+    if where.end_user_id:
+        query = query.where(ConnectionRow.end_user_id == where.end_user_id)
+    if where.organization_id:
+        query = query.where(ConnectionRow.organization_id == where.organization_id)
+    for key, value in where.tags:
+        tagged = select(ConnectionTagRow.connection_id).where(
+            ConnectionTagRow.key == key, ConnectionTagRow.value == value
+        )
+        query = query.where(ConnectionRow.id.in_(tagged))
+    if where.search:
+        words = where.search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(
+            or_(func.lower(ConnectionRow.name).like(f"%{words}%", escape="\\"), ConnectionRow.id == where.search)
+        )
+    return query
 
 
 class ConnectionRepo:
@@ -180,22 +206,7 @@ class ConnectionRepo:
 
         Keyset pagination on ``(created_at, id)``: a page costs the same however deep it is.
         """
-        query = select(ConnectionRow, IntegrationRow.key).join(
-            IntegrationRow, IntegrationRow.id == ConnectionRow.integration_id
-        )
-        if where.integration_key:
-            query = query.where(IntegrationRow.key == where.integration_key)
-        if where.status:
-            query = query.where(ConnectionRow.status == where.status)
-        if where.end_user_id:
-            query = query.where(ConnectionRow.end_user_id == where.end_user_id)
-        if where.organization_id:
-            query = query.where(ConnectionRow.organization_id == where.organization_id)
-        for key, value in where.tags:
-            tagged = select(ConnectionTagRow.connection_id).where(
-                ConnectionTagRow.key == key, ConnectionTagRow.value == value
-            )
-            query = query.where(ConnectionRow.id.in_(tagged))
+        query = _filtered(select(ConnectionRow, IntegrationRow.key), where)
         if cursor:
             after, after_id = decode_cursor(cursor)
             query = query.where(
@@ -210,6 +221,48 @@ class ConnectionRepo:
         records = [self._record(row, key) for row, key in rows[:limit]]
         more = len(rows) > limit
         return records, encode_cursor(records[-1].created_at, records[-1].id) if more and records else None
+
+    async def edit(
+        self, connection_id: str, *, name: str | None = None, parameters: typing.Mapping[str, str] | None = None
+    ) -> None:
+        """Rename a connection and/or replace its parameter values (secret ones encrypted), in place."""
+        async with self._ctx.session() as session:
+            row = await session.get(ConnectionRow, connection_id, with_for_update=True)
+            if row is None:
+                raise NotFoundError(f"no connection with id {connection_id!r}")
+            if name is not None:
+                row.name = name
+            if parameters is not None:
+                spec = await session.scalar(
+                    select(IntegrationRow.spec)
+                    .where(IntegrationRow.id == row.integration_id)
+                    .with_for_update(key_share=True)
+                )
+                names = {
+                    p["name"] for p in (spec or {}).get("parameters", []) if isinstance(p, dict) and p.get("secret")
+                }
+                secrets = {k: v for k, v in parameters.items() if k in names}
+                row.parameters = {k: v for k, v in parameters.items() if k not in names}
+                row.secret_parameters = self._ctx.encrypt(
+                    json.dumps(secrets) if secrets else None, "connections", row.id, "secret_parameters"
+                )
+            row.updated_at, row.version = self._ctx.clock(), row.version + 1
+            await invalidate(session, self._ctx, "connection", connection_id)
+
+    async def count_by_integration(self) -> dict[str, int]:
+        """The number of connections of each integration key (those with none are absent)."""
+        query = (
+            select(IntegrationRow.key, func.count(ConnectionRow.id))
+            .join(IntegrationRow, IntegrationRow.id == ConnectionRow.integration_id)
+            .group_by(IntegrationRow.key)
+        )
+        async with self._ctx.session() as session:
+            return {key: int(n) for key, n in (await session.execute(query)).all()}
+
+    async def count(self, where: ConnectionFilter) -> int:
+        """How many connections ``where`` selects (the total shown beside a page)."""
+        async with self._ctx.session() as session:
+            return int(await session.scalar(_filtered(select(func.count(ConnectionRow.id)), where)) or 0)
 
     async def set_status(
         self,

@@ -428,24 +428,55 @@ class EventRepo:
         connection_id: str | None = None,
         integration_key: str | None = None,
         since: datetime | None = None,
+        until: datetime | None = None,
+        before_id: int | None = None,
         limit: int = 100,
     ) -> list[EventRecord]:
-        """Recent events, newest first, filtered."""
-        query = select(EventRow).order_by(EventRow.id.desc()).limit(limit)
-        if type:
-            query = query.where(EventRow.type == type)
-        if connection_id:
-            query = query.where(EventRow.connection_id == connection_id)
-        if integration_key:
-            query = query.where(EventRow.integration_key == integration_key)
-        if since:
-            query = query.where(EventRow.created_at >= since)
+        """Recent events, newest first, filtered; ``before_id`` continues a page (keyset on the id)."""
+        query = _event_filter(select(EventRow), type, connection_id, integration_key, since, until)
+        if before_id is not None:
+            query = query.where(EventRow.id < before_id)
         async with self._ctx.session() as session:
-            rows = (await session.scalars(query)).all()
+            rows = (await session.scalars(query.order_by(EventRow.id.desc()).limit(limit))).all()
             return [EventRecord(r.id, r.type, r.connection_id, r.integration_key, r.data, r.created_at) for r in rows]
+
+    async def count(
+        self,
+        *,
+        type: str | None = None,
+        connection_id: str | None = None,
+        integration_key: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        """How many events the same filters select."""
+        query = _event_filter(select(func.count(EventRow.id)), type, connection_id, integration_key, since, until)
+        async with self._ctx.session() as session:
+            return int(await session.scalar(query) or 0)
 
     async def prune(self, *, older_than: datetime) -> int:
         """Delete events older than a date; return how many."""
         async with self._ctx.session() as session:
             result = await session.execute(delete(EventRow).where(EventRow.created_at < older_than))
             return int(typing.cast(typing.Any, result).rowcount or 0)
+
+
+def _event_filter(
+    query: typing.Any,
+    type: str | None,
+    connection_id: str | None,
+    integration_key: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> typing.Any:
+    if type:
+        query = query.where(EventRow.type == type)
+    if connection_id:
+        query = query.where(EventRow.connection_id == connection_id)
+    if integration_key:
+        query = query.where(EventRow.integration_key == integration_key)
+    if since:
+        query = query.where(EventRow.created_at >= since)
+    if until:
+        query = query.where(EventRow.created_at < until)
+    return query

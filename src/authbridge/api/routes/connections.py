@@ -72,6 +72,20 @@ class ConnectionCreate(BaseModel):
     tags: Tags | None = None
 
 
+class ConnectionPatch(BaseModel):
+    """What may change on a connected account in place; every field is optional."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200, description="A new name.")
+    parameters: dict[str, typing.Any] | None = Field(
+        default=None, description="Parameter values, merged over the stored ones; checked as on create."
+    )
+    credentials: dict[str, typing.Any] | None = Field(
+        default=None, description="New entered credentials (api_token: {token}; basic: {username, password})."
+    )
+
+
 class ReconnectBody(BaseModel):
     """Options of a reconnection."""
 
@@ -137,6 +151,9 @@ async def list_connections(
     tag: typing.Annotated[
         list[str] | None, Query(description="`key:value`; repeat for several (all must match).")
     ] = None,
+    q: typing.Annotated[
+        str | None, Query(max_length=255, description="Part of the account's name (any case), or its whole id.")
+    ] = None,
     limit: typing.Annotated[int, Query(ge=1, le=1000, description="Page size (1-1000).")] = 100,
     cursor: typing.Annotated[
         str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
@@ -155,6 +172,7 @@ async def list_connections(
         end_user_id=end_user_id,
         organization_id=organization_id,
         tags=tuple(tags),
+        search=q or None,
     )
     records, next_cursor = await broker.store.connections.page(where, limit=limit, cursor=cursor)
     return {"items": [connection_json(r) for r in records], "next_cursor": next_cursor}
@@ -170,6 +188,19 @@ async def get_connection(connection_id: str, broker: BrokerDep, _caller: ReadDep
     spec = (await broker.get_integration(record.integration_key)).spec
     paging = spec.pagination.model_dump(mode="json", exclude_none=True) if spec.pagination else None
     return {**connection_json(record, scopes=scopes), "pagination": paging}
+
+
+@router.patch("/{connection_id}", summary="Change a connected account in place")
+async def patch_connection(
+    connection_id: str, body: ConnectionPatch, broker: BrokerDep, _caller: WriteDep
+) -> dict[str, typing.Any]:
+    """Rename, change parameters or rotate an API token / basic password; the id stays. New parameter values
+    set a provider's token aside (``needs_reauth``: reconnect); an entered token must come with them.
+    422 with every problem, nothing changed. Secrets are never returned."""
+    record = await broker.connections.edit(
+        connection_id, name=body.name, parameters=body.parameters, credentials=body.credentials
+    )
+    return connection_json(record)
 
 
 @router.delete("/{connection_id}", summary="Delete a connected account (revoking upstream)")

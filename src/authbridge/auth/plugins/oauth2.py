@@ -16,7 +16,7 @@ from authbridge.auth.oauth2 import authorization_url, render_endpoint
 from authbridge.auth.plugin import CREDENTIAL_INPUTS, AuthPlugin, Callback, Input, Redirect, TokenExchange
 from authbridge.auth.registration import registration_request
 from authbridge.auth.requests import RevokeRequest, revoke_requests, token_request
-from authbridge.errors import CallbackError, ErrorItem, SpecError, TokenEndpointError
+from authbridge.errors import CallbackError, ErrorItem, RefreshUnavailableError, SpecError
 from authbridge.spec import Integration, OAuth2Auth
 from authbridge.spec.templating import render_url
 
@@ -195,6 +195,58 @@ class OAuth2Plugin(AuthPlugin):
     def refreshable(self, spec: Integration) -> bool:
         return True
 
+    def token_warning(self, spec: Integration, tokens: TokenSet) -> str | None:
+        """The provider sent no refresh token although the spec expects one: say what usually makes it send one."""
+        auth = _auth(spec)
+        if auth.grant_type != _CODE or not auth.refresh_token or tokens.refresh_token:
+            return None
+        return (
+            "the provider returned no refresh token: the account needs the user again when the token expires. "
+            "Providers usually issue one only when asked: add prompt=consent (Google also access_type=offline) "
+            "to the authorization parameters, or the offline_access scope (OpenID Connect), then reconnect; "
+            "or uncheck 'The provider issues refresh tokens'"
+        )
+
+    def error_hint(self, spec: Integration, error: str) -> tuple[str, str] | None:
+        """The usual causes of the token endpoint's common refusals, and the field that fixes each."""
+        if "invalid_client" in error or "unauthorized_client" in error:
+            return (
+                "The provider did not accept the client: check the client secret (and the client id), and the "
+                "client authentication method the provider expects (HTTP Basic header or request body).",
+                "oauth2.client_secret",
+            )
+        if "token endpoint" in error and " answered 404" in error:
+            return ("The token endpoint URL answered 404: check the Access Token Endpoint.", "oauth2.token_url")
+        if "invalid_scope" in error:
+            return ("The provider refused a scope: check the OAuth Scope list.", "oauth2.scopes")
+        if "redirect_uri" in error:
+            return (
+                "The provider refused the redirect URI: register the exact one shown on the integration form.",
+                "redirect-uri",
+            )
+        return None
+
+    def incomplete(self, spec: Integration) -> list[ErrorItem]:
+        """A confidential client needs its secret; a public one sends its id in the body (and uses PKCE for codes)."""
+        auth = _auth(spec)
+        if auth.client_auth == "private_key_jwt":
+            if auth.client_private_key is not None:
+                return []
+            return [ErrorItem("auth.client_private_key", "enter the private key that signs the client assertions")]
+        if auth.client_registration == "dynamic" and auth.client_id is None:
+            return []  # the client (and its secret) come from the registration
+        public = auth.client_auth == "body" and auth.grant_type != "client_credentials"
+        if auth.client_secret is not None or (public and (auth.pkce or auth.grant_type != _CODE)):
+            return []
+        message = (
+            "enter the client secret: without it the provider answers invalid_client. "
+            "A public client (no secret) uses 'request body' client authentication"
+            + (" and PKCE" if auth.grant_type == _CODE else "")
+            + (" and cannot use the client credentials grant" if auth.grant_type == "client_credentials" else "")
+            + "."
+        )
+        return [ErrorItem("auth.client_secret", message)]
+
     def revokes(self, spec: Integration) -> bool:
         auth = _auth(spec)
         return bool(auth.revoke_url or auth.discovery or auth.protected_resource)
@@ -277,10 +329,9 @@ class OAuth2Plugin(AuthPlugin):
             return TokenExchange(self._one_request(ctx, lambda: token_request(ctx, grant_type=grant)))
         if not auth.refresh_token or not ctx.refresh_token:
             key = ctx.integration.key
-            raise TokenEndpointError(
+            raise RefreshUnavailableError(
                 f"{key}: the token cannot be refreshed without the user (no refresh token): reconnect",
                 integration=key,
-                permanent=True,
             )
         flow = self._one_request(ctx, lambda: token_request(ctx, grant_type="refresh_token"))
         return TokenExchange(flow, hookable=False)
