@@ -11,7 +11,7 @@ import json
 import typing
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from authbridge.errors import ErrorItem, NotFoundError, ParameterError, WrongBrowserError
 from authbridge.store.invalidations import invalidate
@@ -172,6 +172,12 @@ class ConnectionRepo:
         async with self._ctx.session() as session:
             rows = (await session.execute(query.order_by(ConnectionRow.created_at, ConnectionRow.id))).all()
             return [self._record(row, key) for row, key in rows]
+
+    async def count_by_status(self) -> dict[str, int]:
+        """How many connections are in each status: one aggregate query, one row per status."""
+        query = select(ConnectionRow.status, func.count()).group_by(ConnectionRow.status)
+        async with self._ctx.session() as session:
+            return {status: int(count) for status, count in (await session.execute(query)).all()}
 
     async def page(
         self, where: ConnectionFilter, *, limit: int = 100, cursor: str | None = None

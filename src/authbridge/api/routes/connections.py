@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from authbridge.api.deps import BrokerDep, ReadDep, TokenDep, WriteDep
 from authbridge.broker import ConnectionFilter, ConnectionRecord, Owner
-from authbridge.errors import ErrorItem, ParameterError
+from authbridge.errors import AuthBridgeError, ErrorItem, ParameterError
 
 __all__ = ["EndUser", "Organization", "Tags", "owner_of", "router"]
 
@@ -185,7 +185,14 @@ async def get_token(connection_id: str, broker: BrokerDep, caller: TokenDep) -> 
 
     Every read is recorded as a ``token.read`` event (which key, which connection; never the token).
     """
-    token = await broker.connections.token(connection_id)
+    try:
+        token = await broker.connections.token(connection_id)
+    except AuthBridgeError as exc:
+        if broker.metrics is not None:
+            broker.metrics.token_read(exc.code)  # a fixed code per error class: bounded
+        raise
+    if broker.metrics is not None:
+        broker.metrics.token_read("ok")
     broker.audit.note("token.read", caller, connection_id, None)
     return JSONResponse(
         {"access_token": token.access_token, "token_type": token.token_type, "expires_at": _iso(token.expires_at)},
