@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Query
 
 from authbridge.api.deps import BrokerDep, ReadDep
+from authbridge.api.errors import errors
 from authbridge.broker import event_payload
 
 __all__ = ["router"]
@@ -15,7 +16,7 @@ __all__ = ["router"]
 router = APIRouter(tags=["events"])
 
 
-@router.get("/events", summary="List events")
+@router.get("/events", summary="List events", responses=errors())
 async def list_events(
     broker: BrokerDep,
     _caller: ReadDep,
