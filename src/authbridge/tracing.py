@@ -73,11 +73,10 @@ class Tracer:
         attributes: typing.Mapping[str, typing.Any] | None = None,
     ) -> contextlib.AbstractContextManager[Span]:
         """A span for a request AuthBridge serves, child of the caller's ``traceparent`` when it sent one."""
-        carrier = {
-            name.decode("latin-1"): value.decode("latin-1")
-            for name, value in headers
-            if name in (b"traceparent", b"tracestate")
-        }
+        carrier: dict[str, str] = {}
+        for key, value in headers:
+            if key in (b"traceparent", b"tracestate"):
+                carrier.setdefault(key.decode("latin-1"), value.decode("latin-1"))  # the first of repeated ones
         parent = self._propagate.extract(carrier) if carrier else None
         return self._span(name, _SERVER, attributes, parent)
 
