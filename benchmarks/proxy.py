@@ -234,7 +234,10 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
             pids = {"AuthBridge proxy": server.pid, METERED: metered.pid}
             cpu: dict[str, list[float]] = {"AuthBridge proxy": [], METERED: []}
             for number in range(args.passes):
-                for name, (url, headers) in targets.items():
+                order = list(targets.items())
+                if number % 2:  # every other pass measures metrics on first: no order bias
+                    order.reverse()
+                for name, (url, headers) in order:
                     for connections in (1, 32):
                         if number and (name not in ("AuthBridge proxy", METERED) or connections == 1):
                             continue
