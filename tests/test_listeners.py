@@ -5,6 +5,7 @@ A real ``authbridge run`` process; every route is asked on both listeners. ``app
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -123,7 +124,7 @@ def test_surface_rule() -> None:
 def test_the_same_port_twice_is_refused(tmp_path: Path) -> None:
     """An admin listener on the public port fails at start with a clear message (not a bind error later)."""
     port = _free_port()
-    env = {"AUTHBRIDGE_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin"}
+    env = {**os.environ, "AUTHBRIDGE_DATA_DIR": str(tmp_path / "data")}
     done = subprocess.run(
         [sys.executable, "-m", "authbridge", "run", "--port", str(port), "--admin-listen", f"127.0.0.1:{port}"],
         env=env,

@@ -7,6 +7,7 @@ that of the proxy's upstream span.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import typing
@@ -177,7 +178,7 @@ print("ok")
         [sys.executable, "-c", script, str(tmp_path)],
         capture_output=True,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"},
+        env={**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"},
     )
     assert done.stdout.strip() == b"ok", done.stderr.decode()
 
