@@ -184,3 +184,16 @@ print("ok")
 
 
 __all__: typing.Sequence[str] = ()
+
+
+def test_a_server_side_failure_of_an_api_request_marks_its_span(
+    traced: tuple[TestClient, InMemorySpanExporter],
+) -> None:
+    """While shutting down, /ready answers 503: its span is named by the route and marked failed."""
+    client, exporter = traced
+    client.app.state.lifecycle.stopping = True  # type: ignore[attr-defined]  # what SIGTERM does
+    assert client.get("/ready").status_code == 503
+    [ready] = [s for s in exporter.get_finished_spans() if s.name == "GET /ready"]
+    assert ready.status.status_code is StatusCode.ERROR
+    assert ready.status.description == "503"
+    client.app.state.lifecycle.stopping = False  # type: ignore[attr-defined]
