@@ -19,7 +19,7 @@ import httpx
 from fastapi import FastAPI
 
 from authbridge import __version__
-from authbridge.api import install_api
+from authbridge.api import error_response, install_api
 from authbridge.api.docs import install_docs
 from authbridge.api.gate import Gate
 from authbridge.broker import Broker, Policy, WebhookDispatcher
@@ -30,13 +30,18 @@ from authbridge.config import Settings
 from authbridge.console import install_console
 from authbridge.errors import ConfigError, CryptoError
 from authbridge.logs import CONNECTION_ID, INTEGRATION, REQUEST_ID, JsonFormatter, request_id_of
+from authbridge.metrics import Metrics
 from authbridge.netguard import GuardedResolver, guarded_transport
 from authbridge.proxy import PROXY_PREFIX, Proxy, ProxyTimeouts
 from authbridge.redact import RedactingFilter
 from authbridge.store import FileKeyRing, KeyRing, Store, parse_key_ring
+from authbridge.tracing import Tracer, configured_tracer
 from authbridge.types import Clock, utcnow
 
 __all__ = [
+    "ADMIN",
+    "BOTH",
+    "PUBLIC",
     "configure_logging",
     "console_secret",
     "create_app",
@@ -46,6 +51,7 @@ __all__ = [
     "policy_for",
     "proxy_session",
     "run_background",
+    "surface_of",
 ]
 
 
@@ -142,7 +148,7 @@ async def run_background(
     ``retention_days=0`` keeps events forever.
     """
     refresher = BackgroundRefresher(broker.store, broker.connections.keeper, clock=clock)
-    dispatcher = WebhookDispatcher(broker.store, http, clock=clock)
+    dispatcher = WebhookDispatcher(broker.store, http, clock=clock, metrics=broker.metrics)
     async with anyio.create_task_group() as group:
         group.start_soon(functools.partial(refresher.run_forever, stop, first_delay=first_delay))
         group.start_soon(dispatcher.run_forever, stop)
@@ -180,28 +186,93 @@ def console_secret(settings: Settings) -> bytes:
     return hmac.new(material, _CONSOLE_LABEL, hashlib.sha256).digest()
 
 
+PUBLIC, ADMIN, BOTH = "public", "admin", "both"
+#: What faces the internet: the OAuth callback, the connect pages and their script, discovery documents.
+_PUBLIC_PREFIXES = ("/oauth/", "/connect/", "/.well-known/")
+_PUBLIC_PATHS = frozenset({"/connect.js"})
+#: Probes may reach either listener.
+_BOTH_PATHS = frozenset({"/health", "/ready"})
+
+
+def surface_of(path: str) -> str:
+    """Which listener serves ``path`` when the admin surface listens apart (``AUTHBRIDGE_ADMIN_LISTEN``).
+
+    Public: the OAuth callback, the hosted connect pages, ``connect.js``, ``/.well-known/...``. Both:
+    ``/health`` and ``/ready``. Admin: everything else — the management API (``/connect/sessions``
+    included), the console, ``/docs``, ``/metrics`` and the proxy (the application's backend calls it).
+    """
+    if path in _BOTH_PATHS:
+        return BOTH
+    if path.startswith("/connect/sessions"):
+        return ADMIN
+    if path in _PUBLIC_PATHS or path.startswith(_PUBLIC_PREFIXES):
+        return PUBLIC
+    return ADMIN
+
+
 class _AuthBridgeApp(FastAPI):
     """FastAPI, with ``/proxy/...`` dispatched before any of Starlette's middleware and routing.
 
     The proxy is the hot path; it handles its own errors and its own body limit (docs/performance.md).
     Every other request passes the gate first (API key before body, body size: ``api/gate.py``).
+    With ``admin_port`` set, a request is served only on the listener of its surface (:func:`surface_of`).
     """
 
     gate: Gate
+    admin_port: int | None = None
+    tracer: Tracer | None = None
 
     async def __call__(self, scope: typing.Any, receive: typing.Any, send: typing.Any) -> None:
         if scope["type"] == "http":
             request_id = request_id_of(scope["headers"])
             REQUEST_ID.set(request_id.decode("ascii"))  # each request is its own task: nothing to reset
             path: str = scope["path"]
+            if self.admin_port is not None and not self._on_its_listener(scope, path):
+                response = error_response(404, "not_found", "Not Found")
+                await response(scope, receive, _with_request_id(send, request_id, upstream=False))
+                return
             if path.startswith(PROXY_PREFIX):
                 proxy: Proxy = self.state.proxy
                 await proxy.handle(scope, receive, _with_request_id(send, request_id, upstream=True))
                 return
             _log_context(path)
+            if self.tracer is not None:
+                await self._traced(scope, receive, _with_request_id(send, request_id, upstream=False), self.tracer)
+                return
             await self.gate(scope, receive, _with_request_id(send, request_id, upstream=False), super().__call__)
             return
         await super().__call__(scope, receive, send)
+
+    def _on_its_listener(self, scope: typing.Any, path: str) -> bool:
+        surface = surface_of(path)
+        if surface == BOTH:
+            return True
+        server = scope.get("server")
+        on_admin = server is not None and server[1] == self.admin_port
+        return surface == (ADMIN if on_admin else PUBLIC)
+
+    async def _traced(self, scope: typing.Any, receive: typing.Any, send: typing.Any, tracer: Tracer) -> None:
+        """Serve an API, console or page request inside a server span named by its route template."""
+        status = 500
+
+        async def sending(message: typing.MutableMapping[str, typing.Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        method: str = scope["method"]
+        with tracer.server(method, scope["headers"], {"http.request.method": method}) as span:
+            try:
+                await self.gate(scope, receive, sending, super().__call__)
+            finally:
+                route = getattr(scope.get("route"), "path", None)
+                if isinstance(route, str):  # the template (/connections/{connection_id}), never the path itself
+                    span.update_name(f"{method} {route}")
+                    span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    tracer.failed(span, str(status))
 
 
 _PATH_CONTEXT = re.compile(r"/(connections|integrations)/([^/]+)")
@@ -233,20 +304,25 @@ def _with_request_id(send: typing.Any, request_id: bytes, *, upstream: bool) -> 
     return sending
 
 
-def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
+def create_app(settings: Settings, *, clock: Clock = utcnow, tracer_provider: typing.Any = None) -> FastAPI:
     """Build the ASGI app. The store is opened by the lifespan; building the app only reads the console key.
 
     ```
     app = create_app(Settings.from_env())
     uvicorn.run(app)
     ```
+
+    ``tracer_provider`` (an OpenTelemetry ``TracerProvider``) turns tracing on with that provider;
+    otherwise ``AUTHBRIDGE_OTEL`` decides. Metrics are collected when ``settings.metrics_enabled``.
     """
+    metrics = Metrics() if settings.metrics_enabled else None
+    tracer = Tracer(tracer_provider) if tracer_provider is not None else configured_tracer(settings.otel)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, typing.Any]]:
         store = await open_store(settings, clock=clock)
         http = http_client(settings)
-        broker = Broker(store, http=http, policy=policy_for(settings), clock=clock)
+        broker = Broker(store, http=http, policy=policy_for(settings), clock=clock, metrics=metrics, tracer=tracer)
         app.state.broker = broker
         session = proxy_session(settings)
         app.state.proxy = Proxy(
@@ -254,6 +330,8 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
             session,
             timeouts=ProxyTimeouts(connect=settings.proxy_connect_timeout, read=settings.proxy_read_timeout),
             allow_private=settings.allow_private_networks,
+            metrics=metrics,
+            tracer=tracer,
         )
         stop = anyio.Event()
         try:
@@ -261,6 +339,8 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
                 # Always on: the caches of the proxy and API keys follow changes made by other processes.
                 group.start_soon(broker.cache_sync.run_forever, stop)
                 group.start_soon(broker.audit.run_forever, stop)
+                if metrics is not None:
+                    group.start_soon(metrics.watch_loop, stop)
                 if settings.background_tasks:
                     # The first scan waits one interval, so a server's start is not slowed by it.
                     group.start_soon(
@@ -300,6 +380,9 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
     )
     app.gate = Gate(app, max_body=settings.max_body)
     app.state.settings = settings
+    app.state.metrics = metrics
+    app.admin_port = settings.admin_listen[1] if settings.admin_listen else None
+    app.tracer = tracer
     app.state.lifecycle = lifecycle = Lifecycle()
     install_api(app)
     install_docs(app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gc
 import json
@@ -99,12 +100,23 @@ app.add_typer(webhooks_app, name="webhooks", no_args_is_help=True)
 def run(
     host: typing.Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
     port: typing.Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    admin_listen: typing.Annotated[
+        str | None,
+        typer.Option(
+            help="host:port for the admin surface (API, console, proxy, metrics); the other listener keeps only "
+            "the public pages (OAuth callback, connect pages). Default: AUTHBRIDGE_ADMIN_LISTEN, else one listener."
+        ),
+    ] = None,
 ) -> None:
     """Start the server (migrates the database and generates the key file on first start)."""
     from authbridge.app import configure_logging, create_app, open_store
     from authbridge.serving import serve
 
     settings = _settings()
+    if admin_listen:
+        from authbridge.config import listen_address
+
+        settings = dataclasses.replace(settings, admin_listen=listen_address(admin_listen, "--admin-listen"))
 
     async def prepare() -> None:
         store = await open_store(settings)
@@ -115,13 +127,24 @@ def run(
     # In the JSON format every line of stderr is a JSON object: these go through logging too.
     say = logging.getLogger("authbridge").warning if settings.log_format == "json" else _err
     say(f"AuthBridge {__version__} on http://{host or settings.host}:{port or settings.port}")
+    if settings.admin_listen:
+        say(
+            f"Admin surface (API, console, proxy, metrics) on http://{settings.admin_listen[0]}:{settings.admin_listen[1]}"
+        )
     say(f"OAuth redirect URI to register with providers: {settings.redirect_uri}")
     app_ = create_app(settings)
     # Everything imported and built so far lives as long as the process: keep it out of the garbage
     # collector's full passes, which otherwise pause the proxy for tens of milliseconds.
     gc.collect()
     gc.freeze()
-    serve(app_, settings, app_.state.lifecycle, host=host or settings.host, port=port or settings.port)
+    serve(
+        app_,
+        settings,
+        app_.state.lifecycle,
+        host=host or settings.host,
+        port=port or settings.port,
+        admin=settings.admin_listen,
+    )
 
 
 @app.command()

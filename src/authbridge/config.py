@@ -31,6 +31,9 @@ settings.redirect_uri                      # "http://127.0.0.1:8000/oauth/callba
 | AUTHBRIDGE_EVENT_RETENTION_DAYS | 30 | days events and their webhook deliveries are kept (0: forever) |
 | AUTHBRIDGE_SHUTDOWN_DRAIN | 0 | seconds `/ready` answers 503 before the listener closes, on SIGTERM |
 | AUTHBRIDGE_SHUTDOWN_TIMEOUT | 30 | seconds requests in flight (and refreshes) may take to finish on shutdown |
+| AUTHBRIDGE_ADMIN_LISTEN | (none) | host:port: serve the admin surface (API, console, proxy, metrics) there only |
+| AUTHBRIDGE_METRICS_TOKEN | (none) | bearer token of `GET /metrics` (or _FILE); metrics on when set (or ADMIN_LISTEN) |
+| AUTHBRIDGE_OTEL | false | true: OpenTelemetry spans (needs `authbridge[otel]`; exporter from the OTEL_* variables) |
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from urllib.parse import urlsplit
 
 from authbridge.errors import ConfigError
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "listen_address"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -117,6 +120,26 @@ def _secret(env: typing.Mapping[str, str], name: str) -> str | None:
     return value
 
 
+def listen_address(raw: str, name: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:port`` for IPv6) as a pair; ConfigError naming ``name`` otherwise."""
+    host, sep, port = raw.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not _HOST.fullmatch(host) or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{name} has value {raw!r}: use host:port, such as 127.0.0.1:9000")
+    return host, int(port)
+
+
+def _listen(raw: str | None, name: str) -> tuple[str, int] | None:
+    return listen_address(raw, name) if raw and raw.strip() else None
+
+
+def _metrics_token(env: typing.Mapping[str, str]) -> str | None:
+    token = _secret(env, "AUTHBRIDGE_METRICS_TOKEN")
+    if token is not None and len(token) < 16:
+        raise ConfigError("AUTHBRIDGE_METRICS_TOKEN is shorter than 16 characters: use a long random value")
+    return token
+
+
 def _database_url(raw: str) -> str:
     for prefix, replacement in (
         ("postgres://", "postgresql+asyncpg://"),
@@ -172,6 +195,10 @@ class Settings:
     event_retention_days: int = 30
     shutdown_drain: int = 0
     shutdown_timeout: int = 30
+    #: Where the admin surface listens when it is apart from the public one: (host, port), or None.
+    admin_listen: tuple[str, int] | None = None
+    metrics_token: str | None = dataclasses.field(default=None, repr=False)
+    otel: bool = False
 
     @classmethod
     def from_env(cls, env: typing.Mapping[str, str] | None = None) -> Settings:
@@ -229,7 +256,15 @@ class Settings:
             event_retention_days=_count(env, "AUTHBRIDGE_EVENT_RETENTION_DAYS", 30, low=0, high=36500, unit="days"),
             shutdown_drain=_count(env, "AUTHBRIDGE_SHUTDOWN_DRAIN", 0, low=0, high=600, unit="seconds"),
             shutdown_timeout=_count(env, "AUTHBRIDGE_SHUTDOWN_TIMEOUT", 30, low=1, high=3600, unit="seconds"),
+            admin_listen=_listen(env.get("AUTHBRIDGE_ADMIN_LISTEN"), "AUTHBRIDGE_ADMIN_LISTEN"),
+            metrics_token=_metrics_token(env),
+            otel=_bool(env, "AUTHBRIDGE_OTEL", False),
         )
+
+    @property
+    def metrics_enabled(self) -> bool:
+        """Whether metrics are collected: ``GET /metrics`` has a token, or is served on the admin listener only."""
+        return self.metrics_token is not None or self.admin_listen is not None
 
     @property
     def redirect_uri(self) -> str:

@@ -22,6 +22,7 @@ import uvicorn
 
 from authbridge.broker.readiness import Lifecycle
 from authbridge.config import Settings
+from authbridge.errors import ConfigError
 
 __all__ = ["DrainingServer", "serve"]
 
@@ -45,8 +46,20 @@ class DrainingServer(uvicorn.Server):
         return self.force_exit or time.monotonic() >= self._drain_until
 
 
-def serve(app: typing.Any, settings: Settings, lifecycle: Lifecycle, *, host: str, port: int) -> None:
-    """Run ``app`` until a shutdown signal, then drain and stop as the module docstring says."""
+def serve(
+    app: typing.Any,
+    settings: Settings,
+    lifecycle: Lifecycle,
+    *,
+    host: str,
+    port: int,
+    admin: tuple[str, int] | None = None,
+) -> None:
+    """Run ``app`` until a shutdown signal, then drain and stop as the module docstring says.
+
+    With ``admin`` (host, port), one server listens on both addresses (one lifespan, one shutdown);
+    the app tells them apart by the port a request came in on (``app.surface_of``).
+    """
     config = uvicorn.Config(
         app,
         host=host,
@@ -63,4 +76,13 @@ def serve(app: typing.Any, settings: Settings, lifecycle: Lifecycle, *, host: st
         date_header=False,
         timeout_graceful_shutdown=settings.shutdown_timeout,
     )
-    DrainingServer(config, lifecycle, drain=settings.shutdown_drain).run()
+    server = DrainingServer(config, lifecycle, drain=settings.shutdown_drain)
+    if admin is None:
+        server.run()
+        return
+    if admin[1] == port:
+        raise ConfigError(f"the admin listener's port must differ from the public one ({port})")
+    sockets = [config.bind_socket()]
+    admin_config = uvicorn.Config(app, host=admin[0], port=admin[1])
+    sockets.append(admin_config.bind_socket())
+    server.run(sockets=sockets)

@@ -424,3 +424,41 @@ async def test_a_full_batch_is_followed_at_once_by_the_next(
                 await anyio.sleep(0.02)
             stop.set()
     assert sorted(json.loads(r.body)["type"] for r in receiver.requests) == ["connection.created", "connection.deleted"]
+
+
+async def test_deliveries_are_counted_by_outcome_and_the_backlog_read(
+    store: Store, http: httpx.AsyncClient, clock: FakeClock, receiver: Receiver
+) -> None:
+    """Metrics: a 500 counts ``retrying``, the last allowed failure ``failed``, a 2xx ``delivered``; the backlog
+    (neither delivered nor given up) is counted by one query. End to end: tests/proxy/test_metrics.py."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from authbridge.metrics import Metrics
+
+    metrics = Metrics()
+    receiver.answer(500, 500)
+    await store.webhooks.add(receiver.url)
+    await store.events.add("connection.refreshed", connection_id="c" * 32)
+    await store.events.add("connection.created", connection_id="d" * 32)
+    dispatcher = _dispatcher(store, http, clock, max_attempts=1, base_delay=timedelta(seconds=10), metrics=metrics)
+    assert await store.webhooks.backlog() == 2
+    assert await dispatcher.run_once() == 2  # two 500s: one attempt allowed, so both are given up
+    receiver.answer(200)
+    await store.events.add("connection.deleted", connection_id="e" * 32)
+    again = _dispatcher(store, http, clock, max_attempts=3, metrics=metrics)
+    assert await again.run_once() == 1
+    assert await store.webhooks.backlog() == 0
+    receiver.answer(503)
+    await store.events.add("connection.deleted", connection_id="f" * 32)
+    assert await again.run_once() == 1
+    assert await store.webhooks.backlog() == 1
+    metrics.set_state(await store.connections.count_by_status(), await store.webhooks.backlog())
+    found = {
+        (s.name, s.labels.get("outcome")): s.value
+        for family in text_string_to_metric_families(metrics.render().decode())
+        for s in family.samples
+    }
+    assert found[("authbridge_webhook_deliveries_total", "failed")] == 2
+    assert found[("authbridge_webhook_deliveries_total", "delivered")] == 1
+    assert found[("authbridge_webhook_deliveries_total", "retrying")] == 1
+    assert found[("authbridge_webhook_backlog", None)] == 1

@@ -5,13 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from authbridge.api.errors import error_response, install_error_handlers
-from authbridge.api.routes import catalog, connections, events, health, integrations, oauth, sessions
+from authbridge.api.routes import catalog, connections, events, health, integrations, metrics, oauth, sessions
 
 __all__ = ["ROUTERS", "error_response", "install_api"]
 
 #: Every router of the API, in the order they are matched.
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
+    metrics.router,
     integrations.import_router,
     integrations.router,
     connections.router,

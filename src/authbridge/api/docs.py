@@ -28,7 +28,8 @@ _SECURITY: list[dict[str, list[str]]] = [{"HTTPBearer": []}, {"APIKeyHeader": []
 
 
 def _problem(description: str) -> dict[str, typing.Any]:
-    return {"description": description, "content": {"application/json": {"schema": {"type": "object"}}}}
+    schema = {"$ref": "#/components/schemas/ErrorResponse"}  # the shape every AuthBridge error has
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 def _operation(method: str) -> dict[str, typing.Any]:
@@ -63,11 +64,19 @@ def _operation(method: str) -> dict[str, typing.Any]:
         "security": _SECURITY,
         "responses": {
             "200": {"description": "The provider's answer, status, headers and body as they came (any status)."},
+            "400": _problem(
+                "The path leaves the base URL (`..`, an encoded slash), a bad X-AuthBridge-Retries or "
+                "X-AuthBridge-Max-Wait, or a next-page URL outside the base URL."
+            ),
             "401": _problem("No or a wrong AuthBridge API key (a provider's own 401 comes back as it came)."),
             "403": _problem("The API key lacks the `proxy` scope."),
             "404": _problem("No connection with this id."),
             "409": _problem("The connection cannot be used now (needs re-authorization, pending, revoked)."),
             "413": _problem("The request body is larger than AUTHBRIDGE_MAX_BODY."),
+            "422": _problem("A template of the integration could not be rendered with this connection's values."),
+            "429": _problem("The connection's `rate_limit.max_concurrent` queue is full (AuthBridge's own answer)."),
+            "499": _problem("The caller went away before its body was read."),
+            "500": _problem("AuthBridge failed (a bug: the message says no more)."),
             "502": _problem("The provider could not be reached, or its token endpoint failed."),
             "504": _problem("The provider did not answer in time."),
         },

@@ -33,6 +33,7 @@ from authbridge.errors import (
     PermissionDeniedError,
     SpecError,
 )
+from authbridge.metrics import Metrics
 from authbridge.spec import SECRET_MASK, Integration
 from authbridge.spec.validate import MAX_PARAMETER_LENGTH
 from authbridge.store import (
@@ -45,6 +46,7 @@ from authbridge.store import (
     Store,
     WebhookRecord,
 )
+from authbridge.tracing import Tracer
 from authbridge.types import Clock, utcnow
 
 __all__ = [
@@ -138,9 +140,14 @@ class Broker:
         http: httpx.AsyncClient | None = None,
         policy: Policy | None = None,
         clock: Clock = utcnow,
+        metrics: Metrics | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.store = store
         self.policy = policy or Policy()
+        #: Prometheus metrics and OpenTelemetry spans; None when off (the composition root decides).
+        self.metrics = metrics
+        self.tracer = tracer
         self.clock = clock
         self._keys: dict[bytes, tuple[float, ApiKeyRecord]] = {}
         self._keys_generation = store.api_keys.generation
@@ -160,6 +167,8 @@ class Broker:
                 limits=UpstreamLimits(max_body=self.policy.max_upstream_body, timeout=self.policy.http_timeout),
                 max_parameter_length=self.policy.max_parameter_length,
                 clock=clock,
+                metrics=metrics,
+                tracer=tracer,
             )
             if http is not None
             else None

@@ -41,10 +41,12 @@ from authbridge.errors import (
     ParameterError,
     UpstreamError,
 )
+from authbridge.metrics import Metrics
 from authbridge.redact import redact, scrub
 from authbridge.spec import Integration, check_parameter_values
 from authbridge.spec.validate import MAX_PARAMETER_LENGTH
 from authbridge.store import ClientRegistration, ConnectionRecord, CredentialRecord, Store
+from authbridge.tracing import Tracer
 from authbridge.types import Clock
 
 __all__ = [
@@ -179,8 +181,12 @@ class Connections:
         limits: UpstreamLimits | None = None,
         max_parameter_length: int = MAX_PARAMETER_LENGTH,
         clock: Clock,
+        metrics: Metrics | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics
+        self.tracer = tracer
         self.http = http
         self.limits = limits or UpstreamLimits()
         #: What hooks get as ``ctx.http``: the same client, read through the same limits.
@@ -191,7 +197,9 @@ class Connections:
         self.hook_allowed = hook_allowed
         self.max_parameter_length = max_parameter_length
         self.clock = clock
-        self.keeper = TokenKeeper(store, fetch=self.fetch_refresh, clock=clock, deadline=refresh_deadline)
+        self.keeper = TokenKeeper(
+            store, fetch=self.fetch_refresh, clock=clock, deadline=refresh_deadline, metrics=metrics, tracer=tracer
+        )
         #: Discovered metadata fields by source URL: (monotonic expiry, fields), least recently used first.
         self._discovered: collections.OrderedDict[str, tuple[float, dict[str, typing.Any]]] = collections.OrderedDict()
         #: One registration at a time per integration and endpoint in this process.
@@ -228,6 +236,32 @@ class Connections:
         """Send one request and read its answer within the limits (cap after decompression, total deadline)."""
         endpoint = _endpoint(request.url, secrets)
         return await exchange(self.http, request, limits=self.limits, integration=integration, endpoint=endpoint)
+
+    async def _token_call(
+        self, request: httpx.Request, *, integration: str, secrets: typing.Sequence[str]
+    ) -> httpx.Response:
+        """One call to a token endpoint: ``_send``, timed for the metrics and traced (W3C context sent along)."""
+        if self.metrics is None and self.tracer is None:
+            return await self._send(request, integration=integration, secrets=secrets)
+        start, outcome = time.perf_counter(), "error"
+        try:
+            if self.tracer is None:
+                response = await self._send(request, integration=integration, secrets=secrets)
+            else:
+                attributes = {
+                    "http.request.method": request.method,
+                    "server.address": request.url.host,
+                    "authbridge.integration": integration,
+                }
+                with self.tracer.client("token endpoint", attributes) as span:
+                    self.tracer.inject(request.headers)
+                    response = await self._send(request, integration=integration, secrets=secrets)
+                    span.set_attribute("http.response.status_code", response.status_code)
+            outcome = "ok" if response.is_success else "error"
+            return response
+        finally:
+            if self.metrics is not None:
+                self.metrics.token_call(integration, outcome, time.perf_counter() - start)
 
     def _hook(self, spec: Integration, name: str) -> Callable[..., typing.Any] | None:
         hooks = getattr(spec.auth, "hooks", None)
@@ -386,7 +420,7 @@ class Connections:
             return typing.cast(_T, done.value)
         while True:
             try:
-                response = await self._send(request, integration=integration, secrets=secrets)
+                response = await self._token_call(request, integration=integration, secrets=secrets)
             except UpstreamError as exc:
                 # A multi-step flow re-raises it naming its step (its captures scrubbed); none can go on.
                 flow.throw(exc)

@@ -47,8 +47,10 @@ from authbridge.errors import (
     UpstreamError,
 )
 from authbridge.logs import CONNECTION_ID
+from authbridge.metrics import Metrics
 from authbridge.spec import Integration
 from authbridge.store import ConnectionRecord, CredentialRecord, Store
+from authbridge.tracing import Tracer
 from authbridge.types import Clock
 
 __all__ = ["Fetch", "TokenKeeper", "credentials_from", "ttl_warning"]
@@ -79,8 +81,12 @@ class TokenKeeper:
         poll: float = 0.05,
         owner: str | None = None,
         store_retry: float | None = None,
+        metrics: Metrics | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics
+        self.tracer = tracer
         self.fetch = fetch
         self.clock = clock
         self.deadline = deadline
@@ -286,32 +292,40 @@ class TokenKeeper:
             )
         ):
             return creds
-        try:
-            with anyio.fail_after(self.deadline):
-                tokens = await self.fetch(connection, spec, creds)
-        except TimeoutError:
-            await self._failed(
-                connection, spec, UpstreamError(f"{spec.key}: the refresh took over {self.deadline:g} s")
-            )
-            raise UpstreamError(f"{spec.key}: the refresh took over {self.deadline:g} s") from None
-        except TokenEndpointError as exc:
-            if exc.permanent:
-                latest = await self.store.credentials.load(connection_id)
-                if latest is not None and latest.version != version:
-                    return latest  # another worker rotated the refresh token: use its result
-            if isinstance(exc, RefreshUnavailableError) and creds is not None and _still_valid(creds, self.clock()):
-                reason = await self._unavailable(connection, spec, creds, exc)
-                raise RefreshUnavailableError(reason, integration=spec.key) from None
-            await self._failed(connection, spec, exc)
-            raise
-        except UpstreamError as exc:
-            await self._failed(connection, spec, exc)
-            raise
-        except AuthBridgeError as exc:
-            # A template, spec or hook problem: permanent until someone fixes the spec or reconnects.
-            await self._failed(connection, spec, TokenEndpointError(str(exc), integration=spec.key, permanent=True))
-            raise
-        return await self._store_result(connection, spec, credentials_from(tokens, creds), version, tokens)
+        traced = (
+            self.tracer.internal("refresh", {"authbridge.integration": spec.key})
+            if self.tracer is not None
+            else contextlib.nullcontext()
+        )
+        with traced:
+            try:
+                with anyio.fail_after(self.deadline):
+                    tokens = await self.fetch(connection, spec, creds)
+                if self.metrics is not None:
+                    self.metrics.refreshed(spec.key, "ok")
+            except TimeoutError:
+                await self._failed(
+                    connection, spec, UpstreamError(f"{spec.key}: the refresh took over {self.deadline:g} s")
+                )
+                raise UpstreamError(f"{spec.key}: the refresh took over {self.deadline:g} s") from None
+            except TokenEndpointError as exc:
+                if exc.permanent:
+                    latest = await self.store.credentials.load(connection_id)
+                    if latest is not None and latest.version != version:
+                        return latest  # another worker rotated the refresh token: use its result
+                if isinstance(exc, RefreshUnavailableError) and creds is not None and _still_valid(creds, self.clock()):
+                    reason = await self._unavailable(connection, spec, creds, exc)
+                    raise RefreshUnavailableError(reason, integration=spec.key) from None
+                await self._failed(connection, spec, exc)
+                raise
+            except UpstreamError as exc:
+                await self._failed(connection, spec, exc)
+                raise
+            except AuthBridgeError as exc:
+                # A template, spec or hook problem: permanent until someone fixes the spec or reconnects.
+                await self._failed(connection, spec, TokenEndpointError(str(exc), integration=spec.key, permanent=True))
+                raise
+            return await self._store_result(connection, spec, credentials_from(tokens, creds), version, tokens)
 
     async def _store_result(
         self,
@@ -416,6 +430,8 @@ class TokenKeeper:
 
     async def _failed(self, connection: ConnectionRecord, spec: Integration, exc: UpstreamError) -> None:
         permanent = isinstance(exc, TokenEndpointError) and exc.permanent
+        if self.metrics is not None:
+            self.metrics.refreshed(spec.key, "needs_reauth" if permanent else "failed")
         reason = str(exc)
         if permanent:
             await self.store.connections.record_refresh(

@@ -42,6 +42,7 @@ import anyio
 import httpx
 
 from authbridge.errors import AuthBridgeError, OutboundBlockedError
+from authbridge.metrics import Metrics
 from authbridge.redact import redact
 from authbridge.store import ClaimedDelivery, EventRecord, Store
 from authbridge.types import Clock, JSONDict, utcnow
@@ -153,7 +154,9 @@ class WebhookDispatcher:
         batch_size: int = 50,
         concurrency: int = 10,
         jitter: typing.Callable[[], float] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self.store = store
@@ -206,6 +209,9 @@ class WebhookDispatcher:
             )
 
     async def _record(self, delivery: ClaimedDelivery, error: str | None, retry_after: timedelta | None) -> None:
+        if self.metrics is not None:
+            outcome = "failed" if delivery.attempts >= self.max_attempts else "retrying"
+            self.metrics.delivered("delivered" if error is None else outcome)
         if error is None:
             await self.store.webhooks.mark_delivered(delivery.id)
             return

@@ -44,9 +44,11 @@ from authbridge.errors import (
     UpstreamError,
 )
 from authbridge.logs import CONNECTION_ID, INTEGRATION
+from authbridge.metrics import Metrics
 from authbridge.netguard import is_public_address
 from authbridge.proxy.headers import caller_key, forward_headers, http_date, response_headers, safe_path
 from authbridge.spec import RateLimit, RefreshPolicy
+from authbridge.tracing import Tracer
 
 __all__ = ["Proxy", "ProxyTimeouts"]
 
@@ -145,8 +147,12 @@ class Proxy:
         timeouts: ProxyTimeouts = ProxyTimeouts(),
         allow_private: bool = False,
         target_ttl: float = 60.0,
+        metrics: Metrics | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.broker = broker
+        self.metrics = metrics
+        self.tracer = tracer
         self.session = session
         self.timeout = aiohttp.ClientTimeout(total=None, connect=timeouts.connect, sock_read=timeouts.read)
         self.allow_private = allow_private
@@ -232,14 +238,37 @@ class Proxy:
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ``/proxy/{connection_id}/{path}`` request."""
+        if self.metrics is None and self.tracer is None:
+            await self._serve(scope, receive, send)
+            return
+        start = time.perf_counter()
+        method: str = scope["method"]
+        if self.tracer is None:
+            status, origin = await self._serve(scope, receive, send)
+        else:
+            with self.tracer.server("proxy", scope["headers"], {"http.request.method": method}) as span:
+                status, origin = await self._serve(scope, receive, send)
+                span.set_attribute("http.response.status_code", status)
+                span.set_attribute("authbridge.integration", INTEGRATION.get() or "")
+                span.set_attribute("authbridge.answered_by", origin)
+                if status >= 500:
+                    self.tracer.failed(span, f"{origin} {status}")
+        if self.metrics is not None:
+            self.metrics.proxied(INTEGRATION.get() or "_none", method, status, origin, time.perf_counter() - start)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> tuple[int, str]:
+        """Answer the request; return the status sent and who produced the answer (``upstream`` or ``authbridge``)."""
         try:
-            await self._handle(scope, receive, send)
+            return await self._handle(scope, receive, send), "upstream"
         except _Problem as problem:
             await _error(send, problem)
+            return problem.status, "authbridge"
         except AuthBridgeError as exc:
-            await _error(send, _problem_of(exc))
+            mapped = _problem_of(exc)
+            await _error(send, mapped)
+            return mapped.status, "authbridge"
 
-    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> int:
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         key, key_in_authorization = caller_key(headers)
         await self.broker.authorize(key, "proxy")  # cached in memory by the broker
@@ -259,9 +288,8 @@ class Proxy:
         rule = target.limits
         if rule is not None and self.limiter.limits(rule):
             async with self.limiter.slot(connection_id, rule):
-                await self._exchange(exchange, target, headers, key_in_authorization, receive, send)
-        else:
-            await self._exchange(exchange, target, headers, key_in_authorization, receive, send)
+                return await self._exchange(exchange, target, headers, key_in_authorization, receive, send)
+        return await self._exchange(exchange, target, headers, key_in_authorization, receive, send)
 
     async def _exchange(
         self,
@@ -271,8 +299,8 @@ class Proxy:
         key_in_authorization: bool,
         receive: Receive,
         send: Send,
-    ) -> None:
-        """Send the request upstream (again after a refresh or a wait the rules allow) and relay the answer."""
+    ) -> int:
+        """Send the request upstream (again after a refresh or a wait the rules allow), relay the answer: its status."""
         method, body, replayable = ex.method, ex.body, ex.replayable
         retries = ex.options.retries or 0
         attempt = 0
@@ -289,17 +317,14 @@ class Proxy:
                 injected=target.headers,
                 injected_names=target.injected,
             )
-            send_to: str | yarl.URL = url
-            if target.signer is not None:
-                if not replayable:
-                    raise _Problem(
-                        413,
-                        "body_too_large",
-                        f"a signed request's body must be at most {REPLAY_LIMIT} bytes (it is signed as a whole)",
-                        "authbridge",
-                    )
-                send_to, out_headers = _signed(target.signer, method, url, out_headers, body)
-            response = await self._send(method, send_to, out_headers, body if replayable else _stream(body, receive))
+            content = body if replayable else _stream(body, receive)
+            if self.tracer is None:
+                response = await self._attempt(target, method, url, out_headers, content)
+            else:
+                with self.tracer.client(f"upstream {method}", {"http.request.method": method}) as span:
+                    self.tracer.inject(out_headers)  # before signing: a signature may cover every header
+                    response = await self._attempt(target, method, url, out_headers, content)
+                    span.set_attribute("http.response.status_code", response.status)
             status = response.status
             if (
                 not rejected
@@ -330,7 +355,7 @@ class Proxy:
                     await asyncio.sleep(delay)
                     continue
                 await _relay(response, send, hint)
-                return
+                return status
             if status in _RETRYABLE and attempt < retries and replayable:
                 attempt += 1
                 delay = _retry_delay(attempt, response.headers.get("Retry-After"))
@@ -338,7 +363,31 @@ class Proxy:
                 await asyncio.sleep(delay)
                 continue
             await _relay(response, send)
-            return
+            return status
+
+    async def _attempt(
+        self, target: _Target, method: str, url: str, headers: dict[str, str], body: bytes | AsyncIterator[bytes]
+    ) -> aiohttp.ClientResponse:
+        """Send one attempt upstream (signed first when the auth type signs), timed for the metrics."""
+        if target.signer is not None:
+            if not isinstance(body, bytes):
+                raise _Problem(
+                    413,
+                    "body_too_large",
+                    f"a signed request's body must be at most {REPLAY_LIMIT} bytes (it is signed as a whole)",
+                    "authbridge",
+                )
+            send_to: str | yarl.URL
+            send_to, headers = _signed(target.signer, method, url, headers, body)
+        else:
+            send_to = url
+        if self.metrics is None:
+            return await self._send(method, send_to, headers, body)
+        start = time.perf_counter()
+        try:
+            return await self._send(method, send_to, headers, body)
+        finally:
+            self.metrics.upstream(target.integration, time.perf_counter() - start)
 
     async def _send(
         self, method: str, url: str | yarl.URL, headers: dict[str, str], body: bytes | AsyncIterator[bytes]

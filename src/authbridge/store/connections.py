@@ -199,6 +199,12 @@ class ConnectionRepo:
             rows = (await session.execute(query.order_by(ConnectionRow.created_at, ConnectionRow.id))).all()
             return [self._record(row, key) for row, key in rows]
 
+    async def count_by_status(self) -> dict[str, int]:
+        """How many connections are in each status: one aggregate query, one row per status."""
+        query = select(ConnectionRow.status, func.count()).group_by(ConnectionRow.status)
+        async with self._ctx.session() as session:
+            return {status: int(count) for status, count in (await session.execute(query)).all()}
+
     async def page(
         self, where: ConnectionFilter, *, limit: int = 100, cursor: str | None = None
     ) -> tuple[builtins.list[ConnectionRecord], str | None]:

@@ -138,6 +138,13 @@ class WebhookRepo:
             rows = (await session.execute(query)).all()
             return [_record(row, (int(p or 0), int(d or 0), int(f or 0))) for row, p, d, f in rows]
 
+    async def backlog(self) -> int:
+        """How many deliveries are neither delivered nor given up (one count query)."""
+        delivery = WebhookDeliveryRow
+        query = select(func.count()).where(delivery.delivered_at.is_(None) & delivery.failed_at.is_(None))
+        async with self._ctx.session() as session:
+            return int((await session.execute(query)).scalar_one())
+
     async def remove(self, webhook_id: str) -> None:
         """Delete a webhook and its pending deliveries (the events stay)."""
         async with self._ctx.session() as session:

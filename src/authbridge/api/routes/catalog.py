@@ -7,6 +7,7 @@ import typing
 from fastapi import APIRouter, Query
 
 from authbridge.api.deps import AdminDep
+from authbridge.api.errors import errors
 from authbridge.catalog import CATEGORIES, get_entry, integration_from, search
 from authbridge.errors import ErrorItem, SpecError
 from authbridge.spec import Integration
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/catalog", tags=["catalog"])
 _OVERRIDES = frozenset({"client_id", "client_secret", "scopes", "key", "name"})
 
 
-@router.get("", summary="List catalog entries")
+@router.get("", summary="List catalog entries", responses=errors())
 async def list_catalog(
     _caller: AdminDep,
     q: typing.Annotated[str | None, Query(max_length=200, description="Text in the key, name or description")] = None,
@@ -31,7 +32,7 @@ async def list_catalog(
     return {"items": [e.summary() for e in search(q, category)], "categories": list(CATEGORIES)}
 
 
-@router.get("/{key}", summary="Get a catalog entry")
+@router.get("/{key}", summary="Get a catalog entry", responses=errors(404))
 async def get_catalog_entry(key: str, _caller: AdminDep) -> dict[str, typing.Any]:
     """One entry: setup notes, scopes, rate-limit and pagination data, and its spec."""
     return get_entry(key).to_dict()

@@ -10,8 +10,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from authbridge.api.deps import BrokerDep, ReadDep, TokenDep, WriteDep
+from authbridge.api.errors import errors
 from authbridge.broker import ConnectionFilter, ConnectionRecord, Owner
-from authbridge.errors import ErrorItem, ParameterError
+from authbridge.errors import AuthBridgeError, ErrorItem, ParameterError
 
 __all__ = ["EndUser", "Organization", "Tags", "owner_of", "router"]
 
@@ -124,7 +125,7 @@ def connection_json(
     return data
 
 
-@router.post("", status_code=201, summary="Create a connected account")
+@router.post("", status_code=201, summary="Create a connected account", responses=errors(404, 409, 502))
 async def create_connection(body: ConnectionCreate, broker: BrokerDep, _caller: WriteDep) -> JSONResponse:
     """201 with the connection; ``authorize_url`` when the user must authorize in a browser."""
     result = await broker.connections.create(
@@ -138,7 +139,7 @@ async def create_connection(body: ConnectionCreate, broker: BrokerDep, _caller: 
     return JSONResponse(connection_json(result.connection, authorize_url=result.authorize_url), status_code=201)
 
 
-@router.get("", summary="List connected accounts")
+@router.get("", summary="List connected accounts", responses=errors(400))
 async def list_connections(
     broker: BrokerDep,
     _caller: ReadDep,
@@ -178,7 +179,7 @@ async def list_connections(
     return {"items": [connection_json(r) for r in records], "next_cursor": next_cursor}
 
 
-@router.get("/{connection_id}", summary="Show a connected account")
+@router.get("/{connection_id}", summary="Show a connected account", responses=errors(404))
 async def get_connection(connection_id: str, broker: BrokerDep, _caller: ReadDep) -> dict[str, typing.Any]:
     """Status, parameters (secret ones masked), expiry, scopes, last error — never a token.
 
@@ -190,7 +191,7 @@ async def get_connection(connection_id: str, broker: BrokerDep, _caller: ReadDep
     return {**connection_json(record, scopes=scopes), "pagination": paging}
 
 
-@router.patch("/{connection_id}", summary="Change a connected account in place")
+@router.patch("/{connection_id}", summary="Change a connected account in place", responses=errors(404, 409, 502))
 async def patch_connection(
     connection_id: str, body: ConnectionPatch, broker: BrokerDep, _caller: WriteDep
 ) -> dict[str, typing.Any]:
@@ -203,7 +204,7 @@ async def patch_connection(
     return connection_json(record)
 
 
-@router.delete("/{connection_id}", summary="Delete a connected account (revoking upstream)")
+@router.delete("/{connection_id}", summary="Delete a connected account (revoking upstream)", responses=errors(404, 409))
 async def delete_connection(connection_id: str, broker: BrokerDep, _caller: WriteDep) -> dict[str, typing.Any]:
     """Revoke upstream when the integration has a revoke URL, then delete; a failed revoke is reported."""
     result = await broker.connections.delete(connection_id)
@@ -215,13 +216,20 @@ async def delete_connection(connection_id: str, broker: BrokerDep, _caller: Writ
     }
 
 
-@router.get("/{connection_id}/token", summary="Get a valid access token")
+@router.get("/{connection_id}/token", summary="Get a valid access token", responses=errors(404, 409, 502))
 async def get_token(connection_id: str, broker: BrokerDep, caller: TokenDep) -> JSONResponse:
     """For apps that call the API themselves: a valid token, refreshed first when due. Not cached.
 
     Every read is recorded as a ``token.read`` event (which key, which connection; never the token).
     """
-    token = await broker.connections.token(connection_id)
+    try:
+        token = await broker.connections.token(connection_id)
+    except AuthBridgeError as exc:
+        if broker.metrics is not None:
+            broker.metrics.token_read(exc.code)  # a fixed code per error class: bounded
+        raise
+    if broker.metrics is not None:
+        broker.metrics.token_read("ok")
     broker.audit.note("token.read", caller, connection_id, None)
     return JSONResponse(
         {"access_token": token.access_token, "token_type": token.token_type, "expires_at": _iso(token.expires_at)},
@@ -229,14 +237,14 @@ async def get_token(connection_id: str, broker: BrokerDep, caller: TokenDep) -> 
     )
 
 
-@router.post("/{connection_id}/test", summary="Run the integration's test request")
+@router.post("/{connection_id}/test", summary="Run the integration's test request", responses=errors(404, 409, 502))
 async def test_connection(connection_id: str, broker: BrokerDep, _caller: WriteDep) -> dict[str, typing.Any]:
     """``{"ok": bool, "status": int|null, "detail": str}``."""
     result = await broker.connections.test(connection_id)
     return {"ok": result.ok, "status": result.status, "detail": result.detail}
 
 
-@router.post("/{connection_id}/refresh", summary="Refresh the token now")
+@router.post("/{connection_id}/refresh", summary="Refresh the token now", responses=errors(404, 409, 502))
 async def refresh_connection(connection_id: str, broker: BrokerDep, _caller: WriteDep) -> dict[str, typing.Any]:
     """Always refreshes (client credentials and custom token fetch a new token)."""
     await broker.connections.refresh(connection_id, force=True)
@@ -244,7 +252,7 @@ async def refresh_connection(connection_id: str, broker: BrokerDep, _caller: Wri
     return connection_json(record, scopes=scopes)
 
 
-@router.post("/{connection_id}/reconnect", summary="Authorize again")
+@router.post("/{connection_id}/reconnect", summary="Authorize again", responses=errors(404, 409, 502))
 async def reconnect(
     connection_id: str, broker: BrokerDep, _caller: WriteDep, body: ReconnectBody | None = None
 ) -> dict[str, typing.Any]:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Query
 
 from authbridge.api.deps import BrokerDep, ReadDep
+from authbridge.api.errors import errors
 from authbridge.broker import event_payload
 from authbridge.errors import ErrorItem, ParameterError
 
@@ -16,7 +17,7 @@ __all__ = ["parse_event_cursor", "router"]
 router = APIRouter(tags=["events"])
 
 
-@router.get("/events", summary="List events")
+@router.get("/events", summary="List events", responses=errors())
 async def list_events(
     broker: BrokerDep,
     _caller: ReadDep,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Request, Response
 from fastapi.responses import JSONResponse
 
 from authbridge.api.deps import AdminDep, BrokerDep
+from authbridge.api.errors import errors
 from authbridge.api.routes.catalog import spec_from_catalog
 from authbridge.broker import IntegrationRecord
 from authbridge.errors import ErrorItem, SpecError
@@ -48,14 +49,16 @@ def _parse(payload: object, key: str | None = None) -> Integration:
     return spec
 
 
-@router.get("", summary="List integrations")
+@router.get("", summary="List integrations", responses=errors())
 async def list_integrations(broker: BrokerDep, _caller: AdminDep) -> dict[str, typing.Any]:
     """Every integration's spec (client secrets masked)."""
     records = await broker.list_integrations()
     return {"items": [_out(r, broker.redirect_uri_for(r.spec)) for r in records]}
 
 
-@router.post("", status_code=201, summary="Create an integration", openapi_extra=_SPEC_SCHEMA)
+@router.post(
+    "", status_code=201, summary="Create an integration", openapi_extra=_SPEC_SCHEMA, responses=errors(404, 409)
+)
 async def create_integration(
     broker: BrokerDep,
     _caller: AdminDep,
@@ -69,14 +72,14 @@ async def create_integration(
     return _respond(record, broker.redirect_uri_for(record.spec), 201)
 
 
-@router.get("/{key}", summary="Get an integration")
+@router.get("/{key}", summary="Get an integration", responses=errors(404))
 async def get_integration(key: str, broker: BrokerDep, _caller: AdminDep) -> JSONResponse:
     """The spec of one integration."""
     record = await broker.get_integration(key)
     return _respond(record, broker.redirect_uri_for(record.spec), 200)
 
 
-@router.put("/{key}", summary="Create or replace an integration", openapi_extra=_SPEC_SCHEMA)
+@router.put("/{key}", summary="Create or replace an integration", openapi_extra=_SPEC_SCHEMA, responses=errors(409))
 async def put_integration(
     key: str,
     broker: BrokerDep,
@@ -88,7 +91,7 @@ async def put_integration(
     return _respond(record, broker.redirect_uri_for(record.spec), 201 if created else 200)
 
 
-@router.delete("/{key}", status_code=204, summary="Delete an integration")
+@router.delete("/{key}", status_code=204, summary="Delete an integration", responses=errors(404, 409))
 async def delete_integration(key: str, broker: BrokerDep, _caller: AdminDep) -> Response:
     """Delete an integration that has no connected accounts (409 otherwise)."""
     await broker.delete_integration(key)
@@ -101,6 +104,7 @@ import_router = APIRouter(tags=["integrations"])
 @import_router.post(
     "/integrations:import",
     summary="Create or update integrations from YAML",
+    responses=errors(409),
     openapi_extra={"requestBody": {"content": {"application/yaml": {"schema": {"type": "string"}}}}},
 )
 async def import_integrations(request: Request, broker: BrokerDep, _caller: AdminDep) -> dict[str, typing.Any]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import html
+import typing
 
 import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from authbridge.api.deps import BrokerDep
+from authbridge.api.errors import ErrorResponse
 from authbridge.errors import AuthBridgeError, CallbackError
 
 __all__ = ["BINDING_COOKIE", "router"]
@@ -46,7 +48,21 @@ def _return_url(return_to: str, params: dict[str, str]) -> str:
     return str(url.copy_with(params=httpx.QueryParams([*kept, *params.items()])))
 
 
-@router.get("/oauth/callback", summary="OAuth 2.0 redirect URI", response_class=HTMLResponse)
+_PAGE_ANSWER = {"text/html": {"schema": {"type": "string"}}}
+_CALLBACK_ANSWERS: dict[int | str, dict[str, typing.Any]] = {
+    303: {"description": "Connected (or failed): to `return_to`, with `connection_id`, `status` and `error`."},
+    "4XX": {
+        "description": "A page: the state is unknown, used or expired, or the provider refused.",
+        "content": _PAGE_ANSWER,
+    },
+    "5XX": {"description": "A page: the provider or the database failed.", "content": _PAGE_ANSWER},
+    500: {"model": ErrorResponse, "description": "An unexpected error; the server log has the details."},
+}
+
+
+@router.get(
+    "/oauth/callback", summary="OAuth 2.0 redirect URI", response_class=HTMLResponse, responses=_CALLBACK_ANSWERS
+)
 async def oauth_callback(request: Request, broker: BrokerDep) -> Response:
     """Check the state, exchange the code, store the tokens; then redirect to ``return_to`` or show a page.
 

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from authbridge.api.deps import BrokerDep, ConnectDep
+from authbridge.api.errors import errors
 from authbridge.api.routes.connections import EndUser, Organization, Tags
 from authbridge.broker import SessionRequest
 
@@ -40,7 +41,7 @@ class SessionCreate(BaseModel):
     ttl: str | int | None = Field(default=None, description="How long the session lasts: 30m by default, 24h at most.")
 
 
-@router.post("", status_code=201, summary="Create a connect session")
+@router.post("", status_code=201, summary="Create a connect session", responses=errors(404, 409))
 async def create_session(body: SessionCreate, broker: BrokerDep, caller: ConnectDep) -> JSONResponse:
     """201 ``{"token", "connect_url", "expires_at", "id"}``: hand ``connect_url`` to the end user's browser.
 
@@ -71,7 +72,7 @@ async def create_session(body: SessionCreate, broker: BrokerDep, caller: Connect
     )
 
 
-@router.delete("/{token}", summary="End a connect session")
+@router.delete("/{token}", summary="End a connect session", responses=errors(404, 409))
 async def end_session(token: str, broker: BrokerDep, caller: ConnectDep) -> dict[str, typing.Any]:
     """The session stops working at once (a page already open shows that it ended)."""
     record = await broker.sessions.end(token, caller=caller)
