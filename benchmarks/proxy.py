@@ -1,12 +1,24 @@
-"""Proxy benchmark: direct to nginx, through a minimal reference proxy, and through AuthBridge — one run.
+"""Proxy and token-endpoint benchmark: direct to nginx, a minimal reference proxy, AuthBridge — one run.
 
-    make bench                         # or: .venv/bin/python benchmarks/proxy.py [--seconds 5] [--write docs/performance.md]
+    make bench                         # or: .venv/bin/python benchmarks/proxy.py [--seconds 5] [--passes 3]
+                                       #     [--server-cpus 0] [--client-cpus 1] [--write docs/performance.md]
 
 Starts nginx (Debian's, installed if missing) serving a small JSON file on loopback, AuthBridge
 (`authbridge run`, one worker) with one API-token connection to it, and a reference proxy written
 here (raw ASGI under the same uvicorn, the same aiohttp client, one header injected, nothing else).
-wrk (Debian's) loads each at 1 and 32 connections; the table gives requests/s, p50 and p99 latency,
-and the ratios AuthBridge/reference and AuthBridge/direct. It also loads GET /connections/{id}/token.
+
+So a loaded or starved machine shows itself instead of moving the ratios:
+
+- the servers under test (nginx, the reference, AuthBridge) are pinned to ``--server-cpus`` and the
+  load generator (wrk, one thread) to ``--client-cpus`` with ``taskset``;
+- each target is warmed up before each measurement, and the order of the targets alternates between
+  passes (forward, reversed, forward, ...), so a slow drift of the machine favours nobody;
+- each figure is the median of ``--passes`` passes (at least 3), printed with its spread (min-max),
+  and each ratio is the median of the per-pass ratios (both sides measured in the same pass);
+- the CPU busy share of every core during each measurement is printed: a client core under 90 % or
+  a server core near 100 % with other work on it is a starved run.
+
+It ends with one line per target: ``target <name>: <value> (goal <op> <goal>) ok|MISSED``.
 """
 
 from __future__ import annotations
@@ -17,6 +29,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,8 +55,12 @@ def ensure_tools() -> None:
         missing = [p for p in missing if p != "nginx-light"]
     if missing:
         print(f"installing {' '.join(missing)} from Debian ...", file=sys.stderr)
-        subprocess.run(["apt-get", "install", "-y", *missing], check=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["apt-get", "install", "-y", *missing],
+            check=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+            stdout=subprocess.DEVNULL,
+        )
 
 
 def wait_http(url: str, timeout: float = 30.0) -> None:
@@ -57,7 +74,7 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-def start_nginx(workdir: Path, port: int) -> subprocess.Popen[bytes]:
+def start_nginx(workdir: Path, port: int, cpus: str) -> subprocess.Popen[bytes]:
     (workdir / "www").mkdir()
     (workdir / "www" / "item.json").write_bytes(BODY)
     (workdir / "logs").mkdir()
@@ -86,10 +103,10 @@ http {{
     )
     (workdir / "tmp").mkdir()
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    return subprocess.Popen([nginx, "-c", str(conf), "-p", str(workdir)], stderr=subprocess.DEVNULL)
+    return subprocess.Popen(pinned(cpus, [nginx, "-c", str(conf), "-p", str(workdir)]), stderr=subprocess.DEVNULL)
 
 
-REFERENCE = '''
+REFERENCE = """
 import aiohttp, os
 UPSTREAM = os.environ["UPSTREAM"]
 TOKEN = os.environ["TOKEN"]
@@ -114,18 +131,27 @@ async def app(scope, receive, send):
         async for chunk in response.content.iter_any():
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
-'''
+"""
 
 
-def start_reference(workdir: Path, port: int, upstream: str) -> subprocess.Popen[bytes]:
+def start_reference(workdir: Path, port: int, upstream: str, cpus: str) -> subprocess.Popen[bytes]:
     (workdir / "reference_proxy.py").write_text(REFERENCE)
     env = {**os.environ, "UPSTREAM": upstream, "TOKEN": "bench-token", "PYTHONPATH": str(workdir)}
-    command = [sys.executable, "-m", "uvicorn", "reference_proxy:app", "--port", str(port), "--log-level", "warning",
-               "--no-access-log"]
-    return subprocess.Popen(command, env=env, cwd=workdir, stderr=subprocess.DEVNULL)
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "reference_proxy:app",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    return subprocess.Popen(pinned(cpus, command), env=env, cwd=workdir, stderr=subprocess.DEVNULL)
 
 
-def start_authbridge(workdir: Path, port: int) -> tuple[subprocess.Popen[bytes], str, dict[str, str]]:
+def start_authbridge(workdir: Path, port: int, cpus: str) -> tuple[subprocess.Popen[bytes], str, dict[str, str]]:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("AUTHBRIDGE_")},
         "AUTHBRIDGE_DATA_DIR": str(workdir / "data"),
@@ -135,24 +161,56 @@ def start_authbridge(workdir: Path, port: int) -> tuple[subprocess.Popen[bytes],
     }
     cli = [sys.executable, "-m", "authbridge"]
     key = subprocess.run([*cli, "api-keys", "create", "--name", "bench"], env=env, capture_output=True, check=True)
-    server = subprocess.Popen([*cli, "run", "--port", str(port)], env=env, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(pinned(cpus, [*cli, "run", "--port", str(port)]), env=env, stderr=subprocess.DEVNULL)
     return server, key.stdout.decode().strip(), env
 
 
-def wrk(url: str, connections: int, seconds: int, headers: dict[str, str]) -> dict[str, float]:
-    threads = 1 if connections == 1 else 2
-    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+Row = dict[str, float]
+#: (target, connections) -> one result per pass
+Results = dict[tuple[str, int], list[Row]]
+
+PROXY, TOKEN, REF_PROXY, DIRECT = "AuthBridge proxy", "GET /connections/{id}/token", "reference proxy", "direct (nginx)"
+
+
+def cpu_times() -> dict[str, tuple[int, int]]:
+    """Per core: (busy, total) jiffies since boot, from /proc/stat."""
+    times: dict[str, tuple[int, int]] = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *fields = line.split()
+        if name.startswith("cpu") and name != "cpu":
+            values = [int(v) for v in fields]
+            idle = values[3] + (values[4] if len(values) > 4 else 0)
+            times[name] = (sum(values) - idle, sum(values))
+    return times
+
+
+def busy_between(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> dict[str, float]:
+    """Per core, the share of time it was busy between two ``cpu_times`` readings (0-100)."""
+    shares = {}
+    for name, (busy, total) in after.items():
+        b0, t0 = before.get(name, (0, 0))
+        shares[name] = 100.0 * (busy - b0) / max(1, total - t0)
+    return shares
+
+
+def wrk(url: str, connections: int, seconds: float, headers: dict[str, str], cpus: str) -> Row:
+    """One wrk run (one thread, pinned to ``cpus``), with each core's busy share during it."""
+    command = ["taskset", "-c", cpus, "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", url]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
+    before = cpu_times()
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    busy = busy_between(before, cpu_times())
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {
+    row = {
         "rps": rps,
         "p50": _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1)),  # type: ignore[union-attr]
         "p99": _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1)),  # type: ignore[union-attr]
         "errors": float(errors.group(1)) if errors else 0.0,
     }
+    row.update({f"busy:{name}": share for name, share in busy.items()})
+    return row
 
 
 def _ms(text: str) -> float:
@@ -160,52 +218,93 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
+def rss_kib(pid: int) -> int:
+    """A process's resident memory, in KiB (0 when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def pinned(cpus: str, command: list[str]) -> list[str]:
+    return ["taskset", "-c", cpus, *command]
+
+
 def main(argv: typing.Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=int, default=5, help="wrk duration of each measurement")
+    parser.add_argument("--seconds", type=float, default=5, help="wrk duration of each measurement")
+    parser.add_argument("--warmup", type=float, default=1, help="wrk warm-up before each measurement (s)")
+    parser.add_argument("--passes", type=int, default=3, help="passes over every target (the median is kept; >= 3)")
+    parser.add_argument("--server-cpus", default="0", help="taskset CPU list of the servers under test")
+    parser.add_argument("--client-cpus", default="1", help="taskset CPU list of the load generator")
     parser.add_argument("--write", type=Path, help="also write the table into this markdown file")
     args = parser.parse_args(argv)
+    if args.passes < 3:
+        parser.error("--passes must be at least 3 (the median of fewer says little)")
     ensure_tools()
     processes: list[subprocess.Popen[bytes]] = []
+    results: Results = {}
+    memory: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="ab-bench-") as tmp:
         workdir = Path(tmp)
         workdir.chmod(0o755)  # nginx's workers run as another user
         try:
             nginx_port, ref_port, ab_port = free_port(), free_port(), free_port()
-            processes.append(start_nginx(workdir, nginx_port))
+            processes.append(start_nginx(workdir, nginx_port, args.server_cpus))
             upstream = f"http://127.0.0.1:{nginx_port}"
             wait_http(f"{upstream}/item.json")
-            processes.append(start_reference(workdir, ref_port, upstream))
-            server, key, _env = start_authbridge(workdir, ab_port)
+            processes.append(start_reference(workdir, ref_port, upstream, args.server_cpus))
+            server, key, _env = start_authbridge(workdir, ab_port, args.server_cpus)
             processes.append(server)
             ab = f"http://127.0.0.1:{ab_port}"
             wait_http(f"{ab}/health")
             wait_http(f"http://127.0.0.1:{ref_port}/p/x/item.json")
             auth = {"Authorization": f"Bearer {key}"}
-            spec = {"key": "bench", "name": "bench", "auth": {"type": "api_token"},
-                    "token": {"in": "header", "name": "X-Api-Key", "template": "{token}"},
-                    "request": {"base_url": upstream}}
+            spec = {
+                "key": "bench",
+                "name": "bench",
+                "auth": {"type": "api_token"},
+                "token": {"in": "header", "name": "X-Api-Key", "template": "{token}"},
+                "request": {"base_url": upstream},
+            }
             httpx.put(f"{ab}/integrations/bench", json=spec, headers=auth).raise_for_status()
-            created = httpx.post(f"{ab}/connections", json={"integration": "bench", "name": "bench",
-                                 "credentials": {"token": "bench-token"}}, headers=auth)
+            created = httpx.post(
+                f"{ab}/connections",
+                json={"integration": "bench", "name": "bench", "credentials": {"token": "bench-token"}},
+                headers=auth,
+            )
             created.raise_for_status()
             cid = created.json()["id"]
             check = httpx.get(f"{ab}/proxy/{cid}/item.json", headers=auth)
             assert check.status_code == 200 and check.content == BODY, check.text
+            token = httpx.get(f"{ab}/connections/{cid}/token", headers=auth)
+            assert token.status_code == 200 and token.json()["access_token"] == "bench-token", token.text
+            memory["idle"] = rss_kib(server.pid)
 
             targets = {
-                "direct (nginx)": (f"{upstream}/item.json", {}),
-                "reference proxy": (f"http://127.0.0.1:{ref_port}/p/x/item.json", {}),
-                "AuthBridge proxy": (f"{ab}/proxy/{cid}/item.json", auth),
+                DIRECT: (f"{upstream}/item.json", {}),
+                REF_PROXY: (f"http://127.0.0.1:{ref_port}/p/x/item.json", {}),
+                PROXY: (f"{ab}/proxy/{cid}/item.json", auth),
+                TOKEN: (f"{ab}/connections/{cid}/token", auth),
             }
-            results: dict[tuple[str, int], dict[str, float]] = {}
-            for name, (url, headers) in targets.items():
-                wrk(url, 8, 1, headers)  # warm-up
-                for connections in (1, 32):
-                    results[(name, connections)] = wrk(url, connections, args.seconds, headers)
-            token_url = f"{ab}/connections/{cid}/token"
-            wrk(token_url, 8, 1, auth)
-            token = {c: wrk(token_url, c, args.seconds, auth) for c in (1, 32)}
+            for number in range(args.passes):
+                order = list(targets.items())
+                if number % 2:
+                    order.reverse()  # alternate: a drift of the machine favours nobody
+                for name, (url, headers) in order:
+                    for connections in (1, 32):
+                        wrk(url, connections, args.warmup, headers, args.client_cpus)  # warm-up
+                        row = wrk(url, connections, args.seconds, headers, args.client_cpus)
+                        results.setdefault((name, connections), []).append(row)
+                        print(
+                            f"pass {number + 1} {name:30} c={connections:<3} {row['rps']:>9,.0f} req/s  "
+                            f"p50 {row['p50']:.3f} ms  " + _busy_text(row),
+                            file=sys.stderr,
+                        )
+                memory[f"after pass {number + 1}"] = rss_kib(server.pid)
         finally:
             for process in processes:
                 process.terminate()
@@ -214,29 +313,77 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
                     process.wait(10)
                 except subprocess.TimeoutExpired:
                     process.kill()
-    table = render(results, token)
+    table = render(results, memory, args)
     print(table)
     if args.write:
         write_docs(args.write, table)
     return 0
 
 
-def render(results: dict[tuple[str, int], dict[str, float]], token: dict[int, dict[str, float]]) -> str:
-    lines = ["| target | conns | req/s | p50 ms | p99 ms | non-2xx |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    for (name, conns), r in results.items():
-        lines.append(f"| {name} | {conns} | {r['rps']:,.0f} | {r['p50']:.3f} | {r['p99']:.3f} | {r['errors']:.0f} |")
-    for conns, r in token.items():
+def _busy_text(row: Row) -> str:
+    return " ".join(f"{k[5:]} {v:.0f}%" for k, v in sorted(row.items()) if k.startswith("busy:"))
+
+
+def _median(values: typing.Iterable[float]) -> float:
+    return statistics.median(list(values))
+
+
+def _spread(values: list[float], fmt: str) -> str:
+    return f"{format(min(values), fmt)}-{format(max(values), fmt)}"
+
+
+def target_line(name: str, value: float, op: str, goal: float, fmt: str = ".2f") -> str:
+    """``target name: value (goal op goal) ok|MISSED``: the form a reader and a script both read at once."""
+    met = value >= goal if op == ">=" else value <= goal
+    return f"target {name}: {format(value, fmt)} (goal {op} {goal:g}) {'ok' if met else 'MISSED'}"
+
+
+def render(results: Results, memory: dict[str, int], args: argparse.Namespace) -> str:
+    passes = len(next(iter(results.values())))
+    cores = sorted({k[5:] for rows in results.values() for row in rows for k in row if k.startswith("busy:")})
+    lines = [
+        f"{passes} passes of {args.seconds:g} s per target (after a {args.warmup:g} s warm-up), servers on CPU "
+        f"{args.server_cpus}, wrk on CPU {args.client_cpus}; medians, spread min-max over the passes.",
+        "",
+        "| target | conns | req/s (median) | req/s spread | p50 ms | p50 spread | p99 ms | non-2xx | "
+        + " | ".join(f"{c} busy %" for c in cores)
+        + " |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in cores) + " |",
+    ]
+    for (name, conns), rows in results.items():
+        rps, p50 = [r["rps"] for r in rows], [r["p50"] for r in rows]
+        busy = " | ".join(f"{_median(r.get('busy:' + c, 0.0) for r in rows):.0f}" for c in cores)
         lines.append(
-            f"| GET /connections/{{id}}/token | {conns} | {r['rps']:,.0f} | {r['p50']:.3f} | {r['p99']:.3f} | "
-            f"{r['errors']:.0f} |"
+            f"| {name} | {conns} | {_median(rps):,.0f} | {_spread(rps, ',.0f')} | {_median(p50):.3f} | "
+            f"{_spread(p50, '.3f')} | {_median(r['p99'] for r in rows):.3f} | {sum(r['errors'] for r in rows):.0f} "
+            f"| {busy} |"
         )
-    ab32, ref32, direct32 = (results[(n, 32)]["rps"] for n in ("AuthBridge proxy", "reference proxy", "direct (nginx)"))
-    added = results[("AuthBridge proxy", 1)]["p50"] - results[("direct (nginx)", 1)]["p50"]
+
+    def per_pass(
+        a: tuple[str, int], b: tuple[str, int], key: str, how: typing.Callable[[float, float], float]
+    ) -> list[float]:
+        return [how(x[key], y[key]) for x, y in zip(results[a], results[b], strict=True)]
+
+    token_vs_proxy = per_pass((TOKEN, 32), (PROXY, 32), "rps", lambda x, y: x / y)
+    token_p50 = per_pass((TOKEN, 1), (PROXY, 1), "p50", lambda x, y: x / y)
+    proxy_vs_ref = per_pass((PROXY, 32), (REF_PROXY, 32), "rps", lambda x, y: x / y)
+    added = per_pass((PROXY, 1), (DIRECT, 1), "p50", lambda x, y: x - y)
+    proxy_vs_direct = per_pass((PROXY, 32), (DIRECT, 32), "rps", lambda x, y: x / y)
     lines += [
         "",
-        f"- AuthBridge / reference throughput at 32 connections: **{ab32 / ref32:.2f}** (target ≥ 0.8)",
-        f"- AuthBridge / direct throughput at 32 connections: **{ab32 / direct32:.3f}**",
-        f"- p50 added over direct at 1 connection: **{added:.3f} ms** (target ≤ 0.5 ms)",
+        f"- token endpoint / proxy throughput at 32 connections, per pass: {', '.join(f'{v:.2f}' for v in token_vs_proxy)}",
+        f"- token endpoint / proxy p50 at 1 connection, per pass: {', '.join(f'{v:.2f}' for v in token_p50)}",
+        f"- AuthBridge / reference throughput at 32 connections, per pass: {', '.join(f'{v:.2f}' for v in proxy_vs_ref)}",
+        f"- p50 added over direct at 1 connection, per pass (ms): {', '.join(f'{v:.3f}' for v in added)}",
+        f"- AuthBridge / direct throughput at 32 connections (median): {_median(proxy_vs_direct):.3f}",
+        "- AuthBridge resident memory (KiB): " + ", ".join(f"{k} {v:,}" for k, v in memory.items()),
+        "",
+        "```",
+        target_line("token-vs-proxy", _median(token_vs_proxy), ">=", 1.0),
+        target_line("token-p50-vs-proxy", _median(token_p50), "<=", 1.0),
+        target_line("proxy-vs-reference", _median(proxy_vs_ref), ">=", 1.0),
+        target_line("proxy-added-p50-ms", _median(added), "<=", 0.25, ".3f"),
+        "```",
     ]
     return "\n".join(lines)
 

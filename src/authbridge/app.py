@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from authbridge import __version__
 from authbridge.api import install_api
 from authbridge.api.gate import Gate
+from authbridge.api.token_route import serve_token, token_request
 from authbridge.broker import Broker, Policy, WebhookDispatcher
 from authbridge.broker.background import BackgroundRefresher
 from authbridge.broker.readiness import Lifecycle
@@ -194,6 +195,13 @@ class _AuthBridgeApp(FastAPI):
             if path.startswith(PROXY_PREFIX):
                 proxy: Proxy = self.state.proxy
                 await proxy.handle(scope, receive, _with_request_id(send, request_id, upstream=True))
+                return
+            connection_id = token_request(scope)
+            if connection_id is not None:  # as hot as the proxy for apps that read tokens: no framework either
+                CONNECTION_ID.set(connection_id)
+                await serve_token(
+                    self.state.broker, connection_id, scope, receive, _with_request_id(send, request_id, upstream=False)
+                )
                 return
             _log_context(path)
             await self.gate(scope, receive, _with_request_id(send, request_id, upstream=False), super().__call__)

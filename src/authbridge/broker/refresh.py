@@ -38,6 +38,7 @@ import anyio
 
 from authbridge.auth import TokenSet, plugin_for
 from authbridge.auth.lifecycle import REJECTION_REFRESH_INTERVAL, backoff_delay, is_refresh_due, refresh_on_rejection
+from authbridge.broker.lru import LRU
 from authbridge.errors import AuthBridgeError, ConnectionStateError, StoreError, TokenEndpointError, UpstreamError
 from authbridge.logs import CONNECTION_ID
 from authbridge.spec import Integration
@@ -88,7 +89,7 @@ class TokenKeeper:
         #: Refresh results the store refused: connection id -> (version they go over, credentials).
         self._unsaved: dict[str, tuple[int, CredentialRecord]] = {}
         self._inflight: dict[str, asyncio.Future[CredentialRecord | None]] = {}
-        self._rejection_refreshes: dict[str, datetime] = {}
+        self._rejection_refreshes: LRU[str, datetime] = LRU(100_000)
         #: Connections whose lease this process took and has not given back (shutdown releases them).
         self._held: set[str] = set()
         #: Called with a connection id whenever its stored credentials change in this process.
@@ -101,6 +102,21 @@ class TokenKeeper:
 
     async def _spec(self, connection: ConnectionRecord) -> Integration:
         return (await self.store.integrations.get(connection.integration_key)).spec
+
+    def claimed(self, connection_ids: typing.Iterable[str]) -> None:
+        """Note leases taken in this keeper's name by a batch claim: shutdown gives them back."""
+        self._held.update(connection_ids)
+
+    async def give_back(self, connection_ids: typing.Collection[str]) -> None:
+        """Release claimed leases that no refresh used (rows found not due); failures only delay others by the lease."""
+        if not connection_ids:
+            return
+        try:
+            await self.store.connections.release_lease_of(connection_ids, self.owner)
+        except StoreError as exc:
+            logger.warning("giving back %d unused refresh lease(s) failed (they run out): %s", len(connection_ids), exc)
+            return
+        self._held.difference_update(connection_ids)
 
     async def shutdown(self, timeout: float) -> int:
         """Let in-flight refreshes finish (up to ``timeout`` s, then cancel them); give back this process's leases.

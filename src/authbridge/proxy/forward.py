@@ -30,6 +30,7 @@ from authbridge.auth.lifecycle import effective_window, refresh_on_rejection
 from authbridge.auth.placement import base_url
 from authbridge.broker import Broker
 from authbridge.broker.cache_sync import EVERYTHING
+from authbridge.broker.lru import LRU
 from authbridge.errors import (
     AuthBridgeError,
     AuthenticationError,
@@ -120,13 +121,15 @@ class Proxy:
         timeouts: ProxyTimeouts = ProxyTimeouts(),
         allow_private: bool = False,
         target_ttl: float = 60.0,
+        max_targets: int = 10_000,
     ) -> None:
         self.broker = broker
         self.session = session
         self.timeout = aiohttp.ClientTimeout(total=None, connect=timeouts.connect, sock_read=timeouts.read)
         self.allow_private = allow_private
         self.target_ttl = target_ttl
-        self._targets: dict[str, _Target] = {}
+        #: The least recently used targets go first past ``max_targets`` (memory stays bounded).
+        self._targets: LRU[str, _Target] = LRU(max_targets)
         #: Bumped on every drop: a target built while one happened is not cached (it may predate the change).
         self._epoch = 0
         broker.connections.keeper.listeners.append(self.forget)

@@ -324,24 +324,81 @@ class ConnectionRepo:
 
         Uses the index on ``expires_at``; skips those backing off after failures.
         """
-        now = self._ctx.clock()
         query = (
             select(ConnectionRow, IntegrationRow.key)
             .join(IntegrationRow, IntegrationRow.id == ConnectionRow.integration_id)
-            .where(
-                ConnectionRow.status == "active",
-                or_(ConnectionRow.next_refresh_at.is_(None), ConnectionRow.next_refresh_at <= now),
-                or_(
-                    ConnectionRow.expires_at < expiring_before,
-                    ConnectionRow.last_refreshed_at < idle_before,
-                ),
-            )
+            .where(self._due_clause(expiring_before, idle_before))
             .order_by(ConnectionRow.expires_at)
             .limit(limit)
         )
         async with self._ctx.session() as session:
             rows = (await session.execute(query)).all()
             return [self._record(row, key) for row, key in rows]
+
+    def _due_clause(self, expiring_before: datetime, idle_before: datetime) -> typing.Any:
+        now = self._ctx.clock()
+        return and_(
+            ConnectionRow.status == "active",
+            or_(ConnectionRow.next_refresh_at.is_(None), ConnectionRow.next_refresh_at <= now),
+            or_(ConnectionRow.expires_at < expiring_before, ConnectionRow.last_refreshed_at < idle_before),
+        )
+
+    async def claim_due(
+        self, owner: str, lease: timedelta, *, expiring_before: datetime, idle_before: datetime, limit: int
+    ) -> builtins.list[ConnectionRecord]:
+        """Take the refresh lease of up to ``limit`` due connections nobody holds; return them, soonest expiry first.
+
+        One statement: the due rows without a live lease are picked (PostgreSQL: ``FOR UPDATE SKIP
+        LOCKED``, so replicas claiming at once get disjoint batches; SQLite: its one writer at a time)
+        and leased to ``owner`` on the database's clock. Rows another process holds are skipped, not
+        waited for. Same selection as ``due_for_refresh``, which the partial indexes of migration
+        0007 serve.
+        """
+        free = or_(ConnectionRow.refresh_lease_until.is_(None), ConnectionRow.refresh_lease_until < self._ctx.db_now())
+        picked = (
+            select(ConnectionRow.id)
+            .where(self._due_clause(expiring_before, idle_before), free)
+            .order_by(ConnectionRow.expires_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        async with self._ctx.session() as session:
+            claimed = (
+                (
+                    await session.execute(
+                        update(ConnectionRow)
+                        .where(ConnectionRow.id.in_(picked.scalar_subquery()), free)
+                        .values(refresh_lease_until=self._ctx.db_now(lease.total_seconds()), refresh_lease_owner=owner)
+                        .returning(ConnectionRow.id)
+                        .execution_options(synchronize_session=False)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if not claimed:
+                return []
+            rows = (
+                await session.execute(
+                    select(ConnectionRow, IntegrationRow.key)
+                    .join(IntegrationRow, IntegrationRow.id == ConnectionRow.integration_id)
+                    .where(ConnectionRow.id.in_(claimed))
+                    .order_by(ConnectionRow.expires_at)
+                )
+            ).all()
+            return [self._record(row, key) for row, key in rows]
+
+    async def release_lease_of(self, connection_ids: typing.Collection[str], owner: str) -> None:
+        """Give back the leases ``owner`` holds on these connections (claimed, then found not due)."""
+        if not connection_ids:
+            return
+        async with self._ctx.session() as session:
+            await session.execute(
+                update(ConnectionRow)
+                .where(ConnectionRow.id.in_(list(connection_ids)), ConnectionRow.refresh_lease_owner == owner)
+                .values(refresh_lease_until=None, refresh_lease_owner=None)
+                .execution_options(synchronize_session=False)
+            )
 
     async def delete(self, connection_id: str) -> None:
         """Delete a connection with its credentials and pending flows."""
