@@ -195,7 +195,17 @@ def busy_between(before: dict[str, tuple[int, int]], after: dict[str, tuple[int,
 
 def wrk(url: str, connections: int, seconds: float, headers: dict[str, str], cpus: str) -> Row:
     """One wrk run (one thread, pinned to ``cpus``), with each core's busy share during it."""
-    command = ["taskset", "-c", cpus, "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", url]
+    command = [
+        "taskset",
+        "-c",
+        cpus,
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+        url,
+    ]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
     before = cpu_times()

@@ -133,16 +133,26 @@ async def run_background(
     *,
     first_delay: bool = False,
     retention_days: int = 30,
+    refresh_interval: float = 30.0,
+    refresh_concurrency: int = 32,
 ) -> None:
     """The background work of a server or of ``authbridge refresher``: token refresh, webhook delivery, pruning.
 
     Every loop is safe on several replicas at once (refresh leases; delivery claims; idempotent deletes).
     ``retention_days=0`` keeps events forever.
     """
-    refresher = BackgroundRefresher(broker.store, broker.connections.keeper, clock=clock)
+    refresher = BackgroundRefresher(
+        broker.store,
+        broker.connections.keeper,
+        clock=clock,
+        concurrency=refresh_concurrency,
+        batch=2 * refresh_concurrency,
+    )
     dispatcher = WebhookDispatcher(broker.store, http, clock=clock)
     async with anyio.create_task_group() as group:
-        group.start_soon(functools.partial(refresher.run_forever, stop, first_delay=first_delay))
+        group.start_soon(
+            functools.partial(refresher.run_forever, stop, interval=refresh_interval, first_delay=first_delay)
+        )
         group.start_soon(dispatcher.run_forever, stop)
         if retention_days:
             pruner = Pruner(broker.store, clock=clock, days=retention_days)
@@ -277,6 +287,8 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
                             clock,
                             first_delay=True,
                             retention_days=settings.event_retention_days,
+                            refresh_interval=settings.refresh_interval,
+                            refresh_concurrency=settings.refresh_concurrency,
                         )
                     )
                 try:

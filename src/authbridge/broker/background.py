@@ -23,6 +23,7 @@ from authbridge.auth import plugin_for
 from authbridge.auth.lifecycle import is_refresh_due
 from authbridge.broker.refresh import TokenKeeper
 from authbridge.errors import AuthBridgeError
+from authbridge.spec import Integration
 from authbridge.store import ConnectionRecord, Store
 from authbridge.types import Clock
 
@@ -66,10 +67,16 @@ class BackgroundRefresher:
         self.concurrency = concurrency
         #: Batches one scan claims at most (a bound, in case due rows never stop coming).
         self.max_rounds = max_rounds
+        #: The integrations' specs, read once per scan.
+        self._specs: dict[str, Integration] = {}
 
     async def _due(self, connection: ConnectionRecord) -> tuple[bool, int]:
         """Whether to refresh now (window or idle refresh token), and the version seen."""
-        spec = (await self.store.integrations.get(connection.integration_key)).spec
+        spec = self._specs.get(connection.integration_key)
+        if spec is None:  # read once per scan: a storm is mostly a few integrations' connections
+            spec = self._specs[connection.integration_key] = (
+                await self.store.integrations.get(connection.integration_key)
+            ).spec
         if not plugin_for(spec.auth).refreshable(spec):
             return False, 0
         creds = await self.store.credentials.load(connection.id)
@@ -87,6 +94,7 @@ class BackgroundRefresher:
     async def run_once(self) -> int:
         """One scan: claim and refresh due connections, batch after batch while full ones come; return the count."""
         await self.keeper.flush_unsaved()  # results the store refused before: their refresh token is spent
+        self._specs = {}
         refreshed = 0
         for _ in range(self.max_rounds):
             now = self.clock()

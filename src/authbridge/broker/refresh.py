@@ -235,8 +235,10 @@ class TokenKeeper:
 
     async def _refresh(self, connection_id: str, seen_version: int | None, force: bool) -> CredentialRecord | None:
         CONNECTION_ID.set(connection_id)  # a task of its own: the refresh's log lines name the connection
-        start = await self.store.credentials.load(connection_id)
-        baseline = seen_version if seen_version is not None else (start.version if start else 0)
+        if seen_version is None:
+            start = await self.store.credentials.load(connection_id)
+            seen_version = start.version if start else 0
+        baseline = seen_version
         # A failed attempt leaves the credentials' version as it was but counts a failure: whoever
         # waited for it must share that outcome, not call the token endpoint again.
         failures = (await self.store.connections.get(connection_id)).refresh_failures

@@ -184,7 +184,9 @@ class ConnectionRepo:
             IntegrationRow, IntegrationRow.id == ConnectionRow.integration_id
         )
         if where.integration_key:
-            query = query.where(IntegrationRow.key == where.integration_key)
+            # By id, resolved first: the planner then walks (integration_id, created_at, id) in order.
+            integration_id = select(IntegrationRow.id).where(IntegrationRow.key == where.integration_key)
+            query = query.where(ConnectionRow.integration_id == integration_id.scalar_subquery())
         if where.status:
             query = query.where(ConnectionRow.status == where.status)
         if where.end_user_id:
@@ -343,6 +345,17 @@ class ConnectionRepo:
             or_(ConnectionRow.expires_at < expiring_before, ConnectionRow.last_refreshed_at < idle_before),
         )
 
+    def claim_query(self, *, expiring_before: datetime, idle_before: datetime, limit: int) -> typing.Any:
+        """The ids ``claim_due`` picks: due, no live lease, soonest expiry first, locked rows skipped (EXPLAIN it)."""
+        free = or_(ConnectionRow.refresh_lease_until.is_(None), ConnectionRow.refresh_lease_until < self._ctx.db_now())
+        return (
+            select(ConnectionRow.id)
+            .where(self._due_clause(expiring_before, idle_before), free)
+            .order_by(ConnectionRow.expires_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+
     async def claim_due(
         self, owner: str, lease: timedelta, *, expiring_before: datetime, idle_before: datetime, limit: int
     ) -> builtins.list[ConnectionRecord]:
@@ -355,13 +368,7 @@ class ConnectionRepo:
         0007 serve.
         """
         free = or_(ConnectionRow.refresh_lease_until.is_(None), ConnectionRow.refresh_lease_until < self._ctx.db_now())
-        picked = (
-            select(ConnectionRow.id)
-            .where(self._due_clause(expiring_before, idle_before), free)
-            .order_by(ConnectionRow.expires_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
+        picked = self.claim_query(expiring_before=expiring_before, idle_before=idle_before, limit=limit)
         async with self._ctx.session() as session:
             claimed = (
                 (
