@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import typing
+from datetime import timedelta
 
 import pytest
 
@@ -189,3 +190,25 @@ def test_an_integration_change_anywhere_drops_its_tokens(
     portal(client).call(_broker(client).cache_sync.poll)
     assert cid not in tokens
     assert client.get(f"/connections/{cid}/token", headers=headers).status_code == 200  # read from the store again
+
+
+def test_a_failing_refresh_answers_alike_and_keeps_the_tokens(
+    client: TestClient, headers: dict[str, str], oauth: OAuthServer
+) -> None:
+    """An expired token whose endpoint is unreachable: the same clear 502 on both paths, the stored token kept."""
+    cid = _connection(client, headers, oauth)
+    unreachable = {**_spec(oauth), "auth": {**_spec(oauth)["auth"], "token_url": "http://127.0.0.1:9/token"}}
+    assert client.put("/integrations/cc", json=unreachable, headers=headers).status_code == 200
+    store = store_of(client)
+    creds = portal(client).call(store.credentials.load, cid)
+    assert creds is not None
+    assert creds.expires_at is not None
+    past = creds.expires_at - timedelta(days=1)
+    expired = CredentialRecord(access_token="stored-token-0451", token_type="Bearer", expires_at=past)
+    portal(client).call(store.credentials.save, cid, expired)
+    portal(client).call(_broker(client).cache_sync.poll)
+    fast, framework = _both(client, f"/connections/{cid}/token", headers)
+    assert fast.status_code == 502 and _shape(fast) == _shape(framework)
+    assert "stored-token-0451" not in fast.text and fast.json()["error"]["code"] == "upstream_error"
+    kept = portal(client).call(store.credentials.load, cid)
+    assert kept is not None and kept.access_token == "stored-token-0451"
