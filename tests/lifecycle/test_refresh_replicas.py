@@ -108,6 +108,10 @@ async def _all_due_now(env: dict[str, str]) -> None:
         await session.execute(update(ConnectionRow).values(expires_at=past))
 
 
+def _refreshed(log: str) -> int:
+    return sum(int(n) for n in re.findall(r"background refresher refreshed (\d+) connection", log))
+
+
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 async def test_three_replicas_refresh_each_due_token_once(db_url: str, tmp_path: Path) -> None:
     """240 tokens due at once: exactly 300 grants, one per connection, and more than one replica did some."""
@@ -127,15 +131,17 @@ async def test_three_replicas_refresh_each_due_token_once(db_url: str, tmp_path:
             replicas = [stack.enter_context(run_authbridge(env, key)) for env in envs]
             await _all_due_now(shared)
             deadline = time.monotonic() + 150  # a hang guard: an idle machine needs a few seconds
-            while httpx.get(f"{endpoint}/stats").json()["total"] < CONNECTIONS and time.monotonic() < deadline:
-                await asyncio.sleep(0.2)
+            done = [0, 0, 0]
+            while sum(done) < CONNECTIONS and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)  # each replica logs its count when its scan ends
+                done = [_refreshed(r.log_text()) for r in replicas]
             await asyncio.sleep(2.5)  # two more scans by every replica: nothing more may be refreshed
             stats = httpx.get(f"{endpoint}/stats").json()
             logs = [r.log_text() for r in replicas]
     assert stats["total"] == CONNECTIONS, stats["total"]
     assert sorted(stats["per_connection"]) == sorted(f"c{n}" for n in range(CONNECTIONS))
     assert set(stats["per_connection"].values()) == {1}
-    done = [sum(int(n) for n in re.findall(r"background refresher refreshed (\d+) connection", log)) for log in logs]
+    done = [_refreshed(log) for log in logs]
     assert sum(done) == CONNECTIONS, done
     assert sum(1 for n in done if n > 0) >= 2, done  # the work was split
     assert all("Traceback" not in log for log in logs)

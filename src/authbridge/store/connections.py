@@ -180,6 +180,15 @@ class ConnectionRepo:
 
         Keyset pagination on ``(created_at, id)``: a page costs the same however deep it is.
         """
+        query = self.page_query(where, limit=limit, cursor=cursor)
+        async with self._ctx.session() as session:
+            rows = (await session.execute(query)).all()
+        records = [self._record(row, key) for row, key in rows[:limit]]
+        more = len(rows) > limit
+        return records, encode_cursor(records[-1].created_at, records[-1].id) if more and records else None
+
+    def page_query(self, where: ConnectionFilter, *, limit: int = 100, cursor: str | None = None) -> typing.Any:
+        """The statement ``page`` runs (one row more than ``limit``, to know whether a next page exists)."""
         query = select(ConnectionRow, IntegrationRow.key).join(
             IntegrationRow, IntegrationRow.id == ConnectionRow.integration_id
         )
@@ -206,12 +215,7 @@ class ConnectionRepo:
                     and_(ConnectionRow.created_at == after, ConnectionRow.id > after_id),
                 )
             )
-        query = query.order_by(ConnectionRow.created_at, ConnectionRow.id).limit(limit + 1)
-        async with self._ctx.session() as session:
-            rows = (await session.execute(query)).all()
-        records = [self._record(row, key) for row, key in rows[:limit]]
-        more = len(rows) > limit
-        return records, encode_cursor(records[-1].created_at, records[-1].id) if more and records else None
+        return query.order_by(ConnectionRow.created_at, ConnectionRow.id).limit(limit + 1)
 
     async def set_status(
         self,
