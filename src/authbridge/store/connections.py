@@ -11,7 +11,7 @@ import json
 import typing
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, literal, or_, select, tuple_, update
 
 from authbridge.errors import ErrorItem, NotFoundError, ParameterError, WrongBrowserError
 from authbridge.store.invalidations import invalidate
@@ -209,12 +209,9 @@ class ConnectionRepo:
             query = query.where(ConnectionRow.id.in_(tagged))
         if cursor:
             after, after_id = decode_cursor(cursor)
-            query = query.where(
-                or_(
-                    ConnectionRow.created_at > after,
-                    and_(ConnectionRow.created_at == after, ConnectionRow.id > after_id),
-                )
-            )
+            # A row-value comparison: the index range starts at the cursor instead of filtering up to it.
+            position = tuple_(literal(after, ConnectionRow.created_at.type), literal(after_id, ConnectionRow.id.type))
+            query = query.where(tuple_(ConnectionRow.created_at, ConnectionRow.id) > position)
         return query.order_by(ConnectionRow.created_at, ConnectionRow.id).limit(limit + 1)
 
     async def set_status(

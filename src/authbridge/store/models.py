@@ -88,6 +88,7 @@ class ConnectionRow(Base):
         Index("ix_connections_created_at_id", "created_at", "id"),
         Index("ix_connections_integration_created", "integration_id", "created_at", "id"),
         Index("ix_connections_status_created", "status", "created_at", "id"),
+        Index("ix_connections_integration_status_created", "integration_id", "status", "created_at", "id"),
         Index("ix_connections_end_user_created", "end_user_id", "created_at", "id"),
         # The refresher's scan: active rows by expiry, or by last refresh (idle refresh tokens).
         Index("ix_connections_active_expires", "expires_at", postgresql_where=_ACTIVE, sqlite_where=_ACTIVE),

@@ -22,6 +22,9 @@ def upgrade() -> None:
     op.create_index("ix_connections_created_at_id", "connections", ["created_at", "id"])
     op.create_index("ix_connections_integration_created", "connections", ["integration_id", "created_at", "id"])
     op.create_index("ix_connections_status_created", "connections", ["status", "created_at", "id"])
+    op.create_index(
+        "ix_connections_integration_status_created", "connections", ["integration_id", "status", "created_at", "id"]
+    )
     op.create_index("ix_connections_end_user_created", "connections", ["end_user_id", "created_at", "id"])
     op.create_index(
         "ix_connections_active_expires", "connections", ["expires_at"], postgresql_where=_ACTIVE, sqlite_where=_ACTIVE
@@ -40,6 +43,7 @@ def downgrade() -> None:
         "ix_connections_active_refreshed",
         "ix_connections_active_expires",
         "ix_connections_end_user_created",
+        "ix_connections_integration_status_created",
         "ix_connections_status_created",
         "ix_connections_integration_created",
         "ix_connections_created_at_id",
