@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check install clean bench image
+.PHONY: run test check install clean bench bench-refresh bench-scale bench-variants image
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,21 @@ image:
 	@docker info >/dev/null 2>&1 || { echo "make image needs a running Docker daemon"; exit 1; }
 	docker build -t authbridge:$$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml) -t authbridge:latest .
 
+# Proxy and token endpoint vs a reference proxy (pinned, 3 passes): ends with `target ...` lines.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/proxy.py --write docs/performance.md
+
+# 10,000 tokens due at once on PostgreSQL (AUTHBRIDGE_BENCH_POSTGRES_URL, default the local server).
+BENCH_PG ?= $(or $(AUTHBRIDGE_BENCH_POSTGRES_URL),postgresql+asyncpg://postgres@127.0.0.1:5432/postgres)
+bench-refresh: $(STAMP)
+	$(BIN)/python benchmarks/refresh_storm.py --postgres $(BENCH_PG)
+
+# GET /connections over 100,000 connections on PostgreSQL, and the refresher scan's plan.
+bench-scale: $(STAMP)
+	$(BIN)/python benchmarks/scale.py --postgres $(BENCH_PG)
+
+bench-variants: $(STAMP)
+	$(BIN)/python benchmarks/proxy_variants.py --signed
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,15 +1,24 @@
-"""Proxy benchmark: direct to nginx, through a minimal reference proxy, and through AuthBridge — one run.
+"""Proxy and token-endpoint benchmark: direct to nginx, a minimal reference proxy, AuthBridge — one run.
 
-    make bench                         # or: .venv/bin/python benchmarks/proxy.py [--seconds 5] [--write docs/performance.md]
-    .venv/bin/python benchmarks/proxy.py --signed    # also the signing auth types (aws_sigv4, hmac_signature)
+    make bench                         # or: .venv/bin/python benchmarks/proxy.py [--seconds 5] [--passes 3]
+                                       #     [--server-cpus 0] [--client-cpus 1] [--write docs/performance.md]
 
 Starts nginx (Debian's, installed if missing) serving a small JSON file on loopback, AuthBridge
 (`authbridge run`, one worker) with one API-token connection to it, and a reference proxy written
 here (raw ASGI under the same uvicorn, the same aiohttp client, one header injected, nothing else).
-wrk (Debian's) loads each at 1 and 32 connections; the table gives requests/s, p50 and p99 latency,
-and the ratios AuthBridge/reference and AuthBridge/direct. It also loads GET /connections/{id}/token.
-With ``--signed`` it loads two more connections whose requests are signed (AWS SigV4 and an HMAC: nginx
-does not check them, the cost measured is AuthBridge's) and times one signature in-process (timeit).
+
+So a loaded or starved machine shows itself instead of moving the ratios:
+
+- the servers under test (nginx, the reference, AuthBridge) are pinned to ``--server-cpus`` and the
+  load generator (wrk, one thread) to ``--client-cpus`` with ``taskset``;
+- each target is warmed up before each measurement, and the order of the targets alternates between
+  passes (forward, reversed, forward, ...), so a slow drift of the machine favours nobody;
+- each figure is the median of ``--passes`` passes (at least 3), printed with its spread (min-max),
+  and each ratio is the median of the per-pass ratios (both sides measured in the same pass);
+- the CPU busy share of every core during each measurement is printed: a client core under 90 % or
+  a server core near 100 % with other work on it is a starved run.
+
+It ends with one line per target: ``target <name>: <value> (goal <op> <goal>) ok|MISSED``.
 """
 
 from __future__ import annotations
@@ -25,15 +34,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import timeit
 import typing
 from pathlib import Path
 
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-METRICS_TOKEN = "bench-metrics-token-0123456789"
-METERED = "AuthBridge proxy, metrics on"
 BODY = json.dumps({"id": 42, "name": "widget", "tags": ["a", "b", "c"], "price": 9.99}).encode()
 
 
@@ -57,7 +63,7 @@ def ensure_tools() -> None:
         )
 
 
-def wait_http(url: str, timeout: float = 30.0) -> None:
+def wait_http(url: str, timeout: float = 120.0) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
@@ -68,7 +74,7 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-def start_nginx(workdir: Path, port: int) -> subprocess.Popen[bytes]:
+def start_nginx(workdir: Path, port: int, cpus: str) -> subprocess.Popen[bytes]:
     (workdir / "www").mkdir()
     (workdir / "www" / "item.json").write_bytes(BODY)
     (workdir / "logs").mkdir()
@@ -97,7 +103,7 @@ http {{
     )
     (workdir / "tmp").mkdir()
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    return subprocess.Popen([nginx, "-c", str(conf), "-p", str(workdir)], stderr=subprocess.DEVNULL)
+    return subprocess.Popen(pinned(cpus, [nginx, "-c", str(conf), "-p", str(workdir)]), stderr=subprocess.DEVNULL)
 
 
 REFERENCE = """
@@ -128,7 +134,7 @@ async def app(scope, receive, send):
 """
 
 
-def start_reference(workdir: Path, port: int, upstream: str) -> subprocess.Popen[bytes]:
+def start_reference(workdir: Path, port: int, upstream: str, cpus: str) -> subprocess.Popen[bytes]:
     (workdir / "reference_proxy.py").write_text(REFERENCE)
     env = {**os.environ, "UPSTREAM": upstream, "TOKEN": "bench-token", "PYTHONPATH": str(workdir)}
     command = [
@@ -142,69 +148,79 @@ def start_reference(workdir: Path, port: int, upstream: str) -> subprocess.Popen
         "warning",
         "--no-access-log",
     ]
-    return subprocess.Popen(command, env=env, cwd=workdir, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(pinned(cpus, command), env=env, cwd=workdir, stderr=subprocess.DEVNULL)
 
 
-def start_authbridge(workdir: Path, port: int, **extra: str) -> tuple[subprocess.Popen[bytes], str, dict[str, str]]:
+def start_authbridge(workdir: Path, port: int, cpus: str) -> tuple[subprocess.Popen[bytes], str, dict[str, str]]:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("AUTHBRIDGE_")},
-        "AUTHBRIDGE_DATA_DIR": str(workdir / f"data-{port}"),
-        **extra,
+        "AUTHBRIDGE_DATA_DIR": str(workdir / "data"),
         "AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS": "true",
         "AUTHBRIDGE_BACKGROUND_TASKS": "false",
         "AUTHBRIDGE_LOG_LEVEL": "warning",
     }
     cli = [sys.executable, "-m", "authbridge"]
     key = subprocess.run([*cli, "api-keys", "create", "--name", "bench"], env=env, capture_output=True, check=True)
-    server = subprocess.Popen([*cli, "run", "--port", str(port)], env=env, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(pinned(cpus, [*cli, "run", "--port", str(port)]), env=env, stderr=subprocess.DEVNULL)
     return server, key.stdout.decode().strip(), env
 
 
-def prepare(base: str, auth: dict[str, str], upstream: str) -> str:
-    """One API-token integration and connection to nginx; the connection's id (a proxied call checked)."""
-    wait_http(f"{base}/health")
-    spec = {
-        "key": "bench",
-        "name": "bench",
-        "auth": {"type": "api_token"},
-        "token": {"in": "header", "name": "X-Api-Key", "template": "{token}"},
-        "request": {"base_url": upstream},
-    }
-    httpx.put(f"{base}/integrations/bench", json=spec, headers=auth).raise_for_status()
-    created = httpx.post(
-        f"{base}/connections",
-        json={"integration": "bench", "name": "bench", "credentials": {"token": "bench-token"}},
-        headers=auth,
-    )
-    created.raise_for_status()
-    cid = str(created.json()["id"])
-    check = httpx.get(f"{base}/proxy/{cid}/item.json", headers=auth)
-    assert check.status_code == 200 and check.content == BODY, check.text
-    return cid
+Row = dict[str, float]
+#: (target, connections) -> one result per pass
+Results = dict[tuple[str, int], list[Row]]
+
+PROXY, TOKEN, REF_PROXY, DIRECT = "AuthBridge proxy", "GET /connections/{id}/token", "reference proxy", "direct (nginx)"
 
 
-def wrk(url: str, connections: int, seconds: int, headers: dict[str, str]) -> dict[str, float]:
-    threads = 1 if connections == 1 else 2
-    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+def cpu_times() -> dict[str, tuple[int, int]]:
+    """Per core: (busy, total) jiffies since boot, from /proc/stat."""
+    times: dict[str, tuple[int, int]] = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *fields = line.split()
+        if name.startswith("cpu") and name != "cpu":
+            values = [int(v) for v in fields]
+            idle = values[3] + (values[4] if len(values) > 4 else 0)
+            times[name] = (sum(values) - idle, sum(values))
+    return times
+
+
+def busy_between(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> dict[str, float]:
+    """Per core, the share of time it was busy between two ``cpu_times`` readings (0-100)."""
+    shares = {}
+    for name, (busy, total) in after.items():
+        b0, t0 = before.get(name, (0, 0))
+        shares[name] = 100.0 * (busy - b0) / max(1, total - t0)
+    return shares
+
+
+def wrk(url: str, connections: int, seconds: float, headers: dict[str, str], cpus: str) -> Row:
+    """One wrk run (one thread, pinned to ``cpus``), with each core's busy share during it."""
+    command = [
+        "taskset",
+        "-c",
+        cpus,
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+        url,
+    ]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
+    before = cpu_times()
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    busy = busy_between(before, cpu_times())
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    total = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {
+    row = {
         "rps": rps,
         "p50": _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1)),  # type: ignore[union-attr]
         "p99": _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1)),  # type: ignore[union-attr]
         "errors": float(errors.group(1)) if errors else 0.0,
-        "requests": total,
     }
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (/proc/PID/stat), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    row.update({f"busy:{name}": share for name, share in busy.items()})
+    return row
 
 
 def _ms(text: str) -> float:
@@ -212,87 +228,93 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
+def rss_kib(pid: int) -> int:
+    """A process's resident memory, in KiB (0 when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def pinned(cpus: str, command: list[str]) -> list[str]:
+    return ["taskset", "-c", cpus, *command]
+
+
 def main(argv: typing.Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=int, default=5, help="wrk duration of each measurement")
+    parser.add_argument("--seconds", type=float, default=5, help="wrk duration of each measurement")
+    parser.add_argument("--warmup", type=float, default=1, help="wrk warm-up before each measurement (s)")
+    parser.add_argument("--passes", type=int, default=3, help="passes over every target (the median is kept; >= 3)")
+    parser.add_argument("--server-cpus", default="0", help="taskset CPU list of the servers under test")
+    parser.add_argument("--client-cpus", default="1", help="taskset CPU list of the load generator")
     parser.add_argument("--write", type=Path, help="also write the table into this markdown file")
-    parser.add_argument(
-        "--signed", action="store_true", help="also load signed connections (aws_sigv4, hmac_signature)"
-    )
-    parser.add_argument("--passes", type=int, default=3, help="alternating passes of metrics off and on")
     args = parser.parse_args(argv)
+    if args.passes < 3:
+        parser.error("--passes must be at least 3 (the median of fewer says little)")
     ensure_tools()
     processes: list[subprocess.Popen[bytes]] = []
+    results: Results = {}
+    memory: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="ab-bench-") as tmp:
         workdir = Path(tmp)
         workdir.chmod(0o755)  # nginx's workers run as another user
         try:
             nginx_port, ref_port, ab_port = free_port(), free_port(), free_port()
-            processes.append(start_nginx(workdir, nginx_port))
+            processes.append(start_nginx(workdir, nginx_port, args.server_cpus))
             upstream = f"http://127.0.0.1:{nginx_port}"
             wait_http(f"{upstream}/item.json")
-            processes.append(start_reference(workdir, ref_port, upstream))
-            metered_port = free_port()
-            server, key, _env = start_authbridge(workdir, ab_port)
+            processes.append(start_reference(workdir, ref_port, upstream, args.server_cpus))
+            server, key, _env = start_authbridge(workdir, ab_port, args.server_cpus)
             processes.append(server)
-            metered, metered_key, _ = start_authbridge(workdir, metered_port, AUTHBRIDGE_METRICS_TOKEN=METRICS_TOKEN)
-            processes.append(metered)
             ab = f"http://127.0.0.1:{ab_port}"
+            wait_http(f"{ab}/health")
             wait_http(f"http://127.0.0.1:{ref_port}/p/x/item.json")
             auth = {"Authorization": f"Bearer {key}"}
-            cid = prepare(ab, auth, upstream)
-            metered_auth = {"Authorization": f"Bearer {metered_key}"}
-            metered_cid = prepare(f"http://127.0.0.1:{metered_port}", metered_auth, upstream)
+            spec = {
+                "key": "bench",
+                "name": "bench",
+                "auth": {"type": "api_token"},
+                "token": {"in": "header", "name": "X-Api-Key", "template": "{token}"},
+                "request": {"base_url": upstream},
+            }
+            httpx.put(f"{ab}/integrations/bench", json=spec, headers=auth).raise_for_status()
+            created = httpx.post(
+                f"{ab}/connections",
+                json={"integration": "bench", "name": "bench", "credentials": {"token": "bench-token"}},
+                headers=auth,
+            )
+            created.raise_for_status()
+            cid = created.json()["id"]
+            check = httpx.get(f"{ab}/proxy/{cid}/item.json", headers=auth)
+            assert check.status_code == 200 and check.content == BODY, check.text
+            token = httpx.get(f"{ab}/connections/{cid}/token", headers=auth)
+            assert token.status_code == 200 and token.json()["access_token"] == "bench-token", token.text
+            memory["idle"] = rss_kib(server.pid)
 
             targets = {
-                "direct (nginx)": (f"{upstream}/item.json", {}),
-                "reference proxy": (f"http://127.0.0.1:{ref_port}/p/x/item.json", {}),
-                "AuthBridge proxy": (f"{ab}/proxy/{cid}/item.json", auth),
-                METERED: (f"http://127.0.0.1:{metered_port}/proxy/{metered_cid}/item.json", metered_auth),
+                DIRECT: (f"{upstream}/item.json", {}),
+                REF_PROXY: (f"http://127.0.0.1:{ref_port}/p/x/item.json", {}),
+                PROXY: (f"{ab}/proxy/{cid}/item.json", auth),
+                TOKEN: (f"{ab}/connections/{cid}/token", auth),
             }
-            if args.signed:
-                for name, (signed_spec, credentials) in SIGNED.items():
-                    httpx.put(
-                        f"{ab}/integrations/{signed_spec['key']}",
-                        json={**signed_spec, "request": {"base_url": upstream}},
-                        headers=auth,
-                    ).raise_for_status()
-                    made = httpx.post(
-                        f"{ab}/connections",
-                        json={"integration": signed_spec["key"], "name": name, "credentials": credentials},
-                        headers=auth,
-                    )
-                    made.raise_for_status()
-                    signed_url = f"{ab}/proxy/{made.json()['id']}/item.json?a=1&b=x%20y"
-                    answer = httpx.get(signed_url, headers=auth)
-                    assert answer.status_code == 200 and answer.content == BODY, answer.text
-                    targets[f"AuthBridge proxy ({name})"] = (signed_url, auth)
-            results: dict[tuple[str, int], dict[str, float]] = {}
-            for url, headers in targets.values():
-                wrk(url, 8, 1, headers)  # warm-up
-            # Metrics off and on are measured in alternation, `--passes` times: the machine's load moves.
-            passes: list[float] = []
-            # CPU time per request of each AuthBridge process: far less moved by other load than req/s.
-            pids = {"AuthBridge proxy": server.pid, METERED: metered.pid}
-            cpu: dict[str, list[float]] = {"AuthBridge proxy": [], METERED: []}
             for number in range(args.passes):
                 order = list(targets.items())
-                if number % 2:  # every other pass measures metrics on first: no order bias
-                    order.reverse()
+                if number % 2:
+                    order.reverse()  # alternate: a drift of the machine favours nobody
                 for name, (url, headers) in order:
                     for connections in (1, 32):
-                        if number and (name not in ("AuthBridge proxy", METERED) or connections == 1):
-                            continue
-                        pid = pids.get(name)
-                        before = cpu_seconds(pid) if pid else 0.0
-                        result = wrk(url, connections, args.seconds, headers)
-                        if pid and connections == 32:
-                            cpu[name].append((cpu_seconds(pid) - before) / result["requests"] * 1e6)
-                        results[(name, connections)] = result
-                passes.append(results[(METERED, 32)]["rps"] / results[("AuthBridge proxy", 32)]["rps"])
-            token_url = f"{ab}/connections/{cid}/token"
-            wrk(token_url, 8, 1, auth)
-            token = {c: wrk(token_url, c, args.seconds, auth) for c in (1, 32)}
+                        wrk(url, connections, args.warmup, headers, args.client_cpus)  # warm-up
+                        row = wrk(url, connections, args.seconds, headers, args.client_cpus)
+                        results.setdefault((name, connections), []).append(row)
+                        print(
+                            f"pass {number + 1} {name:30} c={connections:<3} {row['rps']:>9,.0f} req/s  "
+                            f"p50 {row['p50']:.3f} ms  " + _busy_text(row),
+                            file=sys.stderr,
+                        )
+                memory[f"after pass {number + 1}"] = rss_kib(server.pid)
         finally:
             for process in processes:
                 process.terminate()
@@ -301,101 +323,78 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
                     process.wait(10)
                 except subprocess.TimeoutExpired:
                     process.kill()
-    table = render(results, token, passes, cpu)
-    if args.signed:
-        table += "\n" + render_signed(results)
+    table = render(results, memory, args)
     print(table)
     if args.write:
         write_docs(args.write, table)
     return 0
 
 
-def render(
-    results: dict[tuple[str, int], dict[str, float]],
-    token: dict[int, dict[str, float]],
-    passes: list[float],
-    cpu: dict[str, list[float]],
-) -> str:
-    lines = ["| target | conns | req/s | p50 ms | p99 ms | non-2xx |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    for (name, conns), r in results.items():
-        lines.append(f"| {name} | {conns} | {r['rps']:,.0f} | {r['p50']:.3f} | {r['p99']:.3f} | {r['errors']:.0f} |")
-    for conns, r in token.items():
+def _busy_text(row: Row) -> str:
+    return " ".join(f"{k[5:]} {v:.0f}%" for k, v in sorted(row.items()) if k.startswith("busy:"))
+
+
+def _median(values: typing.Iterable[float]) -> float:
+    return statistics.median(list(values))
+
+
+def _spread(values: list[float], fmt: str) -> str:
+    return f"{format(min(values), fmt)}-{format(max(values), fmt)}"
+
+
+def target_line(name: str, value: float, op: str, goal: float, fmt: str = ".2f") -> str:
+    """``target name: value (goal op goal) ok|MISSED``: the form a reader and a script both read at once."""
+    met = value >= goal if op == ">=" else value <= goal
+    return f"target {name}: {format(value, fmt)} (goal {op} {goal:g}) {'ok' if met else 'MISSED'}"
+
+
+def render(results: Results, memory: dict[str, int], args: argparse.Namespace) -> str:
+    passes = len(next(iter(results.values())))
+    cores = sorted({k[5:] for rows in results.values() for row in rows for k in row if k.startswith("busy:")})
+    lines = [
+        f"{passes} passes of {args.seconds:g} s per target (after a {args.warmup:g} s warm-up), servers on CPU "
+        f"{args.server_cpus}, wrk on CPU {args.client_cpus}; medians, spread min-max over the passes.",
+        "",
+        "| target | conns | req/s (median) | req/s spread | p50 ms | p50 spread | p99 ms | non-2xx | "
+        + " | ".join(f"{c} busy %" for c in cores)
+        + " |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in cores) + " |",
+    ]
+    for (name, conns), rows in results.items():
+        rps, p50 = [r["rps"] for r in rows], [r["p50"] for r in rows]
+        busy = " | ".join(f"{_median(r.get('busy:' + c, 0.0) for r in rows):.0f}" for c in cores)
         lines.append(
-            f"| GET /connections/{{id}}/token | {conns} | {r['rps']:,.0f} | {r['p50']:.3f} | {r['p99']:.3f} | "
-            f"{r['errors']:.0f} |"
+            f"| {name} | {conns} | {_median(rps):,.0f} | {_spread(rps, ',.0f')} | {_median(p50):.3f} | "
+            f"{_spread(p50, '.3f')} | {_median(r['p99'] for r in rows):.3f} | {sum(r['errors'] for r in rows):.0f} "
+            f"| {busy} |"
         )
-    ab32, ref32, direct32 = (results[(n, 32)]["rps"] for n in ("AuthBridge proxy", "reference proxy", "direct (nginx)"))
-    added = results[("AuthBridge proxy", 1)]["p50"] - results[("direct (nginx)", 1)]["p50"]
+
+    def per_pass(
+        a: tuple[str, int], b: tuple[str, int], key: str, how: typing.Callable[[float, float], float]
+    ) -> list[float]:
+        return [how(x[key], y[key]) for x, y in zip(results[a], results[b], strict=True)]
+
+    token_vs_proxy = per_pass((TOKEN, 32), (PROXY, 32), "rps", lambda x, y: x / y)
+    token_p50 = per_pass((TOKEN, 1), (PROXY, 1), "p50", lambda x, y: x / y)
+    proxy_vs_ref = per_pass((PROXY, 32), (REF_PROXY, 32), "rps", lambda x, y: x / y)
+    added = per_pass((PROXY, 1), (DIRECT, 1), "p50", lambda x, y: x - y)
+    proxy_vs_direct = per_pass((PROXY, 32), (DIRECT, 32), "rps", lambda x, y: x / y)
     lines += [
         "",
-        f"- AuthBridge / reference throughput at 32 connections: **{ab32 / ref32:.2f}** (target ≥ 0.8)",
-        f"- AuthBridge / direct throughput at 32 connections: **{ab32 / direct32:.3f}**",
-        f"- p50 added over direct at 1 connection: **{added:.3f} ms** (target ≤ 0.5 ms)",
-        f"- metrics on / off throughput at 32 connections, {len(passes)} alternating passes: "
-        f"**{statistics.median(passes):.3f}** median (min {min(passes):.3f}, max {max(passes):.3f}; target ≥ 0.95); "
-        f"each pass: {', '.join(f'{r:.2f}' for r in passes)}",
-        f"- CPU µs per proxied request at 32 connections (median of the passes): metrics off "
-        f"**{statistics.median(cpu['AuthBridge proxy']):.0f}**, on **{statistics.median(cpu[METERED]):.0f}**; "
-        f"off / on: **{statistics.median(cpu['AuthBridge proxy']) / statistics.median(cpu[METERED]):.3f}** "
-        f"(off: {', '.join(f'{v:.0f}' for v in cpu['AuthBridge proxy'])}; on: {', '.join(f'{v:.0f}' for v in cpu[METERED])})",
+        f"- token endpoint / proxy throughput at 32 connections, per pass: {', '.join(f'{v:.2f}' for v in token_vs_proxy)}",
+        f"- token endpoint / proxy p50 at 1 connection, per pass: {', '.join(f'{v:.2f}' for v in token_p50)}",
+        f"- AuthBridge / reference throughput at 32 connections, per pass: {', '.join(f'{v:.2f}' for v in proxy_vs_ref)}",
+        f"- p50 added over direct at 1 connection, per pass (ms): {', '.join(f'{v:.3f}' for v in added)}",
+        f"- AuthBridge / direct throughput at 32 connections (median): {_median(proxy_vs_direct):.3f}",
+        "- AuthBridge resident memory (KiB): " + ", ".join(f"{k} {v:,}" for k, v in memory.items()),
+        "",
+        "```",
+        target_line("token-vs-proxy", _median(token_vs_proxy), ">=", 1.0),
+        target_line("token-p50-vs-proxy", _median(token_p50), "<=", 1.0),
+        target_line("proxy-vs-reference", _median(proxy_vs_ref), ">=", 1.0),
+        target_line("proxy-added-p50-ms", _median(added), "<=", 0.25, ".3f"),
+        "```",
     ]
-    return "\n".join(lines)
-
-
-SIGNED: dict[str, tuple[dict[str, typing.Any], dict[str, str]]] = {
-    "aws_sigv4": (
-        {"key": "sigv4", "name": "SigV4", "auth": {"type": "aws_sigv4", "region": "eu-west-1", "service": "sts"}},
-        {"access_key_id": "AKIDBENCH", "secret_access_key": "bench/secret+key"},
-    ),
-    "hmac_signature": (
-        {
-            "key": "hmac",
-            "name": "HMAC",
-            "auth": {
-                "type": "hmac_signature",
-                "string_to_sign": "{method}\n{path}\n{query}\n{timestamp}\n{nonce}\n{body_digest}",
-                "headers": {"X-Timestamp": "{timestamp}", "X-Nonce": "{nonce}"},
-                "signature": {"in": "header", "name": "Authorization", "template": "HMAC {key_id}:{signature}"},
-            },
-        },
-        {"key_id": "bench", "secret_key": "bench-secret"},
-    ),
-}
-
-
-def time_signatures() -> dict[str, tuple[float, float]]:
-    """µs per signature: the plugin's ``sign`` alone, and the proxy's whole per-attempt step (``_signed``)."""
-    from authbridge.auth import AuthContext, plugin_for
-    from authbridge.proxy.forward import _signed
-    from authbridge.spec import validate_spec
-
-    out: dict[str, tuple[float, float]] = {}
-    for name, (spec_data, credentials) in SIGNED.items():
-        spec = validate_spec({**spec_data, "request": {"base_url": "https://api.example.com"}})
-        plugin, ctx = plugin_for(spec.auth), AuthContext(integration=spec, inputs=credentials)
-        url, headers = "https://api.example.com/v1/item.json?a=1&b=x%20y", {"accept": "*/*", "user-agent": "bench"}
-
-        def sign_only() -> None:
-            plugin.sign(ctx, httpx.Request("GET", url, headers=headers))
-
-        def whole() -> None:
-            _signed((plugin, ctx), "GET", url, headers, b"")
-
-        number = 5000
-        out[name] = tuple(min(timeit.repeat(f, number=number, repeat=5)) / number * 1e6 for f in (sign_only, whole))  # type: ignore[assignment]
-    return out
-
-
-def render_signed(results: dict[tuple[str, int], dict[str, float]]) -> str:
-    lines = [""]
-    plain32, direct32 = results[("AuthBridge proxy", 32)]["rps"], results[("direct (nginx)", 32)]["rps"]
-    for name, (sign_us, whole_us) in time_signatures().items():
-        signed32 = results[(f"AuthBridge proxy ({name})", 32)]["rps"]
-        lines.append(
-            f"- {name}: signed / unsigned proxy throughput at 32 connections **{signed32 / plain32:.2f}**, "
-            f"signed / direct **{signed32 / direct32:.3f}**; one signature {sign_us:.1f} µs "
-            f"(with the proxy's request copy {whole_us:.1f} µs)"
-        )
     return "\n".join(lines)
 
 

@@ -22,6 +22,7 @@ from authbridge import __version__
 from authbridge.api import error_response, install_api
 from authbridge.api.docs import install_docs
 from authbridge.api.gate import Gate
+from authbridge.api.token_route import serve_token, token_request
 from authbridge.broker import Broker, Policy, WebhookDispatcher
 from authbridge.broker.background import BackgroundRefresher
 from authbridge.broker.readiness import Lifecycle
@@ -141,16 +142,26 @@ async def run_background(
     *,
     first_delay: bool = False,
     retention_days: int = 30,
+    refresh_interval: float = 30.0,
+    refresh_concurrency: int = 32,
 ) -> None:
     """The background work of a server or of ``authbridge refresher``: token refresh, webhook delivery, pruning.
 
     Every loop is safe on several replicas at once (refresh leases; delivery claims; idempotent deletes).
     ``retention_days=0`` keeps events forever.
     """
-    refresher = BackgroundRefresher(broker.store, broker.connections.keeper, clock=clock)
+    refresher = BackgroundRefresher(
+        broker.store,
+        broker.connections.keeper,
+        clock=clock,
+        concurrency=refresh_concurrency,
+        batch=2 * refresh_concurrency,
+    )
     dispatcher = WebhookDispatcher(broker.store, http, clock=clock, metrics=broker.metrics)
     async with anyio.create_task_group() as group:
-        group.start_soon(functools.partial(refresher.run_forever, stop, first_delay=first_delay))
+        group.start_soon(
+            functools.partial(refresher.run_forever, stop, interval=refresh_interval, first_delay=first_delay)
+        )
         group.start_soon(dispatcher.run_forever, stop)
         if retention_days:
             pruner = Pruner(broker.store, clock=clock, days=retention_days)
@@ -234,6 +245,13 @@ class _AuthBridgeApp(FastAPI):
             if path.startswith(PROXY_PREFIX):
                 proxy: Proxy = self.state.proxy
                 await proxy.handle(scope, receive, _with_request_id(send, request_id, upstream=True))
+                return
+            connection_id = token_request(scope)
+            if connection_id is not None:  # as hot as the proxy for apps that read tokens: no framework either
+                CONNECTION_ID.set(connection_id)
+                await serve_token(
+                    self.state.broker, connection_id, scope, receive, _with_request_id(send, request_id, upstream=False)
+                )
                 return
             _log_context(path)
             if self.tracer is not None:
@@ -352,6 +370,8 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, tracer_provider: ty
                             clock,
                             first_delay=True,
                             retention_days=settings.event_retention_days,
+                            refresh_interval=settings.refresh_interval,
+                            refresh_concurrency=settings.refresh_concurrency,
                         )
                     )
                 try:

@@ -178,7 +178,14 @@ def refresher() -> None:
 
                 group.start_soon(on_signal)
                 _err("refresher running (token refresh and webhook delivery); Ctrl-C stops it")
-                await run_background(broker, http, stop, retention_days=settings.event_retention_days)
+                await run_background(
+                    broker,
+                    http,
+                    stop,
+                    retention_days=settings.event_retention_days,
+                    refresh_interval=settings.refresh_interval,
+                    refresh_concurrency=settings.refresh_concurrency,
+                )
                 group.cancel_scope.cancel()
         finally:
             await http.aclose()

@@ -18,6 +18,8 @@ settings.redirect_uri                      # "http://127.0.0.1:8000/oauth/callba
 | AUTHBRIDGE_ALLOWED_RETURN_ORIGINS | (none) | comma-separated origins `return_to` may point at |
 | AUTHBRIDGE_HTTP_TIMEOUT | 10 | seconds for each call to a token or revocation endpoint |
 | AUTHBRIDGE_BACKGROUND_TASKS | true | run the token refresher and webhook delivery inside the server |
+| AUTHBRIDGE_REFRESH_INTERVAL | 30 | seconds between the background refresher's scans (each takes all that is due) |
+| AUTHBRIDGE_REFRESH_CONCURRENCY | 32 | refreshes the background refresher runs at once, per process |
 | AUTHBRIDGE_PROXY_CONNECT_TIMEOUT | 10 | seconds to connect to an upstream through the proxy |
 | AUTHBRIDGE_PROXY_READ_TIMEOUT | 60 | seconds the proxy waits between bytes of an upstream answer |
 | AUTHBRIDGE_CACHE_SYNC_INTERVAL | 0.5 | seconds between reads of the cache-invalidation log (staleness: 3 x this) |
@@ -181,6 +183,8 @@ class Settings:
     http_timeout: float = 10.0
     max_upstream_body: int = 1024 * 1024
     background_tasks: bool = True
+    refresh_interval: float = 30.0
+    refresh_concurrency: int = 32
     proxy_connect_timeout: float = 10.0
     proxy_read_timeout: float = 60.0
     cache_sync_interval: float = 0.5
@@ -238,6 +242,8 @@ class Settings:
                 env, "AUTHBRIDGE_MAX_UPSTREAM_BODY", 1024 * 1024, low=1024, high=256 * 1024 * 1024, unit="bytes"
             ),
             background_tasks=_bool(env, "AUTHBRIDGE_BACKGROUND_TASKS", True),
+            refresh_interval=_seconds(env, "AUTHBRIDGE_REFRESH_INTERVAL", 30.0),
+            refresh_concurrency=_count(env, "AUTHBRIDGE_REFRESH_CONCURRENCY", 32, low=1, high=1024, unit="refreshes"),
             proxy_connect_timeout=_seconds(env, "AUTHBRIDGE_PROXY_CONNECT_TIMEOUT", 10.0),
             proxy_read_timeout=_seconds(env, "AUTHBRIDGE_PROXY_READ_TIMEOUT", 60.0),
             cache_sync_interval=_seconds(env, "AUTHBRIDGE_CACHE_SYNC_INTERVAL", 0.5),

@@ -22,6 +22,7 @@ from authbridge.broker.connect import (
     TestResult,
     TokenRevocation,
 )
+from authbridge.broker.lru import LRU
 from authbridge.broker.sessions import ConnectSessions, NewSession, SessionRequest
 from authbridge.broker.upstream import UpstreamLimits
 from authbridge.broker.webhooks import WebhookDispatcher, event_payload, verify_signature
@@ -84,6 +85,9 @@ __all__ = [
 #: What an API key may be allowed to do. ``admin`` is everything; the others are what their names say:
 #: ``connect`` creates and ends connect sessions only (what a web app's backend needs), ``proxy`` calls
 #: APIs through ``/proxy``, ``token`` reads access tokens.
+#: Verified API keys remembered at once (least recently used go first).
+KEY_CACHE_SIZE = 10_000
+
 SCOPES = ("admin", "connect", "connections:read", "connections:write", "proxy", "token")
 
 
@@ -149,7 +153,7 @@ class Broker:
         self.metrics = metrics
         self.tracer = tracer
         self.clock = clock
-        self._keys: dict[bytes, tuple[float, ApiKeyRecord]] = {}
+        self._keys: LRU[bytes, tuple[float, ApiKeyRecord]] = LRU(KEY_CACHE_SIZE)
         self._keys_generation = store.api_keys.generation
         #: Bumped whenever key cache entries are dropped: a verification that raced a drop is not cached.
         self._keys_epoch = 0
@@ -173,6 +177,11 @@ class Broker:
             if http is not None
             else None
         )
+        if self._connections is not None:
+            # The token endpoint's cache follows the invalidation log, as the proxy's targets do.
+            tokens = self._connections.tokens
+            tokens.trusted = self.cache_sync.trusted
+            self.cache_sync.listeners.append(tokens.invalidated)
         self._sessions: ConnectSessions | None = None
         #: Token reads and connect-session actions, written in batches off the request path.
         self.audit = AuditLog(store, clock=clock)
@@ -323,8 +332,6 @@ class Broker:
         record = await self.store.api_keys.verify(api_key)
         if record is None:
             raise AuthenticationError("missing or invalid API key")
-        if len(self._keys) > 10_000:
-            self._keys.clear()
         if epoch == self._keys_epoch:  # else a revocation arrived while we read: do not cache what we read
             self._keys[digest] = (now + self.policy.key_cache_ttl, record)
         return record

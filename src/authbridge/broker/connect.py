@@ -29,8 +29,10 @@ from authbridge.auth import (
 from authbridge.auth.base import endpoint_text
 from authbridge.auth.discovery import DiscoveryFlow
 from authbridge.auth.hooks import HookContext, call_hook, load_hook, token_set_from_credentials
+from authbridge.auth.lifecycle import effective_window
 from authbridge.auth.registration import read_registration
 from authbridge.broker.refresh import TokenKeeper, credentials_from, ttl_warning
+from authbridge.broker.token_cache import TokenCache
 from authbridge.broker.upstream import UpstreamLimits, bounded_client, exchange
 from authbridge.errors import (
     AuthBridgeError,
@@ -204,6 +206,9 @@ class Connections:
         self._discovered: collections.OrderedDict[str, tuple[float, dict[str, typing.Any]]] = collections.OrderedDict()
         #: One registration at a time per integration and endpoint in this process.
         self._registering: dict[tuple[str, str], asyncio.Lock] = {}
+        #: ``token()``'s cache; caches nothing until the broker ties it to the invalidation log (``trusted``).
+        self.tokens: TokenCache[FreshToken] = TokenCache(clock=clock)
+        self.keeper.listeners.append(self.tokens.forget)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -796,11 +801,26 @@ class Connections:
         return await self.keeper.refresh(connection_id, seen_version=creds.version if creds else 0, force=force)
 
     async def token(self, connection_id: str) -> FreshToken:
-        """A valid access token, refreshed first when it is inside the refresh window."""
-        _connection, creds = await self.keeper.fresh(connection_id)
+        """A valid access token, refreshed first when it is inside the refresh window.
+
+        Served from ``self.tokens`` (the proxy's rules: until the window, at most a minute, dropped on
+        any change) when the broker wired it to the invalidation log; else read every time.
+        """
+        cached = self.tokens.get(connection_id)
+        if cached is not None:
+            return cached
+        epoch = self.tokens.epoch
+        connection, creds = await self.keeper.fresh(connection_id)
         if creds.access_token is None:
             raise ConnectionStateError(f"connection {connection_id} has no access token (its auth type uses none)")
-        return FreshToken(creds.access_token, creds.token_type or "Bearer", creds.expires_at)
+        token = FreshToken(creds.access_token, creds.token_type or "Bearer", creds.expires_at)
+        due = None
+        if creds.expires_at is not None:
+            spec = (await self.store.integrations.get(connection.integration_key)).spec
+            lifetime = creds.expires_at - creds.obtained_at if creds.obtained_at else None
+            due = creds.expires_at - effective_window(spec.refresh, lifetime)
+        self.tokens.put(connection_id, token, integration=connection.integration_key, due=due, epoch=epoch)
+        return token
 
     async def delete(self, connection_id: str) -> DeleteResult:
         """Revoke upstream (when the integration has a revoke URL), then delete locally whatever happened.

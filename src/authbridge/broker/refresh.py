@@ -38,6 +38,7 @@ import anyio
 
 from authbridge.auth import TokenSet, plugin_for
 from authbridge.auth.lifecycle import REJECTION_REFRESH_INTERVAL, backoff_delay, is_refresh_due, refresh_on_rejection
+from authbridge.broker.lru import LRU
 from authbridge.errors import (
     AuthBridgeError,
     ConnectionStateError,
@@ -101,7 +102,7 @@ class TokenKeeper:
         #: Refresh results the store refused: connection id -> (version they go over, credentials).
         self._unsaved: dict[str, tuple[int, CredentialRecord]] = {}
         self._inflight: dict[str, asyncio.Future[CredentialRecord | None]] = {}
-        self._rejection_refreshes: dict[str, datetime] = {}
+        self._rejection_refreshes: LRU[str, datetime] = LRU(100_000)
         #: Connections whose lease this process took and has not given back (shutdown releases them).
         self._held: set[str] = set()
         #: Called with a connection id whenever its stored credentials change in this process.
@@ -114,6 +115,21 @@ class TokenKeeper:
 
     async def _spec(self, connection: ConnectionRecord) -> Integration:
         return (await self.store.integrations.get(connection.integration_key)).spec
+
+    def claimed(self, connection_ids: typing.Iterable[str]) -> None:
+        """Note leases taken in this keeper's name by a batch claim: shutdown gives them back."""
+        self._held.update(connection_ids)
+
+    async def give_back(self, connection_ids: typing.Collection[str]) -> None:
+        """Release claimed leases that no refresh used (rows found not due); failures only delay others by the lease."""
+        if not connection_ids:
+            return
+        try:
+            await self.store.connections.release_lease_of(connection_ids, self.owner)
+        except StoreError as exc:
+            logger.warning("giving back %d unused refresh lease(s) failed (they run out): %s", len(connection_ids), exc)
+            return
+        self._held.difference_update(connection_ids)
 
     async def shutdown(self, timeout: float) -> int:
         """Let in-flight refreshes finish (up to ``timeout`` s, then cancel them); give back this process's leases.
@@ -234,8 +250,10 @@ class TokenKeeper:
 
     async def _refresh(self, connection_id: str, seen_version: int | None, force: bool) -> CredentialRecord | None:
         CONNECTION_ID.set(connection_id)  # a task of its own: the refresh's log lines name the connection
-        start = await self.store.credentials.load(connection_id)
-        baseline = seen_version if seen_version is not None else (start.version if start else 0)
+        if seen_version is None:
+            start = await self.store.credentials.load(connection_id)
+            seen_version = start.version if start else 0
+        baseline = seen_version
         # A failed attempt leaves the credentials' version as it was but counts a failure: whoever
         # waited for it must share that outcome, not call the token endpoint again.
         failures = (await self.store.connections.get(connection_id)).refresh_failures

@@ -34,6 +34,7 @@ from authbridge.auth.placement import base_url
 from authbridge.broker import Broker
 from authbridge.broker.cache_sync import EVERYTHING
 from authbridge.broker.limits import IDEMPOTENT, Limiter, is_limited, provider_wait, retry_delay
+from authbridge.broker.lru import LRU
 from authbridge.errors import (
     AuthBridgeError,
     AuthenticationError,
@@ -149,6 +150,7 @@ class Proxy:
         target_ttl: float = 60.0,
         metrics: Metrics | None = None,
         tracer: Tracer | None = None,
+        max_targets: int = 10_000,
     ) -> None:
         self.broker = broker
         self.metrics = metrics
@@ -157,7 +159,8 @@ class Proxy:
         self.timeout = aiohttp.ClientTimeout(total=None, connect=timeouts.connect, sock_read=timeouts.read)
         self.allow_private = allow_private
         self.target_ttl = target_ttl
-        self._targets: dict[str, _Target] = {}
+        #: The least recently used targets go first past ``max_targets`` (memory stays bounded).
+        self._targets: LRU[str, _Target] = LRU(max_targets)
         #: Per-connection slots of integrations with ``rate_limit.max_concurrent`` or ``pace``.
         self.limiter = Limiter()
         #: Bumped on every drop: a target built while one happened is not cached (it may predate the change).

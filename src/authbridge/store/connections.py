@@ -11,7 +11,7 @@ import json
 import typing
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, literal, or_, select, tuple_, update
 
 from authbridge.errors import ErrorItem, NotFoundError, ParameterError, WrongBrowserError
 from authbridge.store.invalidations import invalidate
@@ -63,7 +63,9 @@ def _filtered(query: typing.Any, where: ConnectionFilter) -> typing.Any:
     """``query`` over connections joined to their integration, narrowed by ``where``."""
     query = query.join(IntegrationRow, IntegrationRow.id == ConnectionRow.integration_id)
     if where.integration_key:
-        query = query.where(IntegrationRow.key == where.integration_key)
+        # By id, resolved first: the planner then walks (integration_id, created_at, id) in order.
+        integration_id = select(IntegrationRow.id).where(IntegrationRow.key == where.integration_key)
+        query = query.where(ConnectionRow.integration_id == integration_id.scalar_subquery())
     if where.status:
         query = query.where(ConnectionRow.status == where.status)
     if where.end_user_id:
@@ -212,21 +214,22 @@ class ConnectionRepo:
 
         Keyset pagination on ``(created_at, id)``: a page costs the same however deep it is.
         """
-        query = _filtered(select(ConnectionRow, IntegrationRow.key), where)
-        if cursor:
-            after, after_id = decode_cursor(cursor)
-            query = query.where(
-                or_(
-                    ConnectionRow.created_at > after,
-                    and_(ConnectionRow.created_at == after, ConnectionRow.id > after_id),
-                )
-            )
-        query = query.order_by(ConnectionRow.created_at, ConnectionRow.id).limit(limit + 1)
+        query = self.page_query(where, limit=limit, cursor=cursor)
         async with self._ctx.session() as session:
             rows = (await session.execute(query)).all()
         records = [self._record(row, key) for row, key in rows[:limit]]
         more = len(rows) > limit
         return records, encode_cursor(records[-1].created_at, records[-1].id) if more and records else None
+
+    def page_query(self, where: ConnectionFilter, *, limit: int = 100, cursor: str | None = None) -> typing.Any:
+        """The statement ``page`` runs (one row more than ``limit``, to know whether a next page exists)."""
+        query = _filtered(select(ConnectionRow, IntegrationRow.key), where)
+        if cursor:
+            after, after_id = decode_cursor(cursor)
+            # A row-value comparison: the index range starts at the cursor instead of filtering up to it.
+            position = tuple_(literal(after, ConnectionRow.created_at.type), literal(after_id, ConnectionRow.id.type))
+            query = query.where(tuple_(ConnectionRow.created_at, ConnectionRow.id) > position)
+        return query.order_by(ConnectionRow.created_at, ConnectionRow.id).limit(limit + 1)
 
     async def edit(
         self, connection_id: str, *, name: str | None = None, parameters: typing.Mapping[str, str] | None = None
@@ -383,24 +386,86 @@ class ConnectionRepo:
 
         Uses the index on ``expires_at``; skips those backing off after failures.
         """
-        now = self._ctx.clock()
         query = (
             select(ConnectionRow, IntegrationRow.key)
             .join(IntegrationRow, IntegrationRow.id == ConnectionRow.integration_id)
-            .where(
-                ConnectionRow.status == "active",
-                or_(ConnectionRow.next_refresh_at.is_(None), ConnectionRow.next_refresh_at <= now),
-                or_(
-                    ConnectionRow.expires_at < expiring_before,
-                    ConnectionRow.last_refreshed_at < idle_before,
-                ),
-            )
+            .where(self._due_clause(expiring_before, idle_before))
             .order_by(ConnectionRow.expires_at)
             .limit(limit)
         )
         async with self._ctx.session() as session:
             rows = (await session.execute(query)).all()
             return [self._record(row, key) for row, key in rows]
+
+    def _due_clause(self, expiring_before: datetime, idle_before: datetime) -> typing.Any:
+        now = self._ctx.clock()
+        return and_(
+            ConnectionRow.status == "active",
+            or_(ConnectionRow.next_refresh_at.is_(None), ConnectionRow.next_refresh_at <= now),
+            or_(ConnectionRow.expires_at < expiring_before, ConnectionRow.last_refreshed_at < idle_before),
+        )
+
+    def claim_query(self, *, expiring_before: datetime, idle_before: datetime, limit: int) -> typing.Any:
+        """The ids ``claim_due`` picks: due, no live lease, soonest expiry first, locked rows skipped (EXPLAIN it)."""
+        free = or_(ConnectionRow.refresh_lease_until.is_(None), ConnectionRow.refresh_lease_until < self._ctx.db_now())
+        return (
+            select(ConnectionRow.id)
+            .where(self._due_clause(expiring_before, idle_before), free)
+            .order_by(ConnectionRow.expires_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+
+    async def claim_due(
+        self, owner: str, lease: timedelta, *, expiring_before: datetime, idle_before: datetime, limit: int
+    ) -> builtins.list[ConnectionRecord]:
+        """Take the refresh lease of up to ``limit`` due connections nobody holds; return them, soonest expiry first.
+
+        One statement: the due rows without a live lease are picked (PostgreSQL: ``FOR UPDATE SKIP
+        LOCKED``, so replicas claiming at once get disjoint batches; SQLite: its one writer at a time)
+        and leased to ``owner`` on the database's clock. Rows another process holds are skipped, not
+        waited for. Same selection as ``due_for_refresh``, which the partial indexes of migration
+        0007 serve.
+        """
+        free = or_(ConnectionRow.refresh_lease_until.is_(None), ConnectionRow.refresh_lease_until < self._ctx.db_now())
+        picked = self.claim_query(expiring_before=expiring_before, idle_before=idle_before, limit=limit)
+        async with self._ctx.session() as session:
+            claimed = (
+                (
+                    await session.execute(
+                        update(ConnectionRow)
+                        .where(ConnectionRow.id.in_(picked.scalar_subquery()), free)
+                        .values(refresh_lease_until=self._ctx.db_now(lease.total_seconds()), refresh_lease_owner=owner)
+                        .returning(ConnectionRow.id)
+                        .execution_options(synchronize_session=False)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if not claimed:
+                return []
+            rows = (
+                await session.execute(
+                    select(ConnectionRow, IntegrationRow.key)
+                    .join(IntegrationRow, IntegrationRow.id == ConnectionRow.integration_id)
+                    .where(ConnectionRow.id.in_(claimed))
+                    .order_by(ConnectionRow.expires_at)
+                )
+            ).all()
+            return [self._record(row, key) for row, key in rows]
+
+    async def release_lease_of(self, connection_ids: typing.Collection[str], owner: str) -> None:
+        """Give back the leases ``owner`` holds on these connections (claimed, then found not due)."""
+        if not connection_ids:
+            return
+        async with self._ctx.session() as session:
+            await session.execute(
+                update(ConnectionRow)
+                .where(ConnectionRow.id.in_(list(connection_ids)), ConnectionRow.refresh_lease_owner == owner)
+                .values(refresh_lease_until=None, refresh_lease_owner=None)
+                .execution_options(synchronize_session=False)
+            )
 
     async def delete(self, connection_id: str) -> None:
         """Delete a connection with its credentials and pending flows."""

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, insert, literal, select
+from sqlalchemy import Table, delete, func, insert, literal, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -406,9 +406,12 @@ class EventRepo:
         """
         if not entries:
             return
+        # The table, not the mapped class: a plain executemany, without the ORM's per-row bulk work (a busy
+        # token endpoint notes thousands of reads a second, and this runs on the event loop).
+        table = typing.cast(Table, EventRow.__table__)
         async with self._ctx.session() as session:
             await session.execute(
-                insert(EventRow),
+                insert(table),
                 [
                     {
                         "type": e.type,

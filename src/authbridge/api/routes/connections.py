@@ -218,9 +218,10 @@ async def delete_connection(connection_id: str, broker: BrokerDep, _caller: Writ
 
 @router.get("/{connection_id}/token", summary="Get a valid access token", responses=errors(404, 409, 502))
 async def get_token(connection_id: str, broker: BrokerDep, caller: TokenDep) -> JSONResponse:
-    """For apps that call the API themselves: a valid token, refreshed first when due. Not cached.
+    """For apps that call the API themselves: a valid token, refreshed first when due (``Cache-Control: no-store``).
 
-    Every read is recorded as a ``token.read`` event (which key, which connection; never the token).
+    Every read is recorded as a ``token.read`` event (which key, which connection; never the token). A
+    body-less GET is answered by the same logic on the raw ASGI path (``api/token_route.py``).
     """
     try:
         token = await broker.connections.token(connection_id)

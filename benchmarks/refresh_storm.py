@@ -1,0 +1,223 @@
+"""A refresh storm: N connections due at once, refreshed by the background refresher, against a minimal client.
+
+    make bench-refresh     # or: .venv/bin/python benchmarks/refresh_storm.py [--count 10000] [--concurrency 32]
+                           #     [--processes 1] [--postgres URL]
+
+On a temporary PostgreSQL database: a loopback token endpoint that counts grants per connection
+(tests/servers/grant_counter.py, pinned to ``--endpoint-cpus``) first serves ``--count`` grants to a
+minimal client (aiohttp, ``--concurrency`` at once); then ``--count`` client-credentials-like
+connections (custom_token) are seeded with tokens that are not due, one UPDATE makes them all due,
+and ``--processes`` refreshers (``BackgroundRefresher.run_once``, each its own process with its own
+store, ``--concurrency`` refreshes at once) work through them. The minimal client runs again
+afterwards; the faster of its two runs is the reference. Prints both times, the grants counted (each
+connection must have exactly one) and ``target refresh-storm-vs-endpoint: <ratio> (goal <= 1.2)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+import typing
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import httpx
+from sqlalchemy import insert, update
+from sqlalchemy.engine import make_url
+
+from authbridge.app import http_client, open_store, policy_for
+from authbridge.broker import Broker
+from authbridge.broker.background import BackgroundRefresher
+from authbridge.config import Settings
+from authbridge.spec import load_spec
+from authbridge.store.models import ConnectionRow, CredentialRow
+from authbridge.store.repo import new_id
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from proxy import free_port, pinned, target_line, wait_http
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def spec(endpoint: str) -> str:
+    return f"""
+key: storm
+name: Storm
+parameters: [{{name: n, required: true}}]
+auth:
+  type: custom_token
+  token_url: {endpoint}/token
+  token_method: POST
+  token_body: form
+  token_params: {{conn: "{{n}}"}}
+  token_response: {{access_token: access_token, expires_in: {{path: expires_in}}}}
+request: {{base_url: {endpoint}}}
+"""
+
+
+async def minimal_client(endpoint: str, count: int, concurrency: int) -> float:
+    """Seconds for ``count`` grants, ``concurrency`` at a time, by the least a client can do."""
+    limiter = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession() as session:
+
+        async def one(n: int) -> None:
+            async with limiter, session.post(f"{endpoint}/token", data={"conn": f"client-{n}"}) as response:
+                await response.read()
+                assert response.status == 200
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one(n) for n in range(count)))
+        return time.perf_counter() - started
+
+
+async def seed(settings: Settings, endpoint: str, count: int) -> None:
+    """``count`` active connections with a token not yet due (bulk-inserted, encrypted per row), then all due at once."""
+    store = await open_store(settings)
+    try:
+        await store.integrations.save(load_spec(spec(endpoint)))
+        integration = await store.integrations.get("storm")
+        now = datetime.now(UTC)
+        later = now + timedelta(hours=1)
+        enc = store.ctx.encrypt
+        for start in range(0, count, 2_000):
+            rows, creds = [], []
+            for n in range(start, min(start + 2_000, count)):
+                row_id = new_id()
+                rows.append(
+                    {
+                        "id": row_id,
+                        "integration_id": integration.id,
+                        "name": f"c{n}",
+                        "status": "active",
+                        "parameters": {"n": f"c{n}"},
+                        "version": 1,
+                        "created_at": now,
+                        "updated_at": now,
+                        "expires_at": later,
+                        "refresh_failures": 0,
+                    }
+                )
+                creds.append(
+                    {
+                        "connection_id": row_id,
+                        "access_token": enc(f"c{n}-0", "credentials", row_id, "access_token"),
+                        "token_type": "Bearer",
+                        "expires_at": later,
+                        "version": 1,
+                        "updated_at": now,
+                    }
+                )
+            async with store.ctx.session() as session:
+                await session.execute(insert(ConnectionRow), rows)
+                await session.execute(insert(CredentialRow), creds)
+        async with store.ctx.session() as session:
+            past = datetime.now(UTC) - timedelta(minutes=1)
+            await session.execute(update(CredentialRow).values(expires_at=past))
+            await session.execute(update(ConnectionRow).values(expires_at=past))
+    finally:
+        await store.close()
+
+
+def refresher_process(env: dict[str, str], concurrency: int, ready: typing.Any, go: typing.Any) -> None:
+    """One replica's refresher: its own store, keeper and lease owner; scans until nothing is due."""
+
+    async def work() -> None:
+        settings = Settings.from_env(env)
+        store = await open_store(settings)
+        http = http_client(settings)
+        try:
+            broker = Broker(store, http=http, policy=policy_for(settings))
+            refresher = BackgroundRefresher(
+                store, broker.connections.keeper, clock=broker.clock, concurrency=concurrency, batch=2 * concurrency
+            )
+            ready.set()
+            go.wait()
+            while await refresher.run_once():
+                pass
+        finally:
+            await http.aclose()
+            await store.close()
+
+    asyncio.run(work())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--processes", type=int, default=1, help="refresher processes (replicas) sharing the work")
+    parser.add_argument("--postgres", default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--endpoint-cpus", default="1")
+    args = parser.parse_args()
+    name = f"ab_storm_{uuid.uuid4().hex[:8]}"
+    admin_dsn = make_url(args.postgres).set(drivername="postgresql").render_as_string(hide_password=False)
+
+    async def admin(sql: str) -> None:
+        connection = await asyncpg.connect(admin_dsn)
+        await connection.execute(sql)
+        await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "tests.servers.grant_counter", "--port", str(port)]
+    counter = subprocess.Popen(pinned(args.endpoint_cpus, command), cwd=ROOT)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AUTHBRIDGE_")},
+        "AUTHBRIDGE_DATA_DIR": str(Path(f"/tmp/{name}")),
+        "AUTHBRIDGE_DATABASE_URL": make_url(args.postgres).set(database=name).render_as_string(False),
+        "AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS": "true",
+        "AUTHBRIDGE_LOG_LEVEL": "warning",
+    }
+    try:
+        wait_http(f"{endpoint}/stats")
+        before = asyncio.run(minimal_client(endpoint, args.count, args.concurrency))
+        httpx.post(f"{endpoint}/reset")
+        asyncio.run(seed(Settings.from_env(env), endpoint, args.count))
+        context = multiprocessing.get_context("spawn")
+        ready = [context.Event() for _ in range(args.processes)]
+        go = context.Event()
+        workers = [
+            context.Process(target=refresher_process, args=(env, args.concurrency, ready[i], go))
+            for i in range(args.processes)
+        ]
+        for worker in workers:
+            worker.start()
+        for event in ready:
+            event.wait(120)
+        started = time.perf_counter()
+        go.set()
+        for worker in workers:
+            worker.join()
+        refresh = time.perf_counter() - started
+        stats = httpx.get(f"{endpoint}/stats").json()
+        httpx.post(f"{endpoint}/reset")
+        after = asyncio.run(minimal_client(endpoint, args.count, args.concurrency))
+    finally:
+        counter.terminate()
+        counter.wait(10)
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    reference = min(before, after)
+    once = sum(1 for v in stats["per_connection"].values() if v == 1)
+    print(
+        f"refresher ({args.processes} process(es), {args.concurrency} at once each): {args.count:,} due connections "
+        f"in {refresh:.2f} s ({args.count / refresh:,.0f}/s)\n"
+        f"minimal client ({args.concurrency} at once): {args.count:,} grants in {before:.2f} s before, "
+        f"{after:.2f} s after ({args.count / reference:,.0f}/s at best)\n"
+        f"grants to the endpoint during the storm: {stats['total']:,}; connections refreshed exactly once: {once:,}"
+    )
+    print(target_line("refresh-storm-vs-endpoint", refresh / reference, "<=", 1.2))
+    print(target_line("refresh-storm-grants", float(stats["total"]), "<=", float(args.count), ".0f"))
+    return 0 if stats["total"] == args.count and once == args.count else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
