@@ -229,8 +229,8 @@ def integration_from(
             auth["client_id"], auth["client_secret"] = client_id, client_secret
         elif client_id or client_secret:
             errors.append(ErrorItem("client_id", f"{entry.name} takes its credentials when an account is connected"))
-        if scopes is not None:
-            auth["scopes"] = list(scopes)
+        if scopes is not None and (scopes or "scopes" in type(entry.spec.auth).model_fields):
+            auth["scopes"] = list(scopes)  # an auth type without scopes (OAuth 1.0a) takes an empty list as none
         data["auth"] = auth
     elif client_id or client_secret or scopes:
         errors.append(ErrorItem("client_id", f"{entry.name} uses {entry.auth_style}: no OAuth app or scopes to give"))
