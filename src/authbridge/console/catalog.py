@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+import mimetypes
+from pathlib import Path
+
 from starlette.responses import Response
 
-from authbridge.catalog import CATEGORIES, CatalogEntryNotFound, get_entry, integration_from, search
+from authbridge.catalog import CATEGORIES, CatalogEntry, CatalogEntryNotFound, get_entry, integration_from, search
 from authbridge.console.pages import Ctx
 from authbridge.errors import ConflictError, ErrorItem, SpecError
 
-__all__ = ["catalog_entry", "catalog_list"]
+__all__ = ["ICONS_DIR", "bundled_icons", "catalog_entry", "catalog_list", "icon_path"]
 
 _MAX_QUERY = 200
+
+#: Brand icons copied from simple-icons (CC0; see README.md there), served from ``/static/icons/``.
+ICONS_DIR = Path(__file__).parent / "static" / "icons"
+# The static files are served with the type ``mimetypes`` guesses; some systems' tables lack ``.svg``.
+mimetypes.add_type("image/svg+xml", ".svg")
+
+
+def bundled_icons() -> frozenset[str]:
+    """The simple-icons slugs that have a file in :data:`ICONS_DIR`."""
+    return frozenset(path.stem for path in ICONS_DIR.glob("*.svg"))
+
+
+_ICONS = bundled_icons()
+
+
+def icon_path(entry: CatalogEntry) -> str | None:
+    """The console path (below its prefix) of the entry's brand icon, or ``None`` when none is bundled."""
+    slug = entry.meta.icon
+    return f"/static/icons/{slug}.svg" if slug in _ICONS else None
 
 
 async def catalog_list(ctx: Ctx) -> Response:
@@ -27,6 +49,7 @@ async def catalog_list(ctx: Ctx) -> Response:
         q=query,
         category=category,
         categories=CATEGORIES,
+        icon_path=icon_path,
     )
 
 
@@ -65,4 +88,5 @@ async def catalog_entry(ctx: Ctx) -> Response:
         values=values,
         problems=[str(p) for p in problems],
         redirect_uri=redirect_uri,
+        icon=icon_path(entry),
     )
