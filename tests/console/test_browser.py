@@ -154,6 +154,8 @@ def test_form_errors_are_shown_next_to_their_fields(console: Page) -> None:
     page = console
     page.goto("/console/integrations/new")
     page.get_by_label("Key", exact=True).fill("not a key")
+    expect(page.get_by_label("Refresh window")).to_be_hidden()  # the advanced section starts collapsed
+    page.locator("#s-refresh summary").click()
     page.get_by_label("Refresh window").fill("soon")
     page.get_by_role("button", name="Save integration").click()
     key_field = page.locator(".field", has=page.locator("#f-key"))
@@ -164,6 +166,8 @@ def test_form_errors_are_shown_next_to_their_fields(console: Page) -> None:
     window = page.locator(".field", has=page.locator("#f-refresh-window"))
     expect(window.locator(".error-text")).to_contain_text("duration")
     expect(page.locator("#error-summary")).to_be_focused()
+    expect(page.locator("#s-refresh details")).to_have_attribute("open", "")  # its error keeps it open
+    expect(page.locator("#s-hooks details")).not_to_have_attribute("open", "")
     page.locator("#error-summary").get_by_role("link", name="Key").click()
     expect(page.locator("#f-key")).to_be_focused()
     shot(page, "integration-form-errors")

@@ -50,6 +50,7 @@ def test_the_client_secret_survives_a_form_error_without_being_echoed(console: P
     page = console
     key = _key("keep")
     _fill_oauth_form(page, oauth, key)
+    page.locator("#s-refresh summary").click()  # the advanced section starts collapsed
     page.get_by_label("Refresh window").fill("soon")  # the other error
     page.get_by_role("button", name="Save integration").click()
     expect(page.locator("#error-summary")).to_be_visible()

@@ -18,7 +18,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from authbridge.console import accounts, auth, catalog, integrations, keys
+from authbridge.console import accounts, auth, catalog, integrations, keys, webhooks
 from authbridge.console.hosted import install_connect_pages
 from authbridge.console.pages import PREFIX, Console, Ctx, Handler, page
 
@@ -56,6 +56,8 @@ def _routes(console: Console) -> list[Route | Mount]:
         route("/events", auth.events_page, _GET),
         route("/keys", keys.keys_page, _BOTH),
         route("/keys/{key_id}/revoke", keys.key_revoke, ["POST"]),
+        route("/webhooks", webhooks.webhooks_page, _BOTH),
+        route("/webhooks/{webhook_id}/remove", webhooks.webhook_remove, ["POST"]),
         Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
     ]
 

@@ -53,6 +53,16 @@ async def catalog_list(ctx: Ctx) -> Response:
     )
 
 
+def _scopes(entry: CatalogEntry, typed: str) -> list[str] | None:
+    """The scopes to give the entry's spec; None (keep the spec's) when none were typed and it has none.
+
+    An entry whose auth type has no scopes (OAuth 1.0a) gets an empty scopes field: it is not sent,
+    so the spec is not refused for a field its type lacks; scopes typed there still are (a clear error).
+    """
+    scopes = typed.replace(",", " ").split()
+    return scopes if entry.needs_client and (scopes or entry.default_scopes) else None
+
+
 async def catalog_entry(ctx: Ctx) -> Response:
     """The entry's setup notes beside a form; saving creates the integration and opens its page."""
     try:
@@ -69,7 +79,7 @@ async def catalog_entry(ctx: Ctx) -> Response:
                 entry,
                 client_id=values["client_id"] or None,
                 client_secret=secret or None,
-                scopes=values["scopes"].replace(",", " ").split() if entry.needs_client else None,
+                scopes=_scopes(entry, values["scopes"]),
                 key=values["key"] or entry.key,
             )
             record, _created = await ctx.broker.save_integration(spec, update=False)

@@ -9,8 +9,15 @@ from starlette.responses import Response
 
 from authbridge.auth import plugin_for
 from authbridge.console.pages import Ctx
-from authbridge.console.sections import AUTH_TYPES, PARAMETER_FIELDS, SECTIONS
-from authbridge.console.spec_form import blank_parameter, field_errors, form_to_data, spec_to_form, stored_secrets
+from authbridge.console.sections import ADVANCED, AUTH_TYPES, PARAMETER_FIELDS, SECTIONS
+from authbridge.console.spec_form import (
+    blank_parameter,
+    field_errors,
+    form_to_data,
+    open_sections,
+    spec_to_form,
+    stored_secrets,
+)
 from authbridge.errors import ConflictError, ErrorItem, SpecError
 from authbridge.spec import Integration, dump_spec, load_spec, spec_to_dict, validate_spec
 
@@ -110,6 +117,8 @@ def _form_page(
         key=key,
         tab="form",
         sections=SECTIONS,
+        advanced=ADVANCED,
+        open_sections=open_sections(values, errors or {}),
         parameter_fields=PARAMETER_FIELDS,
         rows=list(range(count)),
         values=values,

@@ -11,7 +11,10 @@ from authbridge.auth.form import METHODS as _METHODS
 from authbridge.auth.form import TEMPLATE_HELP as _TEMPLATE
 from authbridge.auth.form import Field
 
-__all__ = ["AUTH_TYPES", "PARAMETER_FIELDS", "SECTIONS", "Field", "Section"]
+__all__ = ["ADVANCED", "AUTH_TYPES", "PARAMETER_FIELDS", "SECTIONS", "Field", "Section"]
+
+#: The sections collapsed by default: shown open only when a field in them has an error or is not its default.
+ADVANCED = frozenset({"token_response", "hooks", "refresh"})
 
 
 class Section(typing.NamedTuple):

@@ -9,16 +9,17 @@ only the selected type's section is read.
 
 from __future__ import annotations
 
+import functools
 import json
 import typing
 from collections.abc import Collection
 
 from authbridge.auth import PLUGINS
-from authbridge.console.sections import PARAMETER_FIELDS, SECTIONS, Field
+from authbridge.console.sections import ADVANCED, PARAMETER_FIELDS, SECTIONS, Field
 from authbridge.errors import ErrorItem
 from authbridge.spec import SECRET_MASK, Integration
 
-__all__ = ["blank_parameter", "field_errors", "form_to_data", "spec_to_form", "stored_secrets"]
+__all__ = ["blank_parameter", "field_errors", "form_to_data", "open_sections", "spec_to_form", "stored_secrets"]
 
 Values = dict[str, str]
 #: Every auth type's block with its defaults (the registry's order: the first is a new integration's type).
@@ -93,6 +94,28 @@ def spec_to_form(spec: Integration | None) -> Values:
             values[f"parameters.{index}.{field.path}"] = _show(field, param.get(field.path))
     values["parameters.count"] = str(len(rows) or 0)
     return values
+
+
+@functools.cache
+def _defaults(auth_type: str) -> Values:
+    """A new integration's form values when its auth type is ``auth_type`` (the first type's when unknown)."""
+    auth = _AUTH_DEFAULTS.get(auth_type) or _AUTH_DEFAULTS[_FIRST]
+    return spec_to_form(Integration(key="new", name="new", auth=auth))
+
+
+def open_sections(values: Values, errors: Collection[str]) -> frozenset[str]:
+    """The advanced sections to show open: those with a field that has an error or differs from its default.
+
+    The defaults are those of a new integration of the form's auth type, so a section whose fields all
+    keep their defaults stays collapsed.
+    """
+    defaults = _defaults(values.get("auth.type", ""))
+    return frozenset(
+        section.id
+        for section in SECTIONS
+        if section.id in ADVANCED
+        and any(f.name in errors or values.get(f.name, "") != defaults.get(f.name, "") for f in section.fields)
+    )
 
 
 def _drop(data: dict[str, typing.Any], path: str) -> None:
