@@ -32,7 +32,7 @@ from tests.lifecycle.helpers import OffsetClock, env_for, open_broker
 from tests.proxy.conftest import create_key, run_authbridge, server_env
 
 #: Kept modest so the test stays well under a minute on a loaded 2-core machine (benchmarks/ uses 10,000).
-CONNECTIONS = 240
+CONNECTIONS = 120
 ROOT = Path(__file__).resolve().parents[2]
 
 
