@@ -114,7 +114,7 @@ def _refreshed(log: str) -> int:
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 async def test_three_replicas_refresh_each_due_token_once(db_url: str, tmp_path: Path) -> None:
-    """240 tokens due at once: exactly 300 grants, one per connection, and more than one replica did some."""
+    """CONNECTIONS tokens due at once: one grant per connection, no more, and more than one replica did some."""
     with grant_counter(delay_ms=10) as endpoint:
         shared = env_for(db_url, memory_key_ring("k1"), str(tmp_path / "seed"))
         await _seed(shared, endpoint)
