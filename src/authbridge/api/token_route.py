@@ -52,7 +52,12 @@ async def serve_token(broker: Broker, connection_id: str, scope: Scope, receive:
     send = _dated(send)
     try:
         caller = await broker.authorize(_api_key(scope["headers"]), "token")
-        token = await broker.connections.token(connection_id)
+        try:
+            token = await broker.connections.token(connection_id)
+        except AuthBridgeError as exc:
+            if broker.metrics is not None:
+                broker.metrics.token_read(exc.code)  # a fixed code per error class: bounded
+            raise
     except AuthBridgeError as exc:
         problem_headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
         if exc.status_code >= 500:
@@ -60,6 +65,8 @@ async def serve_token(broker: Broker, connection_id: str, scope: Scope, receive:
         response = error_response(exc.status_code, exc.code, exc.message, headers=problem_headers)
         await response(scope, receive, send)
         return
+    if broker.metrics is not None:
+        broker.metrics.token_read("ok")
     broker.audit.note("token.read", caller, connection_id, None)
     expires_at = token.expires_at.isoformat() if token.expires_at else None
     body = json.dumps(
