@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import dataclasses
 import logging
 import time
@@ -31,6 +30,7 @@ from authbridge.auth.discovery import DiscoveryFlow
 from authbridge.auth.hooks import HookContext, call_hook, load_hook, token_set_from_credentials
 from authbridge.auth.lifecycle import effective_window
 from authbridge.auth.registration import read_registration
+from authbridge.broker.lru import LRU
 from authbridge.broker.refresh import TokenKeeper, credentials_from, ttl_warning
 from authbridge.broker.token_cache import TokenCache
 from authbridge.broker.upstream import UpstreamLimits, bounded_client, exchange
@@ -203,7 +203,7 @@ class Connections:
             store, fetch=self.fetch_refresh, clock=clock, deadline=refresh_deadline, metrics=metrics, tracer=tracer
         )
         #: Discovered metadata fields by source URL: (monotonic expiry, fields), least recently used first.
-        self._discovered: collections.OrderedDict[str, tuple[float, dict[str, typing.Any]]] = collections.OrderedDict()
+        self._discovered: LRU[str, tuple[float, dict[str, typing.Any]]] = LRU(DISCOVERY_CACHE_SIZE)
         #: One registration at a time per integration and endpoint in this process.
         self._registering: dict[tuple[str, str], asyncio.Lock] = {}
         #: ``token()``'s cache; caches nothing until the broker ties it to the invalidation log (``trusted``).
@@ -350,7 +350,6 @@ class Connections:
         cached = self._discovered.get(source)
         if cached is not None and cached[0] > now:
             flow.close()
-            self._discovered.move_to_end(source)
             return cached[1]
         request = next(flow)
         while True:
@@ -361,8 +360,6 @@ class Connections:
                 fields = typing.cast(dict[str, typing.Any], done.value)
                 break
         self._discovered[source] = (now + DISCOVERY_TTL, fields)
-        while len(self._discovered) > DISCOVERY_CACHE_SIZE:
-            self._discovered.popitem(last=False)
         return fields
 
     def _usable(self, client: ClientRegistration | None, starting: bool) -> typing.TypeGuard[ClientRegistration]:
