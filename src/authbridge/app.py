@@ -33,7 +33,7 @@ from authbridge.errors import ConfigError, CryptoError
 from authbridge.logs import CONNECTION_ID, INTEGRATION, REQUEST_ID, JsonFormatter, request_id_of
 from authbridge.metrics import Metrics
 from authbridge.netguard import GuardedResolver, guarded_transport
-from authbridge.proxy import PROXY_PREFIX, Proxy, ProxyTimeouts
+from authbridge.proxy import PROXY_PREFIX, SKIP_AUTO_HEADERS, Proxy, ProxyTimeouts
 from authbridge.redact import RedactingFilter
 from authbridge.store import FileKeyRing, KeyRing, Store, parse_key_ring
 from authbridge.tracing import Tracer, configured_tracer
@@ -130,7 +130,11 @@ def proxy_session(settings: Settings) -> aiohttp.ClientSession:
         limit=0, ttl_dns_cache=60, resolver=GuardedResolver(allow_private=settings.allow_private_networks)
     )
     return aiohttp.ClientSession(
-        connector=connector, auto_decompress=False, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
+        connector=connector,
+        auto_decompress=False,
+        trust_env=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        skip_auto_headers=SKIP_AUTO_HEADERS,
     )
 
 
@@ -240,24 +244,22 @@ class _AuthBridgeApp(FastAPI):
             path: str = scope["path"]
             if self.admin_port is not None and not self._on_its_listener(scope, path):
                 response = error_response(404, "not_found", "Not Found")
-                await response(scope, receive, _with_request_id(send, request_id, upstream=False))
+                await response(scope, receive, _with_request_id(send, request_id))
                 return
             if path.startswith(PROXY_PREFIX):
                 proxy: Proxy = self.state.proxy
-                await proxy.handle(scope, receive, _with_request_id(send, request_id, upstream=True))
+                await proxy.handle(scope, receive, send, request_id)
                 return
             connection_id = token_request(scope)
             if connection_id is not None:  # as hot as the proxy for apps that read tokens: no framework either
                 CONNECTION_ID.set(connection_id)
-                await serve_token(
-                    self.state.broker, connection_id, scope, receive, _with_request_id(send, request_id, upstream=False)
-                )
+                await serve_token(self.state.broker, connection_id, scope, receive, _with_request_id(send, request_id))
                 return
             _log_context(path)
             if self.tracer is not None:
-                await self._traced(scope, receive, _with_request_id(send, request_id, upstream=False), self.tracer)
+                await self._traced(scope, receive, _with_request_id(send, request_id), self.tracer)
                 return
-            await self.gate(scope, receive, _with_request_id(send, request_id, upstream=False), super().__call__)
+            await self.gate(scope, receive, _with_request_id(send, request_id), super().__call__)
             return
         await super().__call__(scope, receive, send)
 
@@ -303,18 +305,12 @@ def _log_context(path: str) -> None:
         (CONNECTION_ID if found[1] == "connections" else INTEGRATION).set(found[2])
 
 
-def _with_request_id(send: typing.Any, request_id: bytes, *, upstream: bool) -> typing.Any:
-    """``send`` that adds ``X-Request-ID`` to the answer (an upstream's own is passed as X-Upstream-Request-ID)."""
+def _with_request_id(send: typing.Any, request_id: bytes) -> typing.Any:
+    """``send`` that adds ``X-Request-ID`` to the answer (the proxy adds its own: ``Proxy.handle``)."""
 
     async def sending(message: typing.MutableMapping[str, typing.Any]) -> None:
         if message["type"] == "http.response.start":
-            if upstream:
-                headers = [
-                    (b"x-upstream-request-id", v) if k.lower() == b"x-request-id" else (k, v)
-                    for k, v in message["headers"]
-                ]
-            else:
-                headers = list(message.get("headers", ()))
+            headers = list(message.get("headers", ()))
             headers.append((b"x-request-id", request_id))
             message = {**message, "headers": headers}
         await send(message)

@@ -15,6 +15,8 @@ import contextvars
 import datetime
 import json
 import logging
+import os
+import random
 import re
 import secrets
 
@@ -30,6 +32,12 @@ INTEGRATION: contextvars.ContextVar[str | None] = contextvars.ContextVar("authbr
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:=+/@-]{1,128}")
 
 
+#: Request ids need to be unique, not secret: a PRNG seeded from the OS (again in a forked child) makes
+#: them without a system call per request (``secrets`` reads ``getrandom`` each time).
+_IDS = random.Random(secrets.randbits(128))  # noqa: S311 - unique, not secret
+os.register_at_fork(after_in_child=lambda: _IDS.seed(secrets.randbits(128)))
+
+
 def request_id_of(headers: list[tuple[bytes, bytes]]) -> bytes:
     """The caller's ``X-Request-ID`` when it is safe to log and echo, else a new random one (32 hex digits)."""
     for name, value in headers:
@@ -37,7 +45,7 @@ def request_id_of(headers: list[tuple[bytes, bytes]]) -> bytes:
             if _REQUEST_ID.fullmatch(value):
                 return value
             break
-    return secrets.token_hex(16).encode()
+    return b"%032x" % _IDS.getrandbits(128)
 
 
 class JsonFormatter(logging.Formatter):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from authbridge.proxy.forward import Proxy, ProxyTimeouts
+from authbridge.proxy.forward import SKIP_AUTO_HEADERS, Proxy, ProxyTimeouts
 
-__all__ = ["PROXY_PREFIX", "Proxy", "ProxyTimeouts"]
+__all__ = ["PROXY_PREFIX", "SKIP_AUTO_HEADERS", "Proxy", "ProxyTimeouts"]
 
 #: Requests under this path are the proxy's; the app hands them over before its router.
 PROXY_PREFIX = "/proxy/"

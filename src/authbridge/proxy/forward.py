@@ -51,7 +51,7 @@ from authbridge.proxy.headers import caller_key, forward_headers, http_date, res
 from authbridge.spec import RateLimit, RefreshPolicy
 from authbridge.tracing import Tracer
 
-__all__ = ["Proxy", "ProxyTimeouts"]
+__all__ = ["SKIP_AUTO_HEADERS", "Proxy", "ProxyTimeouts"]
 
 logger = logging.getLogger("authbridge.proxy")
 
@@ -69,8 +69,9 @@ _MAX_RETRIES = 5
 _MAX_CALLER_WAIT = 600.0
 #: Answers up to this size with a Content-Length are read whole and sent in one message.
 _SMALL_BODY = 64 * 1024
-#: aiohttp adds these unless told not to; the caller's own (or none) go upstream.
-_SKIP_AUTO = frozenset({"User-Agent", "Accept-Encoding", "Accept", "Content-Type"})
+#: aiohttp adds these unless told not to; the caller's own (or none) go upstream. The app's proxy session
+#: skips them for every request (``authbridge.app.proxy_session``); another session gets them per request.
+SKIP_AUTO_HEADERS = frozenset({"User-Agent", "Accept-Encoding", "Accept", "Content-Type"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,6 +157,11 @@ class Proxy:
         self.metrics = metrics
         self.tracer = tracer
         self.session = session
+        skipped = {name.lower() for name in session.skip_auto_headers}
+        #: None when the session skips them already (no per-request set for aiohttp to build).
+        self._skip: frozenset[str] | None = (
+            None if skipped >= {n.lower() for n in SKIP_AUTO_HEADERS} else SKIP_AUTO_HEADERS
+        )
         self.timeout = aiohttp.ClientTimeout(total=None, connect=timeouts.connect, sock_read=timeouts.read)
         self.allow_private = allow_private
         self.target_ttl = target_ttl
@@ -165,6 +171,9 @@ class Proxy:
         self.limiter = Limiter()
         #: Bumped on every drop: a target built while one happened is not cached (it may predate the change).
         self._epoch = 0
+        #: Targets being built, by (connection, epoch): concurrent requests for one connection share one
+        #: read of the database instead of each making its own (a build from an older epoch is not joined).
+        self._building: dict[tuple[str, int], asyncio.Task[_Target]] = {}
         broker.connections.keeper.listeners.append(self.forget)
         broker.cache_sync.listeners.append(self._invalidated)
 
@@ -192,6 +201,23 @@ class Proxy:
         now = time.monotonic()
         if cached is not None and cached.good_until > now and self.broker.cache_sync.trusted(now):
             return cached
+        slot = (connection_id, self._epoch)
+        building = self._building.get(slot)
+        if building is None:
+            building = asyncio.ensure_future(self._build(connection_id))
+            self._building[slot] = building
+            building.add_done_callback(lambda task: self._built(slot, task))
+        # Shielded: one caller going away does not cancel the read the others wait for.
+        return await asyncio.shield(building)
+
+    def _built(self, slot: tuple[str, int], task: asyncio.Task[_Target]) -> None:
+        if self._building.get(slot) is task:
+            del self._building[slot]
+        if not task.cancelled():
+            task.exception()  # retrieved: every caller that waited has seen it already
+
+    async def _build(self, connection_id: str) -> _Target:
+        """Read a connection's target (fresh credentials first) and cache it unless a drop happened meanwhile."""
         epoch = self._epoch
         connection, creds = await self.broker.connections.keeper.fresh(connection_id)
         spec = (await self.broker.get_integration(connection.integration_key)).spec
@@ -239,18 +265,22 @@ class Proxy:
                 "set AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS=true to allow calls to private networks"
             )
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one ``/proxy/{connection_id}/{path}`` request."""
+    async def handle(self, scope: Scope, receive: Receive, send: Send, request_id: bytes | None = None) -> None:
+        """Serve one ``/proxy/{connection_id}/{path}`` request.
+
+        With ``request_id``, the answer carries it as ``X-Request-ID`` (an upstream's own goes back as
+        ``X-Upstream-Request-ID``).
+        """
         if self.metrics is None and self.tracer is None:
-            await self._serve(scope, receive, send)
+            await self._serve(scope, receive, send, request_id)
             return
         start = time.perf_counter()
         method: str = scope["method"]
         if self.tracer is None:
-            status, origin = await self._serve(scope, receive, send)
+            status, origin = await self._serve(scope, receive, send, request_id)
         else:
             with self.tracer.server("proxy", scope["headers"], {"http.request.method": method}) as span:
-                status, origin = await self._serve(scope, receive, send)
+                status, origin = await self._serve(scope, receive, send, request_id)
                 span.set_attribute("http.response.status_code", status)
                 span.set_attribute("authbridge.integration", INTEGRATION.get() or "")
                 span.set_attribute("authbridge.answered_by", origin)
@@ -259,19 +289,19 @@ class Proxy:
         if self.metrics is not None:
             self.metrics.proxied(INTEGRATION.get() or "_none", method, status, origin, time.perf_counter() - start)
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> tuple[int, str]:
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, request_id: bytes | None) -> tuple[int, str]:
         """Answer the request; return the status sent and who produced the answer (``upstream`` or ``authbridge``)."""
         try:
-            return await self._handle(scope, receive, send), "upstream"
+            return await self._handle(scope, receive, send, request_id), "upstream"
         except _Problem as problem:
-            await _error(send, problem)
+            await _error(send, problem, request_id)
             return problem.status, "authbridge"
         except AuthBridgeError as exc:
             mapped = _problem_of(exc)
-            await _error(send, mapped)
+            await _error(send, mapped, request_id)
             return mapped.status, "authbridge"
 
-    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> int:
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, request_id: bytes | None) -> int:
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         key, key_in_authorization = caller_key(headers)
         await self.broker.authorize(key, "proxy")  # cached in memory by the broker
@@ -287,7 +317,9 @@ class Proxy:
         method: str = scope["method"]
         options = _options(headers, method)
         body, replayable = await _read_body(receive) if _has_body(headers) else (b"", True)
-        exchange = _Exchange(connection_id, safe, scope.get("query_string", b""), method, options, body, replayable)
+        exchange = _Exchange(
+            connection_id, safe, scope.get("query_string", b""), method, options, body, replayable, request_id
+        )
         rule = target.limits
         if rule is not None and self.limiter.limits(rule):
             async with self.limiter.slot(connection_id, rule):
@@ -357,7 +389,7 @@ class Proxy:
                     response.release()
                     await asyncio.sleep(delay)
                     continue
-                await _relay(response, send, hint)
+                await _relay(response, send, ex.request_id, hint)
                 return status
             if status in _RETRYABLE and attempt < retries and replayable:
                 attempt += 1
@@ -365,7 +397,7 @@ class Proxy:
                 response.release()
                 await asyncio.sleep(delay)
                 continue
-            await _relay(response, send)
+            await _relay(response, send, ex.request_id)
             return status
 
     async def _attempt(
@@ -403,7 +435,7 @@ class Proxy:
                 data=body if body else None,
                 allow_redirects=False,
                 timeout=self.timeout,
-                skip_auto_headers=_SKIP_AUTO,
+                skip_auto_headers=self._skip,
             )
         except OutboundBlockedError:
             raise
@@ -450,17 +482,27 @@ def _signed(
     return yarl.URL(str(request.url), encoded=True), signed
 
 
-@dataclasses.dataclass(frozen=True)
 class _Exchange:
-    """One proxied request as received: where it goes and what it carries."""
+    """One proxied request as received: where it goes and what it carries (built per request: slotted)."""
 
-    connection_id: str
-    path: str
-    query_string: bytes
-    method: str
-    options: _Options
-    body: bytes = dataclasses.field(repr=False)
-    replayable: bool
+    __slots__ = ("body", "connection_id", "method", "options", "path", "query_string", "replayable", "request_id")
+
+    def __init__(
+        self,
+        connection_id: str,
+        path: str,
+        query_string: bytes,
+        method: str,
+        options: _Options,
+        body: bytes,
+        replayable: bool,
+        request_id: bytes | None,
+    ) -> None:
+        self.connection_id, self.path, self.query_string, self.method = connection_id, path, query_string, method
+        self.options, self.body, self.replayable, self.request_id = options, body, replayable, request_id
+
+    def __repr__(self) -> str:  # never the body: it may carry anything
+        return f"_Exchange({self.method} {self.connection_id}/{self.path})"
 
 
 def _options(headers: list[tuple[bytes, bytes]], method: str) -> _Options:
@@ -605,13 +647,19 @@ async def _stream(head: bytes, receive: Receive) -> AsyncIterator[bytes]:
             return
 
 
-async def _relay(response: aiohttp.ClientResponse, send: Send, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _relay(
+    response: aiohttp.ClientResponse,
+    send: Send,
+    request_id: bytes | None,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     """Stream the upstream's answer back without buffering it (a small one with a length goes in one piece)."""
     try:
+        headers = response_headers(response.raw_headers, request_id)
         start = {
             "type": "http.response.start",
             "status": response.status,
-            "headers": response_headers(list(response.raw_headers)) + (extra or []),
+            "headers": headers + extra if extra else headers,
         }
         length = response.content_length
         if length is not None and length <= _SMALL_BODY:
@@ -637,7 +685,7 @@ async def _relay(response: aiohttp.ClientResponse, send: Send, extra: list[tuple
         response.release()
 
 
-async def _error(send: Send, problem: _Problem) -> None:
+async def _error(send: Send, problem: _Problem, request_id: bytes | None = None) -> None:
     body = json.dumps({"error": {"code": problem.code, "message": problem.message, "side": problem.side}}).encode()
     headers = [
         (b"content-type", b"application/json"),
@@ -648,5 +696,7 @@ async def _error(send: Send, problem: _Problem) -> None:
         headers.append((b"www-authenticate", b"Bearer"))
     if problem.retry_after is not None:
         headers.append((b"retry-after", b"%d" % max(1, math.ceil(problem.retry_after))))
+    if request_id is not None:
+        headers.append((b"x-request-id", request_id))
     await send({"type": "http.response.start", "status": problem.status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
