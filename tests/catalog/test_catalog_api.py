@@ -137,7 +137,8 @@ def test_create_from_catalog_for_a_token_entry(client: TestClient, headers: dict
         ({"from_catalog": 3}, "from_catalog", "must be the key of a catalog entry"),
         ({"from_catalog": "github", "client_id": "x", "client_secret": "y", "scopes": [1]}, "scopes", "list of"),
         ({"from_catalog": "github", "client_id": "x", "client_secret": "y", "key": "a-b"}, "key", "letters and digits"),
-        ({"from_catalog": "stripe", "client_id": "x"}, "client_id", "no OAuth app or scopes"),
+        ({"from_catalog": "stripe", "client_id": "x"}, "client_id", "takes no OAuth app"),
+        ({"from_catalog": "stripe", "scopes": ["read"]}, "scopes", "Stripe (api_token) has no scopes to give"),
     ],
 )
 def test_create_from_catalog_refused(
