@@ -6,13 +6,16 @@ Driven end to end through the server in ``tests/proxy/test_paginate.py`` and by 
 
 from __future__ import annotations
 
+import dataclasses
 import typing
 
 import httpx
 import pytest
+from pydantic_core import PydanticUndefined
 
 from authbridge.errors import PaginationError
 from authbridge.paging import Pager, PageRequest, PageRule, iterate, link_next
+from authbridge.spec import Pagination
 
 
 def _page(data: object, status: int = 200, headers: dict[str, str] | None = None, **named: str) -> httpx.Response:
@@ -139,3 +142,17 @@ def test_link_loops_and_max_pages() -> None:
         for item in iterate(Pager(PageRule(type="link", next_header="Link"), max_pages=1), send):
             got.append(item)
     assert got == [1]
+
+
+def test_the_page_rule_mirrors_the_spec_field_for_field() -> None:
+    """PageRule is the SDK's copy of the spec's Pagination (it must not import the spec layer): same names,
+    defaults and types; only the spec's free-text ``notes`` stays behind (``from_json`` drops it)."""
+    spec = {name: (f.default, f.annotation) for name, f in Pagination.model_fields.items() if name != "notes"}
+    hints = typing.get_type_hints(PageRule)
+    rule = {f.name: (f.default, hints[f.name]) for f in dataclasses.fields(PageRule)}
+    assert rule == {  # a field without a default: the dataclass says MISSING, pydantic PydanticUndefined
+        name: (dataclasses.MISSING if default is PydanticUndefined else default, kind)
+        for name, (default, kind) in spec.items()
+    }
+    assert list(rule) == list(spec)  # the same order, so a reader compares them line by line
+    assert PageRule.from_json({"type": "page", "page_param": "p", "notes": "text"}) == PageRule("page", page_param="p")

@@ -214,9 +214,24 @@ def test_integration_from_needs_the_oauth_app() -> None:
 
 
 def test_integration_from_refuses_oauth_fields_for_a_token_entry() -> None:
-    with pytest.raises(SpecError, match=r"Stripe uses api_token: no OAuth app or scopes to give"):
+    with pytest.raises(SpecError, match=r"client_id: Stripe \(api_token\) takes no OAuth app"):
         integration_from(get_entry("stripe"), client_id="x", client_secret="y")
+    with pytest.raises(SpecError, match=r"scopes: Stripe \(api_token\) has no scopes to give"):
+        integration_from(get_entry("stripe"), scopes=["read"])
     assert integration_from(get_entry("stripe"), key="stripe2").key == "stripe2"
+
+
+def test_integration_from_takes_scopes_where_the_auth_type_has_them() -> None:
+    """A JWT bearer entry has no OAuth app but has scopes: the user's replace the defaults. OAuth 1.0a has none."""
+    google = get_entry("googlecloudserviceaccount")
+    assert google.takes_scopes and not google.needs_client
+    spec = integration_from(google, scopes=["https://www.googleapis.com/auth/devstorage.read_only"])
+    assert spec.auth.scopes == ["https://www.googleapis.com/auth/devstorage.read_only"]  # type: ignore[union-attr]
+    trello = get_entry("trellooauth")
+    assert not trello.takes_scopes
+    assert integration_from(trello, client_id="k", client_secret="s", scopes=[]).key == "trellooauth"
+    with pytest.raises(SpecError, match=r"scopes: Trello \(OAuth 1.0a\) \(oauth1 \(three_legged, HMAC-SHA1\)\) has no"):
+        integration_from(trello, client_id="k", client_secret="s", scopes=["read"])
 
 
 def test_an_entry_says_its_documented_rate_limit() -> None:

@@ -80,6 +80,20 @@ def test_a_token_entry_needs_no_oauth_app(client: TestClient) -> None:
     assert 'name="client_secret"' not in page.text
     created = client.post("/console/catalog/stripe", data={"csrf": _csrf(page.text), "key": "stripe"})
     assert created.status_code == 303 and created.headers["location"] == "/console/integrations/stripe/edit?saved=1"
+    assert 'name="scopes"' not in page.text
+
+
+def test_a_service_account_entry_takes_scopes_but_no_oauth_app(client: TestClient) -> None:
+    """The JWT bearer grant has scopes and no OAuth app: the form asks for the scopes only, and keeps those typed."""
+    page = client.get("/console/catalog/googlecloudserviceaccount")
+    assert 'name="client_secret"' not in page.text
+    assert 'name="scopes" value="https://www.googleapis.com/auth/cloud-platform.read-only"' in page.text
+    form = {"csrf": _csrf(page.text), "key": "gcp", "scopes": "https://www.googleapis.com/auth/devstorage.read_only"}
+    created = client.post("/console/catalog/googlecloudserviceaccount", data=form)
+    assert created.status_code == 303, created.text
+    record = portal(client).call(store_of(client).integrations.get, "gcp")
+    assert record.spec.auth.scopes == ["https://www.googleapis.com/auth/devstorage.read_only"]  # type: ignore[union-attr]
+    assert 'name="scopes"' not in client.get("/console/catalog/trellooauth").text  # OAuth 1.0a has none
 
 
 def test_the_form_needs_the_csrf_token(client: TestClient) -> None:

@@ -38,6 +38,14 @@ def test_every_bundled_icon_is_named_by_an_entry_and_the_licence_is_beside_them(
     assert "CC0 1.0 Universal" in (ICONS_DIR / "LICENSE.md").read_text()
 
 
+def test_every_icon_an_entry_names_is_bundled() -> None:
+    """An ``icon:`` names a file here; a brand simple-icons lacks gets no ``icon:`` line (the letter is shown)."""
+    bundled = bundled_icons()
+    dangling = sorted(f"{e.key}: {e.meta.icon}" for e in entries() if e.meta.icon and e.meta.icon not in bundled)
+    assert dangling == [], f"entries name icons that are not bundled: {dangling}"
+    assert any(e.meta.icon is None for e in entries())  # the letter badge's case still exists
+
+
 def test_each_icon_is_a_plain_drawing_with_nothing_active_in_it() -> None:
     # The files are served from the console's origin: no script, no link, no external reference.
     for path in ICONS_DIR.glob("*.svg"):

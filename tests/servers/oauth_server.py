@@ -421,7 +421,8 @@ class _PrivateKeyJWT(_ClientAssertion):
 
 
 class JwtBearerGrant(JWTBearerGrant):  # type: ignore[misc]
-    """RFC 7523 §2.1: the assertion's ``iss`` names the client, signed with its registered key; each jti once."""
+    """RFC 7523 §2.1: the assertion's ``iss`` names the client, signed with its registered key; each jti once.
+    A ``scope`` claim (Google's service accounts) is the token's scope when the request's ``scope`` is empty."""
 
     TOKEN_ENDPOINT_HTTP_METHODS: ClassVar[list[str]] = ["POST"]
 
@@ -444,6 +445,7 @@ class JwtBearerGrant(JWTBearerGrant):  # type: ignore[misc]
         self.verify_claims(token.claims)
         if "jti" in token.claims and not _state().first_use(token.claims["jti"]):
             raise InvalidGrantError(description="The assertion was used already (jti).")
+        self.assertion_claims: dict[str, Any] = dict(token.claims)
         return token.claims
 
     def get_audiences(self) -> list[str]:
@@ -456,6 +458,9 @@ class JwtBearerGrant(JWTBearerGrant):  # type: ignore[misc]
         return True
 
     def generate_token(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        claimed = self.assertion_claims.get("scope")
+        if not kwargs.get("scope") and isinstance(claimed, str):
+            kwargs["scope"] = claimed  # Google style: the scopes asked for in the assertion's scope claim
         token: dict[str, Any] = super().generate_token(*args, **kwargs)
         token["instance_url"] = flask.request.host_url.rstrip("/")  # Salesforce style
         return token

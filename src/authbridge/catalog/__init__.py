@@ -75,6 +75,11 @@ class CatalogEntry:
         return plugin_for(self.spec.auth).scopes(self.spec)
 
     @property
+    def takes_scopes(self) -> bool:
+        """Whether the user may choose its scopes (OAuth 2.0 and the JWT bearer grant; not OAuth 1.0a or a token)."""
+        return "scopes" in type(self.spec.auth).model_fields
+
+    @property
     def needs_client(self) -> bool:
         """Whether adding it takes the user's OAuth app (client ID and secret)."""
         app = plugin_for(self.spec.auth).client_app(self.spec)
@@ -210,8 +215,12 @@ def integration_from(
 ) -> Integration:
     """The entry's spec with the user's OAuth app credentials, scopes, key and name.
 
+    ``scopes`` replaces the entry's default scopes when its auth type has scopes (OAuth 2.0, the JWT
+    bearer grant); an empty list is taken as none for a type without (OAuth 1.0a, a token).
+
     Raises:
-        SpecError: an OAuth app credential is missing, or the result does not validate.
+        SpecError: an OAuth app credential is missing or not taken, scopes are not taken, or the result
+            does not validate.
     """
     data = spec_to_dict(entry.spec)
     errors: list[ErrorItem] = []
@@ -219,21 +228,22 @@ def integration_from(
         data["key"] = key
     if name is not None:
         data["name"] = name
-    if plugin_for(entry.spec.auth).client_app(entry.spec) is not None:
-        auth = dict(data["auth"])
-        if entry.needs_client:
-            if not client_id:
-                errors.append(ErrorItem("client_id", f"{entry.name} needs the client ID of your OAuth app"))
-            if not client_secret:
-                errors.append(ErrorItem("client_secret", f"{entry.name} needs the client secret of your OAuth app"))
-            auth["client_id"], auth["client_secret"] = client_id, client_secret
-        elif client_id or client_secret:
-            errors.append(ErrorItem("client_id", f"{entry.name} takes its credentials when an account is connected"))
-        if scopes is not None and (scopes or "scopes" in type(entry.spec.auth).model_fields):
-            auth["scopes"] = list(scopes)  # an auth type without scopes (OAuth 1.0a) takes an empty list as none
-        data["auth"] = auth
-    elif client_id or client_secret or scopes:
-        errors.append(ErrorItem("client_id", f"{entry.name} uses {entry.auth_style}: no OAuth app or scopes to give"))
+    auth = dict(data["auth"])
+    if entry.needs_client:
+        if not client_id:
+            errors.append(ErrorItem("client_id", f"{entry.name} needs the client ID of your OAuth app"))
+        if not client_secret:
+            errors.append(ErrorItem("client_secret", f"{entry.name} needs the client secret of your OAuth app"))
+        auth["client_id"], auth["client_secret"] = client_id, client_secret
+    elif client_id or client_secret:
+        errors.append(
+            ErrorItem("client_id", f"{entry.name} ({entry.auth_style}) takes no OAuth app: each account brings its own")
+        )
+    if scopes is not None and entry.takes_scopes:
+        auth["scopes"] = list(scopes)
+    elif scopes:  # an auth type without scopes (OAuth 1.0a, a token) takes an empty list as none
+        errors.append(ErrorItem("scopes", f"{entry.name} ({entry.auth_style}) has no scopes to give"))
+    data["auth"] = auth
     if errors:
         raise SpecError(errors)
     return validate_spec(data)

@@ -68,7 +68,8 @@ class CatalogMeta(_Model):
     setup: list[str] = Field(min_length=1)
     #: Scopes a user may add to the entry's default ``auth.scopes``.
     optional_scopes: list[Scope] = Field(default_factory=list)
-    #: A simple-icons slug (https://simpleicons.org), when the set has the brand.
+    #: A simple-icons slug (https://simpleicons.org) whose SVG the console bundles; left out when the set
+    #: lacks the brand (the console shows a letter). tests/console/test_catalog_icons.py checks both ways.
     icon: str | None = Field(default=None, pattern=r"^[a-z0-9]+$")
 
     @field_validator("hosts")

@@ -54,13 +54,13 @@ async def catalog_list(ctx: Ctx) -> Response:
 
 
 def _scopes(entry: CatalogEntry, typed: str) -> list[str] | None:
-    """The scopes to give the entry's spec; None (keep the spec's) when none were typed and it has none.
+    """The scopes to give the entry's spec: those typed; None (keep the spec's) when none were typed and it has none.
 
-    An entry whose auth type has no scopes (OAuth 1.0a) gets an empty scopes field: it is not sent,
-    so the spec is not refused for a field its type lacks; scopes typed there still are (a clear error).
+    The form shows the field only for an auth type with scopes; scopes posted for another are refused
+    by :func:`integration_from` (a clear error).
     """
     scopes = typed.replace(",", " ").split()
-    return scopes if entry.needs_client and (scopes or entry.default_scopes) else None
+    return scopes if scopes or entry.default_scopes else None
 
 
 async def catalog_entry(ctx: Ctx) -> Response:
