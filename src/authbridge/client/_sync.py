@@ -27,6 +27,7 @@ from authbridge.client._calls import (
     connect_session_end,
     connection_create,
     connection_delete,
+    connection_filters,
     connection_get,
     connection_page,
     connection_pagination,
@@ -42,12 +43,12 @@ from authbridge.client._calls import (
     integration_list,
     integration_put,
     might_be_proxy_error,
-    page_rule,
     page_send_args,
+    pager,
     proxy_error,
     proxy_path,
 )
-from authbridge.paging import Pager, PageRequest, iterate
+from authbridge.paging import PageRequest, iterate
 
 __all__ = ["AuthBridgeClient", "Connections", "Integrations"]
 
@@ -124,16 +125,13 @@ class Connections:
         tags: Mapping[str, str] | None = None,
     ) -> builtins.list[Connection]:
         """Every connection matching the filters (all of them, following the API's pages)."""
-        filters = {
-            "integration": integration,
-            "status": status,
-            "end_user_id": end_user_id,
-            "organization_id": organization_id,
-        }
+        filters = connection_filters(
+            integration, status=status, end_user_id=end_user_id, organization_id=organization_id, tags=tags
+        )
         found: builtins.list[Connection] = []
         cursor: str | None = None
         while True:
-            page, cursor = self._run(connection_page(filters, tags, cursor))
+            page, cursor = self._run(connection_page(filters, cursor))
             found += page
             if cursor is None:
                 return found
@@ -159,7 +157,7 @@ class Connections:
         credentials: Mapping[str, object] | None = None,
     ) -> Connection:
         """Change a connection in place (same id): rename, new parameter values, a new API token or password."""
-        return self._run(connection_update(connection_id, name, parameters, credentials))
+        return self._run(connection_update(connection_id, name=name, parameters=parameters, credentials=credentials))
 
     def token(self, connection_id: str) -> Token:
         """A valid access token, refreshed first when due (for code that calls the API itself)."""
@@ -189,17 +187,18 @@ class ConnectSessions:
         ttl: str | None = None,
     ) -> ConnectSession:
         """A session for one end user: give ``connect_url`` to their browser (a link, or ``connect.js``)."""
-        body: Json = {
-            "end_user": dict(end_user),
-            "allowed_integrations": list(allowed_integrations) if allowed_integrations is not None else None,
-            "reconnect": reconnect,
-            "organization": dict(organization) if organization else None,
-            "parameters": {k: dict(v) for k, v in parameters.items()} if parameters else None,
-            "tags": dict(tags) if tags else None,
-            "return_to": return_to,
-            "ttl": ttl,
-        }
-        return self._run(connect_session_create(body))
+        return self._run(
+            connect_session_create(
+                end_user,
+                allowed_integrations=allowed_integrations,
+                reconnect=reconnect,
+                organization=organization,
+                parameters=parameters,
+                tags=tags,
+                return_to=return_to,
+                ttl=ttl,
+            )
+        )
 
     def end(self, token: str) -> None:
         """End a session now (an open page shows that it ended)."""
@@ -281,20 +280,21 @@ class AuthBridgeClient:
         page answers an error, has no list of items, repeats a cursor, or ``max_pages`` is reached with more left.
         """
         declared = dict(pagination) if pagination is not None else self._send(connection_pagination(connection_id))
-        pager = Pager(
-            page_rule(connection_id, declared),
+        walk = pager(
+            connection_id,
+            declared,
             params=params,
             headers=headers,
             json=json,
-            page_size=page_size,
             items=items,
+            page_size=page_size,
             max_pages=max_pages,
         )
 
         def send(request: PageRequest) -> httpx.Response:
             return self.request(connection_id, method, path, **page_send_args(request))
 
-        yield from iterate(pager, send)
+        yield from iterate(walk, send)
 
     @contextlib.contextmanager
     def stream(self, connection_id: str, method: str, path: str, **kwargs: typing.Any) -> Iterator[httpx.Response]:
