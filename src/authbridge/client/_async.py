@@ -43,12 +43,12 @@ from authbridge.client._calls import (
     integration_list,
     integration_put,
     might_be_proxy_error,
+    page_rule,
     page_send_args,
-    pager,
     proxy_error,
     proxy_path,
 )
-from authbridge.paging import PageRequest, aiterate
+from authbridge.paging import Pager, PageRequest, aiterate
 
 __all__ = ["AsyncAuthBridgeClient", "AsyncConnections", "AsyncIntegrations"]
 
@@ -283,21 +283,20 @@ class AsyncAuthBridgeClient:
         declared = (
             dict(pagination) if pagination is not None else await self._send(connection_pagination(connection_id))
         )
-        walk = pager(
-            connection_id,
-            declared,
+        pager = Pager(
+            page_rule(connection_id, declared),
             params=params,
             headers=headers,
             json=json,
-            items=items,
             page_size=page_size,
+            items=items,
             max_pages=max_pages,
         )
 
         async def send(request: PageRequest) -> httpx.Response:
             return await self.request(connection_id, method, path, **page_send_args(request))
 
-        async for item in aiterate(walk, send):
+        async for item in aiterate(pager, send):
             yield item
 
     @contextlib.asynccontextmanager

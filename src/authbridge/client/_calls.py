@@ -14,7 +14,7 @@ from urllib.parse import quote
 import httpx
 
 from authbridge.errors import ErrorItem, PaginationError
-from authbridge.paging import Pager, PageRequest, PageRule
+from authbridge.paging import PageRequest, PageRule
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -52,7 +52,7 @@ __all__ = [
     "integration_list",
     "integration_put",
     "might_be_proxy_error",
-    "pager",
+    "page_rule",
     "page_send_args",
     "proxy_error",
     "proxy_path",
@@ -364,32 +364,14 @@ def connection_pagination(connection_id: str) -> Call[Json | None]:
     return Call("GET", _connection_path(connection_id), _pagination)
 
 
-def pager(
-    connection_id: str,
-    declared: Json | None,
-    *,
-    params: Mapping[str, typing.Any] | None,
-    headers: Mapping[str, str] | None,
-    json: Mapping[str, typing.Any] | None,
-    items: str | None,
-    page_size: int | None,
-    max_pages: int,
-) -> Pager:
-    """The pages ``paginate`` walks, under the ``declared`` rule; PaginationError when there is none."""
+def page_rule(connection_id: str, declared: Json | None) -> PageRule:
+    """The rule ``paginate`` follows; PaginationError when the integration declares none."""
     if declared is None:
         raise PaginationError(
             f"the integration of connection {connection_id} declares no pagination: add a `pagination` "
             "block to its spec, or pass paginate(pagination={...})"
         )
-    return Pager(
-        PageRule.from_json(declared),
-        params=params,
-        headers=headers,
-        json=json,
-        page_size=page_size,
-        items=items,
-        max_pages=max_pages,
-    )
+    return PageRule.from_json(declared)
 
 
 def page_send_args(request: PageRequest) -> dict[str, typing.Any]:

@@ -43,12 +43,12 @@ from authbridge.client._calls import (
     integration_list,
     integration_put,
     might_be_proxy_error,
+    page_rule,
     page_send_args,
-    pager,
     proxy_error,
     proxy_path,
 )
-from authbridge.paging import PageRequest, iterate
+from authbridge.paging import Pager, PageRequest, iterate
 
 __all__ = ["AuthBridgeClient", "Connections", "Integrations"]
 
@@ -280,21 +280,20 @@ class AuthBridgeClient:
         page answers an error, has no list of items, repeats a cursor, or ``max_pages`` is reached with more left.
         """
         declared = dict(pagination) if pagination is not None else self._send(connection_pagination(connection_id))
-        walk = pager(
-            connection_id,
-            declared,
+        pager = Pager(
+            page_rule(connection_id, declared),
             params=params,
             headers=headers,
             json=json,
-            items=items,
             page_size=page_size,
+            items=items,
             max_pages=max_pages,
         )
 
         def send(request: PageRequest) -> httpx.Response:
             return self.request(connection_id, method, path, **page_send_args(request))
 
-        yield from iterate(walk, send)
+        yield from iterate(pager, send)
 
     @contextlib.contextmanager
     def stream(self, connection_id: str, method: str, path: str, **kwargs: typing.Any) -> Iterator[httpx.Response]:
