@@ -132,6 +132,23 @@ def connect_three_legged(client: TestClient, headers: dict[str, str], key: str =
     return body["id"], body
 
 
+def connect_token_based(
+    client: TestClient, headers: dict[str, str], account_id: str, token_secret: str = TBA_SECRET
+) -> httpx.Response:
+    """``POST /connections`` of a ``token_based`` connection with the provider's pre-issued token."""
+    created: httpx.Response = client.post(
+        "/connections",
+        json={
+            "integration": "netsuite",
+            "name": "PROD",
+            "parameters": {"accountId": account_id},
+            "credentials": {"token_id": TBA_TOKEN, "token_secret": token_secret},
+        },
+        headers=headers,
+    )
+    return created
+
+
 def test_three_legged_connect_then_signed_get_and_form_post(
     client: TestClient, headers: dict[str, str], provider: OAuth1Server, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -215,16 +232,7 @@ def test_token_based_connection_with_hmac_sha256_and_realm(
 ) -> None:
     """NetSuite-style TBA: the token is entered, every request signed HMAC-SHA256 with the account as realm."""
     add(client, headers, token_based(provider))
-    created = client.post(
-        "/connections",
-        json={
-            "integration": "netsuite",
-            "name": "PROD",
-            "parameters": {"accountId": "1234567_SB1"},
-            "credentials": {"token_id": TBA_TOKEN, "token_secret": TBA_SECRET},
-        },
-        headers=headers,
-    )
+    created = connect_token_based(client, headers, "1234567_SB1")
     assert created.status_code == 201, created.text
     assert created.json()["status"] == "active" and TBA_SECRET not in created.text
     connection_id = created.json()["id"]
@@ -241,16 +249,7 @@ def test_an_upstream_rejecting_the_signature_is_returned_and_nothing_changes(
 ) -> None:
     """A wrong token secret: the provider's 401 comes back as it is, the connection stays as it was."""
     add(client, headers, token_based(provider))
-    created = client.post(
-        "/connections",
-        json={
-            "integration": "netsuite",
-            "name": "PROD",
-            "parameters": {"accountId": "ACME"},
-            "credentials": {"token_id": TBA_TOKEN, "token_secret": "wrong-secret"},
-        },
-        headers=headers,
-    )
+    created = connect_token_based(client, headers, "ACME", "wrong-secret")
     connection_id = created.json()["id"]
     answer = client.get(f"/proxy/{connection_id}/api/me", headers=headers)
     assert answer.status_code == 401 and answer.json()["error"] == "invalid_signature"
@@ -380,16 +379,7 @@ def test_a_hostile_realm_value_is_refused_before_anything_is_sent(
     spec = token_based(provider)
     spec["parameters"] = [{"name": "accountId", "required": True}]  # a careless spec: no pattern
     add(client, headers, spec)
-    created = client.post(
-        "/connections",
-        json={
-            "integration": "netsuite",
-            "name": "PROD",
-            "parameters": {"accountId": 'ACME", oauth_token="other'},
-            "credentials": {"token_id": TBA_TOKEN, "token_secret": TBA_SECRET},
-        },
-        headers=headers,
-    )
+    created = connect_token_based(client, headers, 'ACME", oauth_token="other')
     assert created.status_code == 201, created.text
     answer = client.get(f"/proxy/{created.json()['id']}/api/me", headers=headers)
     assert 400 <= answer.status_code < 500 and "auth.realm" in answer.text, answer.text
@@ -405,17 +395,8 @@ def test_through_authbridge_run_nothing_secret_reaches_the_log(tmp_path: Path, p
         assert api.post("/integrations", json=three_legged(provider)).status_code == 201
         created = api.post("/connections", json={"integration": "trello", "name": "DEV"})
         assert created.status_code == 201, created.text
-        authorize_url = created.json()["authorize_url"]
-        with httpx.Client(follow_redirects=False) as browser_client:
-            page = browser_client.get(authorize_url)
-            token = re.search(r'name="oauth_token" value="([^"]+)"', page.text)
-            assert token is not None
-            answer = browser_client.post(
-                authorize_url.split("?")[0], data={"oauth_token": token.group(1), "confirm": "yes"}
-            )
-        callback = answer.headers["location"]
-        assert callback.startswith(f"{server.url}/oauth/callback?")
-        forged = httpx.get(callback.replace(token.group(1), "forged-token"))
+        back = browser(created.json()["authorize_url"], server_url=server.url)
+        forged = httpx.get(f"{server.url}/oauth/callback", params={**back, "oauth_token": "forged-token"})
         assert forged.status_code == 400
         # The forged callback used the flow up: start again and finish properly.
         again = api.post(f"/connections/{created.json()['id']}/reconnect", json={})

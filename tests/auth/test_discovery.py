@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typing
+from collections.abc import Generator
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from authbridge.auth.discovery import (
     protected_resource_flow,
 )
 from authbridge.errors import UpstreamError
+from tests.auth.flows import drive
 
 ISSUER = "https://login.acme.example"
 
@@ -24,17 +26,21 @@ def no_http(_host: str) -> bool:
     return False
 
 
-def run(source: str, answers: dict[str, httpx.Response]) -> tuple[list[str], dict[str, typing.Any]]:
+def answering(
+    flow: Generator[httpx.Request, httpx.Response, dict[str, typing.Any]], answers: dict[str, httpx.Response]
+) -> tuple[list[str], dict[str, typing.Any]]:
     """Drive the flow: each requested URL gets its answer (404 when none); the URLs asked and the result."""
     asked: list[str] = []
-    flow = metadata_flow(source, allow_http=no_http)
-    request = next(flow)
-    while True:
+
+    def answer(request: httpx.Request) -> httpx.Response:
         asked.append(str(request.url))
-        try:
-            request = flow.send(answers.get(str(request.url), httpx.Response(404)))
-        except StopIteration as done:
-            return asked, done.value
+        return answers.get(str(request.url), httpx.Response(404))
+
+    return asked, drive(flow, answer)
+
+
+def run(source: str, answers: dict[str, httpx.Response]) -> tuple[list[str], dict[str, typing.Any]]:
+    return answering(metadata_flow(source, allow_http=no_http), answers)
 
 
 def test_urls_for_an_issuer_without_path() -> None:
@@ -136,15 +142,7 @@ AS_METADATA = {
 
 
 def run_resource(answers: dict[str, httpx.Response]) -> tuple[list[str], dict[str, typing.Any]]:
-    asked: list[str] = []
-    flow = protected_resource_flow(RESOURCE, allow_http=no_http)
-    request = next(flow)
-    while True:
-        asked.append(str(request.url))
-        try:
-            request = flow.send(answers.get(str(request.url), httpx.Response(404)))
-        except StopIteration as done:
-            return asked, done.value
+    return answering(protected_resource_flow(RESOURCE, allow_http=no_http), answers)
 
 
 def test_challenge_params() -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import typing
-from collections.abc import Callable, Generator
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
@@ -24,6 +23,7 @@ from authbridge.errors import CallbackError, ConnectionStateError, SpecError, To
 from authbridge.spec import Integration, load_spec
 from authbridge.spec.destinations import move_problems
 from authbridge.spec.validate import validate_spec
+from tests.auth.flows import drive
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 REDIRECT = "https://bridge.example/oauth/callback"
@@ -51,20 +51,6 @@ def spec_of(**auth: typing.Any) -> Integration:
 
 def ctx_of(spec: Integration, **values: typing.Any) -> AuthContext:
     return AuthContext(spec, redirect_uri=REDIRECT, clock=lambda: NOW, **values)
-
-
-Handler = Callable[[httpx.Request], httpx.Response]
-T = typing.TypeVar("T")
-
-
-def drive(flow: Generator[httpx.Request, httpx.Response, T], handler: Handler) -> T:
-    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
-        request = next(flow)
-        while True:
-            try:
-                request = flow.send(client.send(request))
-            except StopIteration as done:
-                return typing.cast(T, done.value)
 
 
 def oauth_params(request: httpx.Request) -> dict[str, str]:

@@ -26,6 +26,7 @@ from authbridge.auth.base import endpoint_text
 from authbridge.errors import CallbackError, ConnectionStateError, TokenEndpointError
 from authbridge.spec import Integration
 from authbridge.spec.models import AuthSpec
+from tests.auth.flows import drive
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 REDIRECT = "https://bridge.example/oauth/callback"
@@ -57,14 +58,7 @@ def ctx_of(spec: Integration, **values: typing.Any) -> AuthContext:
 
 def run(exchange: TokenExchange, handler: Callable[[httpx.Request], httpx.Response]) -> TokenSet:
     """Drive a token flow the way the broker does: send what it yields, hand it the answer."""
-    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
-        flow = exchange.flow
-        request = next(flow)
-        while True:
-            try:
-                request = flow.send(client.send(request))
-            except StopIteration as done:
-                return typing.cast(TokenSet, done.value)
+    return drive(exchange.flow, handler)
 
 
 def form(request: httpx.Request) -> dict[str, str]:

@@ -29,6 +29,19 @@ class Upstream:
     url: str
     state: UpstreamState
 
+    def login_spec(self, key: str) -> dict[str, object]:
+        """A custom-token integration that logs in at ``/login``: a 401 makes the proxy log in again and replay."""
+        return {
+            "key": key,
+            "name": key,
+            "auth": {
+                "type": "custom_token",
+                "token_url": f"{self.url}/login",
+                "token_response": {"access_token": "token"},
+            },
+            "request": {"base_url": self.url},
+        }
+
 
 @dataclasses.dataclass
 class Server:

@@ -18,11 +18,13 @@ Every request's path, query, ``X-Api-Key`` header and JSON body are recorded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import typing
+from collections.abc import Iterator
 from urllib.parse import parse_qsl
 
-Scope = dict[str, typing.Any]
+from tests.proxy.upstream import Handler, Scope, answer, asgi, free_port, read_body, serve
 
 
 class LimitsState:
@@ -46,42 +48,18 @@ class LimitsState:
         return sum(1 for s in self.seen if s["path"].endswith(path))
 
 
-async def _read(receive: typing.Any) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
-
-
-async def _answer(send: typing.Any, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-    items = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    items += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": items})
-    await send({"type": "http.response.body", "body": body})
-
-
 def _int(value: str | None, default: int) -> int:
     return int(value) if value and value.isdigit() else default
 
 
-def make_app(state: LimitsState) -> typing.Any:
+def make_app(state: LimitsState) -> Handler:
     """The ASGI app."""
 
-    async def app(scope: Scope, receive: typing.Any, send: typing.Any) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                else:
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+    async def handle(scope: Scope, receive: typing.Any, send: typing.Any) -> None:
         path: str = scope["path"]
         query = dict(parse_qsl(scope["query_string"].decode()))
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-        raw = await _read(receive)
+        raw = await read_body(receive)
         body = json.loads(raw) if raw else None
         state.seen.append({"path": path, "query": query, "key": headers.get("x-api-key"), "json": body})
         base = f"http://{headers['host']}"
@@ -90,9 +68,9 @@ def make_app(state: LimitsState) -> typing.Any:
         if path.endswith("/limited"):
             if state.queue:
                 status, extra, content = state.queue.pop(0)
-                await _answer(send, status, content, extra)
+                await answer(send, status, content, extra)
             else:
-                await _answer(send, 200, b'{"ok": true}')
+                await answer(send, 200, b'{"ok": true}')
         elif path.endswith("/slow"):
             state.in_flight += 1
             state.max_in_flight = max(state.max_in_flight, state.in_flight)
@@ -100,15 +78,15 @@ def make_app(state: LimitsState) -> typing.Any:
             while state.hold:
                 await asyncio.sleep(0.01)
             state.in_flight -= 1
-            await _answer(send, 200, b'{"ok": true}')
+            await answer(send, 200, b'{"ok": true}')
         elif path.endswith("/cursor"):
             start, size = _int(query.get("cursor"), 0), _int(query.get("limit"), 3)
             items = [{"id": i} for i in range(start, min(start + size, 7))]
             following = start + size if start + size < 7 else None
             data = {"data": items, "meta": {"next": f"{following}" if following is not None else None}}
-            await _answer(send, 200, json.dumps(data).encode())
+            await answer(send, 200, json.dumps(data).encode())
         elif path.endswith("/cursor-loop"):
-            await _answer(send, 200, json.dumps({"data": [{"id": 1}], "meta": {"next": "again"}}).encode())
+            await answer(send, 200, json.dumps({"data": [{"id": 1}], "meta": {"next": "again"}}).encode())
         elif path.endswith("/link") or path.endswith("/link-body"):
             page = _int(query.get("page"), 1)
             items = [{"n": i} for i in range((page - 1) * 2, min(page * 2, 5))]
@@ -118,32 +96,49 @@ def make_app(state: LimitsState) -> typing.Any:
                     extra["Link"] = f'<{base}{path}?page={page + 1}>; rel="next", <{base}{path}?page=1>; rel="first"'
             else:
                 data = {"values": items, "next": f"{path}?page={page + 1}" if page < 3 else None}
-            await _answer(send, 200, json.dumps(data).encode(), extra)
+            await answer(send, 200, json.dumps(data).encode(), extra)
         elif path.endswith("/link-evil"):
             extra = {"Link": f'<{state.evil_url}/steal?page=2>; rel="next"'}
-            await _answer(send, 200, json.dumps([{"n": 0}]).encode(), extra)
+            await answer(send, 200, json.dumps([{"n": 0}]).encode(), extra)
         elif path.endswith("/offset"):
             offset, limit = _int(query.get("offset"), 0), _int(query.get("limit"), 3)
             items = [{"i": i} for i in range(offset, min(offset + limit, 7))]
-            await _answer(send, 200, json.dumps({"items": items}).encode())
+            await answer(send, 200, json.dumps({"items": items}).encode())
         elif path.endswith("/page"):
             page, per = _int(query.get("page"), 0), _int(query.get("per_page"), 2)
             items = [{"p": i} for i in range(page * per, min((page + 1) * per, 5))]
-            await _answer(send, 200, json.dumps({"results": items, "last": (page + 1) * per >= 5}).encode())
+            await answer(send, 200, json.dumps({"results": items, "last": (page + 1) * per >= 5}).encode())
         elif path.endswith("/header-cursor"):
             start = _int(headers.get("range", "").removeprefix("id ").strip(), 0)
             items = [{"h": i} for i in range(start, min(start + 2, 5))]
             extra = {"Next-Range": f"id {start + 2}"} if start + 2 < 5 else {}
-            await _answer(send, 206 if extra else 200, json.dumps(items).encode(), extra)
+            await answer(send, 206 if extra else 200, json.dumps(items).encode(), extra)
         elif path.endswith("/search"):
             start = _int((body or {}).get("start_cursor"), 0)
             items = [{"s": i} for i in range(start, min(start + 2, 5))]
             more = start + 2 < 5
             data = {"results": items, "next_cursor": str(start + 2) if more else None, "has_more": more}
-            await _answer(send, 200, json.dumps(data).encode())
+            await answer(send, 200, json.dumps(data).encode())
         elif path.endswith("/noitems"):
-            await _answer(send, 200, b'{"something": 1}')
+            await answer(send, 200, b'{"something": 1}')
         else:
-            await _answer(send, 404, b'{"error": "no such path"}')
+            await answer(send, 404, b'{"error": "no such path"}')
 
-    return app
+    return asgi(handle)
+
+
+class LimitsProvider(typing.NamedTuple):
+    """A running limiting provider, and the other server its ``/link-evil`` points at."""
+
+    url: str
+    state: LimitsState
+    evil: LimitsState
+
+
+@contextlib.contextmanager
+def run_limits_provider() -> Iterator[LimitsProvider]:
+    """Serve the provider and its evil twin on loopback (the twin records what reached it)."""
+    state, evil = LimitsState(), LimitsState()
+    with serve(make_app(state), free_port()) as url, serve(make_app(evil), free_port()) as evil_url:
+        state.evil_url = evil_url
+        yield LimitsProvider(url, state, evil)

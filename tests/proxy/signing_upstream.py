@@ -20,7 +20,7 @@ from botocore.auth import S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-Scope = dict[str, typing.Any]
+from tests.proxy.upstream import Handler, Scope, answer, asgi, read_body
 
 
 class SigningState:
@@ -38,15 +38,6 @@ class SigningState:
 
     def reset(self) -> None:
         self.__init__()  # type: ignore[misc]
-
-
-async def _body(receive: typing.Any) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
 
 
 def _verify_sigv4(state: SigningState, method: str, target: str, headers: dict[str, str], body: bytes) -> str | None:
@@ -129,19 +120,11 @@ def _verify_query_signature(state: SigningState, raw_query: str, headers: dict[s
     return None if hmac.compare_digest(mac, signature) else "bad signature"
 
 
-def make_signing_app(state: SigningState) -> typing.Any:
+def make_signing_app(state: SigningState) -> Handler:
     """The ASGI app."""
 
-    async def app(scope: Scope, receive: typing.Any, send: typing.Any) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                else:
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        body = await _body(receive)
+    async def handle(scope: Scope, receive: typing.Any, send: typing.Any) -> None:
+        body = await read_body(receive)
         method: str = scope["method"]
         path = scope["raw_path"].decode("latin-1")
         raw_query = scope["query_string"].decode("latin-1")
@@ -164,7 +147,7 @@ def make_signing_app(state: SigningState) -> typing.Any:
                 problem = _verify_partner(state, method, path, raw_query, headers, body)
             status = 403 if problem else 200
         seen["problem"] = problem
-        answer = (
+        data = (
             {"__type": problem, "message": "The request signature we calculated does not match"}
             if problem
             else {
@@ -175,14 +158,6 @@ def make_signing_app(state: SigningState) -> typing.Any:
                 "body": body.decode("latin-1"),
             }
         )
-        data = json.dumps(answer).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": data})
+        await answer(send, status, json.dumps(data).encode())
 
-    return app
+    return asgi(handle)

@@ -27,20 +27,6 @@ def _token_spec(upstream: Upstream, key: str) -> dict[str, object]:
     }
 
 
-def _login_spec(upstream: Upstream, key: str) -> dict[str, object]:
-    """A custom-token integration: a 401 from the upstream makes the proxy log in again and replay, if it can."""
-    return {
-        "key": key,
-        "name": key,
-        "auth": {
-            "type": "custom_token",
-            "token_url": f"{upstream.url}/login",
-            "token_response": {"access_token": "token"},
-        },
-        "request": {"base_url": upstream.url},
-    }
-
-
 def _chunks(total: int, size: int = 256 * 1024) -> Iterator[bytes]:
     sent = 0
     while sent < total:
@@ -78,7 +64,7 @@ class _PeakRss:
 
 def test_a_body_past_the_replay_limit_streams_and_is_not_replayed(server: Server, upstream: Upstream) -> None:
     """A 48 MiB upload rejected with 401: streamed through (memory bounded), the 401 returned, no refresh, no retry."""
-    server.integration(_login_spec(upstream, "bigpost"))
+    server.integration(upstream.login_spec("bigpost"))
     cid = server.connect("bigpost")
     assert upstream.state.logins == 1
     httpx.get(f"{server.url}/proxy/{cid}/warm", headers=server.headers)  # the server's first-request allocations
@@ -99,7 +85,7 @@ def test_a_body_past_the_replay_limit_streams_and_is_not_replayed(server: Server
 
 def test_a_body_under_the_replay_limit_is_replayed_once(server: Server, upstream: Upstream) -> None:
     """The contrast: a 1 MiB body rejected with 401 is sent again after one refresh (and rejected again here)."""
-    server.integration(_login_spec(upstream, "smallpost"))
+    server.integration(upstream.login_spec("smallpost"))
     cid = server.connect("smallpost")
     response = httpx.post(f"{server.url}/proxy/{cid}/reject-big", content=b"s" * MiB, headers=server.headers)
     assert response.status_code == 401

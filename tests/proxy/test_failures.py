@@ -13,19 +13,6 @@ import httpx
 from tests.proxy.conftest import Server, Upstream
 
 
-def _login_spec(upstream: Upstream, key: str) -> dict[str, object]:
-    return {
-        "key": key,
-        "name": key,
-        "auth": {
-            "type": "custom_token",
-            "token_url": f"{upstream.url}/login",
-            "token_response": {"access_token": "token"},
-        },
-        "request": {"base_url": upstream.url},
-    }
-
-
 def _error(response: httpx.Response) -> dict[str, str]:
     error = response.json()["error"]
     assert isinstance(error, dict)
@@ -50,7 +37,7 @@ def test_a_bad_retries_header_is_refused_before_anything_is_sent(server: Server,
 def test_a_refresh_failing_after_a_rejection_returns_the_rejection(server: Server, upstream: Upstream) -> None:
     """The upstream rejects the token and logging in again fails: the caller gets the upstream's own 401 (the
     upstream's answer, never turned into an AuthBridge error), after one login attempt and no second call."""
-    server.integration(_login_spec(upstream, "relogin"))
+    server.integration(upstream.login_spec("relogin"))
     cid = server.connect("relogin")
     upstream.state.valid_tokens.clear()
     upstream.state.login_status = 503

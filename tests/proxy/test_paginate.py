@@ -15,24 +15,16 @@ import pytest
 from authbridge.client import AsyncAuthBridgeClient, AuthBridgeAPIError, AuthBridgeClient
 from authbridge.errors import PaginationError
 from tests.proxy.conftest import Server
-from tests.proxy.limits_upstream import LimitsState, make_app
-from tests.proxy.upstream import free_port, serve
+from tests.proxy.limits_upstream import LimitsProvider as Provider
+from tests.proxy.limits_upstream import run_limits_provider
 
 TOKEN = "paging-api-token-0123456789"
 
 
-class Provider(typing.NamedTuple):
-    url: str
-    state: LimitsState
-    evil: LimitsState
-
-
 @pytest.fixture(scope="module")
 def provider() -> Iterator[Provider]:
-    state, evil = LimitsState(), LimitsState()
-    with serve(make_app(state), free_port()) as url, serve(make_app(evil), free_port()) as evil_url:
-        state.evil_url = evil_url
-        yield Provider(url, state, evil)
+    with run_limits_provider() as running:
+        yield running
 
 
 @pytest.fixture

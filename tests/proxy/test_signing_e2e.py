@@ -13,12 +13,12 @@ import httpx
 import pytest
 
 from authbridge import Bridge
-from authbridge.config import Settings
 from authbridge.proxy.forward import REPLAY_LIMIT
 from authbridge.spec import validate_spec
 from tests.proxy.conftest import Server
 from tests.proxy.signing_upstream import SigningState, make_signing_app
 from tests.proxy.upstream import free_port, serve
+from tests.sdk.helpers import open_bridge
 
 KEY_ID, SECRET = "AKIDLOOPBACK01", "loopback/SECRET+key=wJalrXUtnFEMI"
 TEMP_ID, TEMP_SECRET, TEMP_TOKEN = "ASIALOOPBACK02", "temp/SECRET+key=9f8e7d", "IQoJb3JpZ2luX2VjE/session+token=="
@@ -288,10 +288,7 @@ def test_connection_test_request_is_signed(server: Server, upstream: Signing, aw
 
 @pytest.fixture
 async def bridge(tmp_path: Path) -> AsyncIterator[Bridge]:
-    settings = Settings.from_env(
-        {"AUTHBRIDGE_DATA_DIR": str(tmp_path / "data"), "AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS": "true"}
-    )
-    async with Bridge.open(f"sqlite+aiosqlite:///{tmp_path / 'ab.db'}", settings=settings) as opened:
+    async with open_bridge(tmp_path) as opened:
         yield opened
 
 

@@ -1,4 +1,8 @@
-"""A test upstream API on loopback (raw ASGI under uvicorn, in a thread): echo, statuses, big bodies, tokens."""
+"""A test upstream API on loopback (raw ASGI under uvicorn, in a thread): echo, statuses, big bodies, tokens.
+
+Also the start-up the other loopback upstreams share (``signing_upstream.py``, ``limits_upstream.py``):
+``asgi`` (uvicorn's lifespan answered), ``read_body``, ``answer``, ``free_port`` and ``serve``.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +15,13 @@ import socket
 import threading
 import time
 import typing
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from urllib.parse import parse_qsl
 
 import uvicorn
 
 Scope = dict[str, typing.Any]
+Handler = Callable[[Scope, typing.Any, typing.Any], Awaitable[None]]
 
 
 class UpstreamState:
@@ -37,7 +42,26 @@ class UpstreamState:
         self.__init__()  # type: ignore[misc]
 
 
-async def _body(receive: typing.Any) -> bytes:
+def asgi(handle: Handler) -> Handler:
+    """An ASGI app that answers uvicorn's lifespan messages and hands every HTTP request to ``handle``."""
+
+    async def app(scope: Scope, receive: typing.Any, send: typing.Any) -> None:
+        if scope["type"] != "lifespan":
+            await handle(scope, receive, send)
+            return
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    return app
+
+
+async def read_body(receive: typing.Any) -> bytes:
+    """The whole request body."""
     chunks = []
     while True:
         message = await receive()
@@ -46,26 +70,22 @@ async def _body(receive: typing.Any) -> bytes:
             return b"".join(chunks)
 
 
-async def _json(send: typing.Any, status: int, data: object, headers: dict[str, str] | None = None) -> None:
-    body = json.dumps(data).encode()
+async def answer(send: typing.Any, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+    """Send a JSON answer (``body`` already encoded) with its length and any extra headers."""
     items = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     items += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": items})
     await send({"type": "http.response.body", "body": body})
 
 
-def make_app(state: UpstreamState) -> typing.Any:
+async def _json(send: typing.Any, status: int, data: object, headers: dict[str, str] | None = None) -> None:
+    await answer(send, status, json.dumps(data).encode(), headers)
+
+
+def make_app(state: UpstreamState) -> Handler:
     """The ASGI app."""
 
-    async def app(scope: Scope, receive: typing.Any, send: typing.Any) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                else:
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+    async def handle(scope: Scope, receive: typing.Any, send: typing.Any) -> None:
         state.requests += 1
         path: str = scope["path"]
         state.paths.append(path)
@@ -94,7 +114,7 @@ def make_app(state: UpstreamState) -> typing.Any:
             await _json(send, 302, {"redirect": query["to"]}, {"Location": query["to"]})
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        body = await _body(receive)
+        body = await read_body(receive)
         if path == "/login":
             state.logins += 1
             if state.login_status is not None:
@@ -162,7 +182,7 @@ def make_app(state: UpstreamState) -> typing.Any:
             {"Set-Cookie": "upstream=1", "X-Upstream": "yes", "Connection": "close, X-Hop", "X-Hop": "drop-me"},
         )
 
-    return app
+    return asgi(handle)
 
 
 def free_port() -> int:

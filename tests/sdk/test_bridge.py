@@ -19,6 +19,7 @@ from authbridge import Bridge
 from authbridge.config import Settings
 from authbridge.errors import ConnectionStateError, UnsafeValueError
 from tests.lifecycle.helpers import apply, connect, spec_text
+from tests.sdk.helpers import open_bridge
 from tests.servers.fixtures import OAuthServer
 
 Seen = list[tuple[str, bytes]]
@@ -27,10 +28,7 @@ Seen = list[tuple[str, bytes]]
 @pytest.fixture
 async def bridge(db_url: str, tmp_path: Path) -> AsyncIterator[Bridge]:
     """A started Bridge on a fresh database that may call the loopback server over http."""
-    settings = Settings.from_env(
-        {"AUTHBRIDGE_DATA_DIR": str(tmp_path / "data"), "AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS": "true"}
-    )
-    async with Bridge.open(db_url, settings=settings) as opened:
+    async with open_bridge(tmp_path, db_url) as opened:
         yield opened
 
 

@@ -6,7 +6,6 @@ The proxy's side of the same rules: ``tests/proxy/test_rate_limits.py`` and ``te
 from __future__ import annotations
 
 import asyncio
-import typing
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -14,37 +13,26 @@ import httpx
 import pytest
 
 from authbridge import Bridge
-from authbridge.config import Settings
 from authbridge.errors import PaginationError, RateLimitedError
 from authbridge.spec import Integration
-from tests.proxy.limits_upstream import LimitsState, make_app
-from tests.proxy.upstream import free_port, serve
+from tests.proxy.limits_upstream import LimitsProvider as Provider
+from tests.proxy.limits_upstream import run_limits_provider
+from tests.sdk.helpers import open_bridge
 
 TOKEN = "bridge-limits-token-0123456789"
 
 
-class Provider(typing.NamedTuple):
-    url: str
-    state: LimitsState
-    evil: LimitsState
-
-
 @pytest.fixture(scope="module")
 def provider() -> Iterator[Provider]:
-    state, evil = LimitsState(), LimitsState()
-    with serve(make_app(state), free_port()) as url, serve(make_app(evil), free_port()) as evil_url:
-        state.evil_url = evil_url
-        yield Provider(url, state, evil)
+    with run_limits_provider() as running:
+        yield running
 
 
 @pytest.fixture
 async def bridge(tmp_path: Path, provider: Provider) -> AsyncIterator[Bridge]:
     provider.state.reset()
     provider.evil.reset()
-    settings = Settings.from_env(
-        {"AUTHBRIDGE_DATA_DIR": str(tmp_path / "data"), "AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS": "true"}
-    )
-    async with Bridge.open(f"sqlite+aiosqlite:///{tmp_path / 'ab.db'}", settings=settings) as opened:
+    async with open_bridge(tmp_path) as opened:
         yield opened
 
 

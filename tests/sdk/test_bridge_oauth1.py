@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from authbridge import Bridge
-from authbridge.config import Settings
 from authbridge.spec import validate_spec
 from tests.api.test_oauth1_e2e import token_based
+from tests.sdk.helpers import open_bridge
 from tests.servers.oauth1_server import TBA_SECRET, TBA_TOKEN, OAuth1Server, run_oauth1_server
 
 
@@ -26,10 +26,7 @@ def provider() -> Iterator[OAuth1Server]:
 
 @pytest.fixture
 async def bridge(tmp_path: Path) -> AsyncIterator[Bridge]:
-    settings = Settings.from_env(
-        {"AUTHBRIDGE_DATA_DIR": str(tmp_path / "data"), "AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS": "true"}
-    )
-    async with Bridge.open(f"sqlite+aiosqlite:///{tmp_path / 'ab.db'}", settings=settings) as opened:
+    async with open_bridge(tmp_path) as opened:
         yield opened
 
 

@@ -15,11 +15,11 @@ import logging
 import typing
 
 from authbridge.api.errors import error_response
-from authbridge.broker import Broker
+from authbridge.broker import ApiKeyRecord, Broker, FreshToken
 from authbridge.errors import AuthBridgeError, AuthenticationError
 from authbridge.proxy.headers import http_date
 
-__all__ = ["serve_token", "token_request"]
+__all__ = ["read_token", "serve_token", "token_request"]
 
 logger = logging.getLogger("authbridge.api")
 
@@ -47,17 +47,26 @@ def token_request(scope: Scope) -> str | None:
     return connection_id
 
 
+async def read_token(broker: Broker, caller: ApiKeyRecord, connection_id: str) -> FreshToken:
+    """A valid token for ``caller``, counted in the metrics and noted in the audit (both token endpoints' rule)."""
+    try:
+        token = await broker.connections.token(connection_id)
+    except AuthBridgeError as exc:
+        if broker.metrics is not None:
+            broker.metrics.token_read(exc.code)  # a fixed code per error class: bounded
+        raise
+    if broker.metrics is not None:
+        broker.metrics.token_read("ok")
+    broker.audit.note("token.read", caller, connection_id, None)
+    return token
+
+
 async def serve_token(broker: Broker, connection_id: str, scope: Scope, receive: Receive, send: Send) -> None:
     """Answer one token request as the FastAPI route does: the same status, JSON and headers."""
     send = _dated(send)
     try:
         caller = await broker.authorize(_api_key(scope["headers"]), "token")
-        try:
-            token = await broker.connections.token(connection_id)
-        except AuthBridgeError as exc:
-            if broker.metrics is not None:
-                broker.metrics.token_read(exc.code)  # a fixed code per error class: bounded
-            raise
+        token = await read_token(broker, caller, connection_id)
     except AuthBridgeError as exc:
         problem_headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
         if exc.status_code >= 500:
@@ -65,9 +74,6 @@ async def serve_token(broker: Broker, connection_id: str, scope: Scope, receive:
         response = error_response(exc.status_code, exc.code, exc.message, headers=problem_headers)
         await response(scope, receive, send)
         return
-    if broker.metrics is not None:
-        broker.metrics.token_read("ok")
-    broker.audit.note("token.read", caller, connection_id, None)
     expires_at = token.expires_at.isoformat() if token.expires_at else None
     body = json.dumps(
         {"access_token": token.access_token, "token_type": token.token_type, "expires_at": expires_at},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import typing
 from collections.abc import Callable, Mapping
@@ -11,11 +12,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from authbridge.errors import UpstreamError
 from authbridge.redact import basic_credentials, scrub
 from authbridge.spec import Integration, OAuth2Auth
 from authbridge.spec.templating import render_text
 
-__all__ = ["MAX_BODY_BYTES", "AuthContext", "TokenSet", "endpoint_text"]
+__all__ = ["MAX_BODY_BYTES", "AuthContext", "TokenSet", "endpoint_text", "json_object"]
 
 #: A token response larger than this is refused unread (the default of AUTHBRIDGE_MAX_UPSTREAM_BODY).
 MAX_BODY_BYTES = 1024 * 1024
@@ -109,6 +111,22 @@ class AuthContext:
         values += [*self.captured.values(), spec.client_private_key]
         values += basic_credentials(self.values().get("client_id"), spec.client_secret)  # an echoed Basic header
         return tuple(sorted({v for v in values if v and len(v) >= 3}, key=len, reverse=True))
+
+
+def json_object(response: httpx.Response, described: str, limit: int) -> dict[str, typing.Any]:
+    """The answer's JSON object, or UpstreamError saying that ``described`` ("the X at URL") is too large or not one.
+
+    The answer is described, never quoted: it may hold a secret.
+    """
+    if len(response.content) > limit:
+        raise UpstreamError(f"{described} is larger than {limit} bytes")
+    try:
+        document = json.loads(response.content)
+    except ValueError:
+        raise UpstreamError(f"{described} is not JSON") from None
+    if not isinstance(document, dict):
+        raise UpstreamError(f"{described} is not a JSON object")
+    return document
 
 
 def endpoint_text(url: str | httpx.URL, secrets: typing.Sequence[str] = ()) -> str:

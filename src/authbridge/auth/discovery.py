@@ -22,7 +22,6 @@ path inserted, then OpenID configuration appended to the path; an issuer without
 
 from __future__ import annotations
 
-import json
 import re
 import typing
 from collections.abc import Callable, Generator, Mapping
@@ -30,6 +29,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from authbridge.auth.base import json_object
 from authbridge.errors import UpstreamError
 
 __all__ = [
@@ -132,15 +132,7 @@ def fields_from_metadata(
 def _json_document(response: httpx.Response, url: str, what: str) -> dict[str, typing.Any]:
     if response.status_code != 200:
         raise UpstreamError(f"the {what} at {url} answered HTTP {response.status_code}")
-    if len(response.content) > MAX_METADATA_BYTES:
-        raise UpstreamError(f"the {what} at {url} is larger than {MAX_METADATA_BYTES} bytes")
-    try:
-        document = json.loads(response.content)
-    except ValueError:
-        raise UpstreamError(f"the {what} at {url} is not JSON") from None
-    if not isinstance(document, dict):
-        raise UpstreamError(f"the {what} at {url} is not a JSON object")
-    return document
+    return json_object(response, f"the {what} at {url}", MAX_METADATA_BYTES)
 
 
 def _metadata_document(source: str) -> Generator[httpx.Request, httpx.Response, tuple[dict[str, typing.Any], str, str]]:

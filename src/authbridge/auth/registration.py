@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 
 import httpx
 
+from authbridge.auth.base import json_object
 from authbridge.errors import UpstreamError
 from authbridge.redact import redact
 from authbridge.spec import Integration, OAuth2Auth
@@ -90,14 +91,7 @@ def read_registration(response: httpx.Response, *, endpoint: str) -> Registered:
     """
     if response.status_code not in (200, 201):
         raise _error(response, endpoint)
-    if len(response.content) > _MAX_ANSWER:
-        raise UpstreamError(f"the client registration answer from {endpoint} is larger than {_MAX_ANSWER} bytes")
-    try:
-        data = json.loads(response.content)
-    except ValueError:
-        raise UpstreamError(f"the client registration answer from {endpoint} is not JSON") from None
-    if not isinstance(data, dict):
-        raise UpstreamError(f"the client registration answer from {endpoint} is not a JSON object")
+    data = json_object(response, f"the client registration answer from {endpoint}", _MAX_ANSWER)
     client_id, secret = data.get("client_id"), data.get("client_secret")
     if not isinstance(client_id, str) or not client_id or len(client_id) > 1024:
         raise UpstreamError(f"the client registration answer from {endpoint} has no usable client_id")

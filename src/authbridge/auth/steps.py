@@ -29,7 +29,7 @@ import httpx
 from authbridge.auth.base import AuthContext, TokenSet, endpoint_text
 from authbridge.auth.jwt import mint_jwt
 from authbridge.auth.requests import step_request
-from authbridge.auth.tokens import check_token_value
+from authbridge.auth.tokens import check_token_value, lookup
 from authbridge.errors import TokenEndpointError, UpstreamError
 from authbridge.redact import scrub
 from authbridge.spec import CustomTokenAuth
@@ -86,14 +86,7 @@ def _json_value(response: httpx.Response, path: str) -> object:
         data: object = json.loads(response.content.decode("utf-8-sig"))
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None
-    for segment in path.split("."):
-        if isinstance(data, dict):
-            data = data.get(segment)
-        elif isinstance(data, list) and segment.isdigit() and int(segment) < len(data):
-            data = data[int(segment)]
-        else:
-            return None
-    return data
+    return lookup(data, path)
 
 
 def _cookie(response: httpx.Response, name: str) -> str | None:

@@ -22,7 +22,14 @@ from authbridge.redact import SENSITIVE_NAMES, basic_credentials, redact, scrub
 from authbridge.spec import CustomTokenAuth, Integration, OAuth2Auth, TokenResponse
 from authbridge.spec.models import JwtBearerAuth
 
-__all__ = ["MAX_BODY_BYTES", "callback_fields", "check_token_value", "parse_token_response", "size_text"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "callback_fields",
+    "check_token_value",
+    "lookup",
+    "parse_token_response",
+    "size_text",
+]
 
 #: C0 and C1 control characters and DEL: never part of a token (a CR or LF would split a header).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -145,7 +152,7 @@ def _too_deep(value: typing.Any, limit: int = 32) -> bool:
     return False
 
 
-def _lookup(data: typing.Any, path: str) -> typing.Any:
+def lookup(data: typing.Any, path: str) -> typing.Any:
     """The value at a dotted path (digits index lists), or None."""
     for segment in path.split("."):
         if isinstance(data, Mapping):
@@ -158,7 +165,7 @@ def _lookup(data: typing.Any, path: str) -> typing.Any:
 
 
 def _first_string(data: Mapping[str, typing.Any], paths: Sequence[str]) -> str | None:
-    values = (_lookup(data, path) for path in paths)
+    values = (lookup(data, path) for path in paths)
     return next((value for value in values if isinstance(value, str) and value), None)
 
 
@@ -238,11 +245,11 @@ def _expiry(
 ) -> datetime | None:
     """Expiry from ``expires_at``, else ``expires_in``, else the JWT's ``exp``, else ``default_ttl``."""
     if spec.expires_at is not None:
-        value = _lookup(data, spec.expires_at.path)
+        value = lookup(data, spec.expires_at.path)
         if value not in (None, ""):
             return _instant(value, spec, answer)
     if spec.expires_in is not None:
-        value = _lookup(data, spec.expires_in.path)
+        value = lookup(data, spec.expires_in.path)
         if value not in (None, ""):
             seconds = _number(value, spec.expires_in.path, answer) / (1000 if spec.expires_in.unit == "ms" else 1)
             if seconds > _MAX_SECONDS:
@@ -257,7 +264,7 @@ def _expiry(
 
 def _scopes(data: Mapping[str, typing.Any], paths: Sequence[str]) -> list[str] | None:
     for path in paths:
-        value = _lookup(data, path)
+        value = lookup(data, path)
         if isinstance(value, str):
             return [item for item in re.split(r"[\s,]+", value) if item]
         if isinstance(value, list):
@@ -337,7 +344,7 @@ def parse_token_response(
         status, ok = response.status_code, response.is_success
         what = f"{decoded} (status {status})" if ok or decoded.startswith("an HTML") else f"{status} with {decoded}"
         raise answer.fail(what, permanent=not ok and _permanent(None, status))
-    token_values = [_lookup(decoded, path) for path in [*spec.access_token, *spec.refresh_token]]
+    token_values = [lookup(decoded, path) for path in [*spec.access_token, *spec.refresh_token]]
     found = (*known, *(value for value in token_values if isinstance(value, str)))
     answer = dataclasses.replace(answer, secrets=tuple(s for s in found if s and len(s) >= 4))
     error, description = _error_of(decoded)

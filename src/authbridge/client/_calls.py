@@ -36,6 +36,7 @@ __all__ = [
     "connect_session_end",
     "connection_create",
     "connection_delete",
+    "connection_filters",
     "connection_get",
     "connection_page",
     "connection_pagination",
@@ -387,13 +388,32 @@ def _page(response: httpx.Response) -> tuple[list[Connection], str | None]:
     return [Connection.from_json(item) for item in data["items"]], data.get("next_cursor")
 
 
-def connection_page(
-    filters: Mapping[str, str | None], tags: Mapping[str, str] | None, cursor: str | None, limit: int = 1000
-) -> Call[tuple[list[Connection], str | None]]:
-    """One page of ``GET /connections`` (the facades follow ``next_cursor`` to the end)."""
+def connection_filters(
+    integration: str | None,
+    *,
+    status: str | None = None,
+    end_user_id: str | None = None,
+    organization_id: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> dict[str, str | list[str]]:
+    """The query of ``GET /connections`` that ``connections.list(...)`` filters by (unset filters left out)."""
+    filters = {
+        "integration": integration,
+        "status": status,
+        "end_user_id": end_user_id,
+        "organization_id": organization_id,
+    }
     params: dict[str, str | list[str]] = {k: v for k, v in filters.items() if v}
     if tags:
         params["tag"] = [f"{k}:{v}" for k, v in tags.items()]
+    return params
+
+
+def connection_page(
+    filters: Mapping[str, str | list[str]], cursor: str | None, limit: int = 1000
+) -> Call[tuple[list[Connection], str | None]]:
+    """One page of ``GET /connections`` (the facades follow ``next_cursor`` to the end)."""
+    params = dict(filters)
     if cursor:
         params["cursor"] = cursor
     params["limit"] = str(limit)
@@ -405,7 +425,27 @@ def _session(response: httpx.Response) -> ConnectSession:
     return ConnectSession(data["id"], data["token"], data["connect_url"], _time(data.get("expires_at")))
 
 
-def connect_session_create(body: Json) -> Call[ConnectSession]:
+def connect_session_create(
+    end_user: Mapping[str, str],
+    *,
+    allowed_integrations: typing.Sequence[str] | None = None,
+    reconnect: str | None = None,
+    organization: Mapping[str, str] | None = None,
+    parameters: Mapping[str, Mapping[str, typing.Any]] | None = None,
+    tags: Mapping[str, str] | None = None,
+    return_to: str | None = None,
+    ttl: str | None = None,
+) -> Call[ConnectSession]:
+    body: Json = {
+        "end_user": dict(end_user),
+        "allowed_integrations": list(allowed_integrations) if allowed_integrations is not None else None,
+        "reconnect": reconnect,
+        "organization": dict(organization) if organization else None,
+        "parameters": {k: dict(v) for k, v in parameters.items()} if parameters else None,
+        "tags": dict(tags) if tags else None,
+        "return_to": return_to,
+        "ttl": ttl,
+    }
     return Call("POST", "/connect/sessions", _session, json={k: v for k, v in body.items() if v is not None})
 
 
@@ -427,9 +467,10 @@ def connection_refresh(connection_id: str) -> Call[Connection]:
 
 def connection_update(
     connection_id: str,
-    name: str | None,
-    parameters: Mapping[str, object] | None,
-    credentials: Mapping[str, object] | None,
+    *,
+    name: str | None = None,
+    parameters: Mapping[str, object] | None = None,
+    credentials: Mapping[str, object] | None = None,
 ) -> Call[Connection]:
     body = {
         k: v for k, v in (("name", name), ("parameters", parameters), ("credentials", credentials)) if v is not None

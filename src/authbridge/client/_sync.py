@@ -27,6 +27,7 @@ from authbridge.client._calls import (
     connect_session_end,
     connection_create,
     connection_delete,
+    connection_filters,
     connection_get,
     connection_page,
     connection_pagination,
@@ -124,16 +125,13 @@ class Connections:
         tags: Mapping[str, str] | None = None,
     ) -> builtins.list[Connection]:
         """Every connection matching the filters (all of them, following the API's pages)."""
-        filters = {
-            "integration": integration,
-            "status": status,
-            "end_user_id": end_user_id,
-            "organization_id": organization_id,
-        }
+        filters = connection_filters(
+            integration, status=status, end_user_id=end_user_id, organization_id=organization_id, tags=tags
+        )
         found: builtins.list[Connection] = []
         cursor: str | None = None
         while True:
-            page, cursor = self._run(connection_page(filters, tags, cursor))
+            page, cursor = self._run(connection_page(filters, cursor))
             found += page
             if cursor is None:
                 return found
@@ -159,7 +157,7 @@ class Connections:
         credentials: Mapping[str, object] | None = None,
     ) -> Connection:
         """Change a connection in place (same id): rename, new parameter values, a new API token or password."""
-        return self._run(connection_update(connection_id, name, parameters, credentials))
+        return self._run(connection_update(connection_id, name=name, parameters=parameters, credentials=credentials))
 
     def token(self, connection_id: str) -> Token:
         """A valid access token, refreshed first when due (for code that calls the API itself)."""
@@ -189,17 +187,18 @@ class ConnectSessions:
         ttl: str | None = None,
     ) -> ConnectSession:
         """A session for one end user: give ``connect_url`` to their browser (a link, or ``connect.js``)."""
-        body: Json = {
-            "end_user": dict(end_user),
-            "allowed_integrations": list(allowed_integrations) if allowed_integrations is not None else None,
-            "reconnect": reconnect,
-            "organization": dict(organization) if organization else None,
-            "parameters": {k: dict(v) for k, v in parameters.items()} if parameters else None,
-            "tags": dict(tags) if tags else None,
-            "return_to": return_to,
-            "ttl": ttl,
-        }
-        return self._run(connect_session_create(body))
+        return self._run(
+            connect_session_create(
+                end_user,
+                allowed_integrations=allowed_integrations,
+                reconnect=reconnect,
+                organization=organization,
+                parameters=parameters,
+                tags=tags,
+                return_to=return_to,
+                ttl=ttl,
+            )
+        )
 
     def end(self, token: str) -> None:
         """End a session now (an open page shows that it ended)."""

@@ -11,8 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from authbridge.api.deps import BrokerDep, ReadDep, TokenDep, WriteDep
 from authbridge.api.errors import errors
+from authbridge.api.token_route import read_token
 from authbridge.broker import ConnectionFilter, ConnectionRecord, Owner
-from authbridge.errors import AuthBridgeError, ErrorItem, ParameterError
+from authbridge.errors import ErrorItem, ParameterError
 
 __all__ = ["EndUser", "Organization", "Tags", "owner_of", "router"]
 
@@ -223,15 +224,7 @@ async def get_token(connection_id: str, broker: BrokerDep, caller: TokenDep) -> 
     Every read is recorded as a ``token.read`` event (which key, which connection; never the token). A
     body-less GET is answered by the same logic on the raw ASGI path (``api/token_route.py``).
     """
-    try:
-        token = await broker.connections.token(connection_id)
-    except AuthBridgeError as exc:
-        if broker.metrics is not None:
-            broker.metrics.token_read(exc.code)  # a fixed code per error class: bounded
-        raise
-    if broker.metrics is not None:
-        broker.metrics.token_read("ok")
-    broker.audit.note("token.read", caller, connection_id, None)
+    token = await read_token(broker, caller, connection_id)
     return JSONResponse(
         {"access_token": token.access_token, "token_type": token.token_type, "expires_at": _iso(token.expires_at)},
         headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
