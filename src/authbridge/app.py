@@ -32,7 +32,7 @@ from authbridge.console import install_console
 from authbridge.errors import ConfigError, CryptoError
 from authbridge.logs import CONNECTION_ID, INTEGRATION, REQUEST_ID, JsonFormatter, request_id_of
 from authbridge.metrics import Metrics
-from authbridge.netguard import GuardedResolver, guarded_transport
+from authbridge.netguard import AiohttpTransport, GuardedResolver
 from authbridge.proxy import PROXY_PREFIX, Proxy, ProxyTimeouts
 from authbridge.redact import RedactingFilter
 from authbridge.store import FileKeyRing, KeyRing, Store, parse_key_ring
@@ -83,9 +83,13 @@ def policy_for(settings: Settings) -> Policy:
 
 
 def http_client(settings: Settings) -> httpx.AsyncClient:
-    """The one outbound client (token, revocation and test calls), behind the SSRF guard."""
+    """The one outbound client (token, revocation and test calls), behind the SSRF guard.
+
+    httpx is the interface; aiohttp sends (``AiohttpTransport``: httpcore's pool slows down with many
+    concurrent calls, as a refresh storm makes).
+    """
     return httpx.AsyncClient(
-        transport=guarded_transport(allow_private=settings.allow_private_networks),
+        transport=AiohttpTransport(allow_private=settings.allow_private_networks),
         timeout=httpx.Timeout(settings.http_timeout, connect=min(5.0, settings.http_timeout)),
         follow_redirects=False,
         headers={"User-Agent": f"AuthBridge/{__version__}"},
