@@ -168,7 +168,7 @@ class _AiohttpStream(httpx.AsyncByteStream):
         self._response.release()
 
 
-class _mapped_errors:  # noqa: N801 - used as a context manager, like the httpx one it mirrors
+class _mapped_errors:
     """aiohttp's failures raised as the httpx exceptions callers handle (the guard's refusal passes as it is)."""
 
     def __init__(self, request: httpx.Request) -> None:
