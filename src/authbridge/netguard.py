@@ -215,9 +215,21 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
+    def _drop(self) -> None:
+        """Forget a session made in an event loop that is gone (its connections died with it), without a warning."""
+        session, self._session, self._loop = self._session, None, None
+        if session is None or session.closed:
+            return
+        connector = session.connector
+        session.detach()  # closed, its connector ours to close: nothing left for __del__ to warn about
+        if connector is not None:
+            connector._close()  # the sync close: the public one needs the (gone) loop
+
     def _open(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
-        if self._session is None or self._loop is not loop or self._session.closed:
+        if self._session is not None and self._loop is not loop:
+            self._drop()
+        if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(
                 limit=self._max_connections,
                 ttl_dns_cache=60,
@@ -271,6 +283,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         )
 
     async def aclose(self) -> None:
-        if self._session is not None and not self._session.closed and self._loop is asyncio.get_running_loop():
+        if self._session is not None and self._loop is asyncio.get_running_loop():
             await self._session.close()
-        self._session = None
+        self._drop()
