@@ -140,7 +140,7 @@ async def test_one_failing_connection_in_a_batch_does_not_affect_the_others(
 
     endpoint.hooks = {"c0": busy, "c1": refused, "c3": broken}
     clock.advance(minutes=31)
-    with caplog.at_level(logging.INFO, logger="authbridge.refresh"):
+    with caplog.at_level(logging.INFO, logger="authbridge.refresher"):
         assert await _refresher(broker, clock).run_once() == 1
     assert endpoint.calls == {n: 2 for n in ids}
     fine = await broker.store.credentials.load(ids["c2"])

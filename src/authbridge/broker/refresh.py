@@ -58,6 +58,8 @@ from authbridge.types import Clock
 __all__ = ["Claimed", "Fetch", "TokenKeeper", "credentials_from", "ttl_warning"]
 
 logger = logging.getLogger("authbridge.refresh")
+#: The batch path's per-connection failures are the background refresher's to report (as they were before batches).
+refresher_logger = logging.getLogger("authbridge.refresher")
 
 #: The function that performs one refresh against the upstream (the broker's, hooks included).
 Fetch = Callable[[ConnectionRecord, Integration, CredentialRecord | None], Awaitable[TokenSet]]
@@ -362,9 +364,9 @@ class TokenKeeper:
                     if not future.done():
                         future.set_exception(exc)
                     if isinstance(exc, AuthBridgeError):
-                        logger.info("background refresh of %s failed: %s", connection.id, exc)
+                        refresher_logger.info("background refresh of %s failed: %s", connection.id, exc)
                     else:  # one connection's bug must not stop the others
-                        logger.exception("background refresh of %s failed unexpectedly", connection.id)
+                        refresher_logger.exception("background refresh of %s failed unexpectedly", connection.id)
                     return
             if isinstance(answer, CredentialRecord):  # another worker's newer result
                 unused.append(connection.id)
@@ -387,7 +389,7 @@ class TokenKeeper:
                     await self.refresh(connection_id, seen_version=None, force=True)
                     stored += 1
                 except AuthBridgeError as exc:
-                    logger.info("background refresh of %s failed: %s", connection_id, exc)
+                    refresher_logger.info("background refresh of %s failed: %s", connection_id, exc)
         finally:
             with anyio.CancelScope(shield=True):
                 for *_, future in mine:
