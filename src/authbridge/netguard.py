@@ -220,10 +220,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         session, self._session, self._loop = self._session, None, None
         if session is None or session.closed:
             return
-        connector = session.connector
+        connector = typing.cast(aiohttp.BaseConnector, session.connector)  # an open session has one
         session.detach()  # closed, its connector ours to close: nothing left for __del__ to warn about
-        if connector is not None:
-            connector._close()  # the sync close: the public one needs the (gone) loop
+        connector._close()  # the sync close: the public one needs the (gone) loop
 
     def _open(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()

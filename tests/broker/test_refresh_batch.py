@@ -16,16 +16,18 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from urllib.parse import parse_qsl
 
+import anyio
 import httpx
 import pytest
 from sqlalchemy import select, update
 
 from authbridge.broker import Broker
 from authbridge.broker.background import BackgroundRefresher
-from authbridge.errors import StoreError
+from authbridge.broker.refresh import TokenKeeper
+from authbridge.errors import StoreError, UpstreamError
 from authbridge.spec import load_spec
 from authbridge.store import CredentialRecord, KeyRing, RefreshOutcome, Store
-from authbridge.store.connections import ConnectionRepo
+from authbridge.store.connections import ConnectionRepo, CredentialRepo
 from authbridge.store.models import ConnectionRow
 from authbridge.testing import FakeClock
 
@@ -226,28 +228,141 @@ class _RefusingBatches(ConnectionRepo):
         raise StoreError("the database refused the operation (OperationalError)")
 
 
+class _RefusingOne(CredentialRepo):
+    """Credentials whose single writes the database refuses for the connections in ``refused``."""
+
+    refused: typing.ClassVar[set[str]] = set()
+
+    async def save(
+        self, connection_id: str, creds: CredentialRecord, *, expected_version: int | None = None
+    ) -> CredentialRecord | None:
+        if connection_id in self.refused:
+            raise StoreError("the database refused the operation (OperationalError)")
+        return await super().save(connection_id, creds, expected_version=expected_version)
+
+
 class _Store(Store):
     def __init__(self, *args: typing.Any, **kwargs: typing.Any) -> None:
         super().__init__(*args, **kwargs)
         self.connections = _RefusingBatches(self.ctx)
+        self.credentials = _RefusingOne(self.ctx)
 
 
 async def test_a_refused_batch_write_is_stored_one_by_one(
     db_url: str, keyring: KeyRing, clock: FakeClock, endpoint: Endpoint
 ) -> None:
-    """When a group's one transaction fails, each result is stored the single refresh's way; nothing is lost."""
+    """When a group's one transaction fails, each result is stored the single refresh's way.
+
+    c1's single write is refused too: its new tokens stay in the keeper's memory with its lease (the old
+    refresh token may be spent), as a single refresh leaves them; the others are stored.
+    """
     store = await _Store.open(db_url, keyring, clock=clock)
     try:
         async with httpx.AsyncClient(transport=httpx.MockTransport(endpoint)) as http:
             broker = Broker(store, http=http, clock=clock)
             ids = await _connections(broker, 3)
+            keeper = TokenKeeper(store, fetch=broker.connections.fetch_refresh, clock=clock, store_retry=0.2)
+            _RefusingOne.refused = {ids["c1"]}
             clock.advance(minutes=31)
-            assert await _refresher(broker, clock).run_once() == 3
-            for n, cid in ids.items():
-                creds = await store.credentials.load(cid)
+            refresher = BackgroundRefresher(store, keeper, clock=clock, batch=4, concurrency=2)
+            assert await refresher.run_once() == 2
+            for n in ("c0", "c2"):
+                creds = await store.credentials.load(ids[n])
                 assert creds is not None and creds.access_token == f"{n}-2"
-                assert len(await store.events.list(type="connection.refreshed", connection_id=cid)) == 1
+                assert len(await store.events.list(type="connection.refreshed", connection_id=ids[n])) == 1
+            kept = await store.credentials.load(ids["c1"])
+            assert kept is not None and kept.access_token == "c1-1"
             assert endpoint.calls == {n: 2 for n in ids}
-            assert await _lease_owners(store) == {None}
+            async with store.ctx.session() as session:
+                owners = dict(
+                    (await session.execute(select(ConnectionRow.id, ConnectionRow.refresh_lease_owner))).all()
+                )
+            assert owners == {ids["c0"]: None, ids["c1"]: keeper.owner, ids["c2"]: None}
+            _RefusingOne.refused = set()
+            assert await keeper.flush_unsaved() == 0  # the next scan's first step stores them, no new call
+            stored = await store.credentials.load(ids["c1"])
+            assert stored is not None and stored.access_token == "c1-2"
+            assert endpoint.calls == {n: 2 for n in ids}
     finally:
+        _RefusingOne.refused = set()
         await store.close()
+
+
+async def test_a_refused_grant_after_another_workers_rotation_uses_that_result(
+    broker: Broker, store: Store, clock: FakeClock, endpoint: Endpoint
+) -> None:
+    """invalid_grant because another worker spent the refresh token meanwhile: its stored result is used, no reauth."""
+    ids = await _connections(broker, 2)
+
+    async def rotated_elsewhere(n: str) -> httpx.Response:
+        current = await store.credentials.load(ids[n])
+        assert current is not None
+        await store.credentials.save(
+            ids[n], CredentialRecord(access_token="rotated", token_type="Bearer"), expected_version=current.version
+        )
+        return httpx.Response(400, json={"error": "invalid_grant"})
+
+    endpoint.hooks = {"c0": rotated_elsewhere}
+    clock.advance(minutes=31)
+    assert await _refresher(broker, clock).run_once() == 1
+    connection = await store.connections.get(ids["c0"])
+    assert connection.status == "active" and connection.refresh_failures == 0
+    creds = await store.credentials.load(ids["c0"])
+    assert creds is not None and creds.access_token == "rotated"
+    assert await _lease_owners(store) == {None}
+
+
+async def test_a_connection_this_process_is_refreshing_is_left_to_that_refresh(
+    broker: Broker, store: Store, clock: FakeClock, endpoint: Endpoint
+) -> None:
+    """A batch claimed while a request of this process refreshes c0 does not call for c0 again."""
+    ids = await _connections(broker, 2)
+    keeper = broker.connections.keeper
+    release = anyio.Event()
+
+    async def slow(_n: str) -> None:
+        await release.wait()
+        return None
+
+    endpoint.hooks = {"c0": slow}
+    clock.advance(minutes=31)
+    claimed = await store.connections.claim_due(
+        keeper.owner, keeper.lease, expiring_before=clock() + timedelta(hours=2), idle_before=clock(), limit=10
+    )
+    keeper.claimed(c.id for c in claimed)
+    assert sorted(c.id for c in claimed) == sorted(ids.values())
+    creds = await store.credentials.load_many(ids.values())
+    spec = (await store.integrations.get("batch")).spec
+    foreground = asyncio.ensure_future(keeper.refresh(ids["c0"], seen_version=creds[ids["c0"]].version, force=True))
+    while endpoint.calls["c0"] < 2:  # the request's refresh is at the token endpoint
+        await asyncio.sleep(0.01)
+    batch = keeper.refresh_batch([(c, spec, creds[c.id]) for c in claimed], limiter=anyio.Semaphore(2))
+    assert await batch == 1  # c1 only
+    release.set()
+    assert (await foreground).access_token == "c0-2"
+    assert endpoint.calls == {"c0": 2, "c1": 2}
+    assert await _lease_owners(store) == {None}
+
+
+async def test_an_interrupted_batch_fails_its_joiners_and_gives_its_leases_back(
+    broker: Broker, store: Store, clock: FakeClock, endpoint: Endpoint
+) -> None:
+    """Cancelled mid-call (a shutdown): whoever waited for the batch's refresh is told; the lease is released."""
+    ids = await _connections(broker, 1)
+    keeper = broker.connections.keeper
+    joined: list[asyncio.Task[CredentialRecord]] = []
+
+    async def stuck(n: str) -> None:
+        joined.append(asyncio.ensure_future(keeper.refresh(ids[n], seen_version=1, force=True)))
+        await anyio.sleep(60)
+        return None
+
+    endpoint.hooks = {"c0": stuck}
+    clock.advance(minutes=31)
+    with anyio.move_on_after(0.5):
+        await _refresher(broker, clock).run_once()
+    with pytest.raises(UpstreamError, match="the background refresh was interrupted"):
+        await joined[0]
+    assert await _lease_owners(store) == {None}
+    creds = await store.credentials.load(ids["c0"])
+    assert creds is not None and creds.access_token == "c0-1"

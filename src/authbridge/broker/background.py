@@ -153,12 +153,7 @@ class BackgroundRefresher:
         try:
             creds = await self.store.credentials.load_many([c.id for c in batch])
             for connection in batch:
-                try:
-                    spec = await self._spec(connection.integration_key)
-                except AuthBridgeError as exc:
-                    logger.info("background refresh of %s skipped: %s", connection.id, exc)
-                    skipped.append(connection.id)
-                    continue
+                spec = await self._spec(connection.integration_key)
                 found = creds.get(connection.id)
                 if found is not None and self._due(connection, spec, found):
                     due.append((connection, spec, found))

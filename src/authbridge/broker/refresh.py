@@ -320,12 +320,10 @@ class TokenKeeper:
         """
         loop = asyncio.get_running_loop()
         mine: list[tuple[ConnectionRecord, Integration, CredentialRecord, asyncio.Future[CredentialRecord | None]]] = []
-        alone: list[str] = []
         for connection, spec, creds in claimed:
-            if connection.id in self._inflight:
-                continue  # that refresh holds the lease in our name and gives it back
-            if connection.id in self._unsaved:
-                alone.append(connection.id)  # a result the store refused before goes in first, the single way
+            # A refresh running in this process holds the lease in our name and gives it back; a result the
+            # store refused keeps its lease until ``flush_unsaved`` (each scan's first step) stores it.
+            if connection.id in self._inflight or connection.id in self._unsaved:
                 continue
             future: asyncio.Future[CredentialRecord | None] = loop.create_future()
             future.add_done_callback(_settle)
@@ -384,17 +382,12 @@ class TokenKeeper:
                     tasks.start_soon(one, connection, spec, creds, future)
             if pending:
                 await flush()
-            for connection_id in alone:
-                try:
-                    await self.refresh(connection_id, seen_version=None, force=True)
-                    stored += 1
-                except AuthBridgeError as exc:
-                    refresher_logger.info("background refresh of %s failed: %s", connection_id, exc)
         finally:
             with anyio.CancelScope(shield=True):
-                for *_, future in mine:
-                    if not future.done():
+                for connection, *_, future in mine:
+                    if not future.done():  # cancelled (shutdown) before its answer was stored
                         future.set_exception(UpstreamError("the background refresh was interrupted"))
+                        unused.append(connection.id)
                 await self.give_back([c for c in unused if c not in self._unsaved])
         return stored
 
@@ -443,12 +436,7 @@ class TokenKeeper:
         return len(saved)
 
     async def _latest(self, connection_ids: list[str]) -> dict[str, CredentialRecord]:
-        if not connection_ids:
-            return {}
-        try:
-            return await self.store.credentials.load_many(connection_ids)
-        except StoreError:
-            return {}
+        return await self.store.credentials.load_many(connection_ids) if connection_ids else {}
 
     async def _store_each(self, done: list[_Done], outcomes: list[RefreshOutcome]) -> int:
         """The single refresh's way of storing, for a group whose one transaction failed."""

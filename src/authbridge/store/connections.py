@@ -488,8 +488,6 @@ class ConnectionRepo:
         Every lease ``owner`` holds on these connections is given back, stored or not. A database
         failure rolls the whole batch back (StoreError): nothing of it is stored.
         """
-        if not outcomes:
-            return {}
         enc = self._ctx.encrypt
         now = self._ctx.clock()
         ids = [o.connection_id for o in outcomes]

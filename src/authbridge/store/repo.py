@@ -353,10 +353,9 @@ async def queue_events(session: AsyncSession, entries: typing.Sequence[JSONDict]
     """Append events (``type``, ``connection_id``, ``integration_key``, ``data``) and queue their webhook deliveries.
 
     In the caller's transaction: one multi-row INSERT of the events, one INSERT ... SELECT of a delivery
-    per event and active webhook (what ``EventRepo.add`` does for one event). Returns how many events.
+    per event and active webhook (what ``EventRepo.add`` does for one event). ``entries`` must not be empty.
+    Returns how many events.
     """
-    if not entries:
-        return 0
     table = typing.cast(Table, EventRow.__table__)
     ids = (
         (await session.execute(insert(table).returning(table.c.id), [{**e, "created_at": now} for e in entries]))
