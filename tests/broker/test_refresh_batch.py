@@ -366,3 +366,34 @@ async def test_an_interrupted_batch_fails_its_joiners_and_gives_its_leases_back(
     assert await _lease_owners(store) == {None}
     creds = await store.credentials.load(ids["c0"])
     assert creds is not None and creds.access_token == "c0-1"
+
+
+class _UnreadableCredentials(CredentialRepo):
+    """Credentials the database cannot read in bulk (the database went away between claim and read)."""
+
+    async def load_many(self, connection_ids: typing.Collection[str]) -> dict[str, CredentialRecord]:
+        raise StoreError("the database refused the operation (InterfaceError)")
+
+
+class _UnreadableStore(Store):
+    def __init__(self, *args: typing.Any, **kwargs: typing.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.credentials = _UnreadableCredentials(self.ctx)
+
+
+async def test_a_scan_whose_batch_fails_reports_that_failure_and_gives_the_leases_back(
+    db_url: str, keyring: KeyRing, clock: FakeClock, endpoint: Endpoint
+) -> None:
+    """The database failing under a batch ends the scan with that StoreError (run_forever logs it and goes on)."""
+    store = await _UnreadableStore.open(db_url, keyring, clock=clock)
+    try:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(endpoint)) as http:
+            broker = Broker(store, http=http, clock=clock)
+            await _connections(broker, 2)
+            clock.advance(minutes=31)
+            with pytest.raises(StoreError, match="InterfaceError"):
+                await _refresher(broker, clock).run_once()
+            assert endpoint.calls == {"c0": 1, "c1": 1}  # no call was made
+            assert await _lease_owners(store) == {None}
+    finally:
+        await store.close()

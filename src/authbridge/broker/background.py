@@ -113,10 +113,22 @@ class BackgroundRefresher:
             count = await self._refresh_batch(batch, limiter, started, nothing_due)
             refreshed += count
 
+        try:
+            await self._scan(work, lambda: stop)
+        except BaseExceptionGroup as group:  # a batch's failure (the database away...) is reported as itself
+            raise group.exceptions[0] from group
+        return refreshed
+
+    async def _scan(
+        self,
+        work: typing.Callable[[list[ConnectionRecord], anyio.Event], typing.Coroutine[typing.Any, typing.Any, None]],
+        stopped: typing.Callable[[], bool],
+    ) -> None:
+        """Claim batch after batch, each worked on by ``work`` in a task of its own, one claimed ahead."""
         async with anyio.create_task_group() as tasks:
             ahead: anyio.Event | None = None  # the batch before the last one claimed: all its calls under way
             for _ in range(self.max_rounds):
-                if stop:
+                if stopped():
                     break
                 now = self.clock()
                 batch = await self.store.connections.claim_due(
@@ -135,7 +147,6 @@ class BackgroundRefresher:
                 if ahead is not None:
                     await ahead.wait()
                 ahead = started
-        return refreshed
 
     async def _refresh_batch(
         self,
@@ -148,7 +159,7 @@ class BackgroundRefresher:
 
         ``started`` is set once every due one's call has its turn (or none is due: ``nothing_due()`` first).
         """
-        skipped: list[str] = []
+        unused = {c.id for c in batch}  # leases to give back: all but those handed to the keeper
         due: list[Claimed] = []
         try:
             creds = await self.store.credentials.load_many([c.id for c in batch])
@@ -157,15 +168,14 @@ class BackgroundRefresher:
                 found = creds.get(connection.id)
                 if found is not None and self._due(connection, spec, found):
                     due.append((connection, spec, found))
-                else:
-                    skipped.append(connection.id)
             if not due:
                 nothing_due()
+            unused.difference_update(c.id for c, _, _ in due)
             return await self.keeper.refresh_batch(due, limiter=limiter, group=self.concurrency, started=started)
         finally:
             started.set()
             with anyio.CancelScope(shield=True):
-                await self.keeper.give_back(skipped)
+                await self.keeper.give_back(unused)
 
     async def run_forever(self, stop: anyio.Event, *, interval: float = 30.0, first_delay: bool = False) -> None:
         """Scan every ``interval`` seconds until ``stop`` is set. Errors are logged, never fatal."""
