@@ -5,11 +5,12 @@ revoke refresh tokens left idle.
 
 Each scan *claims* a batch of due connections: one statement takes the refresh lease of up to
 ``batch`` due rows that nobody holds (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so replicas scanning
-at once split the work instead of queueing on the same rows. The batch is refreshed ``concurrency``
-at a time through the TokenKeeper (which renews the lease it finds in its own name, and still
-re-reads the version, so each refresh happens once), the leases of rows found not due are given
-back, and the next batch is claimed at once while full batches keep coming: a storm of due tokens is
-worked through back to back, not ``batch`` rows per interval.
+at once split the work instead of queueing on the same rows. The batch's credentials are read in one
+query, the due ones handed to ``TokenKeeper.refresh_batch`` (one token call each, ``concurrency`` at
+once across the scan; results stored a group per transaction, each only over the version read under
+the lease), the leases of rows found not due are given back, and the next batch is claimed while
+this one's calls run, as long as full batches come: a storm of due tokens is worked through back to
+back, not ``batch`` rows per interval.
 """
 
 from __future__ import annotations
