@@ -52,7 +52,10 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes:
 
 async def answer_ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     request = await _read_request(reader)
-    body = b'{"echo": %d}' % len(request)
+    body = b'{"echo": %d, "case_kept": %s}' % (
+        len(request),
+        b"true" if b"\r\nX-Custom-Case: 1" in request else b"false",
+    )
     writer.write(b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nX-Seen: yes\r\n")
     writer.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
     await writer.drain()
@@ -85,10 +88,13 @@ def _closed_port() -> int:
 async def test_a_request_goes_out_and_its_answer_comes_back_as_httpx_reads_it() -> None:
     """Method, headers and body are sent as given; status, headers and body come back; no redirect is followed."""
     async with server(answer_ok) as base, httpx.AsyncClient(transport=AiohttpTransport(allow_private=True)) as client:
-        response = await client.post(f"{base}/token", data={"grant_type": "client_credentials"})
+        response = await client.post(
+            f"{base}/token", data={"grant_type": "client_credentials"}, headers={"X-Custom-Case": "1"}
+        )
         again = await client.get(f"{base}/again")  # a second request on the same client
     assert response.status_code == 201 and response.headers["x-seen"] == "yes"
     assert response.json()["echo"] > 0 and response.reason_phrase == "Created"
+    assert response.json()["case_kept"] is True  # header names go out as written
     assert again.status_code == 201
 
 

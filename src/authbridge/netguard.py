@@ -269,7 +269,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             response = await session.request(
                 request.method,
                 str(request.url),
-                headers=list(request.headers.multi_items()),
+                # As written (httpx keeps the case; a few servers still read headers case-sensitively).
+                headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw],
                 data=body or None,
                 allow_redirects=False,
                 timeout=timeout,
