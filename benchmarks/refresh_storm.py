@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import multiprocessing
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -138,6 +140,7 @@ def refresher_process(env: dict[str, str], concurrency: int, ready: typing.Any, 
             refresher = BackgroundRefresher(
                 store, broker.connections.keeper, clock=broker.clock, concurrency=concurrency, batch=2 * concurrency
             )
+            gc.freeze()  # as run_background does in `authbridge run` and `authbridge refresher`
             ready.set()
             go.wait()
             while await refresher.run_once():
@@ -193,11 +196,14 @@ def main() -> int:
             worker.start()
         for event in ready:
             event.wait(120)
+        cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         go.set()
         for worker in workers:
             worker.join()
         refresh = time.perf_counter() - started
+        cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
         stats = httpx.get(f"{endpoint}/stats").json()
         httpx.post(f"{endpoint}/reset")
         after = asyncio.run(minimal_client(endpoint, args.count, args.concurrency))
@@ -209,7 +215,7 @@ def main() -> int:
     once = sum(1 for v in stats["per_connection"].values() if v == 1)
     print(
         f"refresher ({args.processes} process(es), {args.concurrency} at once each): {args.count:,} due connections "
-        f"in {refresh:.2f} s ({args.count / refresh:,.0f}/s)\n"
+        f"in {refresh:.2f} s ({args.count / refresh:,.0f}/s), {cpu:.2f} s of CPU in the refresher process(es)\n"
         f"minimal client ({args.concurrency} at once): {args.count:,} grants in {before:.2f} s before, "
         f"{after:.2f} s after ({args.count / reference:,.0f}/s at best)\n"
         f"grants to the endpoint during the storm: {stats['total']:,}; connections refreshed exactly once: {once:,}"

@@ -5,26 +5,28 @@ revoke refresh tokens left idle.
 
 Each scan *claims* a batch of due connections: one statement takes the refresh lease of up to
 ``batch`` due rows that nobody holds (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so replicas scanning
-at once split the work instead of queueing on the same rows. The batch is refreshed ``concurrency``
-at a time through the TokenKeeper (which renews the lease it finds in its own name, and still
-re-reads the version, so each refresh happens once), the leases of rows found not due are given
-back, and the next batch is claimed at once while full batches keep coming: a storm of due tokens is
-worked through back to back, not ``batch`` rows per interval.
+at once split the work instead of queueing on the same rows. The batch's credentials are read in one
+query, the due ones handed to ``TokenKeeper.refresh_batch`` (one token call each, ``concurrency`` at
+once across the scan; results stored a group per transaction, each only over the version read under
+the lease), the leases of rows found not due are given back, and the next batch is claimed while
+this one's calls run, as long as full batches come: a storm of due tokens is worked through back to
+back, not ``batch`` rows per interval.
 """
 
 from __future__ import annotations
 
 import logging
+import typing
 from datetime import timedelta
 
 import anyio
 
 from authbridge.auth import plugin_for
 from authbridge.auth.lifecycle import is_refresh_due
-from authbridge.broker.refresh import TokenKeeper
+from authbridge.broker.refresh import Claimed, TokenKeeper
 from authbridge.errors import AuthBridgeError
 from authbridge.spec import Integration
-from authbridge.store import ConnectionRecord, Store
+from authbridge.store import ConnectionRecord, CredentialRecord, Store
 from authbridge.types import Clock
 
 __all__ = ["BackgroundRefresher"]
@@ -70,18 +72,16 @@ class BackgroundRefresher:
         #: The integrations' specs, read once per scan.
         self._specs: dict[str, Integration] = {}
 
-    async def _due(self, connection: ConnectionRecord) -> tuple[bool, int]:
-        """Whether to refresh now (window or idle refresh token), and the version seen."""
-        spec = self._specs.get(connection.integration_key)
-        if spec is None:  # read once per scan: a storm is mostly a few integrations' connections
-            spec = self._specs[connection.integration_key] = (
-                await self.store.integrations.get(connection.integration_key)
-            ).spec
-        if not plugin_for(spec.auth).refreshable(spec):
-            return False, 0
-        creds = await self.store.credentials.load(connection.id)
-        if creds is None:
-            return False, 0
+    async def _spec(self, integration_key: str) -> Integration:
+        spec = self._specs.get(integration_key)
+        if spec is None:  # read (and parsed) once per scan: a storm is mostly a few integrations' connections
+            spec = self._specs[integration_key] = (await self.store.integrations.get(integration_key)).spec
+        return spec
+
+    def _due(self, connection: ConnectionRecord, spec: Integration, creds: CredentialRecord | None) -> bool:
+        """Whether to refresh now: inside the token's window, or a refresh token idle for a day."""
+        if creds is None or not plugin_for(spec.auth).refreshable(spec):
+            return False
         now = self.clock()
         due = is_refresh_due(spec.refresh, expires_at=creds.expires_at, obtained_at=creds.obtained_at, now=now)
         idle = (
@@ -89,61 +89,94 @@ class BackgroundRefresher:
             and connection.last_refreshed_at is not None
             and now - connection.last_refreshed_at >= IDLE_REFRESH
         )
-        return due or idle, creds.version
+        return due or idle
 
     async def run_once(self) -> int:
-        """One scan: claim and refresh due connections, batch after batch while full ones come; return the count."""
+        """One scan: claim and refresh due connections, batch after batch while full ones come; return the count.
+
+        One batch is claimed ahead, waiting behind the one whose calls run (``concurrency`` calls at
+        once across them), so the token calls never wait for a claim.
+        """
         await self.keeper.flush_unsaved()  # results the store refused before: their refresh token is spent
         self._specs = {}
-        refreshed = 0
-        for _ in range(self.max_rounds):
-            now = self.clock()
-            batch = await self.store.connections.claim_due(
-                self.keeper.owner,
-                self.keeper.lease,
-                expiring_before=now + self.horizon,
-                idle_before=now - IDLE_REFRESH,
-                limit=self.batch,
-            )
-            self.keeper.claimed(c.id for c in batch)
-            attempted, done = await self._refresh_batch(batch)
-            refreshed += done
-            # A short batch is the last; a full one where nothing was due (the horizon is wider than the
-            # windows) would only claim the same rows again.
-            if len(batch) < self.batch or not attempted:
-                break
-        return refreshed
-
-    async def _refresh_batch(self, batch: list[ConnectionRecord]) -> tuple[int, int]:
-        """Refresh the due ones of a claimed batch, ``concurrency`` at a time: (attempted, refreshed)."""
-        attempted = refreshed = 0
-        skipped: list[str] = []
         limiter = anyio.Semaphore(self.concurrency)
+        refreshed = 0
+        stop = False
 
-        async def one(connection: ConnectionRecord) -> None:
-            nonlocal attempted, refreshed
-            async with limiter:
-                try:
-                    due, version = await self._due(connection)
-                    if not due:
-                        skipped.append(connection.id)
-                        return
-                    attempted += 1
-                    await self.keeper.refresh(connection.id, seen_version=version, force=True)
-                    refreshed += 1
-                except AuthBridgeError as exc:  # recorded on the connection and as an event by the keeper
-                    logger.info("background refresh of %s failed: %s", connection.id, exc)
-                except Exception:  # one connection's bug must not stop the refresher
-                    logger.exception("background refresh of %s failed unexpectedly", connection.id)
+        def nothing_due() -> None:
+            # A full batch where nothing was due (the horizon is wider than the windows): claiming more
+            # would only claim the same kind of rows again.
+            nonlocal stop
+            stop = True
+
+        async def work(batch: list[ConnectionRecord], started: anyio.Event) -> None:
+            nonlocal refreshed
+            count = await self._refresh_batch(batch, limiter, started, nothing_due)
+            refreshed += count
 
         try:
-            async with anyio.create_task_group() as group:
-                for connection in batch:
-                    group.start_soon(one, connection)
+            await self._scan(work, lambda: stop)
+        except BaseExceptionGroup as group:  # a batch's failure (the database away...) is reported as itself
+            raise group.exceptions[0] from group
+        return refreshed
+
+    async def _scan(
+        self,
+        work: typing.Callable[[list[ConnectionRecord], anyio.Event], typing.Coroutine[typing.Any, typing.Any, None]],
+        stopped: typing.Callable[[], bool],
+    ) -> None:
+        """Claim batch after batch, each worked on by ``work`` in a task of its own, one claimed ahead."""
+        async with anyio.create_task_group() as tasks:
+            ahead: anyio.Event | None = None  # the batch before the last one claimed: all its calls under way
+            for _ in range(self.max_rounds):
+                if stopped():
+                    break
+                now = self.clock()
+                batch = await self.store.connections.claim_due(
+                    self.keeper.owner,
+                    self.keeper.lease,
+                    expiring_before=now + self.horizon,
+                    idle_before=now - IDLE_REFRESH,
+                    limit=self.batch,
+                )
+                self.keeper.claimed(c.id for c in batch)
+                started = anyio.Event()
+                tasks.start_soon(work, batch, started)
+                if len(batch) < self.batch:
+                    break  # a short batch is the last
+                # One batch waits claimed behind the one being called, so the calls never wait for a claim.
+                if ahead is not None:
+                    await ahead.wait()
+                ahead = started
+
+    async def _refresh_batch(
+        self,
+        batch: list[ConnectionRecord],
+        limiter: anyio.Semaphore,
+        started: anyio.Event,
+        nothing_due: typing.Callable[[], None],
+    ) -> int:
+        """Refresh the due ones of a claimed batch through the keeper; return how many were refreshed.
+
+        ``started`` is set once every due one's call has its turn (or none is due: ``nothing_due()`` first).
+        """
+        unused = {c.id for c in batch}  # leases to give back: all but those handed to the keeper
+        due: list[Claimed] = []
+        try:
+            creds = await self.store.credentials.load_many([c.id for c in batch])
+            for connection in batch:
+                spec = await self._spec(connection.integration_key)
+                found = creds.get(connection.id)
+                if found is not None and self._due(connection, spec, found):
+                    due.append((connection, spec, found))
+            if not due:
+                nothing_due()
+            unused.difference_update(c.id for c, _, _ in due)
+            return await self.keeper.refresh_batch(due, limiter=limiter, group=self.concurrency, started=started)
         finally:
+            started.set()
             with anyio.CancelScope(shield=True):
-                await self.keeper.give_back(skipped)
-        return attempted, refreshed
+                await self.keeper.give_back(unused)
 
     async def run_forever(self, stop: anyio.Event, *, interval: float = 30.0, first_delay: bool = False) -> None:
         """Scan every ``interval`` seconds until ``stop`` is set. Errors are logged, never fatal."""

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import typing
 import uuid
@@ -50,16 +51,37 @@ from authbridge.errors import (
 from authbridge.logs import CONNECTION_ID
 from authbridge.metrics import Metrics
 from authbridge.spec import Integration
-from authbridge.store import ConnectionRecord, CredentialRecord, Store
+from authbridge.store import ConnectionRecord, CredentialRecord, RefreshOutcome, Store
 from authbridge.tracing import Tracer
 from authbridge.types import Clock
 
-__all__ = ["Fetch", "TokenKeeper", "credentials_from", "ttl_warning"]
+__all__ = ["Claimed", "Fetch", "TokenKeeper", "credentials_from", "ttl_warning"]
 
 logger = logging.getLogger("authbridge.refresh")
+#: The batch path's per-connection failures are the background refresher's to report (as they were before batches).
+refresher_logger = logging.getLogger("authbridge.refresher")
 
 #: The function that performs one refresh against the upstream (the broker's, hooks included).
 Fetch = Callable[[ConnectionRecord, Integration, CredentialRecord | None], Awaitable[TokenSet]]
+
+#: A connection whose refresh lease this keeper holds, with its spec and the credentials read under the lease.
+Claimed = tuple[ConnectionRecord, Integration, CredentialRecord]
+
+
+class _Done(typing.NamedTuple):
+    """A batch member whose token call answered: what to store, and the future its joiners wait on."""
+
+    connection: ConnectionRecord
+    spec: Integration
+    creds: CredentialRecord
+    tokens: TokenSet
+    future: asyncio.Future[CredentialRecord | None]
+
+
+def _settle(future: asyncio.Future[CredentialRecord | None]) -> None:
+    """A batch future's outcome counts as seen even when nobody joined it (no "never retrieved" warning)."""
+    if not future.cancelled():
+        future.exception()
 
 
 class TokenKeeper:
@@ -276,6 +298,167 @@ class TokenKeeper:
             if anyio.current_time() > give_up:
                 raise UpstreamError(f"connection {connection_id}: another worker's refresh did not finish in time")
 
+    async def refresh_batch(
+        self,
+        claimed: typing.Sequence[Claimed],
+        *,
+        limiter: anyio.Semaphore,
+        group: int = 32,
+        started: anyio.Event | None = None,
+    ) -> int:
+        """Refresh connections whose leases a batch claim took in this keeper's name; return how many were stored.
+
+        Each gets exactly one token call (``limiter`` bounds how many run at once), its failure handled
+        as a single refresh's is (recorded, events, back-off or ``needs_reauth``; the others go on).
+        The answers are stored ``group`` at a time, each group in one transaction
+        (``ConnectionRepo.store_refreshes``: written only over the version read under the lease,
+        leases given back). Should that transaction fail, the group's results are stored one by one as
+        a single refresh stores them (retries with the lease renewed, kept in memory if the store keeps
+        refusing). Coroutines of this process that need one of these connections meanwhile join its
+        refresh (as they join any in-flight one); a connection this process is refreshing already is
+        left to that refresh. ``started`` is set once every call has its turn (the caller may claim more).
+        """
+        loop = asyncio.get_running_loop()
+        mine: list[tuple[ConnectionRecord, Integration, CredentialRecord, asyncio.Future[CredentialRecord | None]]] = []
+        for connection, spec, creds in claimed:
+            # A refresh running in this process holds the lease in our name and gives it back; a result the
+            # store refused keeps its lease until ``flush_unsaved`` (each scan's first step) stores it.
+            if connection.id in self._inflight or connection.id in self._unsaved:
+                continue
+            future: asyncio.Future[CredentialRecord | None] = loop.create_future()
+            future.add_done_callback(_settle)
+            future.add_done_callback(functools.partial(self._forget_inflight, connection.id))
+            self._inflight[connection.id] = future
+            mine.append((connection, spec, creds, future))
+        stored = 0
+        pending: list[_Done] = []
+        unused: list[str] = []
+
+        async def flush() -> None:
+            nonlocal stored
+            done = pending[:]
+            pending.clear()
+            count = await self._store_batch(done)
+            stored += count
+
+        waiting = len(mine)
+
+        async def one(
+            connection: ConnectionRecord,
+            spec: Integration,
+            creds: CredentialRecord,
+            future: asyncio.Future[CredentialRecord | None],
+        ) -> None:
+            nonlocal waiting
+            CONNECTION_ID.set(connection.id)
+            async with limiter:
+                waiting -= 1
+                if not waiting and started is not None:
+                    started.set()
+                try:
+                    answer = await self._call(connection, spec, creds, creds.version)
+                except Exception as exc:  # recorded on the connection by _call; its joiners get it
+                    unused.append(connection.id)
+                    if not future.done():
+                        future.set_exception(exc)
+                    if isinstance(exc, AuthBridgeError):
+                        refresher_logger.info("background refresh of %s failed: %s", connection.id, exc)
+                    else:  # one connection's bug must not stop the others
+                        refresher_logger.exception("background refresh of %s failed unexpectedly", connection.id)
+                    return
+            if isinstance(answer, CredentialRecord):  # another worker's newer result
+                unused.append(connection.id)
+                future.set_result(answer)
+                return
+            pending.append(_Done(connection, spec, creds, answer, future))
+            if len(pending) >= group:
+                await flush()
+
+        if not mine and started is not None:
+            started.set()
+        try:
+            async with anyio.create_task_group() as tasks:
+                for connection, spec, creds, future in mine:
+                    tasks.start_soon(one, connection, spec, creds, future)
+            if pending:
+                await flush()
+        finally:
+            with anyio.CancelScope(shield=True):
+                for connection, *_, future in mine:
+                    if not future.done():  # cancelled (shutdown) before its answer was stored
+                        future.set_exception(UpstreamError("the background refresh was interrupted"))
+                        unused.append(connection.id)
+                await self.give_back([c for c in unused if c not in self._unsaved])
+        return stored
+
+    def _forget_inflight(self, connection_id: str, _future: object) -> None:
+        self._inflight.pop(connection_id, None)
+
+    async def _store_batch(self, done: list[_Done]) -> int:
+        """Store a group of batch answers in one transaction (one by one if it fails); settle their futures."""
+        outcomes = []
+        for item in done:
+            connection, spec, creds, tokens = item.connection, item.spec, item.creds, item.tokens
+            fresh = credentials_from(tokens, creds)
+            events: list[tuple[str, dict[str, typing.Any]]] = [
+                ("connection.refreshed", {"expires_at": fresh.expires_at.isoformat() if fresh.expires_at else None})
+            ]
+            if connection.refresh_failures:
+                events.append(("connection.recovered", {"after_failures": connection.refresh_failures}))
+            outcomes.append(
+                RefreshOutcome(
+                    connection_id=connection.id,
+                    integration_key=spec.key,
+                    credentials=fresh,
+                    version=creds.version,
+                    warning=ttl_warning(spec, tokens, self.clock),
+                    events=tuple(events),
+                    end_user=connection.end_user,
+                    organization=connection.organization,
+                )
+            )
+        try:
+            saved = await self.store.connections.store_refreshes(self.owner, outcomes)
+        except StoreError as exc:
+            logger.warning("storing %d refresh results at once failed (%s); storing them one by one", len(done), exc)
+            return await self._store_each(done, outcomes)
+        self._held.difference_update(o.connection_id for o in outcomes)
+        stale = [item.connection.id for item in done if item.connection.id not in saved]
+        latest = await self._latest(stale)
+        for item in done:
+            connection_id = item.connection.id
+            self.changed(connection_id)
+            if connection_id in saved:
+                item.future.set_result(saved[connection_id])
+            else:  # newer credentials were stored meanwhile (or the connection went away): those stand
+                logger.warning("connection %s: newer credentials were stored during its refresh", connection_id)
+                item.future.set_result(latest.get(connection_id))
+        return len(saved)
+
+    async def _latest(self, connection_ids: list[str]) -> dict[str, CredentialRecord]:
+        return await self.store.credentials.load_many(connection_ids) if connection_ids else {}
+
+    async def _store_each(self, done: list[_Done], outcomes: list[RefreshOutcome]) -> int:
+        """The single refresh's way of storing, for a group whose one transaction failed."""
+        stored = 0
+        for item, outcome in zip(done, outcomes, strict=True):
+            connection_id = item.connection.id
+            try:
+                result = await self._store_result(
+                    item.connection, item.spec, outcome.credentials, outcome.version, item.tokens
+                )
+            except AuthBridgeError as exc:
+                item.future.set_exception(exc)
+            else:
+                stored += 1
+                item.future.set_result(result)
+            finally:
+                if connection_id not in self._unsaved:  # else keep it: the old refresh token may be spent
+                    with contextlib.suppress(Exception):
+                        await self.store.connections.release_lease(connection_id, self.owner)
+                        self._held.discard(connection_id)
+        return stored
+
     @staticmethod
     def _raise_if_failed_meanwhile(connection: ConnectionRecord, failures: int) -> None:
         """The lease holder's failure, shared with those who waited for it."""
@@ -310,6 +493,20 @@ class TokenKeeper:
             )
         ):
             return creds
+        answer = await self._call(connection, spec, creds, version)
+        if isinstance(answer, CredentialRecord):
+            return answer
+        return await self._store_result(connection, spec, credentials_from(answer, creds), version, answer)
+
+    async def _call(
+        self, connection: ConnectionRecord, spec: Integration, creds: CredentialRecord | None, version: int
+    ) -> TokenSet | CredentialRecord:
+        """Call the token endpoint once, under the lease, for credentials at ``version``: the new tokens.
+
+        A failure is recorded on the connection (and as events) and raised; after ``invalid_grant``
+        the credentials are read again first, and newer ones (another worker rotated the refresh
+        token) are returned instead.
+        """
         traced = (
             self.tracer.internal("refresh", {"authbridge.integration": spec.key})
             if self.tracer is not None
@@ -328,7 +525,7 @@ class TokenKeeper:
                 raise UpstreamError(f"{spec.key}: the refresh took over {self.deadline:g} s") from None
             except TokenEndpointError as exc:
                 if exc.permanent:
-                    latest = await self.store.credentials.load(connection_id)
+                    latest = await self.store.credentials.load(connection.id)
                     if latest is not None and latest.version != version:
                         return latest  # another worker rotated the refresh token: use its result
                 if isinstance(exc, RefreshUnavailableError) and creds is not None and _still_valid(creds, self.clock()):
@@ -343,7 +540,7 @@ class TokenKeeper:
                 # A template, spec or hook problem: permanent until someone fixes the spec or reconnects.
                 await self._failed(connection, spec, TokenEndpointError(str(exc), integration=spec.key, permanent=True))
                 raise
-            return await self._store_result(connection, spec, credentials_from(tokens, creds), version, tokens)
+            return tokens
 
     async def _store_result(
         self,

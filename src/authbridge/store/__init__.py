@@ -19,6 +19,7 @@ from authbridge.store.records import (
     EventRecord,
     FlowRecord,
     IntegrationRecord,
+    RefreshOutcome,
 )
 from authbridge.store.registrations import ClientRegistration, ClientRegistrationRepo
 from authbridge.store.repo import ApiKeyRepo, EventRepo, IntegrationRepo, StoreContext
@@ -45,6 +46,7 @@ __all__ = [
     "Invalidation",
     "Key",
     "KeyRing",
+    "RefreshOutcome",
     "Store",
     "WebhookRecord",
     "check_webhook_url",

@@ -11,13 +11,20 @@ import json
 import typing
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, literal, or_, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, func, insert, literal, or_, select, tuple_, update
 
 from authbridge.errors import ErrorItem, NotFoundError, ParameterError, WrongBrowserError
 from authbridge.store.invalidations import invalidate
-from authbridge.store.models import ConnectionRow, ConnectionTagRow, CredentialRow, IntegrationRow, OAuthFlowRow
-from authbridge.store.records import ConnectionRecord, CredentialRecord, FlowRecord
-from authbridge.store.repo import StoreContext, new_id
+from authbridge.store.models import (
+    CacheInvalidationRow,
+    ConnectionRow,
+    ConnectionTagRow,
+    CredentialRow,
+    IntegrationRow,
+    OAuthFlowRow,
+)
+from authbridge.store.records import ConnectionRecord, CredentialRecord, FlowRecord, RefreshOutcome
+from authbridge.store.repo import StoreContext, new_id, queue_events
 
 __all__ = ["ConnectionFilter", "ConnectionRepo", "CredentialRepo", "FlowRepo"]
 
@@ -467,6 +474,123 @@ class ConnectionRepo:
                 .execution_options(synchronize_session=False)
             )
 
+    async def store_refreshes(
+        self, owner: str, outcomes: typing.Sequence[RefreshOutcome]
+    ) -> dict[str, CredentialRecord]:
+        """Store a batch of refresh results in one transaction; return the stored ones by connection id.
+
+        Each result is written only over the credentials' version it was made from (the rows are locked
+        and compared first, and every UPDATE repeats the comparison): one whose connection got newer
+        credentials meanwhile (another holder after a lost lease, a re-authorization) or lost them (a
+        deletion) is left out, never written. For each stored one, as ``CredentialRepo.save`` and
+        ``record_refresh(ok=True)`` do one at a time: the credentials (encrypted, version bumped), the
+        cache invalidation, the connection's refresh facts, its events and their webhook deliveries.
+        Every lease ``owner`` holds on these connections is given back, stored or not. A database
+        failure rolls the whole batch back (StoreError): nothing of it is stored.
+        """
+        enc = self._ctx.encrypt
+        now = self._ctx.clock()
+        ids = [o.connection_id for o in outcomes]
+        creds_table = typing.cast(Table, CredentialRow.__table__)
+        conn_table = typing.cast(Table, ConnectionRow.__table__)
+        async with self._ctx.session() as session:
+            current = dict(
+                (
+                    await session.execute(
+                        select(CredentialRow.connection_id, CredentialRow.version)
+                        .where(CredentialRow.connection_id.in_(ids))
+                        .order_by(CredentialRow.connection_id)  # one lock order for every writer
+                        .with_for_update()
+                    )
+                ).all()
+            )
+            fresh = [o for o in outcomes if current.get(o.connection_id) == o.version]
+            if fresh:
+                credential_rows = []
+                for o in fresh:
+                    c, cid = o.credentials, o.connection_id
+                    credential_rows.append(
+                        {
+                            "b_id": cid,
+                            "b_version": o.version,
+                            "access_token": enc(c.access_token, "credentials", cid, "access_token"),
+                            "refresh_token": enc(c.refresh_token, "credentials", cid, "refresh_token"),
+                            "token_type": c.token_type,
+                            "expires_at": c.expires_at,
+                            "scopes": c.scopes,
+                            "raw": enc(json.dumps(c.raw) if c.raw else None, "credentials", cid, "raw"),
+                            "extra": enc(json.dumps(c.extra) if c.extra else None, "credentials", cid, "extra"),
+                            "inputs": enc(json.dumps(c.inputs) if c.inputs else None, "credentials", cid, "inputs"),
+                        }
+                    )
+                await session.execute(
+                    update(creds_table)
+                    .where(
+                        creds_table.c.connection_id == bindparam("b_id"),
+                        creds_table.c.version == bindparam("b_version"),
+                    )
+                    .values(
+                        access_token=bindparam("access_token"),
+                        refresh_token=bindparam("refresh_token"),
+                        token_type=bindparam("token_type"),
+                        expires_at=bindparam("expires_at"),
+                        scopes=bindparam("scopes"),
+                        raw=bindparam("raw"),
+                        extra=bindparam("extra"),
+                        inputs=bindparam("inputs"),
+                        version=creds_table.c.version + 1,
+                        updated_at=now,
+                    ),
+                    credential_rows,
+                )
+                await session.execute(
+                    update(conn_table)
+                    .where(conn_table.c.id == bindparam("b_id"))
+                    .values(
+                        refresh_failures=0,
+                        next_refresh_at=None,
+                        last_error=None,
+                        last_refreshed_at=now,
+                        expires_at=bindparam("expires_at"),
+                        warning=bindparam("warning"),
+                        status="active",
+                        updated_at=now,
+                        version=conn_table.c.version + 1,
+                    ),
+                    [
+                        {"b_id": o.connection_id, "expires_at": o.credentials.expires_at, "warning": o.warning}
+                        for o in fresh
+                    ],
+                )
+                await session.execute(
+                    insert(CacheInvalidationRow),
+                    [{"kind": "connection", "ref": o.connection_id, "created_at": now} for o in fresh],
+                )
+                events = []
+                for o in fresh:
+                    owned = (
+                        {"end_user": o.end_user, "organization": o.organization} if o.end_user or o.organization else {}
+                    )
+                    for kind, data in o.events:
+                        events.append(
+                            {
+                                "type": kind,
+                                "connection_id": o.connection_id,
+                                "integration_key": o.integration_key,
+                                "data": {**data, **owned} if "end_user" not in data else data,
+                            }
+                        )
+                await queue_events(session, events, now)
+            await session.execute(
+                update(ConnectionRow)
+                .where(ConnectionRow.id.in_(ids), ConnectionRow.refresh_lease_owner == owner)
+                .values(refresh_lease_until=None, refresh_lease_owner=None)
+                .execution_options(synchronize_session=False)
+            )
+        return {
+            o.connection_id: dataclasses.replace(o.credentials, version=o.version + 1, obtained_at=now) for o in fresh
+        }
+
     async def delete(self, connection_id: str) -> None:
         """Delete a connection with its credentials and pending flows."""
         async with self._ctx.session() as session:
@@ -514,29 +638,42 @@ class CredentialRepo:
             await invalidate(session, self._ctx, "connection", connection_id)
             return dataclasses.replace(creds, version=row.version, obtained_at=now)
 
+    def _record(self, row: CredentialRow) -> CredentialRecord:
+        dec = self._ctx.decrypt
+        table, connection_id = "credentials", row.connection_id
+        raw = dec(row.raw, table, connection_id, "raw")
+        extra = dec(row.extra, table, connection_id, "extra")
+        inputs = dec(row.inputs, table, connection_id, "inputs")
+        return CredentialRecord(
+            access_token=dec(row.access_token, table, connection_id, "access_token"),
+            refresh_token=dec(row.refresh_token, table, connection_id, "refresh_token"),
+            token_type=row.token_type,
+            expires_at=row.expires_at,
+            scopes=row.scopes,
+            raw=json.loads(raw) if raw else {},
+            extra=json.loads(extra) if extra else {},
+            inputs=json.loads(inputs) if inputs else {},
+            version=row.version,
+            obtained_at=row.updated_at,
+        )
+
     async def load(self, connection_id: str) -> CredentialRecord | None:
         """The credentials of a connection, decrypted, or None when it has none yet."""
-        dec = self._ctx.decrypt
-        table = "credentials"
         async with self._ctx.session() as session:
             row = await session.get(CredentialRow, connection_id)
-            if row is None:
-                return None
-            raw = dec(row.raw, table, connection_id, "raw")
-            extra = dec(row.extra, table, connection_id, "extra")
-            inputs = dec(row.inputs, table, connection_id, "inputs")
-            return CredentialRecord(
-                access_token=dec(row.access_token, table, connection_id, "access_token"),
-                refresh_token=dec(row.refresh_token, table, connection_id, "refresh_token"),
-                token_type=row.token_type,
-                expires_at=row.expires_at,
-                scopes=row.scopes,
-                raw=json.loads(raw) if raw else {},
-                extra=json.loads(extra) if extra else {},
-                inputs=json.loads(inputs) if inputs else {},
-                version=row.version,
-                obtained_at=row.updated_at,
-            )
+            return None if row is None else self._record(row)
+
+    async def load_many(self, connection_ids: typing.Collection[str]) -> dict[str, CredentialRecord]:
+        """The credentials of several connections in one query, by connection id (those without are absent)."""
+        if not connection_ids:
+            return {}
+        async with self._ctx.session() as session:
+            rows = (
+                await session.scalars(
+                    select(CredentialRow).where(CredentialRow.connection_id.in_(list(connection_ids)))
+                )
+            ).all()
+            return {row.connection_id: self._record(row) for row in rows}
 
     async def delete(self, connection_id: str) -> bool:
         """Forget a connection's credentials; return whether there were any."""

@@ -16,6 +16,7 @@ __all__ = [
     "EventRecord",
     "FlowRecord",
     "IntegrationRecord",
+    "RefreshOutcome",
 ]
 
 
@@ -88,6 +89,24 @@ class CredentialRecord:
     version: int = 0
     #: When these credentials were stored (the start of the token's lifetime, for the refresh window).
     obtained_at: datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class RefreshOutcome:
+    """One refresh result of a batch, to store over the credentials' ``version`` (``ConnectionRepo.store_refreshes``).
+
+    ``events``: the events to log with it, ``(type, data)``; data must hold no secret.
+    """
+
+    connection_id: str
+    integration_key: str
+    credentials: CredentialRecord = dataclasses.field(repr=False)
+    version: int
+    warning: str | None = None
+    events: tuple[tuple[str, dict[str, typing.Any]], ...] = ()
+    #: The connection's owner, carried into its events as ``EventRepo.add`` does.
+    end_user: dict[str, typing.Any] | None = None
+    organization: dict[str, typing.Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True)

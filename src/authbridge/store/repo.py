@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
-from sqlalchemy import Table, delete, func, insert, literal, select
+from sqlalchemy import Table, delete, func, insert, literal, select, true
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -37,7 +37,7 @@ from authbridge.store.models import (
 from authbridge.store.records import ApiKeyRecord, EventRecord, IntegrationRecord
 from authbridge.types import Clock, JSONDict, utcnow
 
-__all__ = ["ApiKeyRepo", "EventRepo", "IntegrationRepo", "StoreContext", "new_id"]
+__all__ = ["ApiKeyRepo", "EventRepo", "IntegrationRepo", "StoreContext", "new_id", "queue_events"]
 
 API_KEY_PREFIX = "ab_"
 
@@ -347,6 +347,30 @@ class ApiKeyRepo:
             if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
                 row.last_used_at = now
             return self._record(row)
+
+
+async def queue_events(session: AsyncSession, entries: typing.Sequence[JSONDict], now: datetime) -> int:
+    """Append events (``type``, ``connection_id``, ``integration_key``, ``data``) and queue their webhook deliveries.
+
+    In the caller's transaction: one multi-row INSERT of the events, one INSERT ... SELECT of a delivery
+    per event and active webhook (what ``EventRepo.add`` does for one event). ``entries`` must not be empty.
+    Returns how many events.
+    """
+    table = typing.cast(Table, EventRow.__table__)
+    ids = (
+        (await session.execute(insert(table).returning(table.c.id), [{**e, "created_at": now} for e in entries]))
+        .scalars()
+        .all()
+    )
+    await session.execute(
+        insert(WebhookDeliveryRow).from_select(
+            ["webhook_id", "event_id", "attempts", "next_attempt_at"],
+            select(WebhookRow.id, EventRow.id, literal(0), literal(now, UTCDateTime()))
+            .join(EventRow, true())
+            .where(WebhookRow.disabled_at.is_(None), EventRow.id.in_(list(ids))),
+        )
+    )
+    return len(ids)
 
 
 class EventRepo:
