@@ -182,6 +182,7 @@ class Connections:
         refresh_deadline: float = 30.0,
         limits: UpstreamLimits | None = None,
         max_parameter_length: int = MAX_PARAMETER_LENGTH,
+        client_metadata_url: str | None = None,
         clock: Clock,
         metrics: Metrics | None = None,
         tracer: Tracer | None = None,
@@ -198,6 +199,8 @@ class Connections:
         self.return_origin_allowed = return_origin_allowed
         self.hook_allowed = hook_allowed
         self.max_parameter_length = max_parameter_length
+        #: AuthBridge's client ID metadata document URL (None: not served, so never offered as a client id).
+        self.client_metadata_url = client_metadata_url
         self.clock = clock
         self.keeper = TokenKeeper(
             store, fetch=self.fetch_refresh, clock=clock, deadline=refresh_deadline, metrics=metrics, tracer=tracer
@@ -230,6 +233,7 @@ class Connections:
             access_token=creds.access_token if creds else None,
             refresh_token=creds.refresh_token if creds else None,
             redirect_uri=redirect_uri or self.redirect_uri,
+            client_metadata_url=self.client_metadata_url,
             allow_http=self.allow_http,
             clock=self.clock,
             max_body=self.limits.max_body,
@@ -336,12 +340,18 @@ class Connections:
             UpstreamError: the metadata could not be fetched or was refused, or registration failed.
         """
         plugin = plugin_for(spec.auth)
-        found = plugin.discovery(self.context(spec, parameters, creds))
+        ctx = self.context(spec, parameters, creds)
+        found = plugin.discovery(ctx)
+        discovered: dict[str, typing.Any] = {}
         if found is not None:
-            spec = plugin.with_discovered(spec, await self._discover(spec.key, *found))
-        registration = plugin.registration(self.context(spec, parameters, creds))
+            discovered = await self._discover(spec.key, *found)
+            spec = plugin.with_discovered(spec, discovered)
+            ctx = dataclasses.replace(ctx, integration=spec)
+        registration = plugin.registration(ctx, discovered)
         if registration is None:
             return spec
+        if isinstance(registration, str):
+            return plugin.with_client(spec, registration, None)  # a client ID metadata document: nothing to store
         client = await self._registered(spec.key, *registration, starting=starting)
         return plugin.with_client(spec, client.client_id, client.client_secret)
 

@@ -35,7 +35,7 @@ parameters:
 auth:
   type: oauth2
   protected_resource: "{server_url}"
-  client_registration: dynamic
+  client_registration: auto
   registration_metadata:
     client_name: AuthBridge
 request:

@@ -509,7 +509,9 @@ class OAuth2Auth(_TokenRequest):
     pkce: bool = True
     refresh_token: bool = True
     #: ``dynamic``: AuthBridge registers its own client (RFC 7591) at the first connection and reuses it.
-    client_registration: typing.Literal["none", "dynamic"] = "none"
+    #: ``auto``: its client ID metadata document's URL is the client id where the server's metadata says
+    #: ``client_id_metadata_document_supported`` (and AuthBridge serves one), else ``dynamic``.
+    client_registration: typing.Literal["none", "dynamic", "auto"] = "none"
     #: The registration endpoint (else the metadata's ``registration_endpoint``, with ``discovery``).
     registration_url: Templated | None = None
     #: Client metadata sent with the registration (``client_name``, ``logo_uri``, ``contacts``...).

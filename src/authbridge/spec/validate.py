@@ -587,10 +587,15 @@ def _grant_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
     discovers = bool(auth.get("discovery") or auth.get("protected_resource"))
     if discovers:
         needs = tuple(name for name in needs if name not in _DISCOVERED)
-    if auth.get("client_registration") == "dynamic":
+    registration = auth.get("client_registration")
+    if registration in ("dynamic", "auto"):
         needs = tuple(name for name in needs if name != "client_id")
         if not discovers and not auth.get("registration_url"):
-            return [ErrorItem("auth.registration_url", "is required for client_registration dynamic without discovery")]
+            return [
+                ErrorItem(
+                    "auth.registration_url", f"is required for client_registration {registration} without discovery"
+                )
+            ]
     reason = f"is required for grant_type {grant}" if grant else f"is required for {kind}"
     if kind == "custom_token" and auth.get("steps"):
         needs = ()  # each step has its own url
