@@ -163,3 +163,72 @@ def test_a_configured_client_id_wins(client: TestClient, headers: dict[str, str]
     assert created.status_code == 201, created.text
     assert httpx.URL(created.json()["authorize_url"]).params["client_id"] == OAuthServer.PUBLIC_ID
     assert oauth.stats()["registrations"] == 0 and oauth.stats()["cimd_fetches"] == 0
+
+
+def test_scopes_parameter_replaces_the_servers(client: TestClient, headers: dict[str, str], oauth: OAuthServer) -> None:
+    """``scopes`` given: asked for instead of the challenge's ``scope``, registered with, granted."""
+    oauth.configure(auto_approve=True)
+    server_url = f"{oauth.base_url}/mcp"
+    created = client.post(
+        "/connections",
+        json={"integration": "mcp", "name": "DEV", "parameters": {"server_url": server_url, "scopes": "read write"}},
+        headers=headers,
+    )
+    assert created.status_code == 201, created.text
+    authorize_url = httpx.URL(created.json()["authorize_url"])
+    assert authorize_url.params["scope"] == "read write"  # the challenge alone says "read"
+    location = httpx.URL(httpx.get(str(authorize_url)).headers["location"])
+    client.get(f"/oauth/callback?{location.query.decode()}", follow_redirects=False)
+    connection = client.get(f"/connections/{created.json()['id']}", headers=headers).json()
+    assert connection["status"] == "active" and sorted(connection["scopes"]) == ["read", "write"], connection
+    # Without it, the challenge's scope.
+    other = client.post(
+        "/connections",
+        json={"integration": "mcp", "name": "QA", "parameters": {"server_url": server_url}},
+        headers=headers,
+    )
+    assert httpx.URL(other.json()["authorize_url"]).params["scope"] == "read"
+
+
+@pytest.mark.parametrize("scopes", ['read"write', "read  write", " read", "r\u00e9ad"])
+def test_scopes_parameter_must_be_scope_tokens(
+    client: TestClient, headers: dict[str, str], oauth: OAuthServer, scopes: str
+) -> None:
+    """A scope value outside RFC 6749's scope-token characters, or badly spaced, is refused naming the field."""
+    response = client.post(
+        "/connections",
+        json={
+            "integration": "mcp",
+            "name": "DEV",
+            "parameters": {"server_url": f"{oauth.base_url}/mcp", "scopes": scopes},
+        },
+        headers=headers,
+    )
+    assert response.status_code == 422, response.text
+    assert [e["path"] for e in response.json()["error"]["errors"]] == ["parameters.scopes"]
+    assert connections(client, headers) == []
+
+
+def test_a_scope_parameter_must_exist(client: TestClient, headers: dict[str, str]) -> None:
+    """``auth.scopes: ["{nope}"]`` names no parameter: refused at save time; a secret one too."""
+    spec = {
+        "key": "scoped",
+        "name": "Scoped",
+        "parameters": [{"name": "hidden", "secret": True}],
+        "auth": {
+            "type": "oauth2",
+            "authorization_url": "https://login.example.com/a",
+            "token_url": "https://login.example.com/t",
+            "client_id": "id",
+            "client_secret": "secret",
+            "scopes": ["base", "{nope}", "{hidden}"],
+        },
+        "request": {"base_url": "https://api.example.com"},
+    }
+    response = client.post("/integrations", json=spec, headers=headers)
+    assert response.status_code == 422, response.text
+    problems = {e["path"]: e["message"] for e in response.json()["error"]["errors"]}
+    assert problems == {
+        "auth.scopes.1": "{nope} names no parameter of this integration",
+        "auth.scopes.2": "{hidden} names a secret parameter (scopes are public)",
+    }

@@ -248,6 +248,13 @@ class AuthPlugin:
         """The spec with what discovery found filled in (explicit fields win)."""
         return spec
 
+    def with_scopes(
+        self, spec: Integration, parameters: Mapping[str, str], add: typing.Sequence[str] = ()
+    ) -> Integration:
+        """The spec's scopes as one connection asks for them: entries written ``{name}`` replaced by that
+        parameter's value (split on spaces), then ``add`` (scopes a resource server asked for) appended."""
+        return spec
+
     def registration(
         self, ctx: AuthContext, discovered: Mapping[str, typing.Any]
     ) -> tuple[str, httpx.Request] | str | None:

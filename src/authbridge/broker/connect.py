@@ -328,6 +328,7 @@ class Connections:
         creds: CredentialRecord | None = None,
         *,
         starting: bool = False,
+        wanted_scopes: typing.Sequence[str] = (),
     ) -> Integration:
         """The spec with what it leaves to the server filled in: discovered endpoints, a registered client.
 
@@ -335,18 +336,23 @@ class Connections:
         per integration and registration endpoint. ``starting`` (a new authorization or grant) registers
         again when the stored secret expires before the flow could end; otherwise the stored client is
         used as it is: the code and refresh tokens of a connection belong to the client that asked for them.
+        Scopes written ``{name}`` take the connection's parameter (before discovery, so given scopes win);
+        ``wanted_scopes`` (a resource server's step-up) are added after it.
 
         Raises:
             UpstreamError: the metadata could not be fetched or was refused, or registration failed.
         """
         plugin = plugin_for(spec.auth)
+        spec = plugin.with_scopes(spec, parameters)  # before discovery: scopes given win over the server's
         ctx = self.context(spec, parameters, creds)
         found = plugin.discovery(ctx)
         discovered: dict[str, typing.Any] = {}
         if found is not None:
             discovered = await self._discover(spec.key, *found)
             spec = plugin.with_discovered(spec, discovered)
-            ctx = dataclasses.replace(ctx, integration=spec)
+        if wanted_scopes:
+            spec = plugin.with_scopes(spec, parameters, wanted_scopes)
+        ctx = dataclasses.replace(ctx, integration=spec)
         registration = plugin.registration(ctx, discovered)
         if registration is None:
             return spec

@@ -19,7 +19,7 @@ from authbridge.spec.models import Integration
 
 __all__ = ["BUILTIN_KEYS", "builtin_spec"]
 
-_MCP = """
+_MCP = r"""
 key: mcp
 name: MCP server
 description: >-
@@ -32,9 +32,17 @@ parameters:
     required: true
     format: url
     example: https://mcp.example.com/mcp
+  - name: scopes
+    label: Scopes
+    description: >-
+      Optional, separated by spaces: asked for instead of the scopes the server names (its
+      WWW-Authenticate challenge, or its metadata's scopes_supported).
+    pattern: '^[!#-\[\]-~]+( [!#-\[\]-~]+)*$'
+    example: read write
 auth:
   type: oauth2
   protected_resource: "{server_url}"
+  scopes: ["{scopes}"]
   client_registration: auto
   registration_metadata:
     client_name: AuthBridge

@@ -19,6 +19,7 @@ from authbridge.spec.models import (
     HMAC_NAMES,
     MAX_KEY_LENGTH,
     RESERVED_NAMES,
+    SCOPE_PARAMETER,
     ApiTokenAuth,
     AwsSigV4Auth,
     BasicAuth,
@@ -298,6 +299,25 @@ def _templates(value: object) -> str | list[str] | None:
     if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
         return value
     return None
+
+
+def _scope_parameter_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
+    """A scope written ``{name}`` takes a parameter's value: the parameter must exist and not be secret."""
+    auth = data.get("auth")
+    scopes = auth.get("scopes") if isinstance(auth, Mapping) else None
+    if not isinstance(scopes, list):
+        return []
+    declared = _declared(data)
+    errors: list[ErrorItem] = []
+    for index, scope in enumerate(scopes):
+        if not isinstance(scope, str) or not SCOPE_PARAMETER.fullmatch(scope):
+            continue
+        param = declared.get(scope[1:-1])
+        if param is None:
+            errors.append(ErrorItem(f"auth.scopes.{index}", f"{scope} names no parameter of this integration"))
+        elif param.get("secret"):
+            errors.append(ErrorItem(f"auth.scopes.{index}", f"{scope} names a secret parameter (scopes are public)"))
+    return errors
 
 
 def _declared(data: Mapping[str, typing.Any]) -> dict[str, Mapping[str, typing.Any]]:
@@ -733,7 +753,7 @@ def validate_spec(data: object, *, source: str | None = None, line_of: LineOf | 
     checks += _control_errors(data) + _header_name_errors(data) + _dot_segment_errors(data)
     if integration is not None:
         checks += secret_host_errors(integration)
-    checks += _step_capture_errors(data)
+    checks += _step_capture_errors(data) + _scope_parameter_errors(data)
     for item in checks + _capture_errors(data) + _credential_name_errors(data):
         if item.path not in rejected and item not in items:
             items.append(item)

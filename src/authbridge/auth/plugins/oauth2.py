@@ -18,6 +18,7 @@ from authbridge.auth.registration import registration_request
 from authbridge.auth.requests import RevokeRequest, revoke_requests, token_request
 from authbridge.errors import CallbackError, ErrorItem, RefreshUnavailableError, SpecError
 from authbridge.spec import Integration, OAuth2Auth
+from authbridge.spec.models import SCOPE_PARAMETER
 from authbridge.spec.templating import render_url
 
 __all__ = ["OAuth2Plugin"]
@@ -306,6 +307,21 @@ class OAuth2Plugin(AuthPlugin):
             if name in OAuth2Auth.model_fields and getattr(auth, name) in (None, [])
         }
         return spec.model_copy(update={"auth": auth.model_copy(update=update)}) if update else spec
+
+    def with_scopes(
+        self, spec: Integration, parameters: Mapping[str, str], add: typing.Sequence[str] = ()
+    ) -> Integration:
+        auth = _auth(spec)
+        scopes: list[str] = []
+        for scope in auth.scopes:
+            named = SCOPE_PARAMETER.fullmatch(scope)
+            for one in parameters.get(scope[1:-1], "").split() if named else [scope]:
+                if one not in scopes:
+                    scopes.append(one)
+        scopes.extend(scope for scope in dict.fromkeys(add) if scope not in scopes)
+        if scopes == auth.scopes:
+            return spec
+        return spec.model_copy(update={"auth": auth.model_copy(update={"scopes": scopes})})
 
     def begin(self, ctx: AuthContext) -> Redirect | TokenExchange:
         """Authorization code: the URL to send the browser to (state and PKCE verifier to keep); else the grant."""
