@@ -194,6 +194,8 @@ class Config:
     client_id_metadata_documents: bool = False
     #: Test flag: fetch client ID metadata documents from http loopback URLs too (AuthBridge under test).
     cimd_loopback_http: bool = False
+    #: The WWW-Authenticate of /mcp/need/<scope>'s 403 instead of the true one (None: the true one).
+    step_up_challenge: str | None = None
 
 
 @dataclass
@@ -799,8 +801,13 @@ def create_app(defaults: Config) -> Flask:
         return response
 
     @app.route("/mcp", methods=["GET", "POST"])
-    def protected_mcp() -> ResponseReturnValue:
-        """A protected resource in the MCP authorization spec's shape: RFC 9728 metadata, RFC 8707 audience."""
+    @app.route("/mcp/need/<needed>", methods=["GET", "POST"])
+    def protected_mcp(needed: str | None = None) -> ResponseReturnValue:
+        """A protected resource in the MCP authorization spec's shape: RFC 9728 metadata, RFC 8707 audience.
+
+        ``/mcp/need/<scope>`` also needs that scope: without it, 403 ``insufficient_scope`` naming the
+        token's scopes and that one (MCP step-up), or the configured ``step_up_challenge`` (a liar's).
+        """
         base = flask.request.host_url.rstrip("/")
         challenge = f'Bearer resource_metadata="{base}/.well-known/oauth-protected-resource/mcp", scope="read"'
         header = flask.request.headers.get("Authorization", "")
@@ -816,7 +823,23 @@ def create_app(defaults: Config) -> Flask:
                 {"WWW-Authenticate": challenge + ', error="invalid_token"'},
                 content_type="application/json",
             )
-        return jsonify(ok=True, sub=token.user or token.client_id, resource=token.resource, method=flask.request.method)
+        granted = token.scope.split()
+        if needed is not None and needed not in granted:
+            wanted = " ".join(dict.fromkeys([*granted, needed]))
+            step_up = state.config.step_up_challenge or (
+                f'Bearer error="insufficient_scope", scope="{wanted}", '
+                f'resource_metadata="{base}/.well-known/oauth-protected-resource/mcp"'
+            )
+            return Response(
+                '{"error": "insufficient_scope"}', 403, {"WWW-Authenticate": step_up}, content_type="application/json"
+            )
+        return jsonify(
+            ok=True,
+            sub=token.user or token.client_id,
+            resource=token.resource,
+            method=flask.request.method,
+            **({"scope": token.scope} if needed is not None else {}),
+        )
 
     @app.route("/.well-known/oauth-protected-resource/mcp")
     def protected_resource_metadata() -> ResponseReturnValue:
@@ -938,6 +961,7 @@ def create_app(defaults: Config) -> Flask:
                 "refresh_tokens",
                 "client_id_metadata_documents",
                 "cimd_loopback_http",
+                "step_up_challenge",
             }
             if unknown:
                 return jsonify(error=f"unknown settings: {sorted(unknown)}"), 400
@@ -955,6 +979,8 @@ def create_app(defaults: Config) -> Flask:
                     state.config.issuer = changes["issuer"] or None
                 if "registration" in changes:
                     state.config.registration = str(changes["registration"])
+                if "step_up_challenge" in changes:
+                    state.config.step_up_challenge = changes["step_up_challenge"] or None
                 if "prm_resource" in changes:
                     state.config.prm_resource = changes["prm_resource"] or None
                 if "pkce_methods" in changes:

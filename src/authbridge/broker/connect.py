@@ -28,7 +28,7 @@ from authbridge.auth import (
 from authbridge.auth.base import endpoint_text
 from authbridge.auth.discovery import DiscoveryFlow
 from authbridge.auth.hooks import HookContext, call_hook, load_hook, token_set_from_credentials
-from authbridge.auth.lifecycle import effective_window
+from authbridge.auth.lifecycle import MAX_WANTED_SCOPES, effective_window, insufficient_scope
 from authbridge.auth.registration import read_registration
 from authbridge.broker.lru import LRU
 from authbridge.broker.refresh import TokenKeeper, credentials_from, ttl_warning
@@ -529,7 +529,7 @@ class Connections:
     async def _start_flow(
         self, connection: ConnectionRecord, spec: Integration, return_to: str | None, binding: FlowBinding | None = None
     ) -> str:
-        spec = await self.resolved(spec, connection.parameters, starting=True)
+        spec = await self.resolved(spec, connection.parameters, starting=True, wanted_scopes=connection.wanted_scopes)
         flow = await self._begin(self.context(spec, connection.parameters))
         if not isinstance(flow, Redirect):
             raise ConnectionStateError(f"a {spec.auth.type} connection is not authorized through a redirect")
@@ -650,6 +650,56 @@ class Connections:
         raise ConnectionStateError(
             f"a {spec.auth.type} connection has nothing to reconnect: update its credentials instead"
         )
+
+    async def step_up(
+        self, connection_id: str, rejected_token: str, status: int, www_authenticate: str | None
+    ) -> tuple[str, ...] | None:
+        """After an upstream answer: a 403 ``insufficient_scope`` marks the connection ``needs_reauth``.
+
+        The scopes the resource server names are added to those the connection wants (the granted
+        ones, or those wanted before: a union), so a reconnect (or a ``reconnect`` connect session)
+        asks for them all. Only for types that authorize through the user (a redirect), only while the
+        rejected token is still the connection's (a re-authorization meanwhile already answered it).
+        Returns the scopes now wanted, or None (nothing changed). A malformed or oversized challenge
+        changes nothing and is logged. The caller passes the 403 on as it came.
+        """
+        found = insufficient_scope(status, www_authenticate)
+        if found is None:
+            return None
+        connection = await self.store.connections.get(connection_id)
+        spec = (await self.store.integrations.get(connection.integration_key)).spec
+        if not plugin_for(spec.auth).redirects(spec):
+            return None
+        if found.problem is not None:
+            logger.warning("connection %s: insufficient_scope answer ignored: %s", connection_id, found.problem)
+            return None
+        creds = await self.store.credentials.load(connection_id)
+        if creds is None or creds.access_token != rejected_token or connection.status not in ("active", "needs_reauth"):
+            return None
+        before = connection.wanted_scopes or tuple(creds.scopes or ())
+        wanted = tuple(dict.fromkeys([*before, *found.scopes]))
+        if len(wanted) > MAX_WANTED_SCOPES:
+            logger.warning(
+                "connection %s: insufficient_scope answer ignored: more than %d scopes wanted together",
+                connection_id,
+                MAX_WANTED_SCOPES,
+            )
+            return None
+        if connection.status == "needs_reauth" and wanted == connection.wanted_scopes:
+            return wanted  # already said
+        reason = f"the server asks for scopes the token lacks ({' '.join(found.scopes)}): reconnect to grant them"
+        if not await self.store.connections.want_scopes(
+            connection_id, wanted, reason=reason, version=connection.version
+        ):
+            return None  # changed meanwhile (a re-authorization, another step-up): theirs stands
+        self.keeper.changed(connection_id)
+        await self.store.events.add(
+            "connection.reauthorization_needed",
+            connection_id=connection_id,
+            integration_key=spec.key,
+            data={"reason": reason, "scopes": list(wanted)},
+        )
+        return wanted
 
     async def takes_entered_credentials(self, connection_id: str) -> bool:
         """Whether the connection's credentials are entered by the user (API token, basic) rather than obtained."""
@@ -922,6 +972,9 @@ class Connections:
         request = api_request(ctx, spec.test.method, spec.test.path, spec.test.headers)
         try:
             response = await self._send(request, integration=spec.key, secrets=secrets)
+            if creds.access_token is not None:
+                challenge = response.headers.get("www-authenticate")
+                await self.step_up(connection_id, creds.access_token, response.status_code, challenge)
             if creds.access_token is not None and plugin_for(spec.auth).refreshable(spec):
                 retry = await self.keeper.after_rejection(
                     connection_id, creds.access_token, response.status_code, response.headers.get("www-authenticate")
