@@ -2,7 +2,8 @@
 
 ``mcp`` connects any remote MCP server from its URL alone (the MCP authorization spec): the server's
 protected resource metadata (RFC 9728) names its authorization server, which is discovered
-(RFC 8414), a client is registered (RFC 7591), and the authorization asks for a token for that
+(RFC 8414), AuthBridge becomes its client (its client ID metadata document, else RFC 7591
+registration), and the authorization asks for a token for that
 server (RFC 8707 ``resource``, PKCE S256). Its proxy base URL is the server URL itself.
 
 ```
@@ -24,7 +25,8 @@ key: mcp
 name: MCP server
 description: >-
   Any remote MCP server, connected by its URL alone: AuthBridge discovers its authorization
-  server, registers a client and asks for a token for that server.
+  server, becomes its client (a client ID metadata document, else dynamic registration) and asks
+  for a token for that server.
 parameters:
   - name: server_url
     label: MCP server URL
