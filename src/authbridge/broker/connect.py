@@ -161,6 +161,11 @@ def _endpoint(url: str | httpx.URL, secrets: typing.Sequence[str] = ()) -> str:
     return endpoint_text(url, secrets)
 
 
+def _answer_to(request: httpx.Request) -> typing.Generator[httpx.Request, httpx.Response, httpx.Response]:
+    """The flow of one request: its answer, as it came."""
+    return (yield request)
+
+
 def _required_inputs(spec: Integration) -> tuple[set[str], set[str]]:
     """The credentials a user must enter to connect, and those they may enter (the auth type says)."""
     inputs = plugin_for(spec.auth).inputs(spec)
@@ -367,14 +372,7 @@ class Connections:
         if cached is not None and cached[0] > now:
             flow.close()
             return cached[1]
-        request = next(flow)
-        while True:
-            response = await self._send(request, integration=integration)
-            try:
-                request = flow.send(response)
-            except StopIteration as done:
-                fields = typing.cast(dict[str, typing.Any], done.value)
-                break
+        fields = await self._drive(flow, integration=integration, secrets=(), token_endpoint=False)
         self._discovered[source] = (now + DISCOVERY_TTL, fields)
         return fields
 
@@ -394,7 +392,7 @@ class Connections:
             stored = await self.store.registrations.get(integration, endpoint)
             if self._usable(stored, starting):
                 return stored  # another request of this process registered meanwhile
-            response = await self._send(request, integration=integration)
+            response = await self._drive(_answer_to(request), integration=integration, secrets=(), token_endpoint=False)
             registered = read_registration(response, endpoint=endpoint)
             client = ClientRegistration(registered.client_id, registered.client_secret, registered.expires_at)
             kept = await self.store.registrations.save(integration, endpoint, client, replace=stored is not None)
@@ -427,10 +425,13 @@ class Connections:
         *,
         integration: str,
         secrets: typing.Sequence[str],
+        token_endpoint: bool = True,
     ) -> _T:
         """Send each request a sans-IO flow yields, hand it each answer, return what it returns.
 
-        A flow may send nothing (a self-signed JWT is made here): it returns at once.
+        A flow may send nothing (a self-signed JWT is made here): it returns at once. Token endpoint
+        calls are timed and traced (``_token_call``); metadata and registration requests
+        (``token_endpoint=False``) are sent as they are, within the same limits.
         """
         try:
             request = next(flow)
@@ -438,7 +439,10 @@ class Connections:
             return typing.cast(_T, done.value)
         while True:
             try:
-                response = await self._token_call(request, integration=integration, secrets=secrets)
+                if token_endpoint:
+                    response = await self._token_call(request, integration=integration, secrets=secrets)
+                else:
+                    response = await self._send(request, integration=integration, secrets=secrets)
             except UpstreamError as exc:
                 # A multi-step flow re-raises it naming its step (its captures scrubbed); none can go on.
                 flow.throw(exc)
