@@ -9,6 +9,7 @@ in-process. Unit side: ``tests/auth/test_step_up.py``.
 
 from __future__ import annotations
 
+import functools
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 from authbridge.bridge import Bridge
 from authbridge.config import Settings
 from tests.api.test_connect_page import csrf_of, new_session, open_link
-from tests.conftest import ClientFactory, create_api_key
+from tests.conftest import ClientFactory, create_api_key, portal, store_of
 from tests.servers.authbridge import Running, running_authbridge
 from tests.servers.fixtures import OAuthServer
 
@@ -183,3 +184,44 @@ def test_hostile_step_up_challenges_change_nothing(
     view = client.get(f"/connections/{cid}", headers=headers).json()
     assert view["status"] == "active" and view["wanted_scopes"] == [], view
     assert any(why in record.getMessage() and cid in record.getMessage() for record in caplog.records), caplog.text
+
+
+def test_what_step_up_leaves_alone(client: TestClient, headers: dict[str, str], oauth: OAuthServer) -> None:
+    """A stale token, a repeat, too many scopes together, a type without the user, a changed row: no new mark."""
+    cid = connect_in_process(client, headers, oauth)
+    broker = client.app.state.broker  # type: ignore[attr-defined]
+    store = store_of(client)
+    token = portal(client).call(store.credentials.load, cid).access_token
+    challenge = 'Bearer error="insufficient_scope", scope="read write"'
+    # A token that is no longer the connection's: a re-authorization already answered it.
+    assert portal(client).call(broker.connections.step_up, cid, "an-old-token", 403, challenge) is None
+    assert portal(client).call(broker.connections.step_up, cid, token, 403, challenge) == ("read", "write")
+    # Said again: nothing new (no second event).
+    assert portal(client).call(broker.connections.step_up, cid, token, 403, challenge) == ("read", "write")
+    events = client.get("/events", headers=headers).json()["items"]
+    assert [e["type"] for e in events].count("connection.reauthorization_needed") == 1
+    # Old and new together over 32: refused, the connection keeps what it wanted.
+    many = " ".join(f"s{i}" for i in range(31))
+    wide = f'Bearer error="insufficient_scope", scope="{many}"'
+    assert portal(client).call(broker.connections.step_up, cid, token, 403, wide) is None
+    assert client.get(f"/connections/{cid}", headers=headers).json()["wanted_scopes"] == ["read", "write"]
+    # A version read before a change: the conditional update keeps the newer row.
+    record = portal(client).call(store.connections.get, cid)
+    stale = functools.partial(store.connections.want_scopes, cid, ["x"], reason="r", version=record.version - 1)
+    assert portal(client).call(stale) is False
+
+    # An entered API token has no user to ask for more: a 403 insufficient_scope changes nothing.
+    spec = {
+        "key": "tokenapi",
+        "name": "Token API",
+        "auth": {"type": "api_token"},
+        "request": {"base_url": f"{oauth.base_url}/mcp"},
+    }
+    assert client.post("/integrations", json=spec, headers=headers).status_code == 201
+    made = client.post(
+        "/connections",
+        json={"integration": "tokenapi", "name": "T", "credentials": {"token": "entered"}},
+        headers=headers,
+    ).json()
+    assert portal(client).call(broker.connections.step_up, made["id"], "entered", 403, challenge) is None
+    assert client.get(f"/connections/{made['id']}", headers=headers).json()["status"] == "active"
