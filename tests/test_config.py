@@ -195,3 +195,22 @@ def test_max_parameter_length() -> None:
     """AUTHBRIDGE_MAX_PARAMETER_LENGTH is 2048 by default and takes a whole number."""
     assert Settings.from_env({}).max_parameter_length == 2048
     assert Settings.from_env({"AUTHBRIDGE_MAX_PARAMETER_LENGTH": "64"}).max_parameter_length == 64
+
+
+@pytest.mark.parametrize(
+    ("public_url", "loopback_http", "expected"),
+    [
+        ("https://auth.example.com", "false", "https://auth.example.com/oauth/client-metadata.json"),
+        ("https://auth.example.com/base/", "false", "https://auth.example.com/base/oauth/client-metadata.json"),
+        ("http://auth.example.com", "true", None),  # http beyond loopback: never, whatever the flag
+        ("http://127.0.0.1:8000", "false", None),
+        ("http://127.0.0.1:8000", "true", "http://127.0.0.1:8000/oauth/client-metadata.json"),
+        ("http://[::1]:8000", "true", "http://[::1]:8000/oauth/client-metadata.json"),
+    ],
+)
+def test_client_metadata_url(public_url: str, loopback_http: str, expected: str | None) -> None:
+    """The client ID metadata document is offered only from https (or loopback http when allowed)."""
+    settings = Settings.from_env(
+        {"AUTHBRIDGE_PUBLIC_URL": public_url, "AUTHBRIDGE_CLIENT_METADATA_LOOPBACK_HTTP": loopback_http}
+    )
+    assert settings.client_metadata_url == expected

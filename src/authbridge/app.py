@@ -80,6 +80,7 @@ def policy_for(settings: Settings) -> Policy:
         max_upstream_body=settings.max_upstream_body,
         http_timeout=settings.http_timeout,
         max_parameter_length=settings.max_parameter_length,
+        client_metadata_url=settings.client_metadata_url,
     )
 
 
@@ -223,7 +224,8 @@ _BOTH_PATHS = frozenset({"/health", "/ready"})
 def surface_of(path: str) -> str:
     """Which listener serves ``path`` when the admin surface listens apart (``AUTHBRIDGE_ADMIN_LISTEN``).
 
-    Public: the OAuth callback, the hosted connect pages, ``connect.js``, ``/.well-known/...``. Both:
+    Public: the OAuth callback and client metadata document (``/oauth/...``), the hosted connect pages,
+    ``connect.js``, ``/.well-known/...``. Both:
     ``/health`` and ``/ready``. Admin: everything else — the management API (``/connect/sessions``
     included), the console, ``/docs``, ``/metrics`` and the proxy (the application's backend calls it).
     """

@@ -35,6 +35,7 @@ settings.redirect_uri                      # "http://127.0.0.1:8000/oauth/callba
 | AUTHBRIDGE_SHUTDOWN_TIMEOUT | 30 | seconds requests in flight (and refreshes) may take to finish on shutdown |
 | AUTHBRIDGE_ADMIN_LISTEN | (none) | host:port: serve the admin surface (API, console, proxy, metrics) there only |
 | AUTHBRIDGE_METRICS_TOKEN | (none) | bearer token of `GET /metrics` (or _FILE); metrics on when set (or ADMIN_LISTEN) |
+| AUTHBRIDGE_CLIENT_METADATA_LOOPBACK_HTTP | false | true: client ID metadata document at loopback http PUBLIC_URL |
 | AUTHBRIDGE_OTEL | false | true: OpenTelemetry spans (needs `authbridge[otel]`; exporter from the OTEL_* variables) |
 """
 
@@ -203,6 +204,8 @@ class Settings:
     admin_listen: tuple[str, int] | None = None
     metrics_token: str | None = dataclasses.field(default=None, repr=False)
     otel: bool = False
+    #: Serve (and use) the client ID metadata document at an ``http://`` loopback public URL too.
+    client_metadata_loopback_http: bool = False
 
     @classmethod
     def from_env(cls, env: typing.Mapping[str, str] | None = None) -> Settings:
@@ -265,6 +268,7 @@ class Settings:
             admin_listen=_listen(env.get("AUTHBRIDGE_ADMIN_LISTEN"), "AUTHBRIDGE_ADMIN_LISTEN"),
             metrics_token=_metrics_token(env),
             otel=_bool(env, "AUTHBRIDGE_OTEL", False),
+            client_metadata_loopback_http=_bool(env, "AUTHBRIDGE_CLIENT_METADATA_LOOPBACK_HTTP", False),
         )
 
     @property
@@ -276,6 +280,19 @@ class Settings:
     def redirect_uri(self) -> str:
         """The OAuth redirect URI to register with providers: one per deployment."""
         return f"{self.public_url}/oauth/callback"
+
+    @property
+    def client_metadata_url(self) -> str | None:
+        """AuthBridge's client ID metadata document URL (its OAuth ``client_id`` where servers accept one), or None.
+
+        Only an https public URL qualifies (an authorization server fetches the document from there),
+        or an http loopback one when AUTHBRIDGE_CLIENT_METADATA_LOOPBACK_HTTP is on.
+        """
+        parts = urlsplit(self.public_url)
+        loopback = parts.scheme == "http" and (parts.hostname or "") in _LOOPBACK | {"::1"}
+        if parts.scheme == "https" or (loopback and self.client_metadata_loopback_http):
+            return f"{self.public_url}/oauth/client-metadata.json"
+        return None
 
     @property
     def key_file(self) -> Path:

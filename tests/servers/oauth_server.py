@@ -31,9 +31,10 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, ClassVar
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, urlsplit
 
 import flask
+import httpx
 from authlib.common.security import generate_token
 from authlib.common.urls import add_params_to_uri
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
@@ -82,6 +83,8 @@ class Client:
     grant_types: frozenset[str]
     auth_methods: frozenset[str]
     scope: str = SCOPES
+    #: The exact redirect URIs allowed (a client ID metadata document's); None: any loopback callback.
+    redirect_uris: tuple[str, ...] | None = None
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -97,6 +100,8 @@ class Client:
         return str(list_to_scope(granted)) if granted else None
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
+        if self.redirect_uris is not None:
+            return redirect_uri in self.redirect_uris
         return REDIRECT_URI_RE.fullmatch(redirect_uri) is not None
 
     def check_client_secret(self, client_secret: str) -> bool:
@@ -185,6 +190,12 @@ class Config:
     pkce_methods: list[str] = field(default_factory=lambda: ["S256", "plain"])
     #: False: the authorization code grant issues no refresh token (a provider that wants prompt=consent).
     refresh_tokens: bool = True
+    #: Client ID metadata documents: advertised in the metadata, and an https client id is fetched as one.
+    client_id_metadata_documents: bool = False
+    #: Test flag: fetch client ID metadata documents from http loopback URLs too (AuthBridge under test).
+    cimd_loopback_http: bool = False
+    #: The WWW-Authenticate of /mcp/need/<scope>'s 403 instead of the true one (None: the true one).
+    step_up_challenge: str | None = None
 
 
 @dataclass
@@ -218,6 +229,9 @@ class State:
     revocations: int = 0
     registrations: int = 0
     registered: dict[str, Client] = field(default_factory=dict)
+    #: Client ID metadata documents fetched (each fetch counted), the clients they made.
+    cimd_fetches: int = 0
+    cimd_clients: dict[str, Client] = field(default_factory=dict)
     #: Public keys (JWKs) registered by tests, by client id or kid; clients created for new ids.
     jwt_keys: dict[str, dict[str, Any]] = field(default_factory=dict)
     key_clients: dict[str, Client] = field(default_factory=dict)
@@ -241,6 +255,8 @@ class State:
             self.revocations = 0
             self.registrations = 0
             self.registered.clear()
+            self.cimd_fetches = 0
+            self.cimd_clients.clear()
             self.jwt_keys.clear()
             self.key_clients.clear()
             self.seen_jtis.clear()
@@ -251,8 +267,42 @@ class State:
 
     def query_client(self, client_id: str) -> Client | None:
         with self.lock:
-            registered = self.registered.get(client_id)
-            return registered or CLIENTS.get(client_id) or self.key_clients.get(client_id)
+            registered = self.registered.get(client_id) or self.cimd_clients.get(client_id)
+            found = registered or CLIENTS.get(client_id) or self.key_clients.get(client_id)
+            cimd = self.config.client_id_metadata_documents
+        if found is None and cimd and client_id.startswith(("https://", "http://")):
+            return self.metadata_document_client(client_id)
+        return found
+
+    def metadata_document_client(self, url: str) -> Client | None:
+        """draft-ietf-oauth-client-id-metadata-document: fetch the document at the client id, check it, cache it.
+
+        Only https (http to a loopback host with ``cimd_loopback_http``), no redirects, 64 KiB at most;
+        the document's ``client_id`` must be its own URL; its ``redirect_uris`` are the only ones allowed.
+        """
+        parts = urlsplit(url)
+        loopback = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost")
+        if parts.scheme != "https" and not (loopback and self.config.cimd_loopback_http):
+            return None
+        with self.lock:
+            self.cimd_fetches += 1
+        try:
+            answer = httpx.get(url, timeout=5.0, follow_redirects=False, headers={"Accept": "application/json"})
+            document = answer.json() if answer.status_code == 200 and len(answer.content) <= 65536 else None
+        except (httpx.HTTPError, ValueError):
+            return None
+        if not isinstance(document, dict) or document.get("client_id") != url:
+            return None
+        redirect_uris = document.get("redirect_uris")
+        if not isinstance(redirect_uris, list) or not all(isinstance(u, str) for u in redirect_uris):
+            return None
+        if document.get("token_endpoint_auth_method", "none") != "none":
+            return None
+        grants_ = document.get("grant_types", ["authorization_code"])
+        client = Client(url, None, frozenset(grants_), frozenset({"none"}), redirect_uris=tuple(redirect_uris))
+        with self.lock:
+            self.cimd_clients[url] = client
+        return client
 
     def register_key(self, key_id: str, jwk: dict[str, Any]) -> None:
         with self.lock:
@@ -332,6 +382,7 @@ class State:
                 "token_calls": dict(self.token_calls),
                 "revocations": self.revocations,
                 "registrations": self.registrations,
+                "cimd_fetches": self.cimd_fetches,
                 "revoked_tokens": sum(t.access_revoked + (t.refresh_revoked and bool(t.refresh_token)) for t in tokens),
                 "active_access_tokens": sum(not t.is_expired() and not t.access_revoked for t in tokens),
             }
@@ -755,8 +806,13 @@ def create_app(defaults: Config) -> Flask:
         return response
 
     @app.route("/mcp", methods=["GET", "POST"])
-    def protected_mcp() -> ResponseReturnValue:
-        """A protected resource in the MCP authorization spec's shape: RFC 9728 metadata, RFC 8707 audience."""
+    @app.route("/mcp/need/<needed>", methods=["GET", "POST"])
+    def protected_mcp(needed: str | None = None) -> ResponseReturnValue:
+        """A protected resource in the MCP authorization spec's shape: RFC 9728 metadata, RFC 8707 audience.
+
+        ``/mcp/need/<scope>`` also needs that scope: without it, 403 ``insufficient_scope`` naming the
+        token's scopes and that one (MCP step-up), or the configured ``step_up_challenge`` (a liar's).
+        """
         base = flask.request.host_url.rstrip("/")
         challenge = f'Bearer resource_metadata="{base}/.well-known/oauth-protected-resource/mcp", scope="read"'
         header = flask.request.headers.get("Authorization", "")
@@ -772,7 +828,23 @@ def create_app(defaults: Config) -> Flask:
                 {"WWW-Authenticate": challenge + ', error="invalid_token"'},
                 content_type="application/json",
             )
-        return jsonify(ok=True, sub=token.user or token.client_id, resource=token.resource, method=flask.request.method)
+        granted = token.scope.split()
+        if needed is not None and needed not in granted:
+            wanted = " ".join(dict.fromkeys([*granted, needed]))
+            step_up = state.config.step_up_challenge or (
+                f'Bearer error="insufficient_scope", scope="{wanted}", '
+                f'resource_metadata="{base}/.well-known/oauth-protected-resource/mcp"'
+            )
+            return Response(
+                '{"error": "insufficient_scope"}', 403, {"WWW-Authenticate": step_up}, content_type="application/json"
+            )
+        return jsonify(
+            ok=True,
+            sub=token.user or token.client_id,
+            resource=token.resource,
+            method=flask.request.method,
+            **({"scope": token.scope} if needed is not None else {}),
+        )
 
     @app.route("/.well-known/oauth-protected-resource/mcp")
     def protected_resource_metadata() -> ResponseReturnValue:
@@ -809,6 +881,7 @@ def create_app(defaults: Config) -> Flask:
             token_endpoint_auth_methods_supported=AUTH_METHODS,
             code_challenge_methods_supported=state.config.pkce_methods,
             authorization_response_iss_parameter_supported=bool(state.config.issuer),
+            **({"client_id_metadata_document_supported": True} if state.config.client_id_metadata_documents else {}),
         )
 
     @app.route("/custom/login", methods=["GET", "POST"])
@@ -891,6 +964,9 @@ def create_app(defaults: Config) -> Flask:
                 "prm_resource",
                 "pkce_methods",
                 "refresh_tokens",
+                "client_id_metadata_documents",
+                "cimd_loopback_http",
+                "step_up_challenge",
             }
             if unknown:
                 return jsonify(error=f"unknown settings: {sorted(unknown)}"), 400
@@ -899,12 +975,17 @@ def create_app(defaults: Config) -> Flask:
                     state.config.token_ttl = int(changes["token_ttl"])
                 if "auto_approve" in changes:
                     state.config.auto_approve = bool(changes["auto_approve"])
+                for flag in ("client_id_metadata_documents", "cimd_loopback_http"):
+                    if flag in changes:
+                        setattr(state.config, flag, bool(changes[flag]))
                 if "refresh_tokens" in changes:
                     state.config.refresh_tokens = bool(changes["refresh_tokens"])
                 if "issuer" in changes:
                     state.config.issuer = changes["issuer"] or None
                 if "registration" in changes:
                     state.config.registration = str(changes["registration"])
+                if "step_up_challenge" in changes:
+                    state.config.step_up_challenge = changes["step_up_challenge"] or None
                 if "prm_resource" in changes:
                     state.config.prm_resource = changes["prm_resource"] or None
                 if "pkce_methods" in changes:

@@ -57,6 +57,8 @@ class AuthContext:
     access_token: str | None = dataclasses.field(default=None, repr=False)
     refresh_token: str | None = dataclasses.field(default=None, repr=False)
     redirect_uri: str | None = None
+    #: AuthBridge's client ID metadata document URL, when it serves one (its client id where accepted).
+    client_metadata_url: str | None = None
     allow_http: Callable[[str], bool] = lambda _host: False
     clock: Callable[[], datetime] | None = None
     #: The largest token endpoint answer read (AUTHBRIDGE_MAX_UPSTREAM_BODY).

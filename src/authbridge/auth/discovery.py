@@ -33,6 +33,7 @@ from authbridge.auth.base import json_object
 from authbridge.errors import UpstreamError
 
 __all__ = [
+    "CIMD_SUPPORTED",
     "METADATA_FIELDS",
     "DiscoveryFlow",
     "challenge_params",
@@ -53,6 +54,8 @@ METADATA_FIELDS = {
     "registration_endpoint": "registration_url",
 }
 _WELL_KNOWN = "/.well-known/"
+#: The metadata member saying the server takes a client ID metadata document's URL as a client id.
+CIMD_SUPPORTED = "client_id_metadata_document_supported"
 
 #: Yields each metadata request, is sent each answer, returns the fields to fill.
 DiscoveryFlow = Generator[httpx.Request, httpx.Response, dict[str, typing.Any]]
@@ -126,6 +129,8 @@ def fields_from_metadata(
             fields[field] = url
     if metadata.get("authorization_response_iss_parameter_supported") is True:
         fields["issuer"] = issuer.replace("{", "{{").replace("}", "}}")
+    if metadata.get(CIMD_SUPPORTED) is True:
+        fields[CIMD_SUPPORTED] = True  # not a spec field: it tells the client choice a URL client id works
     return fields
 
 

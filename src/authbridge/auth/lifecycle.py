@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import random
+import re
+import typing
 from datetime import datetime, timedelta
 
+from authbridge.auth.discovery import challenge_params
 from authbridge.spec import RefreshPolicy
 
 __all__ = [
+    "MAX_WANTED_SCOPES",
     "REJECTION_REFRESH_INTERVAL",
+    "StepUp",
     "backoff_delay",
     "effective_window",
+    "insufficient_scope",
     "is_refresh_due",
     "refresh_on_rejection",
 ]
@@ -71,3 +77,44 @@ def backoff_delay(
     if retry_after is not None and retry_after > delay:
         delay = min(retry_after, 24 * 3600)
     return timedelta(seconds=delay)
+
+
+#: The most scopes a connection may be asked to want (old and new together), and the longest challenge read.
+MAX_WANTED_SCOPES = 32
+MAX_CHALLENGE = 4096
+_MAX_SCOPE = 200
+#: RFC 6749 §3.3 scope-token: NQCHAR (printable ASCII but space, ``"`` and ``\\``).
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+
+
+class StepUp(typing.NamedTuple):
+    """A resource server's ``insufficient_scope`` challenge: the scopes it names, or why they are not used."""
+
+    scopes: tuple[str, ...]
+    problem: str | None = None
+
+
+def insufficient_scope(status: int, www_authenticate: str | None) -> StepUp | None:
+    """A 403 whose ``WWW-Authenticate`` says ``error="insufficient_scope"`` (RFC 6750 §3.1, MCP step-up); else None.
+
+    The ``scope`` named must be 1 to MAX_WANTED_SCOPES RFC 6749 scope-tokens of at most 200
+    characters, separated by single spaces, in a challenge of at most 4096 characters; anything
+    else comes back with ``problem`` set (and no scopes): a hostile server cannot make a connection
+    ask for an unbounded or malformed scope.
+    """
+    if status != 403 or not www_authenticate or "insufficient_scope" not in www_authenticate.lower():
+        return None
+    if len(www_authenticate) > MAX_CHALLENGE:
+        return StepUp((), f"its challenge is longer than {MAX_CHALLENGE} characters")
+    params = challenge_params(www_authenticate)
+    if params.get("error") != "insufficient_scope":
+        return None
+    scope = params.get("scope")
+    if not scope:
+        return StepUp((), "it names no scope")
+    scopes = scope.split(" ")
+    if len(scopes) > MAX_WANTED_SCOPES:
+        return StepUp((), f"it names more than {MAX_WANTED_SCOPES} scopes")
+    if not all(_SCOPE_TOKEN.fullmatch(one) and len(one) <= _MAX_SCOPE for one in scopes):
+        return StepUp((), "its scope is not a list of RFC 6749 scope tokens")
+    return StepUp(tuple(dict.fromkeys(scopes)))

@@ -7,8 +7,9 @@ it builds ``httpx.Request`` objects and reads ``httpx.Response`` objects; the br
 - ``inputs(spec)``: what the user enters at connect time (secrets flagged).
 - ``discovery(ctx)`` and ``with_discovered(spec, fields)``: what the spec leaves to the server's
   metadata (RFC 8414 / OpenID discovery), fetched by the broker (cached) before the calls below;
-  ``registration(ctx)`` and ``with_client(spec, ...)``: a client to register (RFC 7591) when the spec
-  has none, kept encrypted by the broker and reused.
+  ``registration(ctx, discovered)`` and ``with_client(spec, ...)``: the client when the spec has none:
+  AuthBridge's client ID metadata document URL where the server takes one, else a registration
+  (RFC 7591), kept encrypted by the broker and reused.
 - ``begin(ctx)``: a :class:`Redirect` (URL and flow state to keep), a :data:`TokenFlow` to run now,
   :class:`Entered` credentials, or None (nothing to store). A redirect that needs requests first
   (OAuth 1.0a asks for a request token before it can build the authorize URL) is a
@@ -247,8 +248,21 @@ class AuthPlugin:
         """The spec with what discovery found filled in (explicit fields win)."""
         return spec
 
-    def registration(self, ctx: AuthContext) -> tuple[str, httpx.Request] | None:
-        """The client registration the spec asks for (its endpoint and request), or None (a client is configured)."""
+    def with_scopes(
+        self, spec: Integration, parameters: Mapping[str, str], add: typing.Sequence[str] = ()
+    ) -> Integration:
+        """The spec's scopes as one connection asks for them: entries written ``{name}`` replaced by that
+        parameter's value (split on spaces), then ``add`` (scopes a resource server asked for) appended."""
+        return spec
+
+    def registration(
+        self, ctx: AuthContext, discovered: Mapping[str, typing.Any]
+    ) -> tuple[str, httpx.Request] | str | None:
+        """The client the spec leaves to the server: a registration (its endpoint and request), a client id to
+        use as it is (AuthBridge's client ID metadata document URL), or None (a client is configured).
+
+        ``discovered`` is what discovery found (the server's metadata says which client kinds it takes).
+        """
         return None
 
     def with_client(self, spec: Integration, client_id: str, client_secret: str | None) -> Integration:

@@ -119,6 +119,8 @@ class Policy(typing.NamedTuple):
     http_timeout: float = 10.0
     #: The longest parameter value a connection may have (AUTHBRIDGE_MAX_PARAMETER_LENGTH).
     max_parameter_length: int = MAX_PARAMETER_LENGTH
+    #: AuthBridge's client ID metadata document URL (its client id at servers that accept one), or None.
+    client_metadata_url: str | None = None
 
 
 def _hooks(spec: Integration) -> list[tuple[str, str]]:
@@ -170,6 +172,7 @@ class Broker:
                 refresh_deadline=self.policy.refresh_deadline,
                 limits=UpstreamLimits(max_body=self.policy.max_upstream_body, timeout=self.policy.http_timeout),
                 max_parameter_length=self.policy.max_parameter_length,
+                client_metadata_url=self.policy.client_metadata_url,
                 clock=clock,
                 metrics=metrics,
                 tracer=tracer,

@@ -28,7 +28,7 @@ from authbridge.auth import (
 from authbridge.auth.base import endpoint_text
 from authbridge.auth.discovery import DiscoveryFlow
 from authbridge.auth.hooks import HookContext, call_hook, load_hook, token_set_from_credentials
-from authbridge.auth.lifecycle import effective_window
+from authbridge.auth.lifecycle import MAX_WANTED_SCOPES, effective_window, insufficient_scope
 from authbridge.auth.registration import read_registration
 from authbridge.broker.lru import LRU
 from authbridge.broker.refresh import TokenKeeper, credentials_from, ttl_warning
@@ -161,6 +161,11 @@ def _endpoint(url: str | httpx.URL, secrets: typing.Sequence[str] = ()) -> str:
     return endpoint_text(url, secrets)
 
 
+def _answer_to(request: httpx.Request) -> typing.Generator[httpx.Request, httpx.Response, httpx.Response]:
+    """The flow of one request: its answer, as it came."""
+    return (yield request)
+
+
 def _required_inputs(spec: Integration) -> tuple[set[str], set[str]]:
     """The credentials a user must enter to connect, and those they may enter (the auth type says)."""
     inputs = plugin_for(spec.auth).inputs(spec)
@@ -182,6 +187,7 @@ class Connections:
         refresh_deadline: float = 30.0,
         limits: UpstreamLimits | None = None,
         max_parameter_length: int = MAX_PARAMETER_LENGTH,
+        client_metadata_url: str | None = None,
         clock: Clock,
         metrics: Metrics | None = None,
         tracer: Tracer | None = None,
@@ -198,6 +204,8 @@ class Connections:
         self.return_origin_allowed = return_origin_allowed
         self.hook_allowed = hook_allowed
         self.max_parameter_length = max_parameter_length
+        #: AuthBridge's client ID metadata document URL (None: not served, so never offered as a client id).
+        self.client_metadata_url = client_metadata_url
         self.clock = clock
         self.keeper = TokenKeeper(
             store, fetch=self.fetch_refresh, clock=clock, deadline=refresh_deadline, metrics=metrics, tracer=tracer
@@ -230,6 +238,7 @@ class Connections:
             access_token=creds.access_token if creds else None,
             refresh_token=creds.refresh_token if creds else None,
             redirect_uri=redirect_uri or self.redirect_uri,
+            client_metadata_url=self.client_metadata_url,
             allow_http=self.allow_http,
             clock=self.clock,
             max_body=self.limits.max_body,
@@ -324,6 +333,7 @@ class Connections:
         creds: CredentialRecord | None = None,
         *,
         starting: bool = False,
+        wanted_scopes: typing.Sequence[str] = (),
     ) -> Integration:
         """The spec with what it leaves to the server filled in: discovered endpoints, a registered client.
 
@@ -331,17 +341,28 @@ class Connections:
         per integration and registration endpoint. ``starting`` (a new authorization or grant) registers
         again when the stored secret expires before the flow could end; otherwise the stored client is
         used as it is: the code and refresh tokens of a connection belong to the client that asked for them.
+        Scopes written ``{name}`` take the connection's parameter (before discovery, so given scopes win);
+        ``wanted_scopes`` (a resource server's step-up) are added after it.
 
         Raises:
             UpstreamError: the metadata could not be fetched or was refused, or registration failed.
         """
         plugin = plugin_for(spec.auth)
-        found = plugin.discovery(self.context(spec, parameters, creds))
+        spec = plugin.with_scopes(spec, parameters)  # before discovery: scopes given win over the server's
+        ctx = self.context(spec, parameters, creds)
+        found = plugin.discovery(ctx)
+        discovered: dict[str, typing.Any] = {}
         if found is not None:
-            spec = plugin.with_discovered(spec, await self._discover(spec.key, *found))
-        registration = plugin.registration(self.context(spec, parameters, creds))
+            discovered = await self._discover(spec.key, *found)
+            spec = plugin.with_discovered(spec, discovered)
+        if wanted_scopes:
+            spec = plugin.with_scopes(spec, parameters, wanted_scopes)
+        ctx = dataclasses.replace(ctx, integration=spec)
+        registration = plugin.registration(ctx, discovered)
         if registration is None:
             return spec
+        if isinstance(registration, str):
+            return plugin.with_client(spec, registration, None)  # a client ID metadata document: nothing to store
         client = await self._registered(spec.key, *registration, starting=starting)
         return plugin.with_client(spec, client.client_id, client.client_secret)
 
@@ -351,14 +372,7 @@ class Connections:
         if cached is not None and cached[0] > now:
             flow.close()
             return cached[1]
-        request = next(flow)
-        while True:
-            response = await self._send(request, integration=integration)
-            try:
-                request = flow.send(response)
-            except StopIteration as done:
-                fields = typing.cast(dict[str, typing.Any], done.value)
-                break
+        fields = await self._drive(flow, integration=integration, secrets=(), token_endpoint=False)
         self._discovered[source] = (now + DISCOVERY_TTL, fields)
         return fields
 
@@ -378,7 +392,7 @@ class Connections:
             stored = await self.store.registrations.get(integration, endpoint)
             if self._usable(stored, starting):
                 return stored  # another request of this process registered meanwhile
-            response = await self._send(request, integration=integration)
+            response = await self._drive(_answer_to(request), integration=integration, secrets=(), token_endpoint=False)
             registered = read_registration(response, endpoint=endpoint)
             client = ClientRegistration(registered.client_id, registered.client_secret, registered.expires_at)
             kept = await self.store.registrations.save(integration, endpoint, client, replace=stored is not None)
@@ -411,10 +425,13 @@ class Connections:
         *,
         integration: str,
         secrets: typing.Sequence[str],
+        token_endpoint: bool = True,
     ) -> _T:
         """Send each request a sans-IO flow yields, hand it each answer, return what it returns.
 
-        A flow may send nothing (a self-signed JWT is made here): it returns at once.
+        A flow may send nothing (a self-signed JWT is made here): it returns at once. Token endpoint
+        calls are timed and traced (``_token_call``); metadata and registration requests
+        (``token_endpoint=False``) are sent as they are, within the same limits.
         """
         try:
             request = next(flow)
@@ -422,7 +439,10 @@ class Connections:
             return typing.cast(_T, done.value)
         while True:
             try:
-                response = await self._token_call(request, integration=integration, secrets=secrets)
+                if token_endpoint:
+                    response = await self._token_call(request, integration=integration, secrets=secrets)
+                else:
+                    response = await self._send(request, integration=integration, secrets=secrets)
             except UpstreamError as exc:
                 # A multi-step flow re-raises it naming its step (its captures scrubbed); none can go on.
                 flow.throw(exc)
@@ -513,7 +533,7 @@ class Connections:
     async def _start_flow(
         self, connection: ConnectionRecord, spec: Integration, return_to: str | None, binding: FlowBinding | None = None
     ) -> str:
-        spec = await self.resolved(spec, connection.parameters, starting=True)
+        spec = await self.resolved(spec, connection.parameters, starting=True, wanted_scopes=connection.wanted_scopes)
         flow = await self._begin(self.context(spec, connection.parameters))
         if not isinstance(flow, Redirect):
             raise ConnectionStateError(f"a {spec.auth.type} connection is not authorized through a redirect")
@@ -634,6 +654,56 @@ class Connections:
         raise ConnectionStateError(
             f"a {spec.auth.type} connection has nothing to reconnect: update its credentials instead"
         )
+
+    async def step_up(
+        self, connection_id: str, rejected_token: str, status: int, www_authenticate: str | None
+    ) -> tuple[str, ...] | None:
+        """After an upstream answer: a 403 ``insufficient_scope`` marks the connection ``needs_reauth``.
+
+        The scopes the resource server names are added to those the connection wants (the granted
+        ones, or those wanted before: a union), so a reconnect (or a ``reconnect`` connect session)
+        asks for them all. Only for types that authorize through the user (a redirect), only while the
+        rejected token is still the connection's (a re-authorization meanwhile already answered it).
+        Returns the scopes now wanted, or None (nothing changed). A malformed or oversized challenge
+        changes nothing and is logged. The caller passes the 403 on as it came.
+        """
+        found = insufficient_scope(status, www_authenticate)
+        if found is None:
+            return None
+        connection = await self.store.connections.get(connection_id)
+        spec = (await self.store.integrations.get(connection.integration_key)).spec
+        if not plugin_for(spec.auth).redirects(spec):
+            return None
+        if found.problem is not None:
+            logger.warning("connection %s: insufficient_scope answer ignored: %s", connection_id, found.problem)
+            return None
+        creds = await self.store.credentials.load(connection_id)
+        if creds is None or creds.access_token != rejected_token or connection.status not in ("active", "needs_reauth"):
+            return None
+        before = connection.wanted_scopes or tuple(creds.scopes or ())
+        wanted = tuple(dict.fromkeys([*before, *found.scopes]))
+        if len(wanted) > MAX_WANTED_SCOPES:
+            logger.warning(
+                "connection %s: insufficient_scope answer ignored: more than %d scopes wanted together",
+                connection_id,
+                MAX_WANTED_SCOPES,
+            )
+            return None
+        if connection.status == "needs_reauth" and wanted == connection.wanted_scopes:
+            return wanted  # already said
+        reason = f"the server asks for scopes the token lacks ({' '.join(found.scopes)}): reconnect to grant them"
+        if not await self.store.connections.want_scopes(
+            connection_id, wanted, reason=reason, version=connection.version
+        ):
+            return None  # changed meanwhile (a re-authorization, another step-up): theirs stands
+        self.keeper.changed(connection_id)
+        await self.store.events.add(
+            "connection.reauthorization_needed",
+            connection_id=connection_id,
+            integration_key=spec.key,
+            data={"reason": reason, "scopes": list(wanted)},
+        )
+        return wanted
 
     async def takes_entered_credentials(self, connection_id: str) -> bool:
         """Whether the connection's credentials are entered by the user (API token, basic) rather than obtained."""
@@ -906,6 +976,9 @@ class Connections:
         request = api_request(ctx, spec.test.method, spec.test.path, spec.test.headers)
         try:
             response = await self._send(request, integration=spec.key, secrets=secrets)
+            if creds.access_token is not None:
+                challenge = response.headers.get("www-authenticate")
+                await self.step_up(connection_id, creds.access_token, response.status_code, challenge)
             if creds.access_token is not None and plugin_for(spec.auth).refreshable(spec):
                 retry = await self.keeper.after_rejection(
                     connection_id, creds.access_token, response.status_code, response.headers.get("www-authenticate")

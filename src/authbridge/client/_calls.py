@@ -164,6 +164,8 @@ class Connection:
     end_user: dict[str, str] | None = None
     organization: dict[str, str] | None = None
     tags: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: Scopes the server asked for beyond the granted ones (``insufficient_scope``): the next authorization's.
+    wanted_scopes: list[str] = dataclasses.field(default_factory=list)
 
     @classmethod
     def from_json(cls, data: Json) -> Connection:
@@ -185,6 +187,7 @@ class Connection:
             end_user=data.get("end_user"),
             organization=data.get("organization"),
             tags=dict(data.get("tags") or {}),
+            wanted_scopes=list(data.get("wanted_scopes") or []),
         )
 
 

@@ -130,7 +130,7 @@ def _connect_page(
     return ctx.render(
         "connect.html",
         status=status,
-        title=f"Connect an account to {spec.name}",
+        title="Connect an MCP server by its URL" if spec.key == "mcp" else f"Connect an account to {spec.name}",
         spec=spec,
         credentials=credential_inputs(spec),
         values=values,

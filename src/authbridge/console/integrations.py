@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typing
+from datetime import datetime
 from urllib.parse import urlencode
 
 from starlette.responses import Response
@@ -20,6 +21,7 @@ from authbridge.console.spec_form import (
 )
 from authbridge.errors import ConflictError, ErrorItem, SpecError
 from authbridge.spec import Integration, dump_spec, load_spec, spec_to_dict, validate_spec
+from authbridge.spec.builtins import BUILTIN_KEYS, builtin_spec
 
 __all__ = [
     "import_yaml",
@@ -53,22 +55,29 @@ async def integrations_list(ctx: Ctx) -> Response:
     search = query.get("q", "").strip()[:255]
     after = query.get("after", "")[:64]
     counts = await ctx.broker.store.connections.count_by_integration()
-    records = sorted(await ctx.broker.list_integrations(), key=lambda r: r.key)
+    stored = await ctx.broker.list_integrations()
+    # Built-in integrations (``mcp``) are listed before their first use stores them: connect by URL at once.
+    known = {r.key for r in stored}
+    rows: list[tuple[str, Integration, datetime | None]] = [(r.key, r.spec, r.updated_at) for r in stored]
+    rows += [(key, spec, None) for key in BUILTIN_KEYS if key not in known and (spec := builtin_spec(key))]
+    rows.sort(key=lambda row: row[0])
     wanted = search.lower()
-    found = [r for r in records if not wanted or wanted in r.key.lower() or wanted in r.spec.name.lower()]
-    shown = [r for r in found if not after or r.key > after]
+    found = [r for r in rows if not wanted or wanted in r[0].lower() or wanted in r[1].name.lower()]
+    shown = [r for r in found if not after or r[0] > after]
     more = len(shown) > INTEGRATIONS_PAGE
     shown = shown[:INTEGRATIONS_PAGE]
     items = [
         {
-            "key": r.key,
-            "name": r.spec.name,
-            "auth": _AUTH_LABELS.get(r.spec.auth.type, r.spec.auth.type),
-            "style": plugin_for(r.spec.auth).style(r.spec),
-            "accounts": counts.get(r.key, 0),
-            "updated": r.updated_at,
+            "key": key,
+            "name": spec.name,
+            "auth": _AUTH_LABELS.get(spec.auth.type, spec.auth.type),
+            "style": plugin_for(spec.auth).style(spec),
+            "accounts": counts.get(key, 0),
+            "updated": updated,
+            "builtin": key in BUILTIN_KEYS,
+            "connect": "Connect by URL" if key == "mcp" else "Connect an account",
         }
-        for r in shown
+        for key, spec, updated in shown
     ]
     deleted = query.get("deleted", "")
     kept = {"q": search} if search else {}
@@ -80,7 +89,7 @@ async def integrations_list(ctx: Ctx) -> Response:
         total=len(found),
         paged=bool(after),
         first_query=urlencode(kept),
-        next_query=urlencode({**kept, "after": shown[-1].key}) if more and shown else "",
+        next_query=urlencode({**kept, "after": shown[-1][0]}) if more and shown else "",
         deleted=deleted if deleted.isalnum() else "",
     )
 

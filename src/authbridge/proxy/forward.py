@@ -29,7 +29,7 @@ import httpx
 import yarl
 
 from authbridge.auth import AuthContext, AuthPlugin, credential_headers_and_query, plugin_for
-from authbridge.auth.lifecycle import effective_window, refresh_on_rejection
+from authbridge.auth.lifecycle import effective_window, insufficient_scope, refresh_on_rejection
 from authbridge.auth.placement import base_url
 from authbridge.broker import Broker
 from authbridge.broker.cache_sync import EVERYTHING
@@ -326,6 +326,18 @@ class Proxy:
                 return await self._exchange(exchange, target, headers, key_in_authorization, receive, send)
         return await self._exchange(exchange, target, headers, key_in_authorization, receive, send)
 
+    async def _step_up(self, connection_id: str, token: str, challenge: str | None) -> None:
+        """A 403 ``insufficient_scope``: the connection wants more scopes (``needs_reauth``); the 403 is relayed."""
+        if insufficient_scope(403, challenge) is None:
+            return  # the common 403: no database read
+        try:
+            wanted = await self.broker.connections.step_up(connection_id, token, 403, challenge)
+        except AuthBridgeError as exc:
+            logger.warning("connection %s: recording an insufficient_scope answer failed: %s", connection_id, exc)
+            return
+        if wanted is not None:
+            self.forget(connection_id)
+
     async def _exchange(
         self,
         ex: _Exchange,
@@ -361,6 +373,12 @@ class Proxy:
                     response = await self._attempt(target, method, url, out_headers, content)
                     span.set_attribute("http.response.status_code", response.status)
             status = response.status
+            if status == 403 and target.token is not None:
+                try:
+                    await self._step_up(ex.connection_id, target.token, response.headers.get("WWW-Authenticate"))
+                except BaseException:
+                    response.release()
+                    raise
             if (
                 not rejected
                 and replayable

@@ -2,7 +2,8 @@
 
 ``mcp`` connects any remote MCP server from its URL alone (the MCP authorization spec): the server's
 protected resource metadata (RFC 9728) names its authorization server, which is discovered
-(RFC 8414), a client is registered (RFC 7591), and the authorization asks for a token for that
+(RFC 8414), AuthBridge becomes its client (its client ID metadata document, else RFC 7591
+registration), and the authorization asks for a token for that
 server (RFC 8707 ``resource``, PKCE S256). Its proxy base URL is the server URL itself.
 
 ```
@@ -19,12 +20,13 @@ from authbridge.spec.models import Integration
 
 __all__ = ["BUILTIN_KEYS", "builtin_spec"]
 
-_MCP = """
+_MCP = r"""
 key: mcp
 name: MCP server
 description: >-
   Any remote MCP server, connected by its URL alone: AuthBridge discovers its authorization
-  server, registers a client and asks for a token for that server.
+  server, becomes its client (a client ID metadata document, else dynamic registration) and asks
+  for a token for that server.
 parameters:
   - name: server_url
     label: MCP server URL
@@ -32,10 +34,18 @@ parameters:
     required: true
     format: url
     example: https://mcp.example.com/mcp
+  - name: scopes
+    label: Scopes
+    description: >-
+      Optional, separated by spaces: asked for instead of the scopes the server names (its
+      WWW-Authenticate challenge, or its metadata's scopes_supported).
+    pattern: '^[!#-\[\]-~]+( [!#-\[\]-~]+)*$'
+    example: read write
 auth:
   type: oauth2
   protected_resource: "{server_url}"
-  client_registration: dynamic
+  scopes: ["{scopes}"]
+  client_registration: auto
   registration_metadata:
     client_name: AuthBridge
 request:

@@ -33,6 +33,7 @@ __all__ = [
     "CREDENTIAL_NAMES",
     "HMAC_NAMES",
     "RAW_SAFE_CHARS",
+    "SCOPE_PARAMETER",
     "RESERVED_NAMES",
     "SECRET_MASK",
     "ApiTokenAuth",
@@ -79,6 +80,8 @@ __all__ = [
 #: What a value sent unencoded in the authorization URL (``authorize_raw``) may hold: RFC 3986 unreserved
 #: characters and the sub-delimiters and ``:@/`` that do not end a query value (no ``&``, ``=``, ``#``, ``%``, ``?``).
 RAW_SAFE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$'()*+,;:@/")
+#: A scope entry that takes a parameter's value (split on spaces): ``{scopes}``.
+SCOPE_PARAMETER = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
 _QUERY_NAME = re.compile(r"[A-Za-z0-9_.~\[\]-]{1,64}")
 #: Authorization URL parameters only AuthBridge sets.
 _AUTHORIZE_OWN = frozenset({"response_type", "redirect_uri", "state", "code_challenge", "code_challenge_method"})
@@ -509,7 +512,9 @@ class OAuth2Auth(_TokenRequest):
     pkce: bool = True
     refresh_token: bool = True
     #: ``dynamic``: AuthBridge registers its own client (RFC 7591) at the first connection and reuses it.
-    client_registration: typing.Literal["none", "dynamic"] = "none"
+    #: ``auto``: its client ID metadata document's URL is the client id where the server's metadata says
+    #: ``client_id_metadata_document_supported`` (and AuthBridge serves one), else ``dynamic``.
+    client_registration: typing.Literal["none", "dynamic", "auto"] = "none"
     #: The registration endpoint (else the metadata's ``registration_endpoint``, with ``discovery``).
     registration_url: Templated | None = None
     #: Client metadata sent with the registration (``client_name``, ``logo_uri``, ``contacts``...).

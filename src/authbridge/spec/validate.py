@@ -19,6 +19,7 @@ from authbridge.spec.models import (
     HMAC_NAMES,
     MAX_KEY_LENGTH,
     RESERVED_NAMES,
+    SCOPE_PARAMETER,
     ApiTokenAuth,
     AwsSigV4Auth,
     BasicAuth,
@@ -298,6 +299,25 @@ def _templates(value: object) -> str | list[str] | None:
     if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
         return value
     return None
+
+
+def _scope_parameter_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
+    """A scope written ``{name}`` takes a parameter's value: the parameter must exist and not be secret."""
+    auth = data.get("auth")
+    scopes = auth.get("scopes") if isinstance(auth, Mapping) else None
+    if not isinstance(scopes, list):
+        return []
+    declared = _declared(data)
+    errors: list[ErrorItem] = []
+    for index, scope in enumerate(scopes):
+        if not isinstance(scope, str) or not SCOPE_PARAMETER.fullmatch(scope):
+            continue
+        param = declared.get(scope[1:-1])
+        if param is None:
+            errors.append(ErrorItem(f"auth.scopes.{index}", f"{scope} names no parameter of this integration"))
+        elif param.get("secret"):
+            errors.append(ErrorItem(f"auth.scopes.{index}", f"{scope} names a secret parameter (scopes are public)"))
+    return errors
 
 
 def _declared(data: Mapping[str, typing.Any]) -> dict[str, Mapping[str, typing.Any]]:
@@ -587,10 +607,15 @@ def _grant_errors(data: Mapping[str, typing.Any]) -> list[ErrorItem]:
     discovers = bool(auth.get("discovery") or auth.get("protected_resource"))
     if discovers:
         needs = tuple(name for name in needs if name not in _DISCOVERED)
-    if auth.get("client_registration") == "dynamic":
+    registration = auth.get("client_registration")
+    if registration in ("dynamic", "auto"):
         needs = tuple(name for name in needs if name != "client_id")
         if not discovers and not auth.get("registration_url"):
-            return [ErrorItem("auth.registration_url", "is required for client_registration dynamic without discovery")]
+            return [
+                ErrorItem(
+                    "auth.registration_url", f"is required for client_registration {registration} without discovery"
+                )
+            ]
     reason = f"is required for grant_type {grant}" if grant else f"is required for {kind}"
     if kind == "custom_token" and auth.get("steps"):
         needs = ()  # each step has its own url
@@ -728,7 +753,7 @@ def validate_spec(data: object, *, source: str | None = None, line_of: LineOf | 
     checks += _control_errors(data) + _header_name_errors(data) + _dot_segment_errors(data)
     if integration is not None:
         checks += secret_host_errors(integration)
-    checks += _step_capture_errors(data)
+    checks += _step_capture_errors(data) + _scope_parameter_errors(data)
     for item in checks + _capture_errors(data) + _credential_name_errors(data):
         if item.path not in rejected and item not in items:
             items.append(item)

@@ -121,6 +121,7 @@ class ConnectionRepo:
             end_user=row.end_user,
             organization=row.organization,
             tags=dict(row.tags or {}),
+            wanted_scopes=tuple(row.wanted_scopes or ()),
         )
 
     async def create(
@@ -311,6 +312,26 @@ class ConnectionRepo:
             if not typing.cast(typing.Any, result).rowcount:
                 raise NotFoundError(f"no connection with id {connection_id!r}")
             await invalidate(session, self._ctx, "connection", connection_id)
+
+    async def want_scopes(self, connection_id: str, scopes: typing.Sequence[str], *, reason: str, version: int) -> bool:
+        """Record the scopes a resource server asked for and mark the connection ``needs_reauth`` (reason as its
+        error), unless it changed since ``version`` was read (a re-authorization meanwhile): then False."""
+        async with self._ctx.session() as session:
+            result = await session.execute(
+                update(ConnectionRow)
+                .where(ConnectionRow.id == connection_id, ConnectionRow.version == version)
+                .values(
+                    wanted_scopes=list(scopes),
+                    status="needs_reauth",
+                    last_error=reason,
+                    updated_at=self._ctx.clock(),
+                    version=ConnectionRow.version + 1,
+                )
+            )
+            if not typing.cast(typing.Any, result).rowcount:
+                return False
+            await invalidate(session, self._ctx, "connection", connection_id)
+        return True
 
     async def take_lease(self, connection_id: str, owner: str, duration: timedelta) -> bool:
         """Take the refresh lease of a connection if nobody holds a live one (one conditional UPDATE)."""

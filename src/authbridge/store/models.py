@@ -120,6 +120,9 @@ class ConnectionRow(Base):
     organization_id: Mapped[str | None] = mapped_column(String(255), index=True)
     organization: Mapped[dict[str, typing.Any] | None] = mapped_column(JSON)
     tags: Mapped[dict[str, typing.Any] | None] = mapped_column(JSON)
+    #: Scopes a resource server asked for beyond the granted ones (``insufficient_scope``): the next
+    #: authorization asks for them too.
+    wanted_scopes: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class ConnectionTagRow(Base):

@@ -57,6 +57,8 @@ class ConnectionRecord:
     #: Their organization: ``{"id", "display_name"?}``.
     organization: dict[str, str] | None = None
     tags: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: Scopes a resource server asked for (step-up): added to the next authorization's scopes.
+    wanted_scopes: tuple[str, ...] = ()
 
     def owner(self) -> dict[str, typing.Any]:
         """``end_user`` and ``organization`` for the events and webhooks of the connection (empty if it has none)."""

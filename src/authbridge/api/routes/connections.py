@@ -111,6 +111,7 @@ def connection_json(
         "status": record.status,
         "parameters": record.public_parameters(),
         "scopes": scopes,
+        "wanted_scopes": list(record.wanted_scopes),
         "expires_at": _iso(record.expires_at),
         "last_refreshed_at": _iso(record.last_refreshed_at),
         "last_error": record.last_error,

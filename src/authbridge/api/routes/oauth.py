@@ -8,16 +8,18 @@ import typing
 
 import httpx
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from authbridge.api.deps import BrokerDep
-from authbridge.api.errors import ErrorResponse
-from authbridge.errors import AuthBridgeError, CallbackError
+from authbridge.api.errors import ErrorResponse, errors
+from authbridge.errors import AuthBridgeError, CallbackError, NotFoundError
 
-__all__ = ["BINDING_COOKIE", "router"]
+__all__ = ["BINDING_COOKIE", "CLIENT_METADATA_PATH", "router"]
 
 #: The cookie a connect page gives the browser that starts an OAuth flow (see console/hosted.py).
 BINDING_COOKIE = "authbridge_binding"
+#: Where AuthBridge's client ID metadata document is served (its URL is AuthBridge's client id).
+CLIENT_METADATA_PATH = "/oauth/client-metadata.json"
 
 router = APIRouter(tags=["oauth"])
 
@@ -93,3 +95,32 @@ async def oauth_callback(request: Request, broker: BrokerDep) -> Response:
     return page(
         "Connected", f"{connection.name} ({connection.integration_key}) is connected. You can close this page.", ok=True
     )
+
+
+@router.get(
+    CLIENT_METADATA_PATH,
+    summary="AuthBridge's OAuth client ID metadata document",
+    responses=errors(404, keyed=False),
+)
+async def client_metadata(broker: BrokerDep) -> JSONResponse:
+    """The client metadata authorization servers read when AuthBridge's ``client_id`` is this URL.
+
+    draft-ietf-oauth-client-id-metadata-document (the MCP authorization spec's preferred client kind):
+    a public client (``token_endpoint_auth_method: none``, PKCE) whose only redirect URI is the
+    OAuth callback. Served when the public URL is https (or an http loopback URL with
+    AUTHBRIDGE_CLIENT_METADATA_LOOPBACK_HTTP); otherwise 404, and servers are never offered it.
+    """
+    url = broker.policy.client_metadata_url
+    if url is None:
+        raise NotFoundError("AuthBridge serves its client ID metadata document only at an https AUTHBRIDGE_PUBLIC_URL")
+    public_url = broker.policy.public_url
+    document = {
+        "client_id": url,
+        "client_name": "AuthBridge",
+        "client_uri": public_url,
+        "redirect_uris": [broker.policy.redirect_uri],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "none",
+    }
+    return JSONResponse(document, headers={"Cache-Control": "public, max-age=3600"})

@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from authbridge.auth._authlib import create_pkce_pair, new_state
 from authbridge.auth.base import AuthContext, TokenSet
-from authbridge.auth.discovery import DiscoveryFlow, metadata_flow, protected_resource_flow
+from authbridge.auth.discovery import CIMD_SUPPORTED, DiscoveryFlow, metadata_flow, protected_resource_flow
 from authbridge.auth.form import ALGORITHMS, KV_HELP, TEMPLATE_HELP, Field, token_request_fields
 from authbridge.auth.oauth2 import authorization_url, render_endpoint
 from authbridge.auth.plugin import CREDENTIAL_INPUTS, AuthPlugin, Callback, Input, Redirect, TokenExchange
@@ -18,6 +18,7 @@ from authbridge.auth.registration import registration_request
 from authbridge.auth.requests import RevokeRequest, revoke_requests, token_request
 from authbridge.errors import CallbackError, ErrorItem, RefreshUnavailableError, SpecError
 from authbridge.spec import Integration, OAuth2Auth
+from authbridge.spec.models import SCOPE_PARAMETER
 from authbridge.spec.templating import render_url
 
 __all__ = ["OAuth2Plugin"]
@@ -233,7 +234,7 @@ class OAuth2Plugin(AuthPlugin):
             if auth.client_private_key is not None:
                 return []
             return [ErrorItem("auth.client_private_key", "enter the private key that signs the client assertions")]
-        if auth.client_registration == "dynamic" and auth.client_id is None:
+        if auth.client_registration != "none" and auth.client_id is None:
             return []  # the client (and its secret) come from the registration
         public = auth.client_auth == "body" and auth.grant_type != "client_credentials"
         if auth.client_secret is not None or (public and (auth.pkce or auth.grant_type != _CODE)):
@@ -261,15 +262,29 @@ class OAuth2Plugin(AuthPlugin):
         source = render_endpoint(ctx, auth.discovery, field="auth.discovery")
         return source, metadata_flow(source, allow_http=ctx.allow_http)
 
-    def registration(self, ctx: AuthContext) -> tuple[str, httpx.Request] | None:
+    def registration(
+        self, ctx: AuthContext, discovered: Mapping[str, typing.Any]
+    ) -> tuple[str, httpx.Request] | str | None:
+        """A configured client id wins; ``auto`` takes the client ID metadata document (AuthBridge's URL as
+        the client id) when the server supports it and AuthBridge serves one; else dynamic registration."""
         auth = ctx.oauth2
-        if auth.client_registration != "dynamic" or auth.client_id is not None:
+        if auth.client_registration == "none" or auth.client_id is not None:
             return None
+        if auth.client_registration == "auto" and discovered.get(CIMD_SUPPORTED) is True and ctx.client_metadata_url:
+            return ctx.client_metadata_url
         if auth.registration_url is None:
-            raise SpecError(
-                [ErrorItem("auth.registration_url", "the server's metadata names no registration endpoint; set one")],
-                source=ctx.integration.key,
-            )
+            message = "the server's metadata names no registration endpoint; set one"
+            if auth.client_registration == "auto":
+                why = (
+                    "takes client ID metadata documents only from an https AuthBridge (AUTHBRIDGE_PUBLIC_URL)"
+                    if discovered.get(CIMD_SUPPORTED) is True
+                    else "takes no client ID metadata documents"
+                )
+                message = (
+                    f"the authorization server offers no dynamic client registration and {why}: register a client "
+                    "with it and set auth.client_id (in an integration of your own with this auth block)"
+                )
+            raise SpecError([ErrorItem("auth.registration_url", message)], source=ctx.integration.key)
         endpoint = render_endpoint(ctx, auth.registration_url, field="auth.registration_url")
         if ctx.redirect_uri is None:
             raise ValueError("the context needs the redirect URI to register a client")
@@ -280,12 +295,33 @@ class OAuth2Plugin(AuthPlugin):
         update: dict[str, typing.Any] = {"client_id": client_id.replace("{", "{{").replace("}", "}}")}
         if client_secret is not None:
             update["client_secret"] = SecretStr(client_secret)
+        else:
+            update["client_auth"] = "body"  # a public client: its id in the body, no secret (RFC 6749 §2.3.1)
         return spec.model_copy(update={"auth": auth.model_copy(update=update)})
 
     def with_discovered(self, spec: Integration, fields: Mapping[str, typing.Any]) -> Integration:
         auth = typing.cast(OAuth2Auth, spec.auth)
-        update = {name: value for name, value in fields.items() if getattr(auth, name) in (None, [])}
+        update = {
+            name: value
+            for name, value in fields.items()
+            if name in OAuth2Auth.model_fields and getattr(auth, name) in (None, [])
+        }
         return spec.model_copy(update={"auth": auth.model_copy(update=update)}) if update else spec
+
+    def with_scopes(
+        self, spec: Integration, parameters: Mapping[str, str], add: typing.Sequence[str] = ()
+    ) -> Integration:
+        auth = _auth(spec)
+        scopes: list[str] = []
+        for scope in auth.scopes:
+            named = SCOPE_PARAMETER.fullmatch(scope)
+            for one in parameters.get(scope[1:-1], "").split() if named else [scope]:
+                if one not in scopes:
+                    scopes.append(one)
+        scopes.extend(scope for scope in dict.fromkeys(add) if scope not in scopes)
+        if scopes == auth.scopes:
+            return spec
+        return spec.model_copy(update={"auth": auth.model_copy(update={"scopes": scopes})})
 
     def begin(self, ctx: AuthContext) -> Redirect | TokenExchange:
         """Authorization code: the URL to send the browser to (state and PKCE verifier to keep); else the grant."""
