@@ -191,9 +191,9 @@ def test_what_step_up_leaves_alone(client: TestClient, headers: dict[str, str], 
     cid = connect_in_process(client, headers, oauth)
     broker = client.app.state.broker  # type: ignore[attr-defined]
     store = store_of(client)
-    loaded = portal(client).call(store.credentials.load, cid)
-    assert loaded is not None
-    token = loaded.access_token
+    creds = portal(client).call(store.credentials.load, cid)
+    assert creds is not None and creds.access_token is not None
+    token = creds.access_token
     challenge = 'Bearer error="insufficient_scope", scope="read write"'
     # A token that is no longer the connection's: a re-authorization already answered it.
     assert portal(client).call(broker.connections.step_up, cid, "an-old-token", 403, challenge) is None
