@@ -33,10 +33,10 @@ from pathlib import Path
 
 import httpx
 from _common import (
-    BODY,
     Row,
     ensure_tools,
     free_port,
+    prepare,
     rss_kib,
     start_authbridge,
     start_nginx,
@@ -80,26 +80,9 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
             server, key, _env = start_authbridge(workdir, ab_port, args.server_cpus)
             processes.append(server)
             ab = f"http://127.0.0.1:{ab_port}"
-            wait_http(f"{ab}/health")
             wait_http(f"http://127.0.0.1:{ref_port}/p/x/item.json")
             auth = {"Authorization": f"Bearer {key}"}
-            spec = {
-                "key": "bench",
-                "name": "bench",
-                "auth": {"type": "api_token"},
-                "token": {"in": "header", "name": "X-Api-Key", "template": "{token}"},
-                "request": {"base_url": upstream},
-            }
-            httpx.put(f"{ab}/integrations/bench", json=spec, headers=auth).raise_for_status()
-            created = httpx.post(
-                f"{ab}/connections",
-                json={"integration": "bench", "name": "bench", "credentials": {"token": "bench-token"}},
-                headers=auth,
-            )
-            created.raise_for_status()
-            cid = created.json()["id"]
-            check = httpx.get(f"{ab}/proxy/{cid}/item.json", headers=auth)
-            assert check.status_code == 200 and check.content == BODY, check.text
+            cid = prepare(ab, auth, upstream)  # the proxied call checked there
             token = httpx.get(f"{ab}/connections/{cid}/token", headers=auth)
             assert token.status_code == 200 and token.json()["access_token"] == "bench-token", token.text
             memory["idle"] = rss_kib(server.pid)
