@@ -132,3 +132,18 @@ def test_hidden_prompt_for_a_credential(runner: CliRunner, tmp_path: Path) -> No
     assert "tok-SECRET-1" not in created.stdout + created.stderr
     token = _invoke(runner, env, "connections", "token", created.stdout.strip())
     assert token.stdout.strip() == "tok-SECRET-1"
+
+
+def test_an_mcp_server_is_connected_from_the_cli_by_its_url(
+    runner: CliRunner, tmp_path: Path, oauth: OAuthServer
+) -> None:
+    """``connections create mcp -p server_url=...``: discovery and registration run, the authorize URL is printed."""
+    env = _env(tmp_path)
+    server_url = f"{oauth.base_url}/mcp"
+    created = _invoke(runner, env, "connections", "create", "mcp", "--name", "tools", "-p", f"server_url={server_url}")
+    assert created.exit_code == 0, created.stderr
+    url = httpx.URL(created.stdout.strip())
+    assert str(url).startswith(oauth.authorize_url)
+    assert url.params["resource"] == server_url and url.params["code_challenge_method"] == "S256"
+    bad = _invoke(runner, env, "connections", "create", "mcp", "--name", "bad", "-p", "server_url=ftp://x/mcp")
+    assert bad.exit_code != 0 and "server_url" in bad.stderr and "Traceback" not in bad.stderr

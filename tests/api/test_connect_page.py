@@ -312,3 +312,33 @@ def test_connect_js_is_served(client: TestClient) -> None:
     script = client.get("/connect.js")
     assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
     assert "AuthBridgeConnect" in script.text and "postMessage" not in script.text  # it listens, never posts
+
+
+def test_an_end_user_connects_an_mcp_server_by_its_url(client: TestClient, oauth: OAuthServer) -> None:
+    """``allowed_integrations: ["mcp"]``: the built-in needs no declaring; the end user gives the server's URL."""
+    session = new_session(client, allowed_integrations=["mcp"], parameters={})
+    open_link(client, session["connect_url"])
+    form = client.get("/connect/i/mcp")
+    assert form.status_code == 200 and 'name="param.server_url"' in form.text, form.text
+    hostile = client.post(
+        "/connect/i/mcp",
+        data={"csrf": csrf_of(form), "param.server_url": "javascript:alert(1)"},
+        follow_redirects=False,
+    )
+    assert hostile.status_code in (200, 400, 422) and "server_url" in hostile.text  # named, nothing started
+    admin = admin_headers(client)
+    assert client.get("/connections", headers=admin).json()["items"] == []
+    server_url = f"{oauth.base_url}/mcp"
+    started = client.post(
+        "/connect/i/mcp",
+        data={"csrf": csrf_of(client.get("/connect/i/mcp")), "param.server_url": server_url},
+        follow_redirects=False,
+    )
+    assert started.status_code == 303 and started.headers["location"].startswith(oauth.authorize_url), started.text
+    assert parse_qs(urlsplit(started.headers["location"]).query)["resource"] == [server_url]
+    approved = httpx.get(started.headers["location"], follow_redirects=False)
+    finished = client.get(path_of(approved.headers["location"]), follow_redirects=False)
+    assert finished.status_code == 303
+    (made,) = client.get("/connections", headers=admin).json()["items"]
+    assert made["status"] == "active" and made["integration"] == "mcp" and made["end_user"]["id"] == "u-42"
+    assert client.get(f"/proxy/{made['id']}/", headers=admin).json()["resource"] == server_url
