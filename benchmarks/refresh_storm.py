@@ -44,7 +44,7 @@ from authbridge.store.models import ConnectionRow, CredentialRow
 from authbridge.store.repo import new_id
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from proxy import free_port, pinned, target_line, wait_http
+from _common import free_port, pinned, target_line, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -38,7 +38,7 @@ from authbridge.store import ConnectionFilter
 from authbridge.store.models import ConnectionRow, IntegrationRow
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from proxy import free_port, pinned, rss_kib, target_line, wait_http
+from _common import free_port, pinned, rss_kib, target_line, wait_http
 
 INTEGRATIONS = 20
 END_USERS = 5_000
