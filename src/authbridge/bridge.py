@@ -28,7 +28,7 @@ import httpx
 
 from authbridge.app import http_client, open_store, policy_for
 from authbridge.auth import AuthContext, credential_headers_and_query, plugin_for
-from authbridge.auth.lifecycle import insufficient_scope, refresh_on_rejection
+from authbridge.auth.lifecycle import refresh_on_rejection
 from authbridge.auth.placement import base_url
 from authbridge.broker import Broker, Connections, FreshToken
 from authbridge.broker.limits import IDEMPOTENT, Limiter, is_limited, provider_wait, retry_delay
@@ -116,8 +116,9 @@ class ConnectionAuth(httpx.Auth):
 
             rejected = creds.access_token
             challenge = response.headers.get("www-authenticate")
-            if rejected is not None and insufficient_scope(response.status_code, challenge) is not None:
-                # Step-up: the connection now wants the wider scopes (needs_reauth); the 403 is the answer.
+            if rejected is not None:
+                # Step-up: a 403 insufficient_scope makes the connection want the wider scopes (needs_reauth);
+                # the 403 is the answer. Anything else returns before any read (``step_up`` checks first).
                 await self._bridge.connections.step_up(self.connection_id, rejected, response.status_code, challenge)
             if (
                 rejected is not None

@@ -29,7 +29,7 @@ import httpx
 import yarl
 
 from authbridge.auth import AuthContext, AuthPlugin, credential_headers_and_query, plugin_for
-from authbridge.auth.lifecycle import effective_window, insufficient_scope, refresh_on_rejection
+from authbridge.auth.lifecycle import effective_window, refresh_on_rejection
 from authbridge.auth.placement import base_url
 from authbridge.broker import Broker
 from authbridge.broker.cache_sync import EVERYTHING
@@ -327,9 +327,10 @@ class Proxy:
         return await self._exchange(exchange, target, headers, key_in_authorization, receive, send)
 
     async def _step_up(self, connection_id: str, token: str, challenge: str | None) -> None:
-        """A 403 ``insufficient_scope``: the connection wants more scopes (``needs_reauth``); the 403 is relayed."""
-        if insufficient_scope(403, challenge) is None:
-            return  # the common 403: no database read
+        """A 403 ``insufficient_scope``: the connection wants more scopes (``needs_reauth``); the 403 is relayed.
+
+        ``step_up`` reads the challenge before anything else: a plain 403 costs no database read.
+        """
         try:
             wanted = await self.broker.connections.step_up(connection_id, token, 403, challenge)
         except AuthBridgeError as exc:
