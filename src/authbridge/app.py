@@ -393,6 +393,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, tracer_provider: ty
                 released = await broker.connections.keeper.shutdown(settings.shutdown_timeout)
                 if released:
                     logging.getLogger("authbridge").info("gave back %d refresh lease(s)", released)
+            app.state.proxy.client.close()
             await session.close()
             await http.aclose()
             await store.close()

@@ -46,8 +46,9 @@ from authbridge.errors import (
 )
 from authbridge.logs import CONNECTION_ID, INTEGRATION
 from authbridge.metrics import Metrics
-from authbridge.netguard import is_public_address
+from authbridge.netguard import GuardedResolver, is_public_address
 from authbridge.proxy.headers import caller_key, forward_headers, http_date, response_headers, safe_path
+from authbridge.proxy.upstream_http import UpstreamClient, UpstreamConnectError, UpstreamResponse
 from authbridge.spec import RateLimit, RefreshPolicy
 from authbridge.tracing import Tracer
 
@@ -71,6 +72,9 @@ _MAX_CALLER_WAIT = 600.0
 _SMALL_BODY = 64 * 1024
 #: aiohttp adds these unless told not to; the caller's own (or none) go upstream. The app's proxy session
 #: skips them for every request (``authbridge.app.proxy_session``); another session gets them per request.
+#: An upstream answer: the lean client's, or aiohttp's (signed, streamed or HEAD requests).
+Answer = UpstreamResponse | aiohttp.ClientResponse
+
 SKIP_AUTO_HEADERS = frozenset({"User-Agent", "Accept-Encoding", "Accept", "Content-Type"})
 
 
@@ -152,6 +156,7 @@ class Proxy:
         metrics: Metrics | None = None,
         tracer: Tracer | None = None,
         max_targets: int = 10_000,
+        client: UpstreamClient | None = None,
     ) -> None:
         self.broker = broker
         self.metrics = metrics
@@ -163,6 +168,10 @@ class Proxy:
             None if skipped >= {n.lower() for n in SKIP_AUTO_HEADERS} else SKIP_AUTO_HEADERS
         )
         self.timeout = aiohttp.ClientTimeout(total=None, connect=timeouts.connect, sock_read=timeouts.read)
+        #: The lean client for the common request (upstream_http.py); aiohttp (``session``) for the rest.
+        self.client = client or UpstreamClient(
+            GuardedResolver(allow_private=allow_private), connect_timeout=timeouts.connect, read_timeout=timeouts.read
+        )
         self.allow_private = allow_private
         self.target_ttl = target_ttl
         #: The least recently used targets go first past ``max_targets`` (memory stays bounded).
@@ -421,7 +430,7 @@ class Proxy:
 
     async def _attempt(
         self, target: _Target, method: str, url: str, headers: dict[str, str], body: bytes | AsyncIterator[bytes]
-    ) -> aiohttp.ClientResponse:
+    ) -> Answer:
         """Send one attempt upstream (signed first when the auth type signs), timed for the metrics."""
         if target.signer is not None:
             if not isinstance(body, bytes):
@@ -445,8 +454,10 @@ class Proxy:
 
     async def _send(
         self, method: str, url: str | yarl.URL, headers: dict[str, str], body: bytes | AsyncIterator[bytes]
-    ) -> aiohttp.ClientResponse:
+    ) -> Answer:
         try:
+            if isinstance(url, str) and isinstance(body, bytes) and self.client.usable(method, url, body):
+                return await self.client.request(method, url, headers, body)
             return await self.session.request(
                 method,
                 url,
@@ -463,6 +474,8 @@ class Proxy:
         except aiohttp.ClientConnectorError as exc:
             if isinstance(exc.os_error, OutboundBlockedError):
                 raise exc.os_error from None
+            raise _Problem(502, "upstream_unreachable", f"cannot reach {_origin(url)}", "upstream") from None
+        except UpstreamConnectError:
             raise _Problem(502, "upstream_unreachable", f"cannot reach {_origin(url)}", "upstream") from None
         except aiohttp.ClientError as exc:
             raise _Problem(
@@ -596,7 +609,7 @@ def _next_url(target: _Target, current: str, link: str) -> str:
 
 
 async def _rate_limit_delay(
-    rule: RateLimit, response: aiohttp.ClientResponse, ex: _Exchange, limited: int, waited: float
+    rule: RateLimit, response: Answer, ex: _Exchange, limited: int, waited: float
 ) -> tuple[float | None, list[tuple[bytes, bytes]]]:
     """(seconds to wait before retrying, or None) and the headers to add when the answer goes to the caller.
 
@@ -667,7 +680,7 @@ async def _stream(head: bytes, receive: Receive) -> AsyncIterator[bytes]:
 
 
 async def _relay(
-    response: aiohttp.ClientResponse,
+    response: Answer,
     send: Send,
     request_id: bytes | None,
     extra: list[tuple[bytes, bytes]] | None = None,
