@@ -426,7 +426,7 @@ class UpstreamClient:
         authority, slash, tail = rest.partition("/")
         if not slash:
             authority, mark, query = authority.partition("?")
-            tail = f"?{query}" if mark else ""
+            tail = f"/?{query}" if mark else ""
         else:
             tail = f"/{tail}"
         key = f"{scheme}://{authority}"
