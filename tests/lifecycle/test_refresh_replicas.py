@@ -115,7 +115,9 @@ def _refreshed(log: str) -> int:
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 async def test_three_replicas_refresh_each_due_token_once(db_url: str, tmp_path: Path) -> None:
     """CONNECTIONS tokens due at once: one grant per connection, no more, and more than one replica did some."""
-    with grant_counter(delay_ms=10) as endpoint:
+    # Each grant takes 50 ms, 4 at once per replica: the storm outlasts the 1 s scan interval, so every
+    # replica scans while rows are still due (with 10 ms it could end before a second replica looked).
+    with grant_counter(delay_ms=50) as endpoint:
         shared = env_for(db_url, memory_key_ring("k1"), str(tmp_path / "seed"))
         await _seed(shared, endpoint)
         replica_env = {

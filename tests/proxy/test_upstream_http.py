@@ -68,7 +68,7 @@ async def scripted(script: Script) -> AsyncIterator[tuple[str, list[bytes], list
             seen.append(data)
             return data
 
-        reader.readuntil = readuntil  # type: ignore[method-assign]
+        reader.readuntil = readuntil  # type: ignore[method-assign,assignment]
         await handle(reader, writer)
 
     server = await asyncio.start_server(recorded, "127.0.0.1", 0)
@@ -475,3 +475,41 @@ def test_requests_the_lean_client_does_not_take_still_go_through(server: Server)
         get = httpx.get(f"{server.url}/proxy/{cid}/x", headers=server.headers)
         assert (get.status_code, get.content) == (200, b"ok")
         assert (head.status_code, head.headers["content-length"], head.content) == (200, "2", b"")
+
+
+async def test_a_post_on_a_connection_dying_as_it_is_reused_is_not_sent_twice() -> None:
+    """The upstream may have acted on a POST before hanging up: the failure is the caller's to see, not retried."""
+
+    async def answer_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _request(reader)
+        writer.write(answer())
+        await writer.drain()
+        await _request(reader)
+
+    async with scripted(answer_once) as (base, seen, connections):
+        client = _client()
+        response = await client.request("POST", f"{base}/x", {}, b"one")
+        assert await response.read() == b"hello"
+        response.release()
+        with pytest.raises(aiohttp.ServerDisconnectedError):
+            await client.request("POST", f"{base}/x", {}, b"two")
+        client.close()
+    assert len(connections) == 1 and len(seen) == 2
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body", "usable"),
+    [
+        ("GET", "https://api.example.com/v1/a?b=c%20d&e=[1]", b"", True),
+        ("POST", "http://[::1]:8080/a", b"{}", True),
+        ("HEAD", "https://api.example.com/a", b"", False),
+        ("GET", "https://api.example.com/a b", b"", False),
+        ("GET", "https://api.example.com/{a}|b", b"", False),
+        ("GET", "https://api.example.com/caf\u00e9", b"", False),
+        ("GET", "ftp://api.example.com/a", b"", False),
+        ("POST", "https://api.example.com/a", object(), False),
+    ],
+)
+async def test_which_requests_take_the_lean_path(method: str, url: str, body: object, usable: bool) -> None:
+    """Targets needing encoding, HEAD, other schemes and streamed bodies go through aiohttp."""
+    assert _client().usable(method, url, body) is usable

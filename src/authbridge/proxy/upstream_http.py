@@ -42,12 +42,13 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 __all__ = ["PLAIN_TARGET", "UpstreamClient", "UpstreamResponse"]
 
-#: Request targets sent as they are: visible ASCII, no ``#``, no space (anything else goes through aiohttp).
-PLAIN_TARGET = re.compile(r"[!-\"$-~]*")
+#: URLs sent as they are: RFC 3986 characters only, no fragment (anything else goes through aiohttp, which encodes).
+PLAIN_TARGET = re.compile(r"[A-Za-z0-9\-._~:/?\[\]@!$&'()*+,;=%]*")
 #: Line breaks or NUL in a header name or value would split the request: refused, never sent.
 _UNSAFE = re.compile(r"[\r\n\x00]")
 #: Methods sent on this path (HEAD answers carry a length and no body: aiohttp knows that, llhttp cannot be told).
 FAST_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "OPTIONS"})
 _LENGTH_ZERO = frozenset({"POST", "PUT", "PATCH", "DELETE"})  # aiohttp sends ``Content-Length: 0`` for these
 #: Header bytes an answer may carry (aiohttp's default limits are 8 KiB a line; this bounds the whole).
 MAX_HEADER_BYTES = 64 * 1024
@@ -432,8 +433,8 @@ class UpstreamClient:
         key = f"{scheme}://{authority}"
         origin = self._origins.get(key)
         if origin is None:
-            if len(self._origins) >= 4096:  # bounded: the least recent origin's idle connections are closed
-                _, gone = self._origins.popitem()
+            if len(self._origins) >= 4096:  # bounded: the oldest origin's idle connections are closed
+                gone = self._origins.pop(next(iter(self._origins)))
                 for connection in gone.idle:
                     connection.abort()
             origin = self._origins[key] = _Origin(scheme, authority)
@@ -456,10 +457,10 @@ class UpstreamClient:
         try:
             return await self._exchange(connection, head, body)
         except aiohttp.ServerDisconnectedError:
-            if not reused:
+            if not reused or method not in IDEMPOTENT:
                 raise
-        # A kept-alive connection the upstream closed just as it was reused: once more on a new one
-        # (nothing of the answer was read, so nothing is lost; browsers and aiohttp do the same).
+        # A kept-alive connection the upstream closed just as it was reused, no byte of an answer read:
+        # an idempotent request goes once more on a new connection (RFC 9110 §9.2.2; browsers do the same).
         connection, _ = await self._connection(origin, fresh=True)
         return await self._exchange(connection, head, body)
 
@@ -516,7 +517,9 @@ class UpstreamClient:
         now = time.monotonic()
         if cached is not None and cached[0] > now:
             return cached[1]
-        results = await self.resolver.resolve(origin.host, origin.port, socket.AF_UNSPEC)  # the guard refuses private addresses
+        results = await self.resolver.resolve(
+            origin.host, origin.port, socket.AF_UNSPEC
+        )  # the guard refuses private addresses
         addresses = [str(result["host"]) for result in results]
         if len(self._addresses) >= 4096:
             self._addresses.clear()
