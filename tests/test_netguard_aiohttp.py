@@ -1,4 +1,4 @@
-"""The outbound client's transport (httpx on aiohttp): the SSRF guard, and aiohttp's failures as httpx's.
+"""The outbound client's transports (httpx on aiohttp, httpx on the lean client): the SSRF guard, failures as httpx's.
 
 Each case runs against a real socket server on 127.0.0.1 that answers the way the case needs.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import typing
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
@@ -15,8 +16,16 @@ import pytest
 
 from authbridge.errors import OutboundBlockedError
 from authbridge.netguard import AiohttpTransport
+from authbridge.upstream_http import LeanTransport
 
 Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+Transport = type[AiohttpTransport] | type[LeanTransport]
+
+
+@pytest.fixture(params=[AiohttpTransport, LeanTransport], ids=["aiohttp", "lean"])
+def transport_type(request: pytest.FixtureRequest) -> Transport:
+    """Every case runs on both transports: they must behave alike."""
+    return typing.cast(Transport, request.param)
 
 
 @contextlib.asynccontextmanager
@@ -85,9 +94,9 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def test_a_request_goes_out_and_its_answer_comes_back_as_httpx_reads_it() -> None:
+async def test_a_request_goes_out_and_its_answer_comes_back_as_httpx_reads_it(transport_type: Transport) -> None:
     """Method, headers and body are sent as given; status, headers and body come back; no redirect is followed."""
-    async with server(answer_ok) as base, httpx.AsyncClient(transport=AiohttpTransport(allow_private=True)) as client:
+    async with server(answer_ok) as base, httpx.AsyncClient(transport=transport_type(allow_private=True)) as client:
         response = await client.post(
             f"{base}/token", data={"grant_type": "client_credentials"}, headers={"X-Custom-Case": "1"}
         )
@@ -99,48 +108,48 @@ async def test_a_request_goes_out_and_its_answer_comes_back_as_httpx_reads_it() 
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "[::1]", "10.0.0.8", "localhost"])
-async def test_private_addresses_are_refused_unless_allowed(host: str) -> None:
+async def test_private_addresses_are_refused_unless_allowed(host: str, transport_type: Transport) -> None:
     """An IP literal is checked by the transport, a name by the resolver: neither reaches a private address."""
-    async with httpx.AsyncClient(transport=AiohttpTransport()) as client:
+    async with httpx.AsyncClient(transport=transport_type()) as client:
         with pytest.raises(OutboundBlockedError, match="AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS=true"):
             await client.get(f"http://{host}:9/")
 
 
-async def test_a_refused_connection_is_an_httpx_connect_error() -> None:
-    async with httpx.AsyncClient(transport=AiohttpTransport(allow_private=True)) as client:
+async def test_a_refused_connection_is_an_httpx_connect_error(transport_type: Transport) -> None:
+    async with httpx.AsyncClient(transport=transport_type(allow_private=True)) as client:
         with pytest.raises(httpx.ConnectError):
             await client.get(f"http://127.0.0.1:{_closed_port()}/")
 
 
-async def test_a_server_hanging_up_is_a_protocol_error() -> None:
-    async with server(hang_up) as base, httpx.AsyncClient(transport=AiohttpTransport(allow_private=True)) as client:
+async def test_a_server_hanging_up_is_a_protocol_error(transport_type: Transport) -> None:
+    async with server(hang_up) as base, httpx.AsyncClient(transport=transport_type(allow_private=True)) as client:
         with pytest.raises(httpx.RemoteProtocolError):
             await client.get(base)
 
 
-async def test_a_body_cut_short_is_a_protocol_error_while_reading() -> None:
-    async with server(short_body) as base, httpx.AsyncClient(transport=AiohttpTransport(allow_private=True)) as client:
+async def test_a_body_cut_short_is_a_protocol_error_while_reading(transport_type: Transport) -> None:
+    async with server(short_body) as base, httpx.AsyncClient(transport=transport_type(allow_private=True)) as client:
         with pytest.raises(httpx.RemoteProtocolError):
             await client.get(base)
 
 
-async def test_a_silent_server_is_a_read_timeout() -> None:
-    transport = AiohttpTransport(allow_private=True)
+async def test_a_silent_server_is_a_read_timeout(transport_type: Transport) -> None:
+    transport = transport_type(allow_private=True)
     async with server(silent) as base, httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(0.2)) as client:
         with pytest.raises(httpx.ReadTimeout):
             await client.get(base)
 
 
-async def test_only_http_and_https_are_sent() -> None:
-    transport = AiohttpTransport(allow_private=True)
+async def test_only_http_and_https_are_sent(transport_type: Transport) -> None:
+    transport = transport_type(allow_private=True)
     with pytest.raises(httpx.UnsupportedProtocol):
         await transport.handle_async_request(httpx.Request("GET", "ftp://127.0.0.1/file"))
     await transport.aclose()  # never opened: nothing to close
 
 
-def test_each_event_loop_gets_its_own_session() -> None:
+def test_each_event_loop_gets_its_own_session(transport_type: Transport) -> None:
     """A client used from two event loops in turn (tests, the CLI) opens a session in each."""
-    transport = AiohttpTransport(allow_private=True)
+    transport = transport_type(allow_private=True)
 
     async def once() -> int:
         async with server(answer_ok) as base:

@@ -29,7 +29,7 @@ from cryptography.x509.oid import NameOID
 
 from authbridge.errors import OutboundBlockedError
 from authbridge.netguard import GuardedResolver
-from authbridge.proxy.upstream_http import UpstreamClient, UpstreamClientError, UpstreamConnectError
+from authbridge.upstream_http import UpstreamClient, UpstreamClientError, UpstreamConnectError
 from tests.proxy.conftest import Server
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import ipaddress
 import re
 import socket
@@ -37,10 +38,14 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import httptools
+import httpx
 import yarl
 from multidict import CIMultiDict, CIMultiDictProxy
 
-__all__ = ["PLAIN_TARGET", "UpstreamClient", "UpstreamResponse"]
+from authbridge.errors import OutboundBlockedError
+from authbridge.netguard import AiohttpTransport, GuardedResolver, is_public_address
+
+__all__ = ["PLAIN_TARGET", "LeanTransport", "UpstreamClient", "UpstreamResponse"]
 
 #: URLs sent as they are: RFC 3986 characters only, no fragment (anything else goes through aiohttp, which encodes).
 PLAIN_TARGET = re.compile(r"[A-Za-z0-9\-._~:/?\[\]@!$&'()*+,;=%]*")
@@ -67,6 +72,10 @@ class UpstreamClientError(aiohttp.ClientError):
 
 class UpstreamConnectError(UpstreamClientError):
     """No connection could be made to any of the upstream's addresses."""
+
+
+class UpstreamConnectTimeout(UpstreamConnectError, TimeoutError):
+    """No connection within the connect timeout (a ``TimeoutError``, as aiohttp's)."""
 
 
 class _Origin:
@@ -440,8 +449,20 @@ class UpstreamClient:
             origin = self._origins[key] = _Origin(scheme, authority)
         return origin, tail or "/"
 
-    async def request(self, method: str, url: str, headers: dict[str, str], body: bytes) -> UpstreamResponse:
-        """Send one request and return the answer once its headers are in (the body follows)."""
+    async def request(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes,
+        *,
+        timeouts: tuple[float | None, float | None] | None = None,
+    ) -> UpstreamResponse:
+        """Send one request and return the answer once its headers are in (the body follows).
+
+        ``timeouts`` (connect, read) replaces the client's for this request.
+        """
+        connect_timeout, read_timeout = timeouts or (self.connect_timeout, self.read_timeout)
         origin, target = self._origin(url)
         lines = [f"{method} {target} HTTP/1.1\r\nHost: {origin.host_header}\r\n"]
         for name, value in headers.items():
@@ -453,23 +474,25 @@ class UpstreamClient:
         if _UNSAFE.search("".join(headers.values())) or _UNSAFE.search("".join(headers)):
             raise UpstreamClientError("a header name or value carries a line break: not sent")
         head = text.encode("utf-8")
-        connection, reused = await self._connection(origin)
+        connection, reused = await self._connection(origin, connect_timeout)
         try:
-            return await self._exchange(connection, head, body)
+            return await self._exchange(connection, head, body, read_timeout)
         except aiohttp.ServerDisconnectedError:
             if not reused or method not in IDEMPOTENT:
                 raise
         # A kept-alive connection the upstream closed just as it was reused, no byte of an answer read:
         # an idempotent request goes once more on a new connection (RFC 9110 §9.2.2; browsers do the same).
-        connection, _ = await self._connection(origin, fresh=True)
-        return await self._exchange(connection, head, body)
+        connection, _ = await self._connection(origin, connect_timeout, fresh=True)
+        return await self._exchange(connection, head, body, read_timeout)
 
-    async def _exchange(self, connection: _Connection, head: bytes, body: bytes) -> UpstreamResponse:
-        started = connection.send(head, body, self.read_timeout)
-        if self.read_timeout is None:
+    async def _exchange(
+        self, connection: _Connection, head: bytes, body: bytes, read_timeout: float | None
+    ) -> UpstreamResponse:
+        started = connection.send(head, body, read_timeout)
+        if read_timeout is None:
             return await started
         loop = asyncio.get_running_loop()
-        timer = loop.call_later(self.read_timeout, _expire_started, started)
+        timer = loop.call_later(read_timeout, _expire_started, started)
         try:
             return await started
         except BaseException:
@@ -478,7 +501,9 @@ class UpstreamClient:
         finally:
             timer.cancel()
 
-    async def _connection(self, origin: _Origin, *, fresh: bool = False) -> tuple[_Connection, bool]:
+    async def _connection(
+        self, origin: _Origin, connect_timeout: float | None, *, fresh: bool = False
+    ) -> tuple[_Connection, bool]:
         if not fresh:
             idle = origin.idle
             now = time.monotonic()
@@ -487,9 +512,9 @@ class UpstreamClient:
                 if not connection.closed and now - connection.idle_since < IDLE_SECONDS:
                     return connection, True
                 connection.abort()
-        return await self._connect(origin), False
+        return await self._connect(origin, connect_timeout), False
 
-    async def _connect(self, origin: _Origin) -> _Connection:
+    async def _connect(self, origin: _Origin, connect_timeout: float | None) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
             addresses = [origin.host] if origin.literal else await self._resolve(origin)
@@ -498,7 +523,7 @@ class UpstreamClient:
         last: OSError | None = None
         for address in addresses:
             try:
-                async with asyncio.timeout(self.connect_timeout):
+                async with asyncio.timeout(connect_timeout):
                     _, protocol = await loop.create_connection(
                         lambda: _Connection(self, origin),
                         address,
@@ -507,8 +532,10 @@ class UpstreamClient:
                         server_hostname=origin.host if origin.tls else None,
                     )
                 return protocol
-            except OSError as exc:
+            except OSError as exc:  # refused, unreachable, a TLS failure, or no answer in time (TimeoutError)
                 last = exc
+        if isinstance(last, TimeoutError):
+            raise UpstreamConnectTimeout(f"connecting to {origin.host}:{origin.port} timed out") from last
         raise UpstreamConnectError(f"cannot connect to {origin.host}:{origin.port}") from last
 
     async def _resolve(self, origin: _Origin) -> list[str]:
@@ -544,9 +571,120 @@ class UpstreamClient:
         self._closed = True
         for origin in self._origins.values():
             while origin.idle:
-                origin.idle.pop().abort()
+                with contextlib.suppress(RuntimeError):  # a transport of an event loop already closed
+                    origin.idle.pop().abort()
 
 
 def _expire_started(started: asyncio.Future[UpstreamResponse]) -> None:
     if not started.done():
         started.set_exception(TimeoutError())
+
+
+_NOT_SENT = frozenset({b"host", b"content-length", b"transfer-encoding"})  # the client writes these itself
+
+
+class LeanTransport(httpx.AsyncBaseTransport):
+    """An httpx transport over :class:`UpstreamClient`, behind the SSRF guard; the rest through ``fallback``.
+
+    The server's outbound calls (token requests, refreshes, revocations, discovery) are small requests
+    with a buffered body: they take the lean path; a streamed body, HEAD or a URL needing encoding
+    goes through ``fallback`` (an :class:`~authbridge.netguard.AiohttpTransport` unless given).
+    Host names are checked by :class:`~authbridge.netguard.GuardedResolver`, IP literals here. One
+    client per event loop (connections belong to the loop that made them).
+
+    ```
+    client = httpx.AsyncClient(transport=LeanTransport(allow_private=False))
+    ```
+    """
+
+    def __init__(self, *, allow_private: bool = False, fallback: httpx.AsyncBaseTransport | None = None) -> None:
+        self._allow_private = allow_private
+        self._fallback = fallback or AiohttpTransport(allow_private=allow_private)
+        self._client: UpstreamClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _open(self) -> UpstreamClient:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            if self._client is not None:
+                self._client.close()
+            self._client = UpstreamClient(GuardedResolver(allow_private=self._allow_private))
+            self._loop = loop
+        return self._client
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url, method = str(request.url), request.method
+        try:
+            body: bytes | None = request.content
+        except httpx.RequestNotRead:  # a streamed body
+            body = None
+        client = self._open()
+        if body is None or not client.usable(method, url, body):
+            return await self._fallback.handle_async_request(request)
+        host = request.url.host
+        if not self._allow_private and _is_literal(host) and not is_public_address(host):
+            raise OutboundBlockedError(
+                f"refusing to connect to {host}: it resolves to {host}, a loopback, private or link-local "
+                "address; set AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS=true to allow calls to private networks"
+            )
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in request.headers.raw:  # as written: httpx keeps the case
+            if raw_name.lower() in _NOT_SENT:
+                continue
+            name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        timeouts = request.extensions.get("timeout") or {}
+        connect = timeouts.get("connect")
+        if connect is not None and timeouts.get("pool"):
+            connect += timeouts["pool"]
+        try:
+            response = await client.request(method, url, headers, body, timeouts=(connect, timeouts.get("read")))
+        except OutboundBlockedError:
+            raise
+        except UpstreamConnectTimeout as exc:
+            raise httpx.ConnectTimeout(str(exc), request=request) from None
+        except TimeoutError:
+            raise httpx.ReadTimeout("read timeout", request=request) from None
+        except UpstreamConnectError as exc:
+            raise httpx.ConnectError(str(exc), request=request) from None
+        except aiohttp.ClientError as exc:
+            raise httpx.RemoteProtocolError(str(exc) or type(exc).__name__, request=request) from None
+        return httpx.Response(
+            response.status,
+            headers=list(response.raw_headers),
+            stream=_LeanStream(response, request),
+            extensions={"http_version": b"HTTP/1.1"},
+        )
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        await self._fallback.aclose()
+
+
+def _is_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+class _LeanStream(httpx.AsyncByteStream):
+    """An answer's body as httpx reads it; closing releases the connection (or closes it, if unread)."""
+
+    def __init__(self, response: UpstreamResponse, request: httpx.Request) -> None:
+        self._response, self._request = response, request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.iter_any():
+                yield chunk
+        except TimeoutError:
+            raise httpx.ReadTimeout("read timeout", request=self._request) from None
+        except aiohttp.ClientError as exc:
+            raise httpx.RemoteProtocolError(str(exc) or type(exc).__name__, request=self._request) from None
+
+    async def aclose(self) -> None:
+        self._response.release()
