@@ -575,7 +575,14 @@ def test_error_messages_never_contain_the_value(render: Callable[[str], object],
 
 @given(a=NASTY, b=NASTY, c=NASTY)
 def test_property_values_never_change_url_structure(a: str, b: str, c: str) -> None:
-    """Arbitrary path, query and fragment values keep scheme, host, port, segment count and query keys."""
+    """Arbitrary path, query and fragment values keep scheme, host, port, segment count and query keys.
+
+    A path value of ``.`` or ``..`` is the one exception: it is refused (it would climb the path).
+    """
+    if a in {".", ".."}:
+        with pytest.raises(UnsafeValueError, match="cannot be a URL path segment"):
+            render_url("https://api.example.com/v1/{a}/items", {"a": a}, field="f")
+        return
     url = render_url("https://api.example.com/v1/{a}/items?q={b}&r=x#{c}", {"a": a, "b": b, "c": c}, field="f")
     parts = urlsplit(url)
     assert (parts.scheme, parts.hostname, parts.port, parts.username) == (
