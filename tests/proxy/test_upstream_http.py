@@ -29,7 +29,7 @@ from cryptography.x509.oid import NameOID
 
 from authbridge.errors import OutboundBlockedError
 from authbridge.netguard import GuardedResolver
-from authbridge.upstream_http import UpstreamClient, UpstreamClientError, UpstreamConnectError
+from authbridge.upstream_http import LeanTransport, UpstreamClient, UpstreamClientError, UpstreamConnectError
 from tests.proxy.conftest import Server
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -513,3 +513,105 @@ async def test_a_post_on_a_connection_dying_as_it_is_reused_is_not_sent_twice() 
 async def test_which_requests_take_the_lean_path(method: str, url: str, body: object, usable: bool) -> None:
     """Targets needing encoding, HEAD, other schemes and streamed bodies go through aiohttp."""
     assert _client().usable(method, url, body) is usable
+
+
+async def test_bytes_sent_on_an_idle_connection_retire_it() -> None:
+    async def chatty(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _request(reader)
+        writer.write(answer())
+        await writer.drain()
+        await asyncio.sleep(0.02)
+        writer.write(answer(b"nobody asked"))  # unsolicited: must never be taken for the next answer
+        await writer.drain()
+        await _request(reader)
+
+    async with scripted(chatty) as (base, _, connections):
+        client = _client()
+        for _ in range(2):
+            response = await client.request("GET", f"{base}/x", {}, b"")
+            assert await response.read() == b"hello"
+            response.release()
+            await asyncio.sleep(0.1)
+        client.close()
+    assert len(connections) == 2
+
+
+async def test_a_chunk_that_breaks_the_framing_mid_body_fails_the_read() -> None:
+    reply = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n"
+    async with scripted(keep_answering(reply)) as (base, _, _):
+        client = _client()
+        response = await client.request("GET", f"{base}/x", {}, b"")
+        with pytest.raises(UpstreamClientError, match=r"not valid HTTP/1\.1"):
+            await response.read()
+        response.release()
+        client.close()
+
+
+async def test_a_large_body_goes_out_whole_and_names_resolve_once() -> None:
+    body = b"y" * 100_000
+
+    async def sizes(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            request = await _request(reader)
+            writer.write(answer(b"%d" % request.index(b"\r\n\r\n")) if request.endswith(body) else answer(b"no"))
+            await writer.drain()
+
+    async with scripted(sizes) as (base, _, _):
+        port = base.rsplit(":", 1)[1]
+        client = _client()
+        for _ in range(2):
+            response = await client.request("POST", f"http://localhost:{port}/up", {}, body)
+            assert (await response.read()).isdigit()  # the whole body arrived after the head
+            response.release()
+        client.close()
+    assert client._addresses[("localhost", int(port))][1]  # resolved through the guard once, then cached
+
+
+async def test_idle_connections_per_origin_are_capped() -> None:
+    async with scripted(keep_answering(answer())) as (base, _, connections):
+        client = _client()
+        responses = await asyncio.gather(*(client.request("GET", f"{base}/x", {}, b"") for _ in range(70)))
+        for response in responses:
+            await response.read()
+            response.release()
+        origin, _ = client._origin(f"{base}/x")
+        assert len(origin.idle) == 64 and len(connections) == 70
+        client.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "host_header"),
+    [
+        ("http://api.example.com:80/x", "api.example.com"),
+        ("https://api.example.com:443/x", "api.example.com"),
+        ("https://api.example.com:8443/x", "api.example.com:8443"),
+        ("http://[::1]:80/x", "[::1]"),
+    ],
+)
+async def test_the_host_header_leaves_out_a_default_port(url: str, host_header: str) -> None:
+    origin, _ = _client()._origin(url)
+    assert origin.host_header == host_header
+
+
+async def test_the_lean_transport_streams_what_it_cannot_buffer_and_times_out_a_stalled_body() -> None:
+    async def echo_or_stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await _request(reader)
+        if request.startswith(b"POST /up"):  # the streamed upload, sent by the fallback (aiohttp)
+            writer.write(answer(request.split(b"\r\n\r\n", 1)[1]))
+        else:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab")
+        await writer.drain()
+        await asyncio.sleep(2)
+
+    async def upload() -> AsyncIterator[bytes]:
+        yield b"part one, "
+        yield b"part two"
+
+    async with (
+        scripted(echo_or_stall) as (base, _, _),
+        httpx.AsyncClient(transport=LeanTransport(allow_private=True), timeout=httpx.Timeout(0.3)) as client,
+    ):
+        streamed = await client.post(f"{base}/up", content=upload())
+        assert streamed.content == b"part one, part two"
+        with pytest.raises(httpx.ReadTimeout):
+            await client.get(f"{base}/stall")
