@@ -98,9 +98,34 @@ def _inflaters(header: str | None, cap: int) -> list[_Inflater]:
     return inflaters
 
 
+async def _send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    """``client.send(request, stream=True)``, straight to the client's transport when that is all it would do.
+
+    The client's own layers are for what an exchange never uses: no client ``auth``, no redirects
+    followed (``follow_redirects=False``, as every outbound client here), no event hooks, no
+    credentials in the URL (httpx would turn them into Basic auth). Those cases go through
+    ``client.send`` as before. Cookies are neither sent (a built request never takes the client's)
+    nor kept from the answer (a token endpoint's cookie belongs to no other call). The client's
+    per-phase timeouts are set on the request as ``send`` sets them.
+    """
+    if (
+        client.is_closed
+        or client.auth is not None
+        or client.follow_redirects
+        or any(client.event_hooks.values())
+        or request.url.userinfo
+    ):
+        return await client.send(request, stream=True)
+    if "timeout" not in request.extensions:
+        request.extensions = {**request.extensions, "timeout": client.timeout.as_dict()}
+    response = await client._transport_for_url(request.url).handle_async_request(request)
+    response.request = request
+    return response
+
+
 async def _read(client: httpx.AsyncClient, request: httpx.Request, limits: UpstreamLimits) -> httpx.Response:
     request.headers["Accept-Encoding"] = ACCEPT_ENCODING
-    response = await client.send(request, stream=True)
+    response = await _send(client, request)
     try:
         try:
             inflaters = _inflaters(response.headers.get("content-encoding"), limits.max_body)
