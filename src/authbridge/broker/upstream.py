@@ -20,6 +20,7 @@ import zlib
 import anyio
 import httpx
 
+from authbridge.auth.base import Deferred, resolve
 from authbridge.auth.tokens import MAX_BODY_BYTES, size_text
 from authbridge.errors import OutboundBlockedError, UpstreamError
 
@@ -157,7 +158,7 @@ async def exchange(
     *,
     limits: UpstreamLimits,
     integration: str | None,
-    endpoint: str,
+    endpoint: Deferred[str],
 ) -> httpx.Response:
     """Send ``request`` and read its whole answer, decompressed, into memory, within ``limits``.
 
@@ -165,19 +166,20 @@ async def exchange(
         UpstreamError: the endpoint cannot be reached (the SSRF guard included), sent no complete
             answer within ``limits.timeout`` in total, answered more than ``limits.max_body``
             bytes after decompression, or in a content coding other than gzip or deflate. The
-            message names ``integration`` and ``endpoint`` (which must hold no secret).
+            message names ``integration`` and ``endpoint`` (which must hold no secret; it may be the
+            function that makes it, called only for a message).
     """
-    prefix = f"{integration}: " if integration else ""
 
     def failure(what: str) -> UpstreamError:
-        return UpstreamError(f"{prefix}{endpoint} {what}", integration=integration, endpoint=endpoint)
+        prefix = f"{integration}: " if integration else ""
+        text = resolve(endpoint)
+        return UpstreamError(f"{prefix}{text} {what}", integration=integration, endpoint=text)
 
-    late = f"sent no complete answer within {limits.timeout:g} s"
     try:
         with anyio.fail_after(limits.timeout):
             return await _read(client, request, limits)
     except TimeoutError:
-        raise failure(late) from None
+        raise failure(f"sent no complete answer within {limits.timeout:g} s") from None
     except _TooLarge:
         raise failure(f"answered more than {size_text(limits.max_body)} after decompression; refusing it") from None
     except (zlib.error, httpx.DecodingError):
@@ -185,7 +187,7 @@ async def exchange(
     except OutboundBlockedError as exc:
         raise failure(f"cannot be reached ({exc.message})") from None
     except httpx.TimeoutException:  # a per-phase timeout of the client, at most the same
-        raise failure(late) from None
+        raise failure(f"sent no complete answer within {limits.timeout:g} s") from None
     except httpx.HTTPError as exc:
         raise failure(f"cannot be reached ({type(exc).__name__})") from None
     except UpstreamError as exc:
