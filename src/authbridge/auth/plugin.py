@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-import functools
 import typing
 from collections.abc import Generator, Mapping
 from urllib.parse import parse_qsl
@@ -342,7 +341,6 @@ class AuthPlugin:
         request = build()
         response = yield request
 
-        @functools.cache
         def secrets() -> tuple[str, ...]:
             return ctx.secrets(*extra, *_assertions(request))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import typing
@@ -105,6 +106,15 @@ def _client_auth(
     CLIENT_AUTH_METHODS[auth.client_auth](Client(client_id, secret, audience, now), fields, headers)
 
 
+@functools.lru_cache(maxsize=256)
+def _parsed(url: str) -> httpx.URL:
+    """A rendered endpoint, parsed once (httpx's parser costs ~30 µs; every connection of a spec calls the same URL).
+
+    An ``httpx.URL`` is immutable: requests made from it share it safely.
+    """
+    return httpx.URL(url)
+
+
 def _build(
     method: str, url: str, body: BodyKind, fields: Mapping[str, FieldValue], headers: httpx.Headers
 ) -> httpx.Request:
@@ -115,10 +125,10 @@ def _build(
     """
     text = {name: _as_text(value) for name, value in fields.items()}
     if method == "GET" or body == "query":
-        return httpx.Request(method, httpx.URL(url).copy_merge_params(text), headers=headers)
+        return httpx.Request(method, _parsed(url).copy_merge_params(text), headers=headers)
     if body == "json":
-        return httpx.Request(method, url, json=dict(fields), headers=headers)
-    return httpx.Request(method, url, data=text, headers=headers)
+        return httpx.Request(method, _parsed(url), json=dict(fields), headers=headers)
+    return httpx.Request(method, _parsed(url), data=text, headers=headers)
 
 
 def check_captures(ctx: AuthContext) -> None:

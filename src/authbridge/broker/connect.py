@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import logging
 import time
 import typing
@@ -316,7 +315,6 @@ class Connections:
         spec = ctx.integration
         plugin = plugin_for(spec.auth)
 
-        @functools.cache
         def secrets() -> tuple[str, ...]:  # for messages: worked out if one is needed
             return _secrets_of(ctx, *exchange.secrets)
 
