@@ -368,7 +368,8 @@ class Connections:
             spec = plugin.with_discovered(spec, discovered)
         if wanted_scopes:
             spec = plugin.with_scopes(spec, parameters, wanted_scopes)
-        ctx = dataclasses.replace(ctx, integration=spec)
+        if ctx.integration is not spec:
+            ctx = dataclasses.replace(ctx, integration=spec)
         registration = plugin.registration(ctx, discovered)
         if registration is None:
             return spec
