@@ -516,7 +516,7 @@ class ConnectionRepo:
         Every lease ``owner`` holds on these connections is given back, stored or not. A database
         failure rolls the whole batch back (StoreError): nothing of it is stored.
         """
-        enc = self._ctx.encrypt
+        enc = self._ctx.steady().encrypt  # the key ring checked once for the batch
         now = self._ctx.clock()
         ids = [o.connection_id for o in outcomes]
         creds_table = typing.cast(Table, CredentialRow.__table__)
@@ -666,8 +666,8 @@ class CredentialRepo:
             await invalidate(session, self._ctx, "connection", connection_id)
             return dataclasses.replace(creds, version=row.version, obtained_at=now)
 
-    def _record(self, row: CredentialRow | _CoreRow) -> CredentialRecord:
-        dec = self._ctx.decrypt
+    def _record(self, row: CredentialRow | _CoreRow, ctx: StoreContext | None = None) -> CredentialRecord:
+        dec = (ctx or self._ctx).decrypt
         table, connection_id = "credentials", row.connection_id
         raw = dec(row.raw, table, connection_id, "raw")
         extra = dec(row.extra, table, connection_id, "extra")
@@ -701,7 +701,8 @@ class CredentialRepo:
             rows = (
                 await session.execute(select(*table.c).where(table.c.connection_id.in_(list(connection_ids))))
             ).all()
-            return {row.connection_id: self._record(row) for row in rows}
+            steady = self._ctx.steady()  # the key ring checked once for the batch
+            return {row.connection_id: self._record(row, steady) for row in rows}
 
     async def delete(self, connection_id: str) -> bool:
         """Forget a connection's credentials; return whether there were any."""
