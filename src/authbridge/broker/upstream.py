@@ -45,6 +45,10 @@ class UpstreamLimits:
     timeout: float = 10.0
 
 
+#: The answer's headers that no longer hold once it is read and inflated (Content-Length is set anew).
+_REPLACED = frozenset({b"content-encoding", b"content-length"})
+
+
 class _TooLarge(Exception):
     pass
 
@@ -146,10 +150,13 @@ async def _read(client: httpx.AsyncClient, request: httpx.Request, limits: Upstr
                 raise _TooLarge
     finally:
         await response.aclose()
-    headers = [
-        (k, v) for k, v in response.headers.multi_items() if k.lower() not in {"content-encoding", "content-length"}
-    ]
-    return httpx.Response(response.status_code, headers=headers, content=bytes(body), request=request)
+    content = bytes(body)
+    headers = [(k, v) for k, v in response.headers.raw if k.lower() not in _REPLACED]
+    if content:  # what httpx.Response(content=...) adds, set here: its setdefault per header costs more than the rest
+        headers.append((b"Content-Length", str(len(content)).encode()))
+    answer = httpx.Response(response.status_code, headers=headers, stream=httpx.ByteStream(content), request=request)
+    answer.read()
+    return answer
 
 
 async def exchange(
