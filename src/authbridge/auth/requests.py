@@ -8,6 +8,7 @@ import re
 import typing
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from urllib.parse import urlencode
 
 import httpx
 
@@ -70,11 +71,12 @@ def _render_headers(
     ctx: AuthContext, sources: Mapping[str, TemplateSource], field: str, extra: Mapping[str, str] | None = None
 ) -> httpx.Headers:
     values = {**ctx.values(), **(extra or {})}
-    headers = httpx.Headers(
-        {name: render_header(src, values, field=f"{field}.{name}", clock=ctx.clock) for name, src in sources.items()}
-    )
-    headers.setdefault("Accept", "application/json")
-    return headers
+    rendered = {
+        name: render_header(src, values, field=f"{field}.{name}", clock=ctx.clock) for name, src in sources.items()
+    }
+    if not any(name.lower() == "accept" for name in rendered):
+        rendered["Accept"] = "application/json"
+    return httpx.Headers(rendered)
 
 
 def _client_auth(
@@ -128,7 +130,29 @@ def _build(
         return httpx.Request(method, _parsed(url).copy_merge_params(text), headers=headers)
     if body == "json":
         return httpx.Request(method, _parsed(url), json=dict(fields), headers=headers)
-    return httpx.Request(method, _parsed(url), data=text, headers=headers)
+    if not text:
+        return httpx.Request(method, _parsed(url), data=text, headers=headers)
+    return _form_request(method, _parsed(url), text, headers)
+
+
+def _form_request(method: str, url: httpx.URL, fields: dict[str, str], headers: httpx.Headers) -> httpx.Request:
+    """``httpx.Request(method, url, data=fields, headers=headers)``, the same request, its headers put in place first.
+
+    httpx would encode the form, then add each default header through ``setdefault`` (a KeyError per
+    miss) and rebuild the headers: a third of the cost of building a token request. Same body, same
+    headers in the same order: Host first, then ``headers``, then Content-Length and Content-Type
+    (each only when ``headers`` has none).
+    """
+    content = urlencode(list(fields.items()), doseq=True).encode("utf-8")
+    raw = list(headers.raw)
+    present = {name.lower() for name, _ in raw}
+    if b"content-length" not in present:
+        raw.append((b"Content-Length", str(len(content)).encode("ascii")))
+    if b"content-type" not in present:
+        raw.append((b"Content-Type", b"application/x-www-form-urlencoded"))
+    if b"host" not in present and url.host:
+        raw.insert(0, (b"Host", url.netloc))
+    return httpx.Request(method, url, content=content, headers=raw)
 
 
 def check_captures(ctx: AuthContext) -> None:
