@@ -13,6 +13,7 @@ client = httpx.AsyncClient(transport=transport)
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import ssl
@@ -195,6 +196,19 @@ class _mapped_errors:
             raise mapped from None
 
 
+@functools.lru_cache(maxsize=1024)
+def _is_private_literal(host: str) -> bool:
+    """Whether ``host`` is an IP literal that is not public (a name: False, the resolver checks what it resolves to).
+
+    Kept per host: parsing it (and failing to, for a name) on every request costs more than the request's guard.
+    """
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return not is_public_address(host)
+
+
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """An httpx transport that sends through aiohttp, behind the same SSRF guard as :func:`guarded_transport`.
 
@@ -245,11 +259,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return self._session
 
     def _check_literal(self, host: str) -> None:
-        try:
-            ipaddress.ip_address(host.split("%", 1)[0])
-        except ValueError:
-            return  # a name: the resolver checks what it resolves to
-        if not self._allow_private and not is_public_address(host):
+        if not self._allow_private and _is_private_literal(host):
             raise _blocked(host, host)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

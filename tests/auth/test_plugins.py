@@ -22,7 +22,7 @@ from authbridge.auth import (
     TokenSet,
     plugin_for,
 )
-from authbridge.auth.base import endpoint_text
+from authbridge.auth.base import Deferred, endpoint_text
 from authbridge.errors import CallbackError, ConnectionStateError, TokenEndpointError
 from authbridge.spec import Integration
 from authbridge.spec.models import AuthSpec
@@ -292,7 +292,12 @@ class _TwoStep(AuthPlugin):
         return self.read_token(ctx, answer, endpoint=endpoint_text(answer.request.url, secrets), secrets=secrets)
 
     def read_token(
-        self, ctx: AuthContext, response: httpx.Response, *, endpoint: str, secrets: tuple[str, ...]
+        self,
+        ctx: AuthContext,
+        response: httpx.Response,
+        *,
+        endpoint: Deferred[str],
+        secrets: Deferred[tuple[str, ...]],
     ) -> TokenSet:
         return TokenSet(access_token=response.json()["token"])
 

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from authbridge.auth import AuthContext, GrantType, api_request, revocation_problem, revoke_requests, token_request
+from authbridge.auth.requests import _build
 from authbridge.errors import ConnectionStateError, ParameterError, UnsafeValueError
 from authbridge.spec import Integration
 
@@ -392,3 +393,32 @@ def test_api_request_puts_the_token_in_the_test_path_and_headers() -> None:
     request = api_request(ctx, "GET", integration.test.path, integration.test.headers)
     assert request.url.raw_path == b"/v1/tokens/a%2Fb%3Fc%23d"
     assert request.headers["X-Echo"] == "T a/b?c#d" and request.headers["X-Token"] == "a/b?c#d"
+
+
+@pytest.mark.parametrize(
+    ("url", "fields", "headers"),
+    [
+        (
+            "https://id.example/token",
+            {"grant_type": "client_credentials", "scope": "a b"},
+            {"Accept": "application/json"},
+        ),
+        ("https://id.example:8443/t?x=1", {"q": "ü & = + / %"}, {"X-Api": "k", "accept": "text/plain"}),
+        (
+            "http://127.0.0.1:9999/token",
+            {"conn": "c1"},
+            {"Content-Type": "application/x-www-form-urlencoded;charset=UTF-8"},
+        ),
+        ("https://id.example/token", {"a": ""}, {"Host": "other.example", "Content-Length": "3"}),
+        ("https://id.example/token", {}, {"Accept": "application/json"}),
+    ],
+)
+def test_a_form_token_request_is_the_one_httpx_builds_from_data(
+    url: str, fields: dict[str, str], headers: dict[str, str]
+) -> None:
+    """The form body is built with its headers in place (cheaper): same body, same headers, same order, as data=."""
+    built = _build("POST", url, "form", fields, httpx.Headers(headers))
+    expected = httpx.Request("POST", url, data=fields, headers=httpx.Headers(headers))
+    assert (built.method, built.url) == (expected.method, expected.url)
+    assert built.headers.raw == expected.headers.raw
+    assert built.read() == expected.read()

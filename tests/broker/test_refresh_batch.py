@@ -90,7 +90,7 @@ async def _connections(broker: Broker, count: int) -> dict[str, str]:
 
 def _refresher(broker: Broker, clock: FakeClock, *, batch: int = 4, concurrency: int = 2) -> BackgroundRefresher:
     return BackgroundRefresher(
-        broker.store, broker.connections.keeper, clock=clock, batch=batch, concurrency=concurrency
+        broker.store, broker.connections.keeper, clock=clock, batch=batch, concurrency=concurrency, group=concurrency
     )
 
 
@@ -396,4 +396,46 @@ async def test_a_scan_whose_batch_fails_reports_that_failure_and_gives_the_lease
             assert endpoint.calls == {"c0": 1, "c1": 1}  # no call was made
             assert await _lease_owners(store) == {None}
     finally:
+        await store.close()
+
+
+class _CountingBatches(ConnectionRepo):
+    """Connections whose batch writes are counted (their sizes), then stored as usual."""
+
+    sizes: typing.ClassVar[list[int]] = []
+
+    async def store_refreshes(
+        self, owner: str, outcomes: typing.Sequence[RefreshOutcome]
+    ) -> dict[str, CredentialRecord]:
+        self.sizes.append(len(outcomes))
+        return await super().store_refreshes(owner, outcomes)
+
+
+class _CountingStore(Store):
+    def __init__(self, *args: typing.Any, **kwargs: typing.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connections = _CountingBatches(self.ctx)
+
+
+async def test_a_batch_is_stored_in_one_transaction_unless_groups_are_asked_for(
+    db_url: str, keyring: KeyRing, clock: FakeClock, endpoint: Endpoint
+) -> None:
+    """By default a claimed batch's answers are written together (one group); ``group`` splits them."""
+    store = await _CountingStore.open(db_url, keyring, clock=clock)
+    try:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(endpoint)) as http:
+            broker = Broker(store, http=http, clock=clock)
+            ids = await _connections(broker, 6)
+            clock.advance(minutes=31)
+            _CountingBatches.sizes = []
+            refresher = BackgroundRefresher(store, broker.connections.keeper, clock=clock, batch=4, concurrency=2)
+            assert await refresher.run_once() == 6
+            assert sorted(_CountingBatches.sizes) == [2, 4]  # the two batches (claimed one ahead)
+            clock.advance(hours=1)
+            _CountingBatches.sizes = []
+            assert await _refresher(broker, clock).run_once() == 6  # groups of two (= concurrency)
+            assert _CountingBatches.sizes == [2, 2, 2]
+            assert endpoint.calls == {n: 3 for n in ids}
+    finally:
+        _CountingBatches.sizes = []
         await store.close()

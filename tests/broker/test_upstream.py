@@ -138,3 +138,56 @@ async def test_bounded_client_for_hooks() -> None:
         with pytest.raises(UpstreamError, match=r"https://id.example/bomb answered more than 65536 bytes"):
             await hooks.get("https://id.example/bomb?q=1")
         await hooks.aclose()
+
+
+async def test_the_client_s_timeouts_go_with_the_request_and_redirects_are_not_followed() -> None:
+    """Sent straight to the transport, a request still carries the client's per-phase timeouts; a 302 is the answer."""
+    seen: list[dict[str, typing.Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.extensions["timeout"])
+        return httpx.Response(302, headers={"Location": "https://elsewhere.example/token"})
+
+    timeout = httpx.Timeout(7.0, connect=2.0)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler), timeout=timeout) as http:
+        answer = await exchange(http, httpx.Request("POST", URL), limits=LIMITS, integration="acme", endpoint=URL)
+    assert answer.status_code == 302
+    assert seen == [timeout.as_dict()]
+
+
+async def test_a_token_endpoint_s_cookies_are_not_kept_by_the_client() -> None:
+    """A Set-Cookie of one exchange is neither stored in the shared client nor sent on the next exchange."""
+    cookies: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        cookies.append(request.headers.get("cookie"))
+        return httpx.Response(200, headers={"Set-Cookie": "session=abc; Path=/"}, content=b"{}")
+
+    async with client(handler) as http:
+        for _ in range(2):
+            await exchange(http, httpx.Request("POST", URL), limits=LIMITS, integration="acme", endpoint=URL)
+        assert not http.cookies
+    assert cookies == [None, None]
+
+
+async def test_what_the_client_s_own_layers_do_still_happens() -> None:
+    """Credentials in the URL become Basic auth, and a client that follows redirects follows them (``client.send``)."""
+    seen: list[tuple[str, str | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.path, request.headers.get("authorization")))
+        if request.url.path == "/old":
+            return httpx.Response(307, headers={"Location": "https://id.example/token"})
+        return httpx.Response(200, content=b"{}")
+
+    async with client(handler) as http:
+        request = httpx.Request("POST", "https://user:pw@id.example/token")
+        await exchange(http, request, limits=LIMITS, integration="acme", endpoint=URL)
+    assert seen == [("/token", "Basic dXNlcjpwdw==")]
+    seen.clear()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler), follow_redirects=True) as http:
+        answer = await exchange(
+            http, httpx.Request("POST", "https://id.example/old"), limits=LIMITS, integration="acme", endpoint=URL
+        )
+    assert answer.status_code == 200
+    assert [path for path, _ in seen] == ["/old", "/token"]

@@ -115,8 +115,8 @@ def _refreshed(log: str) -> int:
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 async def test_three_replicas_refresh_each_due_token_once(db_url: str, tmp_path: Path) -> None:
     """CONNECTIONS tokens due at once: one grant per connection, no more, and more than one replica did some."""
-    # Each grant takes 50 ms, 4 at once per replica: the storm outlasts the 1 s scan interval, so every
-    # replica scans while rows are still due (with 10 ms it could end before a second replica looked).
+    # 50 ms a grant, 4 at once: one replica alone needs ~1.5 s for the storm, longer than the 1 s between
+    # scans, so the others' scans fall inside it (at 10 ms one replica often finished all 120 alone).
     with grant_counter(delay_ms=50) as endpoint:
         shared = env_for(db_url, memory_key_ring("k1"), str(tmp_path / "seed"))
         await _seed(shared, endpoint)

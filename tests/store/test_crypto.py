@@ -401,3 +401,18 @@ def test_property_round_trip_and_aad_binding(plaintext: bytes | str, aad: str, o
     assume(other != aad)
     with pytest.raises(CryptoError, match="wrong key or the ciphertext was moved or altered"):
         RING.decrypt(token, aad=other)
+
+
+def test_a_steady_view_checks_the_key_file_once_and_still_learns_new_keys(tmp_path: Path) -> None:
+    """A batch's view encrypts with the key active when it was made; a token under a key added since still decrypts."""
+    path = tmp_path / "master.key"
+    service = FileKeyRing.open(path)
+    old_kid = service.active_kid
+    steady = service.steady()
+    new_key = FileKeyRing.open(path).add_active_key(Key("k-new", SECRET_2))
+    assert steady.kid_of(steady.encrypt("batch", aad=AAD)) == old_kid  # the file is not checked again
+    token = service.encrypt("new", aad=AAD)
+    assert service.kid_of(token) == new_key.kid
+    assert steady.decrypt_str(token, aad=AAD) == "new"  # an unknown key id reloads the file
+    assert steady.kid_of(steady.encrypt("later", aad=AAD)) == new_key.kid
+    assert repr(steady) == f"_Steady(steady, active='k-new', kids=('k-new', {old_kid!r}))"

@@ -17,12 +17,22 @@ from authbridge.redact import basic_credentials, scrub
 from authbridge.spec import Integration, OAuth2Auth
 from authbridge.spec.templating import render_text
 
-__all__ = ["MAX_BODY_BYTES", "AuthContext", "TokenSet", "endpoint_text", "json_object"]
+__all__ = ["MAX_BODY_BYTES", "AuthContext", "Deferred", "TokenSet", "endpoint_text", "json_object", "resolve"]
 
 #: A token response larger than this is refused unread (the default of AUTHBRIDGE_MAX_UPSTREAM_BODY).
 MAX_BODY_BYTES = 1024 * 1024
 
 _PARAM_REF = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
+_T = typing.TypeVar("_T")
+
+#: A value, or the function that works it out when it is first needed: what only an error message uses
+#: (the endpoint as shown, the secrets scrubbed from it) is not computed for the calls that succeed.
+Deferred: typing.TypeAlias = _T | Callable[[], _T]
+
+
+def resolve(value: Deferred[_T]) -> _T:
+    """The value of a :data:`Deferred` (calling the function it holds)."""
+    return value() if callable(value) else value
 
 
 @dataclasses.dataclass(frozen=True)

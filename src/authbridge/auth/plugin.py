@@ -54,7 +54,7 @@ from urllib.parse import parse_qsl
 import httpx
 from pydantic import BaseModel
 
-from authbridge.auth.base import AuthContext, TokenSet, endpoint_text
+from authbridge.auth.base import AuthContext, Deferred, TokenSet, endpoint_text
 from authbridge.auth.discovery import DiscoveryFlow
 from authbridge.auth.form import Field
 from authbridge.auth.placement import standard_placement
@@ -291,9 +291,17 @@ class AuthPlugin:
         return []
 
     def read_token(
-        self, ctx: AuthContext, response: httpx.Response, *, endpoint: str, secrets: tuple[str, ...]
+        self,
+        ctx: AuthContext,
+        response: httpx.Response,
+        *,
+        endpoint: Deferred[str],
+        secrets: Deferred[tuple[str, ...]],
     ) -> TokenSet:
-        """Read a token endpoint's answer (or a ``get_token_data`` hook's) into a TokenSet."""
+        """Read a token endpoint's answer (or a ``get_token_data`` hook's) into a TokenSet.
+
+        ``endpoint`` and ``secrets`` are for messages only (each may be the function that makes it).
+        """
         raise TypeError(f"a {self.type} integration has no token endpoint")
 
     def placement(self, ctx: AuthContext) -> tuple[dict[str, str], dict[str, str]]:
@@ -326,14 +334,25 @@ class AuthPlugin:
     def _one_request(
         self, ctx: AuthContext, build: typing.Callable[[], httpx.Request], *extra: str | None
     ) -> TokenFlow:
-        """A flow of one request: build it, send it, read the answer (its client assertion masked like a secret)."""
+        """A flow of one request: build it, send it, read the answer (its client assertion masked like a secret).
+
+        The secrets, and the endpoint as messages show it, are worked out only if a message needs them.
+        """
         request = build()
         response = yield request
-        secrets = ctx.secrets(*extra, *_assertions(request))
-        return self.read_token(ctx, response, endpoint=endpoint_text(request.url, secrets), secrets=secrets)
+
+        def secrets() -> tuple[str, ...]:
+            return ctx.secrets(*extra, *_assertions(request))
+
+        return self.read_token(ctx, response, endpoint=lambda: endpoint_text(request.url, secrets()), secrets=secrets)
 
     def _parse(
-        self, ctx: AuthContext, response: httpx.Response, endpoint: str, secrets: tuple[str, ...], **kwargs: typing.Any
+        self,
+        ctx: AuthContext,
+        response: httpx.Response,
+        endpoint: Deferred[str],
+        secrets: Deferred[tuple[str, ...]],
+        **kwargs: typing.Any,
     ) -> TokenSet:
         now = ctx.clock() if ctx.clock is not None else None
         if now is None:

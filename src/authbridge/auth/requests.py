@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import typing
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from urllib.parse import urlencode
 
 import httpx
 
@@ -69,11 +71,12 @@ def _render_headers(
     ctx: AuthContext, sources: Mapping[str, TemplateSource], field: str, extra: Mapping[str, str] | None = None
 ) -> httpx.Headers:
     values = {**ctx.values(), **(extra or {})}
-    headers = httpx.Headers(
-        {name: render_header(src, values, field=f"{field}.{name}", clock=ctx.clock) for name, src in sources.items()}
-    )
-    headers.setdefault("Accept", "application/json")
-    return headers
+    rendered = {
+        name: render_header(src, values, field=f"{field}.{name}", clock=ctx.clock) for name, src in sources.items()
+    }
+    if not any(name.lower() == "accept" for name in rendered):
+        rendered["Accept"] = "application/json"
+    return httpx.Headers(rendered)
 
 
 def _client_auth(
@@ -105,6 +108,15 @@ def _client_auth(
     CLIENT_AUTH_METHODS[auth.client_auth](Client(client_id, secret, audience, now), fields, headers)
 
 
+@functools.lru_cache(maxsize=256)
+def _parsed(url: str) -> httpx.URL:
+    """A rendered endpoint, parsed once (httpx's parser costs ~30 µs; every connection of a spec calls the same URL).
+
+    An ``httpx.URL`` is immutable: requests made from it share it safely.
+    """
+    return httpx.URL(url)
+
+
 def _build(
     method: str, url: str, body: BodyKind, fields: Mapping[str, FieldValue], headers: httpx.Headers
 ) -> httpx.Request:
@@ -115,10 +127,32 @@ def _build(
     """
     text = {name: _as_text(value) for name, value in fields.items()}
     if method == "GET" or body == "query":
-        return httpx.Request(method, httpx.URL(url).copy_merge_params(text), headers=headers)
+        return httpx.Request(method, _parsed(url).copy_merge_params(text), headers=headers)
     if body == "json":
-        return httpx.Request(method, url, json=dict(fields), headers=headers)
-    return httpx.Request(method, url, data=text, headers=headers)
+        return httpx.Request(method, _parsed(url), json=dict(fields), headers=headers)
+    if not text:
+        return httpx.Request(method, _parsed(url), data=text, headers=headers)
+    return _form_request(method, _parsed(url), text, headers)
+
+
+def _form_request(method: str, url: httpx.URL, fields: dict[str, str], headers: httpx.Headers) -> httpx.Request:
+    """``httpx.Request(method, url, data=fields, headers=headers)``, the same request, its headers put in place first.
+
+    httpx would encode the form, then add each default header through ``setdefault`` (a KeyError per
+    miss) and rebuild the headers: a third of the cost of building a token request. Same body, same
+    headers in the same order: Host first, then ``headers``, then Content-Length and Content-Type
+    (each only when ``headers`` has none).
+    """
+    content = urlencode(list(fields.items()), doseq=True).encode("utf-8")
+    raw = list(headers.raw)
+    present = {name.lower() for name, _ in raw}
+    if b"content-length" not in present:
+        raw.append((b"Content-Length", str(len(content)).encode("ascii")))
+    if b"content-type" not in present:
+        raw.append((b"Content-Type", b"application/x-www-form-urlencoded"))
+    if b"host" not in present and url.host:
+        raw.insert(0, (b"Host", url.netloc))
+    return httpx.Request(method, url, content=content, headers=raw)
 
 
 def check_captures(ctx: AuthContext) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import email.utils
+import functools
 import json
 import math
 import re
@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 
 import httpx
 
-from authbridge.auth.base import MAX_BODY_BYTES, TokenSet
+from authbridge.auth.base import MAX_BODY_BYTES, Deferred, TokenSet, resolve
 from authbridge.errors import TokenEndpointError
 from authbridge.redact import SENSITIVE_NAMES, basic_credentials, redact, scrub
 from authbridge.spec import CustomTokenAuth, Integration, OAuth2Auth, TokenResponse
@@ -50,15 +50,34 @@ _MAX_SECONDS = 100 * 366 * 86400  # an expiry further than a century away is a u
 _DESCRIPTION_LIMIT = 300
 
 
-@dataclasses.dataclass(frozen=True)
 class _Answer:
-    """Who answered what, for messages; ``secrets`` are scrubbed from any text quoted from the body."""
+    """Who answered what, for messages; ``secrets`` are scrubbed from any text quoted from the body.
 
-    integration: str
-    endpoint: str
-    status: int
-    secrets: tuple[str, ...] = dataclasses.field(default=(), repr=False)
-    retry_after: float | None = None
+    The endpoint's text and the secrets are worked out when a message first needs them (never for a success).
+    """
+
+    def __init__(
+        self,
+        integration: str,
+        endpoint: Deferred[str],
+        status: int,
+        *,
+        secrets: Deferred[tuple[str, ...]] = (),
+        retry_after: float | None = None,
+    ) -> None:
+        self.integration, self._endpoint, self.status = integration, endpoint, status
+        self._secrets, self.retry_after = secrets, retry_after
+
+    def __repr__(self) -> str:
+        return f"_Answer(integration={self.integration!r}, status={self.status})"
+
+    @functools.cached_property
+    def endpoint(self) -> str:
+        return resolve(self._endpoint).partition("#")[0].partition("?")[0]
+
+    @functools.cached_property
+    def secrets(self) -> tuple[str, ...]:
+        return resolve(self._secrets)
 
     def clean(self, text: str, limit: int) -> str:
         text = redact(scrub(" ".join(text.split()), self.secrets))
@@ -241,7 +260,12 @@ def _jwt_expiry(token: str) -> datetime | None:
 
 
 def _expiry(
-    data: Mapping[str, typing.Any], spec: TokenResponse, token: str, now: datetime, answer: _Answer
+    data: Mapping[str, typing.Any],
+    spec: TokenResponse,
+    token: str,
+    now: datetime,
+    answer: _Answer,
+    default_ttl: timedelta | None,
 ) -> datetime | None:
     """Expiry from ``expires_at``, else ``expires_in``, else the JWT's ``exp``, else ``default_ttl``."""
     if spec.expires_at is not None:
@@ -257,9 +281,9 @@ def _expiry(
             if seconds > 0:  # 0 is how some providers say "does not expire": fall through
                 return (now + timedelta(seconds=seconds)).astimezone(UTC)
     jwt_expiry = _jwt_expiry(token)
-    if jwt_expiry is not None or spec.default_ttl is None:
+    if jwt_expiry is not None or default_ttl is None:
         return jwt_expiry
-    return (now + spec.default_ttl).astimezone(UTC)
+    return (now + default_ttl).astimezone(UTC)
 
 
 def _scopes(data: Mapping[str, typing.Any], paths: Sequence[str]) -> list[str] | None:
@@ -297,10 +321,10 @@ def parse_token_response(
     response: httpx.Response,
     *,
     now: datetime,
-    endpoint: str,
+    endpoint: Deferred[str],
     default_ttl: timedelta | None = None,
     previous_refresh_token: str | None = None,
-    secrets: typing.Sequence[str | None] = (),
+    secrets: Deferred[typing.Sequence[str | None]] = (),
     max_body: int = MAX_BODY_BYTES,
 ) -> TokenSet:
     """Read a token endpoint's answer (already read into memory) into a ``TokenSet``.
@@ -310,10 +334,12 @@ def parse_token_response(
             things are.
         response: the answer, with its body read.
         now: the current, timezone-aware time; ``expires_in`` counts from it.
-        endpoint: the URL that was called (its query is left out of messages).
+        endpoint: the URL that was called (its query is left out of messages); or the function making
+            it, called only when a message needs it.
         default_ttl: the lifetime to assume when the answer states none (custom token's ``ttl``).
         previous_refresh_token: kept when the answer brings no new refresh token.
-        secrets: values the request carried, scrubbed (in every encoding) from text quoted back.
+        secrets: values the request carried, scrubbed (in every encoding) from text quoted back (or the
+            function making them, called only when text is quoted back).
         max_body: the largest body accepted (AUTHBRIDGE_MAX_UPSTREAM_BODY).
 
     Raises:
@@ -327,15 +353,12 @@ def parse_token_response(
         raise TypeError(f"integration {integration.key} does not use a token endpoint")
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
+    spec = auth.token_response
     # The integration's own default_ttl wins over the caller's (custom token's `ttl`).
-    spec = auth.token_response.model_copy(update={"default_ttl": auth.token_response.default_ttl or default_ttl})
-    # Anything the request carried that is secret is scrubbed from text quoted back (e.g. a description
-    # repeating the code, the verifier or the password).
-    basic = basic_credentials(getattr(auth, "client_id", None), integration.client_secret)
-    known = (integration.client_secret, *basic, previous_refresh_token, *secrets)
+    default_ttl = spec.default_ttl or default_ttl
     answer = _Answer(
         integration.key,
-        endpoint.partition("#")[0].partition("?")[0],
+        endpoint,
         response.status_code,
         retry_after=_retry_after(response.headers.get("retry-after"), now),
     )
@@ -344,9 +367,17 @@ def parse_token_response(
         status, ok = response.status_code, response.is_success
         what = f"{decoded} (status {status})" if ok or decoded.startswith("an HTML") else f"{status} with {decoded}"
         raise answer.fail(what, permanent=not ok and _permanent(None, status))
-    token_values = [lookup(decoded, path) for path in [*spec.access_token, *spec.refresh_token]]
-    found = (*known, *(value for value in token_values if isinstance(value, str)))
-    answer = dataclasses.replace(answer, secrets=tuple(s for s in found if s and len(s) >= 4))
+
+    def known_secrets() -> tuple[str, ...]:
+        # Anything the request carried that is secret is scrubbed from text quoted back (e.g. a description
+        # repeating the code, the verifier or the password), and the tokens of the answer itself.
+        basic = basic_credentials(getattr(auth, "client_id", None), integration.client_secret)
+        known = (integration.client_secret, *basic, previous_refresh_token, *resolve(secrets))
+        token_values = [lookup(decoded, path) for path in [*spec.access_token, *spec.refresh_token]]
+        found = (*known, *(value for value in token_values if isinstance(value, str)))
+        return tuple(s for s in found if s and len(s) >= 4)
+
+    answer._secrets = known_secrets
     error, description = _error_of(decoded)
     if not response.is_success or error is not None:
         raise _refusal(answer, error, description)
@@ -372,7 +403,7 @@ def parse_token_response(
         access_token=access_token,
         refresh_token=refresh_token or previous_refresh_token,
         token_type=token_type,
-        expires_at=_expiry(decoded, spec, access_token, now, answer),
+        expires_at=_expiry(decoded, spec, access_token, now, answer, default_ttl),
         scopes=_scopes(decoded, spec.scope),
         extra=_extra(decoded, spec),
         raw=decoded,

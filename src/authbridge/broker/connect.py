@@ -25,7 +25,7 @@ from authbridge.auth import (
     plugin_for,
     revocation_problem,
 )
-from authbridge.auth.base import endpoint_text
+from authbridge.auth.base import Deferred, endpoint_text, resolve
 from authbridge.auth.discovery import DiscoveryFlow
 from authbridge.auth.hooks import HookContext, call_hook, load_hook, token_set_from_credentials
 from authbridge.auth.lifecycle import MAX_WANTED_SCOPES, effective_window, insufficient_scope
@@ -245,14 +245,22 @@ class Connections:
         )
 
     async def _send(
-        self, request: httpx.Request, *, integration: str, secrets: typing.Sequence[str] = ()
+        self, request: httpx.Request, *, integration: str, secrets: Deferred[typing.Sequence[str]] = ()
     ) -> httpx.Response:
-        """Send one request and read its answer within the limits (cap after decompression, total deadline)."""
-        endpoint = _endpoint(request.url, secrets)
-        return await exchange(self.http, request, limits=self.limits, integration=integration, endpoint=endpoint)
+        """Send one request and read its answer within the limits (cap after decompression, total deadline).
+
+        The endpoint as messages show it (secrets masked) is worked out only if one is raised.
+        """
+        return await exchange(
+            self.http,
+            request,
+            limits=self.limits,
+            integration=integration,
+            endpoint=lambda: _endpoint(request.url, resolve(secrets)),
+        )
 
     async def _token_call(
-        self, request: httpx.Request, *, integration: str, secrets: typing.Sequence[str]
+        self, request: httpx.Request, *, integration: str, secrets: Deferred[typing.Sequence[str]]
     ) -> httpx.Response:
         """One call to a token endpoint: ``_send``, timed for the metrics and traced (W3C context sent along)."""
         if self.metrics is None and self.tracer is None:
@@ -306,7 +314,10 @@ class Connections:
         """
         spec = ctx.integration
         plugin = plugin_for(spec.auth)
-        secrets = _secrets_of(ctx, *exchange.secrets)
+
+        def secrets() -> tuple[str, ...]:  # for messages: worked out if one is needed
+            return _secrets_of(ctx, *exchange.secrets)
+
         query = dict(exchange.query)
         get_token_data = self._hook(spec, "get_token_data") if exchange.hookable else None
         if get_token_data is not None:
@@ -357,7 +368,8 @@ class Connections:
             spec = plugin.with_discovered(spec, discovered)
         if wanted_scopes:
             spec = plugin.with_scopes(spec, parameters, wanted_scopes)
-        ctx = dataclasses.replace(ctx, integration=spec)
+        if ctx.integration is not spec:
+            ctx = dataclasses.replace(ctx, integration=spec)
         registration = plugin.registration(ctx, discovered)
         if registration is None:
             return spec
@@ -401,7 +413,9 @@ class Connections:
             )
             return kept
 
-    async def _run(self, exchange: TokenExchange, *, integration: str, secrets: typing.Sequence[str]) -> TokenSet:
+    async def _run(
+        self, exchange: TokenExchange, *, integration: str, secrets: Deferred[typing.Sequence[str]]
+    ) -> TokenSet:
         """Drive a sans-IO token flow: send each request it yields, hand it each answer, return its tokens."""
         return await self._drive(exchange.flow, integration=integration, secrets=secrets)
 
@@ -424,7 +438,7 @@ class Connections:
         flow: typing.Generator[httpx.Request, httpx.Response, _T],
         *,
         integration: str,
-        secrets: typing.Sequence[str],
+        secrets: Deferred[typing.Sequence[str]],
         token_endpoint: bool = True,
     ) -> _T:
         """Send each request a sans-IO flow yields, hand it each answer, return what it returns.

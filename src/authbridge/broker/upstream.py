@@ -14,12 +14,13 @@ response = await exchange(client, request, limits=limits, integration="acme", en
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import zlib
 
-import anyio
 import httpx
 
+from authbridge.auth.base import Deferred, resolve
 from authbridge.auth.tokens import MAX_BODY_BYTES, size_text
 from authbridge.errors import OutboundBlockedError, UpstreamError
 
@@ -42,6 +43,10 @@ class UpstreamLimits:
     max_body: int = MAX_BODY_BYTES
     #: Seconds for the whole exchange: connect, send, and read the last byte.
     timeout: float = 10.0
+
+
+#: The answer's headers that no longer hold once it is read and inflated (Content-Length is set anew).
+_REPLACED = frozenset({b"content-encoding", b"content-length"})
 
 
 class _TooLarge(Exception):
@@ -98,9 +103,34 @@ def _inflaters(header: str | None, cap: int) -> list[_Inflater]:
     return inflaters
 
 
+async def _send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    """``client.send(request, stream=True)``, straight to the client's transport when that is all it would do.
+
+    The client's own layers are for what an exchange never uses: no client ``auth``, no redirects
+    followed (``follow_redirects=False``, as every outbound client here), no event hooks, no
+    credentials in the URL (httpx would turn them into Basic auth). Those cases go through
+    ``client.send`` as before. Cookies are neither sent (a built request never takes the client's)
+    nor kept from the answer (a token endpoint's cookie belongs to no other call). The client's
+    per-phase timeouts are set on the request as ``send`` sets them.
+    """
+    if (
+        client.is_closed
+        or client.auth is not None
+        or client.follow_redirects
+        or any(client.event_hooks.values())
+        or request.url.userinfo
+    ):
+        return await client.send(request, stream=True)
+    if "timeout" not in request.extensions:
+        request.extensions = {**request.extensions, "timeout": client.timeout.as_dict()}
+    response = await client._transport_for_url(request.url).handle_async_request(request)
+    response.request = request
+    return response
+
+
 async def _read(client: httpx.AsyncClient, request: httpx.Request, limits: UpstreamLimits) -> httpx.Response:
     request.headers["Accept-Encoding"] = ACCEPT_ENCODING
-    response = await client.send(request, stream=True)
+    response = await _send(client, request)
     try:
         try:
             inflaters = _inflaters(response.headers.get("content-encoding"), limits.max_body)
@@ -120,10 +150,13 @@ async def _read(client: httpx.AsyncClient, request: httpx.Request, limits: Upstr
                 raise _TooLarge
     finally:
         await response.aclose()
-    headers = [
-        (k, v) for k, v in response.headers.multi_items() if k.lower() not in {"content-encoding", "content-length"}
-    ]
-    return httpx.Response(response.status_code, headers=headers, content=bytes(body), request=request)
+    content = bytes(body)
+    headers = [(k, v) for k, v in response.headers.raw if k.lower() not in _REPLACED]
+    if content:  # what httpx.Response(content=...) adds, set here: its setdefault per header costs more than the rest
+        headers.append((b"Content-Length", str(len(content)).encode()))
+    answer = httpx.Response(response.status_code, headers=headers, stream=httpx.ByteStream(content), request=request)
+    answer.read()
+    return answer
 
 
 async def exchange(
@@ -132,7 +165,7 @@ async def exchange(
     *,
     limits: UpstreamLimits,
     integration: str | None,
-    endpoint: str,
+    endpoint: Deferred[str],
 ) -> httpx.Response:
     """Send ``request`` and read its whole answer, decompressed, into memory, within ``limits``.
 
@@ -140,19 +173,20 @@ async def exchange(
         UpstreamError: the endpoint cannot be reached (the SSRF guard included), sent no complete
             answer within ``limits.timeout`` in total, answered more than ``limits.max_body``
             bytes after decompression, or in a content coding other than gzip or deflate. The
-            message names ``integration`` and ``endpoint`` (which must hold no secret).
+            message names ``integration`` and ``endpoint`` (which must hold no secret; it may be the
+            function that makes it, called only for a message).
     """
-    prefix = f"{integration}: " if integration else ""
 
     def failure(what: str) -> UpstreamError:
-        return UpstreamError(f"{prefix}{endpoint} {what}", integration=integration, endpoint=endpoint)
+        prefix = f"{integration}: " if integration else ""
+        text = resolve(endpoint)
+        return UpstreamError(f"{prefix}{text} {what}", integration=integration, endpoint=text)
 
-    late = f"sent no complete answer within {limits.timeout:g} s"
     try:
-        with anyio.fail_after(limits.timeout):
+        async with asyncio.timeout(limits.timeout):  # asyncio's own: half the cost of anyio.fail_after
             return await _read(client, request, limits)
     except TimeoutError:
-        raise failure(late) from None
+        raise failure(f"sent no complete answer within {limits.timeout:g} s") from None
     except _TooLarge:
         raise failure(f"answered more than {size_text(limits.max_body)} after decompression; refusing it") from None
     except (zlib.error, httpx.DecodingError):
@@ -160,7 +194,7 @@ async def exchange(
     except OutboundBlockedError as exc:
         raise failure(f"cannot be reached ({exc.message})") from None
     except httpx.TimeoutException:  # a per-phase timeout of the client, at most the same
-        raise failure(late) from None
+        raise failure(f"sent no complete answer within {limits.timeout:g} s") from None
     except httpx.HTTPError as exc:
         raise failure(f"cannot be reached ({type(exc).__name__})") from None
     except UpstreamError as exc:

@@ -309,12 +309,15 @@ def unix_time_template(source: str) -> bool:
 def _render_parts(template: Template, values: Values, field: str, clock: Clock | None) -> list[str]:
     """Return the template's parts with each placeholder evaluated; ``clock`` is read at most once."""
 
-    @functools.cache
+    read: list[datetime] = []  # a plain memo: a functools.cache made per call costs more than most renders
+
     def now() -> datetime:
-        moment = clock() if clock is not None else datetime.now(UTC)
-        if moment.tzinfo is None:
-            raise ValueError("the clock returned a naive datetime; it must be timezone-aware")
-        return moment
+        if not read:
+            moment = clock() if clock is not None else datetime.now(UTC)
+            if moment.tzinfo is None:
+                raise ValueError("the clock returned a naive datetime; it must be timezone-aware")
+            read.append(moment)
+        return read[0]
 
     return [_evaluate(part, values, now, field) if isinstance(part, _Placeholder) else part for part in template._parts]
 
@@ -625,14 +628,24 @@ def render_url(
         else:
             pieces.append(_encode(value, context, part.expr, field))
     result = "".join(pieces)
-    parts = _split(result)
+    problem = _rendered_url_problem(result)
+    if problem is not None:
+        unsafe, why = problem
+        raise (UnsafeValueError if unsafe else TemplateError)(f"{field}: {why}")
+    return result
+
+
+@functools.lru_cache(maxsize=1024)
+def _rendered_url_problem(url: str) -> tuple[bool, str] | None:
+    """What is wrong with a rendered URL (unsafe?, why), or None; kept per URL (a spec's endpoint repeats)."""
+    parts = _split(url)
     if parts is None:
-        raise UnsafeValueError(f"{field}: the rendered URL has an invalid host or port")
+        return True, "the rendered URL has an invalid host or port"
     if not parts.hostname or parts.scheme.lower() not in ("http", "https"):
-        raise TemplateError(f"{field}: the rendered template is not an http(s) URL with a host")
+        return False, "the rendered template is not an http(s) URL with a host"
     problem = None if parts.netloc.startswith("[") else dns_name_problem(parts.hostname)
     if problem is not None:
-        raise UnsafeValueError(f"{field}: the rendered host name {problem}")
+        return True, f"the rendered host name {problem}"
     if dot_segment(parts.path):
-        raise UnsafeValueError(f"{field}: the rendered URL path has a '.' or '..' segment")
-    return result
+        return True, "the rendered URL path has a '.' or '..' segment"
+    return None

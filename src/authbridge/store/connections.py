@@ -11,7 +11,7 @@ import json
 import typing
 from datetime import datetime, timedelta
 
-from sqlalchemy import Table, and_, bindparam, func, insert, literal, or_, select, tuple_, update
+from sqlalchemy import Row, Table, and_, bindparam, func, insert, literal, or_, select, tuple_, update
 
 from authbridge.errors import ErrorItem, NotFoundError, ParameterError, WrongBrowserError
 from authbridge.store.invalidations import invalidate
@@ -92,13 +92,18 @@ def _filtered(query: typing.Any, where: ConnectionFilter) -> typing.Any:
     return query
 
 
+#: A Core row of a table's columns: read like the ORM object (attribute per column), made for less.
+_CoreRow: typing.TypeAlias = Row[*tuple[typing.Any, ...]]
+
+
 class ConnectionRepo:
     """Connected accounts. Secret parameter values live encrypted, as one JSON object, in their own column."""
 
     def __init__(self, ctx: StoreContext) -> None:
         self._ctx = ctx
 
-    def _record(self, row: ConnectionRow, integration_key: str) -> ConnectionRecord:
+    def _record(self, row: ConnectionRow | _CoreRow, integration_key: str) -> ConnectionRecord:
+        """The record of a row: an ORM object, or a Core row of the table's columns (no ORM object made)."""
         secret_json = self._ctx.decrypt(row.secret_parameters, "connections", row.id, "secret_parameters")
         secrets: dict[str, str] = json.loads(secret_json) if secret_json else {}
         return ConnectionRecord(
@@ -473,15 +478,17 @@ class ConnectionRepo:
             )
             if not claimed:
                 return []
+            # Core rows of the table's columns: a batch of ORM objects costs more than the statement.
+            table = typing.cast(Table, ConnectionRow.__table__)
             rows = (
                 await session.execute(
-                    select(ConnectionRow, IntegrationRow.key)
-                    .join(IntegrationRow, IntegrationRow.id == ConnectionRow.integration_id)
-                    .where(ConnectionRow.id.in_(claimed))
-                    .order_by(ConnectionRow.expires_at)
+                    select(*table.c, IntegrationRow.key.label("integration_key"))
+                    .join(IntegrationRow, IntegrationRow.id == table.c.integration_id)
+                    .where(table.c.id.in_(claimed))
+                    .order_by(table.c.expires_at)
                 )
             ).all()
-            return [self._record(row, key) for row, key in rows]
+            return [self._record(row, row.integration_key) for row in rows]
 
     async def release_lease_of(self, connection_ids: typing.Collection[str], owner: str) -> None:
         """Give back the leases ``owner`` holds on these connections (claimed, then found not due)."""
@@ -509,7 +516,7 @@ class ConnectionRepo:
         Every lease ``owner`` holds on these connections is given back, stored or not. A database
         failure rolls the whole batch back (StoreError): nothing of it is stored.
         """
-        enc = self._ctx.encrypt
+        enc = self._ctx.steady().encrypt  # the key ring checked once for the batch
         now = self._ctx.clock()
         ids = [o.connection_id for o in outcomes]
         creds_table = typing.cast(Table, CredentialRow.__table__)
@@ -659,8 +666,8 @@ class CredentialRepo:
             await invalidate(session, self._ctx, "connection", connection_id)
             return dataclasses.replace(creds, version=row.version, obtained_at=now)
 
-    def _record(self, row: CredentialRow) -> CredentialRecord:
-        dec = self._ctx.decrypt
+    def _record(self, row: CredentialRow | _CoreRow, ctx: StoreContext | None = None) -> CredentialRecord:
+        dec = (ctx or self._ctx).decrypt
         table, connection_id = "credentials", row.connection_id
         raw = dec(row.raw, table, connection_id, "raw")
         extra = dec(row.extra, table, connection_id, "extra")
@@ -688,13 +695,14 @@ class CredentialRepo:
         """The credentials of several connections in one query, by connection id (those without are absent)."""
         if not connection_ids:
             return {}
+        table = typing.cast(Table, CredentialRow.__table__)
         async with self._ctx.session() as session:
+            # Core rows of the table's columns: no ORM object per row.
             rows = (
-                await session.scalars(
-                    select(CredentialRow).where(CredentialRow.connection_id.in_(list(connection_ids)))
-                )
+                await session.execute(select(*table.c).where(table.c.connection_id.in_(list(connection_ids))))
             ).all()
-            return {row.connection_id: self._record(row) for row in rows}
+            steady = self._ctx.steady()  # the key ring checked once for the batch
+            return {row.connection_id: self._record(row, steady) for row in rows}
 
     async def delete(self, connection_id: str) -> bool:
         """Forget a connection's credentials; return whether there were any."""

@@ -164,6 +164,12 @@ class KeyRing:
         """Whether a token is encrypted under the active key (raises `CryptoError` if it is malformed)."""
         return self.kid_of(token) == self.active_kid
 
+    def steady(self) -> KeyRing:
+        """This ring as it is now, for one run of operations (a batch): a file-backed ring checks its file
+        once here instead of at each operation. A key id it does not have still makes it reload from the source.
+        """
+        return _Steady(self)
+
     def with_new_active(self, key: Key) -> KeyRing:
         """A new in-memory ring with ``key`` first (encrypting), then this ring's keys."""
         return KeyRing([key, *self._current().keys])
@@ -175,6 +181,21 @@ class KeyRing:
 
     def _repr_prefix(self) -> str:
         return ""
+
+
+class _Steady(KeyRing):
+    """A ring's keys as they were when made (``KeyRing.steady``); an unknown key id reloads the source ring."""
+
+    def __init__(self, source: KeyRing) -> None:
+        self._source = source
+        self._state = source._current()
+
+    def _reload(self) -> _State:
+        self._state = self._source._reload()
+        return self._state
+
+    def _repr_prefix(self) -> str:
+        return "steady, "
 
 
 def aad_for(table: str, row_id: str, column: str) -> str:

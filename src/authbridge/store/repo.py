@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import copy
 import hashlib
 import hmac
 import json
@@ -78,6 +79,12 @@ class StoreContext:
         if value is None:
             return None
         return self.keyring.encrypt(value, aad=aad_for(table, row_id, column))
+
+    def steady(self) -> StoreContext:
+        """This context with the key ring as it is now (``KeyRing.steady``), for the secrets of one batch."""
+        steady = copy.copy(self)  # the same engine, sessions and clock
+        steady.keyring = self.keyring.steady()
+        return steady
 
     def decrypt(self, value: str | None, table: str, row_id: str, column: str) -> str | None:
         """Decrypt one secret; a ciphertext moved to another row or column fails."""

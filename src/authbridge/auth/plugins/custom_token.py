@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from authbridge.auth.base import AuthContext, TokenSet
+from authbridge.auth.base import AuthContext, Deferred, TokenSet
 from authbridge.auth.form import Field, token_request_fields
 from authbridge.auth.plugin import AuthPlugin, Input, TokenExchange
 from authbridge.auth.requests import token_request
@@ -69,6 +69,11 @@ class CustomTokenPlugin(AuthPlugin):
         return self._exchange(ctx)
 
     def read_token(
-        self, ctx: AuthContext, response: httpx.Response, *, endpoint: str, secrets: tuple[str, ...]
+        self,
+        ctx: AuthContext,
+        response: httpx.Response,
+        *,
+        endpoint: Deferred[str],
+        secrets: Deferred[tuple[str, ...]],
     ) -> TokenSet:
         return self._parse(ctx, response, endpoint, secrets, default_ttl=_auth(ctx.integration).ttl)

@@ -13,7 +13,7 @@ import typing
 
 import httpx
 
-from authbridge.auth.base import AuthContext, TokenSet
+from authbridge.auth.base import AuthContext, Deferred, TokenSet
 from authbridge.auth.form import KV_HELP, TEMPLATE_HELP, Field, jwt_fields
 from authbridge.auth.jwt import mint_jwt, signing_key
 from authbridge.auth.plugin import AuthPlugin, Input, TokenExchange, TokenFlow
@@ -86,6 +86,11 @@ class JwtBearerPlugin(AuthPlugin):
         return self._one_request(ctx, lambda: assertion_request(ctx, auth, minted.token, url), minted.token)
 
     def read_token(
-        self, ctx: AuthContext, response: httpx.Response, *, endpoint: str, secrets: tuple[str, ...]
+        self,
+        ctx: AuthContext,
+        response: httpx.Response,
+        *,
+        endpoint: Deferred[str],
+        secrets: Deferred[tuple[str, ...]],
     ) -> TokenSet:
         return self._parse(ctx, response, endpoint, secrets)

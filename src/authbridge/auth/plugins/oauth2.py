@@ -9,7 +9,7 @@ import httpx
 from pydantic import SecretStr
 
 from authbridge.auth._authlib import create_pkce_pair, new_state
-from authbridge.auth.base import AuthContext, TokenSet
+from authbridge.auth.base import AuthContext, Deferred, TokenSet
 from authbridge.auth.discovery import CIMD_SUPPORTED, DiscoveryFlow, metadata_flow, protected_resource_flow
 from authbridge.auth.form import ALGORITHMS, KV_HELP, TEMPLATE_HELP, Field, token_request_fields
 from authbridge.auth.oauth2 import authorization_url, render_endpoint
@@ -376,6 +376,11 @@ class OAuth2Plugin(AuthPlugin):
         return revoke_requests(ctx)
 
     def read_token(
-        self, ctx: AuthContext, response: httpx.Response, *, endpoint: str, secrets: tuple[str, ...]
+        self,
+        ctx: AuthContext,
+        response: httpx.Response,
+        *,
+        endpoint: Deferred[str],
+        secrets: Deferred[tuple[str, ...]],
     ) -> TokenSet:
         return self._parse(ctx, response, endpoint, secrets)
