@@ -48,9 +48,9 @@ from authbridge.logs import CONNECTION_ID, INTEGRATION
 from authbridge.metrics import Metrics
 from authbridge.netguard import GuardedResolver, is_public_address
 from authbridge.proxy.headers import caller_key, forward_headers, http_date, response_headers, safe_path
-from authbridge.upstream_http import UpstreamClient, UpstreamConnectError, UpstreamResponse
 from authbridge.spec import RateLimit, RefreshPolicy
 from authbridge.tracing import Tracer
+from authbridge.upstream_http import UpstreamClient, UpstreamConnectError, UpstreamResponse
 
 __all__ = ["SKIP_AUTO_HEADERS", "Proxy", "ProxyTimeouts"]
 
