@@ -165,7 +165,7 @@ async def run_background(
     The objects of the started process (modules, the app, pools: a few hundred thousand) are moved
     out of the garbage collector's generations first (``gc.freeze``): a refresh storm allocates
     enough to trigger full collections, and each rescanned all of them (measured: 0.7 s of GC per
-    1,000 refreshes before, 0.2 s after; docs/notes/storm.md).
+    1,000 refreshes before, 0.2 s after; docs/architecture.md, "Refresh storm (issue 14, target 3)").
     """
     gc.freeze()
     refresher = BackgroundRefresher(

@@ -3,7 +3,8 @@
 The authorization server is the test OAuth server (``tests.servers.oauth_server``), whose ``/mcp`` is
 a protected resource in the MCP spec's shape. For a client ID metadata document the server must
 fetch AuthBridge's document, so AuthBridge runs as ``authbridge run`` on loopback http with
-AUTHBRIDGE_CLIENT_METADATA_LOOPBACK_HTTP (see docs/notes/mcp.md); the fallbacks run in-process.
+AUTHBRIDGE_CLIENT_METADATA_LOOPBACK_HTTP (see docs/architecture.md, "MCP: what issue 12 still
+lacked"); the fallbacks run in-process.
 Unit side: ``tests/test_config.py`` (which public URLs qualify).
 """
 

@@ -70,7 +70,8 @@ class BackgroundRefresher:
         self.batch = batch
         self.concurrency = concurrency
         #: Answers stored per transaction (default: a whole batch): a group's statements cost little more
-        #: for 64 rows than for 32, so fewer, larger groups cut the CPU per refresh (docs/notes/storm2.md).
+        #: for 64 rows than for 32, so fewer, larger groups cut the CPU per refresh
+        #: (docs/architecture.md, "Refresh storm, second pass").
         self.group = group if group is not None else batch
         #: Batches one scan claims at most (a bound, in case due rows never stop coming).
         self.max_rounds = max_rounds
