@@ -215,8 +215,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     httpcore's connection pool scans every pooled connection on each request: at 32 concurrent
     token calls it served 140 requests/s where aiohttp served 6,000 (docs/architecture.md, "Refresh
     storm (issue 14, target 3)"). httpx stays the interface (requests, answers, the sans-IO flows,
-    ``MockTransport`` in tests); only the sending changes. Names are checked by :class:`GuardedResolver`, IP literals here (aiohttp
-    never resolves them). The session is made on first use, in the running event loop, one per loop.
+    ``MockTransport`` in tests); only the sending changes. Names are checked by
+    :class:`GuardedResolver`, IP literals here (aiohttp never resolves them). The session is made on first use, in the running event loop, one per loop.
 
     ```
     client = httpx.AsyncClient(transport=AiohttpTransport(allow_private=False))
