@@ -216,7 +216,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     token calls it served 140 requests/s where aiohttp served 6,000 (docs/architecture.md, "Refresh
     storm (issue 14, target 3)"). httpx stays the interface (requests, answers, the sans-IO flows,
     ``MockTransport`` in tests); only the sending changes. Names are checked by
-    :class:`GuardedResolver`, IP literals here (aiohttp never resolves them). The session is made on first use, in the running event loop, one per loop.
+    :class:`GuardedResolver`, IP literals here (aiohttp never resolves them). The session is made on
+    first use, in the running event loop, one per loop. Since the fourth session the server's client
+    uses :class:`~authbridge.upstream_http.LeanTransport`, which falls back to this one.
 
     ```
     client = httpx.AsyncClient(transport=AiohttpTransport(allow_private=False))
