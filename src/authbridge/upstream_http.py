@@ -53,6 +53,19 @@ PLAIN_TARGET = re.compile(r"[A-Za-z0-9\-._~:/?\[\]@!$&'()*+,;=%]*")
 _UNSAFE = re.compile(r"[\r\n\x00]")
 #: Methods sent on this path (HEAD answers carry a length and no body: aiohttp knows that, llhttp cannot be told).
 FAST_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+#: Header names the client writes itself (a given Host replaces the URL's authority).
+_OWN_HEADERS = frozenset(
+    {
+        "host",
+        "Host",
+        "HOST",
+        "content-length",
+        "Content-Length",
+        "CONTENT-LENGTH",
+        "transfer-encoding",
+        "Transfer-Encoding",
+    }
+)
 IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "OPTIONS"})
 _LENGTH_ZERO = frozenset({"POST", "PUT", "PATCH", "DELETE"})  # aiohttp sends ``Content-Length: 0`` for these
 #: Header bytes an answer may carry (aiohttp's default limits are 8 KiB a line; this bounds the whole).
@@ -464,9 +477,15 @@ class UpstreamClient:
         """
         connect_timeout, read_timeout = timeouts or (self.connect_timeout, self.read_timeout)
         origin, target = self._origin(url)
-        lines = [f"{method} {target} HTTP/1.1\r\nHost: {origin.host_header}\r\n"]
+        host = origin.host_header
+        lines = [""]
         for name, value in headers.items():
+            if name in _OWN_HEADERS:  # a Host given is kept (a signed request's); the length is the body's
+                if name.lower() == "host":
+                    host = value
+                continue
             lines.append(f"{name}: {value}\r\n")
+        lines[0] = f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n"
         if body or method in _LENGTH_ZERO:
             lines.append(f"Content-Length: {len(body)}\r\n")
         lines.append("\r\n")

@@ -615,3 +615,13 @@ async def test_the_lean_transport_streams_what_it_cannot_buffer_and_times_out_a_
         assert streamed.content == b"part one, part two"
         with pytest.raises(httpx.ReadTimeout):
             await client.get(f"{base}/stall")
+
+
+async def test_a_given_host_is_sent_once_and_the_length_is_the_bodys() -> None:
+    """A signed request carries the Host it signed: it replaces the URL's; a stale Content-Length is not sent."""
+    async with scripted(keep_answering(answer())) as (base, seen, _):
+        client = _client()
+        headers = {"host": "signed.example", "content-length": "999", "X-Sig": "abc"}
+        (await client.request("POST", f"{base}/x", headers, b"abc")).release()
+        client.close()
+    assert seen == [b"POST /x HTTP/1.1\r\nHost: signed.example\r\nX-Sig: abc\r\nContent-Length: 3\r\n\r\n"]

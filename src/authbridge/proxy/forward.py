@@ -456,8 +456,8 @@ class Proxy:
         self, method: str, url: str | yarl.URL, headers: dict[str, str], body: bytes | AsyncIterator[bytes]
     ) -> Answer:
         try:
-            if isinstance(url, str) and isinstance(body, bytes) and self.client.usable(method, url, body):
-                return await self.client.request(method, url, headers, body)
+            if isinstance(body, bytes) and self.client.usable(method, str(url), body):
+                return await self.client.request(method, str(url), headers, body)  # sent as written
             return await self.session.request(
                 method,
                 url,
@@ -509,8 +509,7 @@ def _signed(
     plugin, ctx = signer
     request = plugin.sign(ctx, httpx.Request(method, url, headers=headers, content=body))
     signed = dict(request.headers.multi_items())  # one pass (a multi-valued header: joined by the caller already)
-    if not body:
-        signed.pop("content-length", None)  # httpx says 0; aiohttp sends none for an empty body
+    signed.pop("content-length", None)  # each client writes the body's own (aiohttp none for an empty one)
     return yarl.URL(str(request.url), encoded=True), signed
 
 
