@@ -17,6 +17,7 @@ import pytest
 from authbridge.errors import OutboundBlockedError
 from authbridge.netguard import AiohttpTransport
 from authbridge.upstream_http import LeanTransport
+from tests.rawhttp import read_request
 
 Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 Transport = type[AiohttpTransport] | type[LeanTransport]
@@ -50,17 +51,8 @@ async def server(serve: Serve) -> AsyncIterator[str]:
                 await writer.wait_closed()
 
 
-async def _read_request(reader: asyncio.StreamReader) -> bytes:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":", 1)[1])
-    return head + (await reader.readexactly(length) if length else b"")
-
-
 async def answer_ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    request = await _read_request(reader)
+    request = await read_request(reader)
     body = b'{"echo": %d, "case_kept": %s}' % (
         len(request),
         b"true" if b"\r\nX-Custom-Case: 1" in request else b"false",
@@ -72,19 +64,19 @@ async def answer_ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) 
 
 
 async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await _read_request(reader)
+    await read_request(reader)
     writer.close()
 
 
 async def short_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await _read_request(reader)
+    await read_request(reader)
     writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b")
     await writer.drain()
     writer.close()
 
 
 async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await _read_request(reader)
+    await read_request(reader)
     await asyncio.sleep(5)
 
 

@@ -31,18 +31,9 @@ from authbridge.errors import OutboundBlockedError
 from authbridge.netguard import GuardedResolver
 from authbridge.upstream_http import LeanTransport, UpstreamClient, UpstreamClientError, UpstreamConnectError
 from tests.proxy.conftest import Server
+from tests.rawhttp import read_request
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-async def _request(reader: asyncio.StreamReader) -> bytes:
-    """One request's head (and its body when it has a Content-Length)."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":", 1)[1])
-    return head + (await reader.readexactly(length) if length else b"")
 
 
 @contextlib.asynccontextmanager
@@ -83,6 +74,17 @@ def _client(**kwargs: typing.Any) -> UpstreamClient:
     return UpstreamClient(GuardedResolver(allow_private=True), **kwargs)
 
 
+async def get_each(client: UpstreamClient, url: str, times: int, pause: float) -> list[bytes]:
+    """``times`` GETs one after the other, each answer read whole and released, ``pause`` s between them."""
+    bodies = []
+    for _ in range(times):
+        response = await client.request("GET", url, {}, b"")
+        bodies.append(await response.read())
+        response.release()
+        await asyncio.sleep(pause)
+    return bodies
+
+
 def answer(body: bytes = b"hello", extra: bytes = b"") -> bytes:
     return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), extra, body)
 
@@ -90,7 +92,7 @@ def answer(body: bytes = b"hello", extra: bytes = b"") -> bytes:
 def keep_answering(reply: bytes) -> Script:
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
-            await _request(reader)
+            await read_request(reader)
             writer.write(reply)
             await writer.drain()
 
@@ -151,7 +153,7 @@ async def test_a_chunked_answer_and_one_ended_by_closing_are_read_whole() -> Non
     chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
 
     async def until_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _request(reader)
+        await read_request(reader)
         writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nno length, ended by closing")
         await writer.drain()
 
@@ -198,18 +200,15 @@ async def test_a_lying_answer_is_a_clear_error_and_the_connection_is_dropped(rep
 async def test_a_second_answer_to_one_request_is_never_served_to_the_next() -> None:
     async with scripted(keep_answering(answer(b"one") + answer(b"two"))) as (base, _, connections):
         client = _client()
-        for _ in range(2):  # the first answer is served; the second one's connection is dropped, not reused
-            response = await client.request("GET", f"{base}/x", {}, b"")
-            assert await response.read() == b"one"
-            response.release()
-            await asyncio.sleep(0.05)
+        # The first answer is served; the second one's connection is dropped, not reused.
+        assert await get_each(client, f"{base}/x", 2, 0.05) == [b"one", b"one"]
         client.close()
     assert len(connections) == 2
 
 
 async def test_a_body_cut_short_fails_the_read_after_what_came() -> None:
     async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _request(reader)
+        await read_request(reader)
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
         await writer.drain()
 
@@ -227,17 +226,14 @@ async def test_a_body_cut_short_fails_the_read_after_what_came() -> None:
 
 async def test_a_connection_closed_while_idle_is_replaced_without_the_caller_noticing() -> None:
     async def once_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _request(reader)
+        await read_request(reader)
         writer.write(answer())  # keep-alive implied, then the server closes the idle connection anyway
         await writer.drain()
 
     async with scripted(once_then_close) as (base, _, connections):
         client = _client()
-        for _ in range(3):
-            response = await client.request("GET", f"{base}/x", {}, b"")
-            assert await response.read() == b"hello"
-            response.release()
-            await asyncio.sleep(0.05)  # the close reaches the client while the connection is idle
+        # 50 ms apart: each close reaches the client while its connection is idle.
+        assert await get_each(client, f"{base}/x", 3, 0.05) == [b"hello"] * 3
         client.close()
     assert len(connections) == 3
 
@@ -246,10 +242,10 @@ async def test_a_kept_alive_connection_dying_as_it_is_reused_is_retried_once() -
     """The upstream reads the second request and hangs up with no answer: sent again on a new connection."""
 
     async def answer_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _request(reader)
+        await read_request(reader)
         writer.write(answer())
         await writer.drain()
-        await _request(reader)  # the reused connection's request: dropped unanswered
+        await read_request(reader)  # the reused connection's request: dropped unanswered
 
     async with scripted(answer_once) as (base, seen, connections):
         client = _client()
@@ -263,7 +259,7 @@ async def test_a_kept_alive_connection_dying_as_it_is_reused_is_retried_once() -
 
 async def test_an_upstream_that_hangs_up_on_a_new_connection_is_not_retried() -> None:
     async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _request(reader)
+        await read_request(reader)
 
     async with scripted(hang_up) as (base, _, connections):
         client = _client()
@@ -275,7 +271,7 @@ async def test_an_upstream_that_hangs_up_on_a_new_connection_is_not_retried() ->
 
 async def test_slow_headers_and_a_stalled_body_time_out() -> None:
     async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        request = await _request(reader)
+        request = await read_request(reader)
         if b"/body" in request:
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab")
             await writer.drain()
@@ -325,7 +321,7 @@ async def test_a_large_body_is_streamed_with_the_upstream_paused_while_the_reade
     size = 8 * 1024 * 1024
 
     async def big(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _request(reader)
+        await read_request(reader)
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
         block = b"x" * 65536
         for _ in range(size // len(block)):
@@ -390,7 +386,7 @@ async def test_https_upstreams_are_verified(tmp_path: Path) -> None:
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
-            await _request(reader)
+            await read_request(reader)
             writer.write(answer(b"over tls"))
             await writer.drain()
         writer.close()
@@ -481,10 +477,10 @@ async def test_a_post_on_a_connection_dying_as_it_is_reused_is_not_sent_twice() 
     """The upstream may have acted on a POST before hanging up: the failure is the caller's to see, not retried."""
 
     async def answer_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _request(reader)
+        await read_request(reader)
         writer.write(answer())
         await writer.drain()
-        await _request(reader)
+        await read_request(reader)
 
     async with scripted(answer_once) as (base, seen, connections):
         client = _client()
@@ -517,21 +513,17 @@ async def test_which_requests_take_the_lean_path(method: str, url: str, body: ob
 
 async def test_bytes_sent_on_an_idle_connection_retire_it() -> None:
     async def chatty(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _request(reader)
+        await read_request(reader)
         writer.write(answer())
         await writer.drain()
         await asyncio.sleep(0.02)
         writer.write(answer(b"nobody asked"))  # unsolicited: must never be taken for the next answer
         await writer.drain()
-        await _request(reader)
+        await read_request(reader)
 
     async with scripted(chatty) as (base, _, connections):
         client = _client()
-        for _ in range(2):
-            response = await client.request("GET", f"{base}/x", {}, b"")
-            assert await response.read() == b"hello"
-            response.release()
-            await asyncio.sleep(0.1)
+        assert await get_each(client, f"{base}/x", 2, 0.1) == [b"hello", b"hello"]
         client.close()
     assert len(connections) == 2
 
@@ -552,7 +544,7 @@ async def test_a_large_body_goes_out_whole_and_names_resolve_once() -> None:
 
     async def sizes(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
-            request = await _request(reader)
+            request = await read_request(reader)
             writer.write(answer(b"%d" % request.index(b"\r\n\r\n")) if request.endswith(body) else answer(b"no"))
             await writer.drain()
 
@@ -595,7 +587,7 @@ async def test_the_host_header_leaves_out_a_default_port(url: str, host_header: 
 
 async def test_the_lean_transport_streams_what_it_cannot_buffer_and_times_out_a_stalled_body() -> None:
     async def echo_or_stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        request = await _request(reader)
+        request = await read_request(reader)
         if request.startswith(b"POST /up"):  # the streamed upload, sent by the fallback (aiohttp)
             writer.write(answer(request.split(b"\r\n\r\n", 1)[1]))
         else:
