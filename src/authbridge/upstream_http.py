@@ -442,6 +442,7 @@ class UpstreamClient:
             and isinstance(body, bytes)
             and url.startswith(("http://", "https://"))
             and PLAIN_TARGET.fullmatch(url) is not None
+            and url.find("@", 0, url.find("/", 8)) == -1  # user info in the authority: aiohttp's (Basic auth)
         )
 
     def _origin(self, url: str) -> tuple[_Origin, str]:

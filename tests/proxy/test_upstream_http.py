@@ -503,6 +503,8 @@ async def test_a_post_on_a_connection_dying_as_it_is_reused_is_not_sent_twice() 
         ("GET", "https://api.example.com/{a}|b", b"", False),
         ("GET", "https://api.example.com/caf\u00e9", b"", False),
         ("GET", "ftp://api.example.com/a", b"", False),
+        ("GET", "https://user:pw@api.example.com/a", b"", False),
+        ("GET", "https://api.example.com/users/@me", b"", True),
         ("POST", "https://api.example.com/a", object(), False),
     ],
 )
