@@ -1,0 +1,198 @@
+"""The refresh storm's floor: what a refresh path without the generic layers costs (a measurement, not product code).
+
+    .venv/bin/python benchmarks/refresh_floor.py [--count 10000]
+
+Same set-up as ``refresh_storm.py`` (its seed, grant counter pinned to CPU 1, minimal client). The
+background refresher is replaced by the least a correct refresh of these connections does: a raw
+asyncpg claim of 64 rows (``FOR UPDATE SKIP LOCKED``, the lease columns), 32 token calls at once
+through the lean client (``authbridge.upstream_http``), ``json.loads`` and the key ring's AES-GCM per
+answer, and one transaction per batch of three ``unnest()`` statements (credentials, connections,
+events), one batch claimed ahead while two batches' calls run. Not done here, and done by the real
+refresher: per-spec request building and answer checking, versioned writes, failure handling,
+webhook deliveries, cache invalidations. It says how far a dedicated bulk path could go
+(docs/performance.md, "Refresh storm").
+"""
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+from sqlalchemy.engine import make_url
+
+from authbridge.app import open_key_ring
+from authbridge.config import Settings
+from authbridge.netguard import GuardedResolver
+from authbridge.store.crypto import aad_for
+from authbridge.upstream_http import UpstreamClient
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import refresh_storm as rs  # noqa: E402 - a sibling script: its seed, grant counter and minimal client
+from _common import free_port, pinned, wait_http  # noqa: E402
+
+CLAIM = """
+UPDATE connections SET refresh_lease_until = now() + interval '2 minutes', refresh_lease_owner = 'floor'
+WHERE id IN (
+  SELECT id FROM connections WHERE status = 'active' AND expires_at < now()
+    AND (refresh_lease_until IS NULL OR refresh_lease_until < clock_timestamp())
+  ORDER BY expires_at LIMIT 64 FOR UPDATE SKIP LOCKED)
+RETURNING id, parameters
+"""
+STORE_CREDENTIALS = """
+UPDATE credentials c SET access_token = v.tok, expires_at = v.exp, version = c.version + 1, updated_at = $4
+FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS v(id, tok, exp) WHERE c.connection_id = v.id
+"""
+STORE_CONNECTIONS = """
+UPDATE connections c SET expires_at = v.exp, last_refreshed_at = $3, refresh_failures = 0,
+  refresh_lease_until = NULL, refresh_lease_owner = NULL, updated_at = $3
+FROM unnest($1::text[], $2::timestamptz[]) AS v(id, exp) WHERE c.id = v.id AND c.refresh_lease_owner = 'floor'
+"""
+STORE_EVENTS = """
+INSERT INTO events (type, connection_id, integration_key, data, created_at)
+SELECT 'connection.refreshed', v.id, 'storm', json_build_object('expires_at', v.exp), $3
+FROM unnest($1::text[], $2::timestamptz[]) AS v(id, exp)
+"""
+FORM = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
+
+
+def worker(env, endpoint, dsn, conc, ready, go, out):
+    async def work():
+        ring = open_key_ring(Settings.from_env(env))
+        client = UpstreamClient(GuardedResolver(allow_private=True))
+        db = await asyncpg.connect(dsn)
+        ready.set()
+        go.wait()
+        c0 = time.process_time()
+        sem = asyncio.Semaphore(conc)
+        total = 0
+        store_db = await asyncpg.connect(dsn)
+        store_lock = asyncio.Lock()
+
+        async def one(row):
+            async with sem:
+                n = json.loads(row["parameters"])["n"]
+                r = await client.request(
+                    "POST",
+                    f"{endpoint}/token",
+                    FORM,
+                    f"conn={n}".encode(),
+                )
+                body = json.loads(await r.read())
+                r.release()
+                tok = ring.encrypt(body["access_token"], aad=aad_for("credentials", row["id"], "access_token"))
+                return row["id"], tok, datetime.now(UTC) + timedelta(seconds=int(body["expires_in"]))
+
+        async def batch(rows):
+            nonlocal total
+            done = await asyncio.gather(*(one(r) for r in rows))
+            ids = [d[0] for d in done]
+            toks = [d[1] for d in done]
+            exps = [d[2] for d in done]
+            now = datetime.now(UTC)
+            async with store_lock, store_db.transaction():
+                await store_db.execute(
+                    STORE_CREDENTIALS,
+                    ids,
+                    toks,
+                    exps,
+                    now,
+                )
+                await store_db.execute(
+                    STORE_CONNECTIONS,
+                    ids,
+                    exps,
+                    now,
+                )
+                await store_db.execute(
+                    STORE_EVENTS,
+                    ids,
+                    exps,
+                    now,
+                )
+            total += len(rows)
+
+        running = set()
+        while True:
+            rows = await db.fetch(CLAIM)
+            if not rows:
+                break
+            task = asyncio.ensure_future(batch(rows))
+            running.add(task)
+            task.add_done_callback(running.discard)
+            while len(running) >= 3:  # two batches' calls under way, the next one claimed ahead
+                await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+        if running:
+            await asyncio.gather(*running)
+        out.put((total, time.process_time() - c0))
+
+    asyncio.run(work())
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=10_000)
+    count = parser.parse_args().count
+    pg = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+    name = f"ab_floor_{uuid.uuid4().hex[:8]}"
+    admin = make_url(pg).set(drivername="postgresql").render_as_string(hide_password=False)
+
+    async def adm(sql):
+        c = await asyncpg.connect(admin)
+        await c.execute(sql)
+        await c.close()
+
+    asyncio.run(adm(f'CREATE DATABASE "{name}"'))
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    counter = subprocess.Popen(
+        pinned("1", [sys.executable, "-m", "tests.servers.grant_counter", "--port", str(port)]), cwd=ROOT
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AUTHBRIDGE_")},
+        "AUTHBRIDGE_DATA_DIR": f"/tmp/{name}",
+        "AUTHBRIDGE_DATABASE_URL": make_url(pg).set(database=name).render_as_string(False),
+        "AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS": "true",
+    }
+    dsn = make_url(pg).set(drivername="postgresql", database=name).render_as_string(False)
+    try:
+        wait_http(f"{endpoint}/stats")
+        before = asyncio.run(rs.minimal_client(endpoint, count, 32))
+        httpx.post(f"{endpoint}/reset")
+        asyncio.run(rs.seed(Settings.from_env(env), endpoint, count))
+        ctx = multiprocessing.get_context("spawn")
+        ready, go, out = ctx.Event(), ctx.Event(), ctx.Queue()
+        p = ctx.Process(target=worker, args=(env, endpoint, dsn, 32, ready, go, out))
+        p.start()
+        ready.wait(60)
+        t0 = time.perf_counter()
+        go.set()
+        total, cpu = out.get()
+        wall = time.perf_counter() - t0
+        p.join()
+        stats = httpx.get(f"{endpoint}/stats").json()
+        httpx.post(f"{endpoint}/reset")
+        after = asyncio.run(rs.minimal_client(endpoint, count, 32))
+    finally:
+        counter.terminate()
+        counter.wait(10)
+        asyncio.run(adm(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    ref = min(before, after)
+    print(
+        f"floor refresher: {total:,} due connections in {wall:.2f} s, CPU {cpu:.2f} s "
+        f"({cpu / total * 1000:.3f} ms per refresh); minimal client {ref:.2f} s; "
+        f"ratio {wall / ref:.2f} (the real refresher's goal: <= 1.2); grants {stats['total']:,}"
+    )
+
+
+if __name__ == "__main__":
+    main()
