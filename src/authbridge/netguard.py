@@ -28,7 +28,14 @@ import httpx
 
 from authbridge.errors import OutboundBlockedError
 
-__all__ = ["AiohttpTransport", "GuardedBackend", "GuardedResolver", "guarded_transport", "is_public_address"]
+__all__ = [
+    "AiohttpTransport",
+    "GuardedBackend",
+    "GuardedResolver",
+    "check_literal",
+    "guarded_transport",
+    "is_public_address",
+]
 
 
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
@@ -209,6 +216,15 @@ def _is_private_literal(host: str) -> bool:
     return not is_public_address(host)
 
 
+def check_literal(host: str, *, allow_private: bool) -> None:
+    """Refuse ``host`` if it is an IP literal that is not public (names are left to the resolver).
+
+    The transports' check: aiohttp and the lean client never resolve IP literals.
+    """
+    if not allow_private and _is_private_literal(host):
+        raise _blocked(host, host)
+
+
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """An httpx transport that sends through aiohttp, behind the same SSRF guard as :func:`guarded_transport`.
 
@@ -261,8 +277,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return self._session
 
     def _check_literal(self, host: str) -> None:
-        if not self._allow_private and _is_private_literal(host):
-            raise _blocked(host, host)
+        check_literal(host, allow_private=self._allow_private)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.url.scheme not in {"http", "https"}:

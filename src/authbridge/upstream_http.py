@@ -43,7 +43,7 @@ import yarl
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from authbridge.errors import OutboundBlockedError
-from authbridge.netguard import AiohttpTransport, GuardedResolver, is_public_address
+from authbridge.netguard import AiohttpTransport, GuardedResolver, check_literal
 
 __all__ = ["PLAIN_TARGET", "LeanTransport", "UpstreamClient", "UpstreamResponse"]
 
@@ -317,12 +317,6 @@ class _Connection(asyncio.Protocol):
         else:
             response._finish(aiohttp.ClientPayloadError("the upstream's answer broke off"))
         self.response = None
-
-    def pause_writing(self) -> None:  # bodies are written whole (at most the proxy's replay limit)
-        pass
-
-    def resume_writing(self) -> None:
-        pass
 
     # -- llhttp callbacks ------------------------------------------------------------------------
 
@@ -641,12 +635,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
         client = self._open()
         if body is None or not client.usable(method, url, body):
             return await self._fallback.handle_async_request(request)
-        host = request.url.host
-        if not self._allow_private and _is_literal(host) and not is_public_address(host):
-            raise OutboundBlockedError(
-                f"refusing to connect to {host}: it resolves to {host}, a loopback, private or link-local "
-                "address; set AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS=true to allow calls to private networks"
-            )
+        check_literal(request.url.host, allow_private=self._allow_private)
         headers: dict[str, str] = {}
         for raw_name, raw_value in request.headers.raw:  # as written: httpx keeps the case
             if raw_name.lower() in _NOT_SENT:
@@ -681,14 +670,6 @@ class LeanTransport(httpx.AsyncBaseTransport):
             self._client.close()
             self._client = None
         await self._fallback.aclose()
-
-
-def _is_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    return True
 
 
 class _LeanStream(httpx.AsyncByteStream):

@@ -70,11 +70,10 @@ _MAX_RETRIES = 5
 _MAX_CALLER_WAIT = 600.0
 #: Answers up to this size with a Content-Length are read whole and sent in one message.
 _SMALL_BODY = 64 * 1024
+#: An upstream answer: the lean client's, or aiohttp's (streamed uploads, HEAD, URLs needing encoding).
+Answer = UpstreamResponse | aiohttp.ClientResponse
 #: aiohttp adds these unless told not to; the caller's own (or none) go upstream. The app's proxy session
 #: skips them for every request (``authbridge.app.proxy_session``); another session gets them per request.
-#: An upstream answer: the lean client's, or aiohttp's (signed, streamed or HEAD requests).
-Answer = UpstreamResponse | aiohttp.ClientResponse
-
 SKIP_AUTO_HEADERS = frozenset({"User-Agent", "Accept-Encoding", "Accept", "Content-Type"})
 
 
@@ -456,8 +455,9 @@ class Proxy:
         self, method: str, url: str | yarl.URL, headers: dict[str, str], body: bytes | AsyncIterator[bytes]
     ) -> Answer:
         try:
-            if isinstance(body, bytes) and self.client.usable(method, str(url), body):
-                return await self.client.request(method, str(url), headers, body)  # sent as written
+            written = str(url)  # a signed URL as signed: the lean client sends it as written
+            if isinstance(body, bytes) and self.client.usable(method, written, body):
+                return await self.client.request(method, written, headers, body)
             return await self.session.request(
                 method,
                 url,
