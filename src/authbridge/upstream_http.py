@@ -45,7 +45,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from authbridge.errors import OutboundBlockedError
 from authbridge.netguard import AiohttpTransport, GuardedResolver, check_literal
 
-__all__ = ["PLAIN_TARGET", "LeanTransport", "UpstreamClient", "UpstreamResponse"]
+__all__ = ["PLAIN_TARGET", "LeanStream", "LeanTransport", "UpstreamClient", "UpstreamResponse"]
 
 #: URLs sent as they are: RFC 3986 characters only, no fragment (anything else goes through aiohttp, which encodes).
 PLAIN_TARGET = re.compile(r"[A-Za-z0-9\-._~:/?\[\]@!$&'()*+,;=%]*")
@@ -627,6 +627,27 @@ class LeanTransport(httpx.AsyncBaseTransport):
         return self._client
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.lean_response(request)
+        if response is None:
+            return await self._fallback.handle_async_request(request)
+        return httpx.Response(
+            response.status,
+            headers=list(response.raw_headers),
+            stream=LeanStream(response, request),
+            extensions={"http_version": b"HTTP/1.1"},
+        )
+
+    async def lean_response(self, request: httpx.Request) -> UpstreamResponse | None:
+        """The lean client's answer to ``request``, its body unread (``LeanStream`` reads it and releases it).
+
+        None when the request is not the lean client's (a streamed body, HEAD, a URL needing
+        encoding): ``handle_async_request`` sends it through the fallback. For a caller that reads
+        every answer whole (``broker.upstream.exchange``), this spares an ``httpx.Response`` per call.
+
+        Raises:
+            httpx.HTTPError: as ``handle_async_request`` raises them (connect and read timeouts,
+                connection failures, protocol errors); OutboundBlockedError from the SSRF guard.
+        """
         url, method = str(request.url), request.method
         try:
             body: bytes | None = request.content
@@ -634,7 +655,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
             body = None
         client = self._open()
         if body is None or not client.usable(method, url, body):
-            return await self._fallback.handle_async_request(request)
+            return None
         check_literal(request.url.host, allow_private=self._allow_private)
         headers: dict[str, str] = {}
         for raw_name, raw_value in request.headers.raw:  # as written: httpx keeps the case
@@ -647,7 +668,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
         if connect is not None and timeouts.get("pool"):
             connect += timeouts["pool"]
         try:
-            response = await client.request(method, url, headers, body, timeouts=(connect, timeouts.get("read")))
+            return await client.request(method, url, headers, body, timeouts=(connect, timeouts.get("read")))
         except OutboundBlockedError:
             raise
         except UpstreamConnectTimeout as exc:
@@ -658,12 +679,6 @@ class LeanTransport(httpx.AsyncBaseTransport):
             raise httpx.ConnectError(str(exc), request=request) from None
         except aiohttp.ClientError as exc:
             raise httpx.RemoteProtocolError(str(exc) or type(exc).__name__, request=request) from None
-        return httpx.Response(
-            response.status,
-            headers=list(response.raw_headers),
-            stream=_LeanStream(response, request),
-            extensions={"http_version": b"HTTP/1.1"},
-        )
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -672,7 +687,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
         await self._fallback.aclose()
 
 
-class _LeanStream(httpx.AsyncByteStream):
+class LeanStream(httpx.AsyncByteStream):
     """An answer's body as httpx reads it; closing releases the connection (or closes it, if unread)."""
 
     def __init__(self, response: UpstreamResponse, request: httpx.Request) -> None:

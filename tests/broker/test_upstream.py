@@ -191,3 +191,23 @@ async def test_what_the_client_s_own_layers_do_still_happens() -> None:
         )
     assert answer.status_code == 200
     assert [path for path, _ in seen] == ["/old", "/token"]
+
+
+async def test_an_answer_reads_as_a_read_response_does() -> None:
+    """The answer is made as ``read()`` leaves a response (not through it): every way of reading it still works."""
+    body = json.dumps({"access_token": "t", "n": "é"}).encode()
+    answer = await exchange(
+        client(lambda _r: encoded(gzip.compress(body), "gzip")),
+        httpx.Request("POST", URL),
+        limits=LIMITS,
+        integration="acme",
+        endpoint=URL,
+    )
+    reference = httpx.Response(200, headers={"Content-Type": "application/json"}, content=body)
+    assert answer.is_closed and answer.is_stream_consumed
+    assert answer.content == reference.content == body
+    assert answer.read() == body and await answer.aread() == body
+    assert answer.json() == reference.json() and answer.text == body.decode()
+    assert b"".join(answer.iter_bytes()) == body
+    assert answer.headers["content-length"] == str(len(body))
+    assert answer.request.url == URL

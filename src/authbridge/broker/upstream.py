@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import typing
 import zlib
 
 import httpx
@@ -23,6 +24,7 @@ import httpx
 from authbridge.auth.base import Deferred, resolve
 from authbridge.auth.tokens import MAX_BODY_BYTES, size_text
 from authbridge.errors import OutboundBlockedError, UpstreamError
+from authbridge.upstream_http import LeanStream, LeanTransport, UpstreamResponse
 
 __all__ = ["ACCEPT_ENCODING", "UpstreamLimits", "bounded_client", "exchange"]
 
@@ -103,6 +105,17 @@ def _inflaters(header: str | None, cap: int) -> list[_Inflater]:
     return inflaters
 
 
+def _plain(client: httpx.AsyncClient, request: httpx.Request) -> bool:
+    """Whether ``client.send`` would only hand ``request`` to its transport (see ``_send``)."""
+    return not (
+        client.is_closed
+        or client.auth is not None
+        or client.follow_redirects
+        or any(client.event_hooks.values())
+        or request.url.userinfo
+    )
+
+
 async def _send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
     """``client.send(request, stream=True)``, straight to the client's transport when that is all it would do.
 
@@ -113,13 +126,7 @@ async def _send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Resp
     nor kept from the answer (a token endpoint's cookie belongs to no other call). The client's
     per-phase timeouts are set on the request as ``send`` sets them.
     """
-    if (
-        client.is_closed
-        or client.auth is not None
-        or client.follow_redirects
-        or any(client.event_hooks.values())
-        or request.url.userinfo
-    ):
+    if not _plain(client, request):
         return await client.send(request, stream=True)
     if "timeout" not in request.extensions:
         request.extensions = {**request.extensions, "timeout": client.timeout.as_dict()}
@@ -128,20 +135,41 @@ async def _send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Resp
     return response
 
 
+async def _lean(client: httpx.AsyncClient, request: httpx.Request) -> UpstreamResponse | None:
+    """The lean client's answer, body unread, when the client's transport is a ``LeanTransport`` that takes it."""
+    if not _plain(client, request):
+        return None
+    transport = client._transport_for_url(request.url)
+    if not isinstance(transport, LeanTransport):
+        return None
+    if "timeout" not in request.extensions:
+        request.extensions = {**request.extensions, "timeout": client.timeout.as_dict()}
+    return await transport.lean_response(request)
+
+
 async def _read(client: httpx.AsyncClient, request: httpx.Request, limits: UpstreamLimits) -> httpx.Response:
     request.headers["Accept-Encoding"] = ACCEPT_ENCODING
-    response = await _send(client, request)
+    stream: httpx.AsyncByteStream
+    raw_headers: typing.Sequence[tuple[bytes, bytes]]
+    lean = await _lean(client, request)
+    if lean is not None:  # the lean client's answer, read here: no httpx.Response in between
+        status, raw_headers, stream = lean.status, lean.raw_headers, LeanStream(lean, request)
+        coding = next((v.decode("latin-1") for k, v in raw_headers if k.lower() == b"content-encoding"), None)
+    else:
+        response = await _send(client, request)
+        status, raw_headers = response.status_code, response.headers.raw
+        coding = response.headers.get("content-encoding")
+        # The raw stream itself (not aiter_raw): an in-memory answer (a mock transport) has been read into
+        # ``content`` already, inflated without a cap, but its stream still holds the bytes as sent.
+        if not isinstance(response.stream, httpx.AsyncByteStream):  # pragma: no cover - AsyncClient streams are async
+            raise TypeError("an async client returned a sync stream")
+        stream = response.stream
     try:
         try:
-            inflaters = _inflaters(response.headers.get("content-encoding"), limits.max_body)
+            inflaters = _inflaters(coding, limits.max_body)
         except ValueError as exc:
             raise UpstreamError(f"answered in a content coding AuthBridge does not read ({str(exc)[:40]})") from None
         body = bytearray()
-        # The raw stream itself (not aiter_raw): an in-memory answer (a mock transport) has been read into
-        # ``content`` already, inflated without a cap, but its stream still holds the bytes as sent.
-        stream = response.stream
-        if not isinstance(stream, httpx.AsyncByteStream):  # pragma: no cover - AsyncClient streams are async
-            raise TypeError("an async client returned a sync stream")
         async for raw in stream:
             for inflater in inflaters:
                 raw = inflater.feed(raw)
@@ -149,13 +177,27 @@ async def _read(client: httpx.AsyncClient, request: httpx.Request, limits: Upstr
             if len(body) > limits.max_body:
                 raise _TooLarge
     finally:
-        await response.aclose()
+        await stream.aclose()
     content = bytes(body)
-    headers = [(k, v) for k, v in response.headers.raw if k.lower() not in _REPLACED]
+    headers = [(k, v) for k, v in raw_headers if k.lower() not in _REPLACED]
     if content:  # what httpx.Response(content=...) adds, set here: its setdefault per header costs more than the rest
         headers.append((b"Content-Length", str(len(content)).encode()))
-    answer = httpx.Response(response.status_code, headers=headers, stream=httpx.ByteStream(content), request=request)
-    answer.read()
+    return _read_answer(status, headers, content, request)
+
+
+def _read_answer(
+    status: int, headers: list[tuple[bytes, bytes]], content: bytes, request: httpx.Request
+) -> httpx.Response:
+    """``httpx.Response(status, headers=headers, stream=ByteStream(content))`` after ``read()``, made directly.
+
+    ``read()`` would run the bytes through httpx's content decoders (none apply: the codings were
+    undone above and their header dropped) and chunker only to store them: a tenth of a token call's
+    CPU. Here they are stored as ``read()`` stores them (``tests/broker/test_upstream.py`` checks the
+    result reads as a read response does, should httpx change).
+    """
+    answer = httpx.Response(status, headers=headers, stream=httpx.ByteStream(content), request=request)
+    answer._content = content
+    answer.is_stream_consumed = answer.is_closed = True
     return answer
 
 
