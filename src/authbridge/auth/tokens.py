@@ -305,15 +305,31 @@ def _without_secrets(value: typing.Any, names: frozenset[str]) -> typing.Any:
     return value
 
 
-def _extra(data: Mapping[str, typing.Any], spec: TokenResponse) -> dict[str, typing.Any]:
-    """Every other top-level field; no token at any depth (Slack's ``authed_user`` keeps its ``id``)."""
+#: ``_names_of``'s answers by the id of the ``TokenResponse`` they were worked out for (kept with it: ids are reused).
+_NAMES: dict[int, tuple[TokenResponse, frozenset[str], frozenset[str]]] = {}
+
+
+def _names_of(spec: TokenResponse) -> tuple[frozenset[str], frozenset[str]]:
+    """The top-level names ``_extra`` leaves out (standard and configured ones, secrets) and the secret names."""
+    cached = _NAMES.get(id(spec))
+    if cached is not None and cached[0] is spec:
+        return cached[1], cached[2]
     token_paths = [*spec.access_token, *spec.refresh_token]
     secret_names = _SECRET_FIELDS | {path.rpartition(".")[2] for path in token_paths}
     configured = [*token_paths, *spec.token_type, *spec.scope]
     configured += [spec.expires_in.path] if spec.expires_in else []
     configured += [spec.expires_at.path] if spec.expires_at else []
-    standard = _STANDARD | {path for path in configured if "." not in path}
-    return {k: _without_secrets(v, secret_names) for k, v in data.items() if k not in standard | secret_names}
+    left_out = _STANDARD | {path for path in configured if "." not in path} | secret_names
+    if len(_NAMES) >= 1024:  # bounded: specs are few, but each edit of one makes a new object
+        _NAMES.clear()
+    _NAMES[id(spec)] = (spec, frozenset(left_out), frozenset(secret_names))
+    return frozenset(left_out), frozenset(secret_names)
+
+
+def _extra(data: Mapping[str, typing.Any], spec: TokenResponse) -> dict[str, typing.Any]:
+    """Every other top-level field; no token at any depth (Slack's ``authed_user`` keeps its ``id``)."""
+    left_out, secret_names = _names_of(spec)
+    return {k: _without_secrets(v, secret_names) for k, v in data.items() if k not in left_out}
 
 
 def parse_token_response(

@@ -358,6 +358,20 @@ class Connections:
         Raises:
             UpstreamError: the metadata could not be fetched or was refused, or registration failed.
         """
+        return (
+            await self._resolved_context(spec, parameters, creds, starting=starting, wanted_scopes=wanted_scopes)
+        ).integration
+
+    async def _resolved_context(
+        self,
+        spec: Integration,
+        parameters: Mapping[str, str],
+        creds: CredentialRecord | None = None,
+        *,
+        starting: bool = False,
+        wanted_scopes: typing.Sequence[str] = (),
+    ) -> AuthContext:
+        """``resolved``'s spec in the connection's context (``context()`` of it): made once for a refresh."""
         plugin = plugin_for(spec.auth)
         spec = plugin.with_scopes(spec, parameters)  # before discovery: scopes given win over the server's
         ctx = self.context(spec, parameters, creds)
@@ -372,11 +386,14 @@ class Connections:
             ctx = dataclasses.replace(ctx, integration=spec)
         registration = plugin.registration(ctx, discovered)
         if registration is None:
-            return spec
+            return ctx
         if isinstance(registration, str):
-            return plugin.with_client(spec, registration, None)  # a client ID metadata document: nothing to store
-        client = await self._registered(spec.key, *registration, starting=starting)
-        return plugin.with_client(spec, client.client_id, client.client_secret)
+            # A client ID metadata document: nothing to store.
+            spec = plugin.with_client(spec, registration, None)
+        else:
+            client = await self._registered(spec.key, *registration, starting=starting)
+            spec = plugin.with_client(spec, client.client_id, client.client_secret)
+        return dataclasses.replace(ctx, integration=spec)
 
     async def _discover(self, integration: str, source: str, flow: DiscoveryFlow) -> dict[str, typing.Any]:
         now = time.monotonic()
@@ -474,8 +491,8 @@ class Connections:
         Authorization code: the refresh_token grant (or ``refresh.request``); client credentials,
         password and custom token: the token request again; ``refresh_credentials`` hook when set.
         """
-        spec = await self.resolved(spec, connection.parameters, creds)
-        ctx = self.context(spec, connection.parameters, creds)
+        ctx = await self._resolved_context(spec, connection.parameters, creds)
+        spec = ctx.integration
         hook = self._hook(spec, "refresh_credentials")
         if hook is not None:
             result = await call_hook(hook, self._hook_context(ctx), integration=spec.key, name="refresh_credentials")
