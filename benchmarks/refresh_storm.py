@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import multiprocessing
 import os
 import resource
@@ -35,7 +34,7 @@ import httpx
 from sqlalchemy import insert, update
 from sqlalchemy.engine import make_url
 
-from authbridge.app import http_client, open_store, policy_for
+from authbridge.app import http_client, open_store, policy_for, settle_gc
 from authbridge.broker import Broker
 from authbridge.broker.background import BackgroundRefresher
 from authbridge.config import Settings
@@ -133,7 +132,8 @@ def refresher_process(
 ) -> None:
     """One replica's refresher: its own store, keeper and lease owner; scans until nothing is due.
 
-    ``storm_cpu`` (a shared double) gets the process's CPU seconds from ``go`` to the last scan: start-up left out.
+    ``storm_cpu`` (two shared doubles) gets the process's user and system CPU seconds from ``go`` to the last
+    scan: start-up left out.
     """
 
     async def work() -> None:
@@ -145,13 +145,14 @@ def refresher_process(
             refresher = BackgroundRefresher(
                 store, broker.connections.keeper, clock=broker.clock, concurrency=concurrency, batch=2 * concurrency
             )
-            gc.freeze()  # as run_background does in `authbridge run` and `authbridge refresher`
+            settle_gc()  # as run_background does in `authbridge run` and `authbridge refresher`
             ready.set()
             go.wait()
-            cpu = time.process_time()
+            before = os.times()
             while await refresher.run_once():
                 pass
-            storm_cpu.value = time.process_time() - cpu
+            after = os.times()
+            storm_cpu[0], storm_cpu[1] = after.user - before.user, after.system - before.system
         finally:
             await http.aclose()
             await store.close()
@@ -195,7 +196,7 @@ def main() -> int:
         context = multiprocessing.get_context("spawn")
         ready = [context.Event() for _ in range(args.processes)]
         go = context.Event()
-        storm_cpu = [context.Value("d", 0.0) for _ in range(args.processes)]
+        storm_cpu = [context.Array("d", 2) for _ in range(args.processes)]
         workers = [
             context.Process(target=refresher_process, args=(env, args.concurrency, ready[i], go, storm_cpu[i]))
             for i in range(args.processes)
@@ -221,12 +222,15 @@ def main() -> int:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     reference = min(before, after)
     once = sum(1 for v in stats["per_connection"].values() if v == 1)
-    during = sum(value.value for value in storm_cpu)
+    user = sum(value[0] for value in storm_cpu)
+    system = sum(value[1] for value in storm_cpu)
+    during = user + system
     print(
         f"refresher ({args.processes} process(es), {args.concurrency} at once each): {args.count:,} due connections "
         f"in {refresh:.2f} s ({args.count / refresh:,.0f}/s), {cpu:.2f} s of CPU in the refresher process(es)\n"
         f"refresher CPU during the storm (start-up left out): {during:.2f} s, "
-        f"{during / args.count * 1000:.3f} ms per refresh\n"
+        f"{during / args.count * 1000:.3f} ms per refresh ({user / args.count * 1000:.3f} user, "
+        f"{system / args.count * 1000:.3f} system)\n"
         f"minimal client ({args.concurrency} at once): {args.count:,} grants in {before:.2f} s before, "
         f"{after:.2f} s after ({args.count / reference:,.0f}/s at best)\n"
         f"grants to the endpoint during the storm: {stats['total']:,}; connections refreshed exactly once: {once:,}"
