@@ -17,17 +17,12 @@ import argparse
 import asyncio
 import json
 import multiprocessing
-import os
-import subprocess
 import sys
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
-import httpx
-from sqlalchemy.engine import make_url
 
 from authbridge.app import open_key_ring
 from authbridge.config import Settings
@@ -38,7 +33,6 @@ from authbridge.upstream_http import UpstreamClient
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import refresh_storm as rs  # noqa: E402 - a sibling script: its seed, grant counter and minimal client
-from _common import free_port, pinned, wait_http  # noqa: E402
 
 CLAIM = """
 UPDATE connections SET refresh_lease_until = now() + interval '2 minutes', refresh_lease_owner = 'floor'
@@ -142,36 +136,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=10_000)
     count = parser.parse_args().count
-    pg = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-    name = f"ab_floor_{uuid.uuid4().hex[:8]}"
-    admin = make_url(pg).set(drivername="postgresql").render_as_string(hide_password=False)
-
-    async def adm(sql):
-        c = await asyncpg.connect(admin)
-        await c.execute(sql)
-        await c.close()
-
-    asyncio.run(adm(f'CREATE DATABASE "{name}"'))
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    counter = subprocess.Popen(
-        pinned("1", [sys.executable, "-m", "tests.servers.grant_counter", "--port", str(port)]), cwd=ROOT
-    )
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("AUTHBRIDGE_")},
-        "AUTHBRIDGE_DATA_DIR": f"/tmp/{name}",
-        "AUTHBRIDGE_DATABASE_URL": make_url(pg).set(database=name).render_as_string(False),
-        "AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS": "true",
-    }
-    dsn = make_url(pg).set(drivername="postgresql", database=name).render_as_string(False)
-    try:
-        wait_http(f"{endpoint}/stats")
-        before = asyncio.run(rs.minimal_client(endpoint, count, 32))
-        httpx.post(f"{endpoint}/reset")
-        asyncio.run(rs.seed(Settings.from_env(env), endpoint, count))
+    with rs.storm("postgresql+asyncpg://postgres@127.0.0.1:5432/postgres", "1", count, 32) as setup:
         ctx = multiprocessing.get_context("spawn")
         ready, go, out = ctx.Event(), ctx.Event(), ctx.Queue()
-        p = ctx.Process(target=worker, args=(env, endpoint, dsn, 32, ready, go, out))
+        p = ctx.Process(target=worker, args=(setup.env, setup.endpoint, setup.dsn, 32, ready, go, out))
         p.start()
         ready.wait(60)
         t0 = time.perf_counter()
@@ -179,14 +147,8 @@ def main():
         total, cpu = out.get()
         wall = time.perf_counter() - t0
         p.join()
-        stats = httpx.get(f"{endpoint}/stats").json()
-        httpx.post(f"{endpoint}/reset")
-        after = asyncio.run(rs.minimal_client(endpoint, count, 32))
-    finally:
-        counter.terminate()
-        counter.wait(10)
-        asyncio.run(adm(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    ref = min(before, after)
+        stats = setup.grants_after()
+    ref = min(setup.before, setup.after)
     print(
         f"floor refresher: {total:,} due connections in {wall:.2f} s, CPU {cpu:.2f} s "
         f"({cpu / total * 1000:.3f} ms per refresh); minimal client {ref:.2f} s; "

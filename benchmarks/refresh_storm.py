@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import resource
@@ -160,16 +161,31 @@ def refresher_process(
     asyncio.run(work())
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--count", type=int, default=10_000)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--processes", type=int, default=1, help="refresher processes (replicas) sharing the work")
-    parser.add_argument("--postgres", default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
-    parser.add_argument("--endpoint-cpus", default="1")
-    args = parser.parse_args()
+class Storm:
+    """A storm's set-up: a temporary database, the grant counter, and the minimal client's times around the storm."""
+
+    def __init__(self, endpoint: str, env: dict[str, str], dsn: str, count: int, concurrency: int) -> None:
+        self.endpoint, self.env, self.dsn = endpoint, env, dsn
+        self.count, self.concurrency = count, concurrency
+        self.before = self.after = 0.0
+
+    def grants_after(self) -> dict[str, typing.Any]:
+        """The grants the endpoint counted during the storm; then the minimal client's second run."""
+        stats: dict[str, typing.Any] = httpx.get(f"{self.endpoint}/stats").json()
+        httpx.post(f"{self.endpoint}/reset")
+        self.after = asyncio.run(minimal_client(self.endpoint, self.count, self.concurrency))
+        return stats
+
+
+@contextlib.contextmanager
+def storm(postgres: str, endpoint_cpus: str, count: int, concurrency: int) -> typing.Iterator[Storm]:
+    """A temporary database seeded with ``count`` due connections, the grant counter pinned to ``endpoint_cpus``.
+
+    The minimal client runs once before seeding (``Storm.before``); ``Storm.grants_after`` runs it again.
+    The database is dropped and the counter stopped on the way out. Used by refresh_floor.py too.
+    """
     name = f"ab_storm_{uuid.uuid4().hex[:8]}"
-    admin_dsn = make_url(args.postgres).set(drivername="postgresql").render_as_string(hide_password=False)
+    admin_dsn = make_url(postgres).set(drivername="postgresql").render_as_string(hide_password=False)
 
     async def admin(sql: str) -> None:
         connection = await asyncpg.connect(admin_dsn)
@@ -180,19 +196,38 @@ def main() -> int:
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "tests.servers.grant_counter", "--port", str(port)]
-    counter = subprocess.Popen(pinned(args.endpoint_cpus, command), cwd=ROOT)
+    counter = subprocess.Popen(pinned(endpoint_cpus, command), cwd=ROOT)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("AUTHBRIDGE_")},
         "AUTHBRIDGE_DATA_DIR": str(Path(f"/tmp/{name}")),
-        "AUTHBRIDGE_DATABASE_URL": make_url(args.postgres).set(database=name).render_as_string(False),
+        "AUTHBRIDGE_DATABASE_URL": make_url(postgres).set(database=name).render_as_string(False),
         "AUTHBRIDGE_ALLOW_PRIVATE_NETWORKS": "true",
         "AUTHBRIDGE_LOG_LEVEL": "warning",
     }
+    dsn = make_url(postgres).set(drivername="postgresql", database=name).render_as_string(False)
+    setup = Storm(endpoint, env, dsn, count, concurrency)
     try:
         wait_http(f"{endpoint}/stats")
-        before = asyncio.run(minimal_client(endpoint, args.count, args.concurrency))
+        setup.before = asyncio.run(minimal_client(endpoint, count, concurrency))
         httpx.post(f"{endpoint}/reset")
-        asyncio.run(seed(Settings.from_env(env), endpoint, args.count))
+        asyncio.run(seed(Settings.from_env(env), endpoint, count))
+        yield setup
+    finally:
+        counter.terminate()
+        counter.wait(10)
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--processes", type=int, default=1, help="refresher processes (replicas) sharing the work")
+    parser.add_argument("--postgres", default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--endpoint-cpus", default="1")
+    args = parser.parse_args()
+    with storm(args.postgres, args.endpoint_cpus, args.count, args.concurrency) as setup:
+        env = setup.env
         context = multiprocessing.get_context("spawn")
         ready = [context.Event() for _ in range(args.processes)]
         go = context.Event()
@@ -213,13 +248,8 @@ def main() -> int:
         refresh = time.perf_counter() - started
         cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
-        stats = httpx.get(f"{endpoint}/stats").json()
-        httpx.post(f"{endpoint}/reset")
-        after = asyncio.run(minimal_client(endpoint, args.count, args.concurrency))
-    finally:
-        counter.terminate()
-        counter.wait(10)
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        stats = setup.grants_after()
+    before, after = setup.before, setup.after
     reference = min(before, after)
     once = sum(1 for v in stats["per_connection"].values() if v == 1)
     user = sum(value[0] for value in storm_cpu)
