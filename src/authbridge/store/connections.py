@@ -119,25 +119,43 @@ _PG_LOCK_CREDENTIALS = (
     "SELECT connection_id, version FROM credentials WHERE connection_id = ANY($1::varchar[])"
     " ORDER BY connection_id FOR UPDATE"
 )
-#: Written only over the version read (the lock above makes the comparison hold; repeated all the same).
-_PG_UPDATE_CREDENTIALS = (
-    "UPDATE credentials AS c SET access_token = v.access_token, refresh_token = v.refresh_token,"
+#: Everything a batch writes, in one statement (one round trip): data-modifying CTEs on distinct tables
+#: (or distinct rows: ``released`` takes the stale ids only), each over the ``unnest``-ed result rows.
+#: Credentials written only over the version read (the lock above makes the comparison hold; repeated all
+#: the same); the connections' refresh facts, their leases given back if ``owner`` ($13) still holds them;
+#: the stale ones' leases ($14) given back; a cache invalidation per stored result; the events ($15-$18),
+#: in their order, and one delivery per event and active webhook from the ids their insert returns.
+_PG_STORE_BATCH = (
+    "WITH v AS ("
+    " SELECT * FROM unnest($1::varchar[], $2::int[], $3::text[], $4::text[], $5::varchar[], $6::timestamptz[],"
+    " $7::json[], $8::text[], $9::text[], $10::text[], $11::text[]) WITH ORDINALITY"
+    " AS v(id, version, access_token, refresh_token, token_type, expires_at, scopes, raw, extra, inputs, warning, n)"
+    "), credentials_written AS ("
+    " UPDATE credentials AS c SET access_token = v.access_token, refresh_token = v.refresh_token,"
     " token_type = v.token_type, expires_at = v.expires_at, scopes = v.scopes, raw = v.raw, extra = v.extra,"
-    " inputs = v.inputs, version = c.version + 1, updated_at = $11"
-    " FROM unnest($1::varchar[], $2::int[], $3::text[], $4::text[], $5::varchar[], $6::timestamptz[], $7::json[],"
-    " $8::text[], $9::text[], $10::text[])"
-    " AS v(id, version, access_token, refresh_token, token_type, expires_at, scopes, raw, extra, inputs)"
-    " WHERE c.connection_id = v.id AND c.version = v.version"
-)
-#: The refresh facts of the stored ones, and their leases given back (if ``owner`` still holds them).
-_PG_UPDATE_CONNECTIONS = (
-    "UPDATE connections AS c SET refresh_failures = 0, next_refresh_at = NULL, last_error = NULL,"
-    " last_refreshed_at = $4, expires_at = v.expires_at, warning = v.warning, status = 'active',"
-    " updated_at = $4, version = c.version + 1,"
-    " refresh_lease_until = CASE WHEN c.refresh_lease_owner = $5 THEN NULL ELSE c.refresh_lease_until END,"
-    " refresh_lease_owner = CASE WHEN c.refresh_lease_owner = $5 THEN NULL ELSE c.refresh_lease_owner END"
-    " FROM unnest($1::varchar[], $2::timestamptz[], $3::text[]) AS v(id, expires_at, warning)"
-    " WHERE c.id = v.id"
+    " inputs = v.inputs, version = c.version + 1, updated_at = $12"
+    " FROM v WHERE c.connection_id = v.id AND c.version = v.version"
+    "), connections_written AS ("
+    " UPDATE connections AS c SET refresh_failures = 0, next_refresh_at = NULL, last_error = NULL,"
+    " last_refreshed_at = $12, expires_at = v.expires_at, warning = v.warning, status = 'active',"
+    " updated_at = $12, version = c.version + 1,"
+    " refresh_lease_until = CASE WHEN c.refresh_lease_owner = $13 THEN NULL ELSE c.refresh_lease_until END,"
+    " refresh_lease_owner = CASE WHEN c.refresh_lease_owner = $13 THEN NULL ELSE c.refresh_lease_owner END"
+    " FROM v WHERE c.id = v.id"
+    "), released AS ("
+    " UPDATE connections SET refresh_lease_until = NULL, refresh_lease_owner = NULL"
+    " WHERE id = ANY($14::varchar[]) AND refresh_lease_owner = $13"
+    "), invalidated AS ("
+    " INSERT INTO cache_invalidations (kind, ref, created_at) SELECT 'connection', v.id, $12 FROM v ORDER BY v.n"
+    "), added AS ("
+    " INSERT INTO events (type, connection_id, integration_key, data, created_at)"
+    " SELECT e.type, e.connection_id, e.integration_key, e.data, $12"
+    " FROM unnest($15::varchar[], $16::varchar[], $17::varchar[], $18::json[]) WITH ORDINALITY"
+    " AS e(type, connection_id, integration_key, data, n) ORDER BY e.n"
+    " RETURNING id"
+    ")"
+    " INSERT INTO webhook_deliveries (webhook_id, event_id, attempts, next_attempt_at)"
+    " SELECT w.id, added.id, 0, $12 FROM webhooks AS w CROSS JOIN added WHERE w.disabled_at IS NULL"
 )
 #: ``claim_due_with_credentials`` on PostgreSQL: ``claim_due``'s statement (``claim_query`` picks, the
 #: UPDATE leases on the database's clock) with the rows, integration keys and credentials it claimed.
@@ -163,10 +181,6 @@ _PG_CLAIM_WITH_CREDENTIALS = (
     " FROM claimed JOIN integrations ON integrations.id = claimed.integration_id"
     " LEFT OUTER JOIN credentials ON credentials.connection_id = claimed.id"
     " ORDER BY claimed.expires_at"
-)
-_PG_INVALIDATE_CONNECTIONS = (
-    "INSERT INTO cache_invalidations (kind, ref, created_at)"
-    " SELECT 'connection', v.ref, $2 FROM unnest($1::varchar[]) WITH ORDINALITY AS v(ref, n) ORDER BY v.n"
 )
 _PG_RELEASE_LEASES = (
     "UPDATE connections SET refresh_lease_until = NULL, refresh_lease_owner = NULL"
@@ -700,9 +714,9 @@ class ConnectionRepo:
         Every lease ``owner`` holds on these connections is given back, stored or not. A database
         failure rolls the whole batch back (StoreError): nothing of it is stored.
 
-        On PostgreSQL each table gets one statement for the whole batch, its rows passed as arrays and
-        ``unnest``-ed (no per-row parameter processing, no statement built per call); elsewhere an
-        executemany per table.
+        On PostgreSQL the batch is written in one statement after the lock, its rows passed as arrays
+        and ``unnest``-ed (no per-row parameter processing, no statement built per call, one round trip);
+        elsewhere an executemany per table.
         """
         if self._postgres:
             return await self._store_refreshes_postgres(owner, outcomes)
@@ -711,7 +725,7 @@ class ConnectionRepo:
     async def _store_refreshes_postgres(
         self, owner: str, outcomes: typing.Sequence[RefreshOutcome]
     ) -> dict[str, CredentialRecord]:
-        """``store_refreshes`` on PostgreSQL: one statement per table for the batch, its rows as ``unnest`` arrays."""
+        """``store_refreshes`` on PostgreSQL: the lock, then one statement writing every table (``_PG_STORE_BATCH``)."""
         enc = self._ctx.steady().encrypt  # the key ring checked once for the batch
         now = self._ctx.clock()
         ids = [o.connection_id for o in outcomes]
@@ -721,10 +735,11 @@ class ConnectionRepo:
             locked = await run(_PG_LOCK_CREDENTIALS, (ids,))
             current: dict[str, int] = dict(typing.cast(typing.Any, locked.all()))
             fresh = [o for o in outcomes if current.get(o.connection_id) == o.version]
+            stored = {o.connection_id for o in fresh}
+            stale = [cid for cid in ids if cid not in stored]
             if fresh:
-                columns: tuple[list[typing.Any], ...] = tuple([] for _ in range(10))
-                fresh_ids, versions, access, refresh, types, expires, scopes, raws, extras, inputs = columns
-                warnings = []
+                columns: tuple[list[typing.Any], ...] = tuple([] for _ in range(11))
+                fresh_ids, versions, access, refresh, types, expires, scopes, raws, extras, inputs, warnings = columns
                 for o in fresh:
                     c, cid = o.credentials, o.connection_id
                     fresh_ids.append(cid)
@@ -738,15 +753,15 @@ class ConnectionRepo:
                     extras.append(enc(json.dumps(c.extra) if c.extra else None, "credentials", cid, "extra"))
                     inputs.append(enc(json.dumps(c.inputs) if c.inputs else None, "credentials", cid, "inputs"))
                     warnings.append(o.warning)
-                await run(_PG_UPDATE_CREDENTIALS, (*columns, now))
-                await run(_PG_UPDATE_CONNECTIONS, (fresh_ids, expires, warnings, now, owner))
-                await run(_PG_INVALIDATE_CONNECTIONS, (fresh_ids, now))
-                events = _batch_events(fresh)
-                if events:
-                    await queue_events(session, events, now)
-            stored = {o.connection_id for o in fresh}
-            stale = [cid for cid in ids if cid not in stored]
-            if stale:  # the stored ones' leases went back with their UPDATE
+                events: tuple[list[typing.Any], ...] = ([], [], [], [])
+                event_types, event_connections, event_keys, event_data = events
+                for event in _batch_events(fresh):
+                    event_types.append(event["type"])
+                    event_connections.append(event["connection_id"])
+                    event_keys.append(event["integration_key"])
+                    event_data.append(json.dumps(event["data"]))  # what the JSON column's own serializer writes
+                await run(_PG_STORE_BATCH, (*columns, now, owner, stale, *events))
+            elif stale:
                 await run(_PG_RELEASE_LEASES, (stale, owner))
         return {
             o.connection_id: dataclasses.replace(o.credentials, version=o.version + 1, obtained_at=now) for o in fresh

@@ -356,39 +356,13 @@ class ApiKeyRepo:
             return self._record(row)
 
 
-#: ``queue_events`` on PostgreSQL: the events inserted from ``unnest``-ed arrays in their order, and one
-#: delivery per event and active webhook from the ids the insert returns.
-_PG_QUEUE_EVENTS = (
-    "WITH added AS ("
-    " INSERT INTO events (type, connection_id, integration_key, data, created_at)"
-    " SELECT v.type, v.connection_id, v.integration_key, v.data, $5"
-    " FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::json[]) WITH ORDINALITY"
-    " AS v(type, connection_id, integration_key, data, n) ORDER BY v.n"
-    " RETURNING id)"
-    " INSERT INTO webhook_deliveries (webhook_id, event_id, attempts, next_attempt_at)"
-    " SELECT w.id, added.id, 0, $5 FROM webhooks AS w CROSS JOIN added WHERE w.disabled_at IS NULL"
-)
-
-
 async def queue_events(session: AsyncSession, entries: typing.Sequence[JSONDict], now: datetime) -> int:
     """Append events (``type``, ``connection_id``, ``integration_key``, ``data``) and queue their webhook deliveries.
 
     In the caller's transaction: one multi-row INSERT of the events, one INSERT ... SELECT of a delivery
-    per event and active webhook (what ``EventRepo.add`` does for one event); on PostgreSQL both in one
-    statement, the events passed as arrays. ``entries`` must not be empty. Returns how many events.
+    per event and active webhook (what ``EventRepo.add`` does for one event). ``entries`` must not be empty.
+    Returns how many events.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        # One statement: the events from arrays, their deliveries from the ids the insert returns.
-        columns: tuple[list[typing.Any], ...] = ([], [], [], [])
-        types, connection_ids, integration_keys, data = columns
-        for e in entries:
-            types.append(e["type"])
-            connection_ids.append(e["connection_id"])
-            integration_keys.append(e["integration_key"])
-            data.append(json.dumps(e["data"]))  # what the JSON column's own serializer writes
-        connection = await session.connection()
-        await connection.exec_driver_sql(_PG_QUEUE_EVENTS, (*columns, now))
-        return len(entries)
     table = typing.cast(Table, EventRow.__table__)
     ids = (
         (await session.execute(insert(table).returning(table.c.id), [{**e, "created_at": now} for e in entries]))
