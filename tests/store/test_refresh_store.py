@@ -245,3 +245,14 @@ async def test_concurrent_claims_with_credentials_never_overlap(store: Store, cl
         for connection, creds in batch:
             assert owners[connection.id] == f"w{i}"
             assert creds is not None and creds.access_token == f"old-{ids.index(connection.id)}"
+
+
+async def test_a_failing_claim_with_credentials_holds_no_lease(store: Store, clock: FakeClock) -> None:
+    """The credentials unreadable: StoreError, and no row is left leased (PostgreSQL: the one statement fails;
+    SQLite: the leases just taken are given back)."""
+    ids = await _due(store, clock, 3)
+    async with store.ctx.session() as session:
+        await session.execute(text("ALTER TABLE credentials RENAME TO credentials_away"))
+    with pytest.raises(StoreError):
+        await store.connections.claim_due_with_credentials("w", LEASE, limit=10, **_window(clock))
+    assert await _lease_owners(store, ids) == dict.fromkeys(ids)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import builtins
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -12,8 +13,9 @@ import typing
 from datetime import datetime, timedelta
 
 from sqlalchemy import Row, Table, and_, bindparam, func, insert, literal, or_, select, tuple_, update
+from sqlalchemy.exc import SQLAlchemyError
 
-from authbridge.errors import ErrorItem, NotFoundError, ParameterError, WrongBrowserError
+from authbridge.errors import ErrorItem, NotFoundError, ParameterError, StoreError, WrongBrowserError
 from authbridge.store.invalidations import invalidate
 from authbridge.store.models import (
     CacheInvalidationRow,
@@ -591,8 +593,9 @@ class ConnectionRepo:
 
         The same selection and leases as ``claim_due``. On PostgreSQL one statement takes the leases and
         returns the rows with their integration's key and their credentials (``WITH claimed AS (UPDATE ...
-        RETURNING ...) SELECT ... LEFT JOIN credentials``): one round trip. Elsewhere ``claim_due`` then
-        ``CredentialRepo.load_many``.
+        RETURNING ...) SELECT ... LEFT JOIN credentials``): one round trip, no transaction around it.
+        Elsewhere ``claim_due`` then ``CredentialRepo.load_many`` (should that fail, the leases are given
+        back before the StoreError is raised). Nothing is claimed for a claim that raises.
         """
         if not self._postgres:
             claimed = await self.claim_due(
@@ -600,14 +603,24 @@ class ConnectionRepo:
             )
             if not claimed:
                 return []
-            found = await CredentialRepo(self._ctx).load_many([c.id for c in claimed])
+            ids = [c.id for c in claimed]
+            try:
+                found = await CredentialRepo(self._ctx).load_many(ids)
+            except Exception:  # nothing claimed is handed out: the leases go back (if the database lets them)
+                with contextlib.suppress(Exception):
+                    await self.release_lease_of(ids, owner)
+                raise
             return [(c, found.get(c.id)) for c in claimed]
         params = (self._ctx.clock(), expiring_before, idle_before, limit, lease, owner)
-        async with self._ctx.session() as session:
-            connection = await session.connection()
-            rows: typing.Sequence[typing.Any] = (
-                await connection.exec_driver_sql(_PG_CLAIM_WITH_CREDENTIALS, params)
-            ).all()
+        try:
+            # One statement is a transaction of its own: no BEGIN and COMMIT round trips around it.
+            async with self._ctx.engine.connect() as connection:
+                autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                rows: typing.Sequence[typing.Any] = (
+                    await autocommit.exec_driver_sql(_PG_CLAIM_WITH_CREDENTIALS, params)
+                ).all()
+        except SQLAlchemyError as exc:  # as StoreContext.session reports it
+            raise StoreError(f"the database refused the operation ({type(exc).__name__})") from None
         dec = self._ctx.steady().decrypt  # the key ring checked once for the batch
         claimed_with: builtins.list[tuple[ConnectionRecord, CredentialRecord | None]] = []
         for row in rows:
