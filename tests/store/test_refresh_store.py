@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import func, select, text, update
 
-from authbridge.errors import StoreError
+from authbridge.errors import CryptoError, StoreError
 from authbridge.spec import load_spec
 from authbridge.store import CredentialRecord, RefreshOutcome, Store
 from authbridge.store.models import ConnectionRow, CredentialRow, EventRow, WebhookDeliveryRow, WebhookRow
@@ -254,5 +254,18 @@ async def test_a_failing_claim_with_credentials_holds_no_lease(store: Store, clo
     async with store.ctx.session() as session:
         await session.execute(text("ALTER TABLE credentials RENAME TO credentials_away"))
     with pytest.raises(StoreError):
+        await store.connections.claim_due_with_credentials("w", LEASE, limit=10, **_window(clock))
+    assert await _lease_owners(store, ids) == dict.fromkeys(ids)
+
+
+async def test_a_claim_whose_secrets_do_not_decrypt_holds_no_lease(store: Store, clock: FakeClock) -> None:
+    """A ciphertext moved to another row does not decrypt: CryptoError, and the claimed rows' leases go back."""
+    ids = await _due(store, clock, 2)
+    async with store.ctx.session() as session:
+        moved = await session.scalar(select(CredentialRow.access_token).where(CredentialRow.connection_id == ids[0]))
+        await session.execute(
+            update(CredentialRow).where(CredentialRow.connection_id == ids[1]).values(access_token=moved)
+        )
+    with pytest.raises(CryptoError):
         await store.connections.claim_due_with_credentials("w", LEASE, limit=10, **_window(clock))
     assert await _lease_owners(store, ids) == dict.fromkeys(ids)

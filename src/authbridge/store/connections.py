@@ -621,6 +621,17 @@ class ConnectionRepo:
                 ).all()
         except SQLAlchemyError as exc:  # as StoreContext.session reports it
             raise StoreError(f"the database refused the operation ({type(exc).__name__})") from None
+        try:
+            return self._claimed_records(rows)
+        except Exception:  # a secret that does not decrypt: nothing is handed out, the leases go back
+            with contextlib.suppress(Exception):
+                await self.release_lease_of([row[0] for row in rows], owner)
+            raise
+
+    def _claimed_records(
+        self, rows: typing.Sequence[typing.Any]
+    ) -> builtins.list[tuple[ConnectionRecord, CredentialRecord | None]]:
+        """The records of ``_PG_CLAIM_WITH_CREDENTIALS``'s rows: unpacked as tuples, no ORM or result processing."""
         dec = self._ctx.steady().decrypt  # the key ring checked once for the batch
         claimed_with: builtins.list[tuple[ConnectionRecord, CredentialRecord | None]] = []
         for row in rows:
