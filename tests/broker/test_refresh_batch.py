@@ -26,9 +26,10 @@ from authbridge.broker.background import BackgroundRefresher
 from authbridge.broker.refresh import TokenKeeper
 from authbridge.errors import StoreError, UpstreamError
 from authbridge.spec import load_spec
-from authbridge.store import CredentialRecord, KeyRing, RefreshOutcome, Store
+from authbridge.store import CredentialRecord, IntegrationRecord, KeyRing, RefreshOutcome, Store
 from authbridge.store.connections import ConnectionRepo, CredentialRepo
 from authbridge.store.models import ConnectionRow
+from authbridge.store.repo import IntegrationRepo
 from authbridge.testing import FakeClock
 
 SPEC = """
@@ -368,17 +369,24 @@ async def test_an_interrupted_batch_fails_its_joiners_and_gives_its_leases_back(
     assert creds is not None and creds.access_token == "c0-1"
 
 
-class _UnreadableCredentials(CredentialRepo):
-    """Credentials the database cannot read in bulk (the database went away between claim and read)."""
+class _UnreadableIntegrations(IntegrationRepo):
+    """Integrations the database cannot read once ``away`` is set (gone between the claim and the batch's reads).
 
-    async def load_many(self, connection_ids: typing.Collection[str]) -> dict[str, CredentialRecord]:
-        raise StoreError("the database refused the operation (InterfaceError)")
+    The claim brings the credentials with it (``claim_due_with_credentials``): the batch's next read is its specs.
+    """
+
+    away: typing.ClassVar[bool] = False
+
+    async def get(self, key: str) -> IntegrationRecord:
+        if self.away:
+            raise StoreError("the database refused the operation (InterfaceError)")
+        return await super().get(key)
 
 
 class _UnreadableStore(Store):
     def __init__(self, *args: typing.Any, **kwargs: typing.Any) -> None:
         super().__init__(*args, **kwargs)
-        self.credentials = _UnreadableCredentials(self.ctx)
+        self.integrations = _UnreadableIntegrations(self.ctx)
 
 
 async def test_a_scan_whose_batch_fails_reports_that_failure_and_gives_the_leases_back(
@@ -391,11 +399,13 @@ async def test_a_scan_whose_batch_fails_reports_that_failure_and_gives_the_lease
             broker = Broker(store, http=http, clock=clock)
             await _connections(broker, 2)
             clock.advance(minutes=31)
+            _UnreadableIntegrations.away = True
             with pytest.raises(StoreError, match="InterfaceError"):
                 await _refresher(broker, clock).run_once()
             assert endpoint.calls == {"c0": 1, "c1": 1}  # no call was made
             assert await _lease_owners(store) == {None}
     finally:
+        _UnreadableIntegrations.away = False
         await store.close()
 
 

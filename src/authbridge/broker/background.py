@@ -5,12 +5,13 @@ revoke refresh tokens left idle.
 
 Each scan *claims* a batch of due connections: one statement takes the refresh lease of up to
 ``batch`` due rows that nobody holds (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so replicas scanning
-at once split the work instead of queueing on the same rows. The batch's credentials are read in one
-query, the due ones handed to ``TokenKeeper.refresh_batch`` (one token call each, ``concurrency`` at
-once across the scan; results stored a group per transaction, each only over the version read under
-the lease), the leases of rows found not due are given back, and the next batch is claimed while
-this one's calls run, as long as full batches come: a storm of due tokens is worked through back to
-back, not ``batch`` rows per interval.
+at once split the work instead of queueing on the same rows. The batch's credentials come with it
+(``ConnectionRepo.claim_due_with_credentials``: one round trip on PostgreSQL), the due ones handed to
+``TokenKeeper.refresh_batch`` (one token call each, ``concurrency`` at once across the scan; results
+stored a group per transaction, each only over the version read under the lease), the leases of
+rows found not due are given back, and the next batch is claimed while this one's calls run, as long
+as full batches come: a storm of due tokens is worked through back to back, not ``batch`` rows per
+interval.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ from authbridge.types import Clock
 __all__ = ["BackgroundRefresher"]
 
 logger = logging.getLogger("authbridge.refresher")
+
+#: A claimed connection with its credentials (None: it has none).
+_Row: typing.TypeAlias = tuple[ConnectionRecord, CredentialRecord | None]
 
 #: Refresh tokens unused for this long are refreshed anyway (providers expire idle ones).
 IDLE_REFRESH = timedelta(hours=24)
@@ -115,7 +119,7 @@ class BackgroundRefresher:
             nonlocal stop
             stop = True
 
-        async def work(batch: list[ConnectionRecord], started: anyio.Event) -> None:
+        async def work(batch: list[_Row], started: anyio.Event) -> None:
             nonlocal refreshed
             count = await self._refresh_batch(batch, limiter, started, nothing_due)
             refreshed += count
@@ -128,7 +132,7 @@ class BackgroundRefresher:
 
     async def _scan(
         self,
-        work: typing.Callable[[list[ConnectionRecord], anyio.Event], typing.Coroutine[typing.Any, typing.Any, None]],
+        work: typing.Callable[[list[_Row], anyio.Event], typing.Coroutine[typing.Any, typing.Any, None]],
         stopped: typing.Callable[[], bool],
     ) -> None:
         """Claim batch after batch, each worked on by ``work`` in a task of its own, one claimed ahead."""
@@ -138,14 +142,14 @@ class BackgroundRefresher:
                 if stopped():
                     break
                 now = self.clock()
-                batch = await self.store.connections.claim_due(
+                batch = await self.store.connections.claim_due_with_credentials(
                     self.keeper.owner,
                     self.keeper.lease,
                     expiring_before=now + self.horizon,
                     idle_before=now - IDLE_REFRESH,
                     limit=self.batch,
                 )
-                self.keeper.claimed(c.id for c in batch)
+                self.keeper.claimed(c.id for c, _ in batch)
                 started = anyio.Event()
                 tasks.start_soon(work, batch, started)
                 if len(batch) < self.batch:
@@ -157,7 +161,7 @@ class BackgroundRefresher:
 
     async def _refresh_batch(
         self,
-        batch: list[ConnectionRecord],
+        batch: list[_Row],
         limiter: asyncio.Semaphore,
         started: anyio.Event,
         nothing_due: typing.Callable[[], None],
@@ -166,13 +170,11 @@ class BackgroundRefresher:
 
         ``started`` is set once every due one's call has its turn (or none is due: ``nothing_due()`` first).
         """
-        unused = {c.id for c in batch}  # leases to give back: all but those handed to the keeper
+        unused = {c.id for c, _ in batch}  # leases to give back: all but those handed to the keeper
         due: list[Claimed] = []
         try:
-            creds = await self.store.credentials.load_many([c.id for c in batch])
-            for connection in batch:
+            for connection, found in batch:
                 spec = await self._spec(connection.integration_key)
-                found = creds.get(connection.id)
                 if found is not None and self._due(connection, spec, found):
                     due.append((connection, spec, found))
             if not due:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import builtins
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -12,8 +13,9 @@ import typing
 from datetime import datetime, timedelta
 
 from sqlalchemy import Row, Table, and_, bindparam, func, insert, literal, or_, select, tuple_, update
+from sqlalchemy.exc import SQLAlchemyError
 
-from authbridge.errors import ErrorItem, NotFoundError, ParameterError, WrongBrowserError
+from authbridge.errors import ErrorItem, NotFoundError, ParameterError, StoreError, WrongBrowserError
 from authbridge.store.invalidations import invalidate
 from authbridge.store.models import (
     CacheInvalidationRow,
@@ -96,11 +98,105 @@ def _filtered(query: typing.Any, where: ConnectionFilter) -> typing.Any:
 _CoreRow: typing.TypeAlias = Row[*tuple[typing.Any, ...]]
 
 
+def _batch_events(stored: typing.Iterable[RefreshOutcome]) -> list[dict[str, typing.Any]]:
+    """The events of stored refresh results, each carrying its connection's owner as ``EventRepo.add`` does."""
+    events = []
+    for o in stored:
+        owned = {"end_user": o.end_user, "organization": o.organization} if o.end_user or o.organization else {}
+        for kind, data in o.events:
+            events.append(
+                {
+                    "type": kind,
+                    "connection_id": o.connection_id,
+                    "integration_key": o.integration_key,
+                    "data": {**data, **owned} if "end_user" not in data else data,
+                }
+            )
+    return events
+
+
+#: ``store_refreshes`` on PostgreSQL (positional ``$n`` parameters, the driver's own style; arrays are
+#: ``unnest``-ed into one row per result). The credentials' rows are locked in one order by every writer.
+_PG_LOCK_CREDENTIALS = (
+    "SELECT connection_id, version FROM credentials WHERE connection_id = ANY($1::varchar[])"
+    " ORDER BY connection_id FOR UPDATE"
+)
+#: Everything a batch writes, in one statement (one round trip): data-modifying CTEs on distinct tables
+#: (or distinct rows: ``released`` takes the stale ids only), each over the ``unnest``-ed result rows.
+#: Credentials written only over the version read (the lock above makes the comparison hold; repeated all
+#: the same); the connections' refresh facts, their leases given back if ``owner`` ($13) still holds them;
+#: the stale ones' leases ($14) given back; a cache invalidation per stored result; the events ($15-$18),
+#: in their order, and one delivery per event and active webhook from the ids their insert returns.
+_PG_STORE_BATCH = (
+    "WITH v AS ("
+    " SELECT * FROM unnest($1::varchar[], $2::int[], $3::text[], $4::text[], $5::varchar[], $6::timestamptz[],"
+    " $7::json[], $8::text[], $9::text[], $10::text[], $11::text[]) WITH ORDINALITY"
+    " AS v(id, version, access_token, refresh_token, token_type, expires_at, scopes, raw, extra, inputs, warning, n)"
+    "), credentials_written AS ("
+    " UPDATE credentials AS c SET access_token = v.access_token, refresh_token = v.refresh_token,"
+    " token_type = v.token_type, expires_at = v.expires_at, scopes = v.scopes, raw = v.raw, extra = v.extra,"
+    " inputs = v.inputs, version = c.version + 1, updated_at = $12"
+    " FROM v WHERE c.connection_id = v.id AND c.version = v.version"
+    "), connections_written AS ("
+    " UPDATE connections AS c SET refresh_failures = 0, next_refresh_at = NULL, last_error = NULL,"
+    " last_refreshed_at = $12, expires_at = v.expires_at, warning = v.warning, status = 'active',"
+    " updated_at = $12, version = c.version + 1,"
+    " refresh_lease_until = CASE WHEN c.refresh_lease_owner = $13 THEN NULL ELSE c.refresh_lease_until END,"
+    " refresh_lease_owner = CASE WHEN c.refresh_lease_owner = $13 THEN NULL ELSE c.refresh_lease_owner END"
+    " FROM v WHERE c.id = v.id"
+    "), released AS ("
+    " UPDATE connections SET refresh_lease_until = NULL, refresh_lease_owner = NULL"
+    " WHERE id = ANY($14::varchar[]) AND refresh_lease_owner = $13"
+    "), invalidated AS ("
+    " INSERT INTO cache_invalidations (kind, ref, created_at) SELECT 'connection', v.id, $12 FROM v ORDER BY v.n"
+    "), added AS ("
+    " INSERT INTO events (type, connection_id, integration_key, data, created_at)"
+    " SELECT e.type, e.connection_id, e.integration_key, e.data, $12"
+    " FROM unnest($15::varchar[], $16::varchar[], $17::varchar[], $18::json[]) WITH ORDINALITY"
+    " AS e(type, connection_id, integration_key, data, n) ORDER BY e.n"
+    " RETURNING id"
+    ")"
+    " INSERT INTO webhook_deliveries (webhook_id, event_id, attempts, next_attempt_at)"
+    " SELECT w.id, added.id, 0, $12 FROM webhooks AS w CROSS JOIN added WHERE w.disabled_at IS NULL"
+)
+#: ``claim_due_with_credentials`` on PostgreSQL: ``claim_due``'s statement (``claim_query`` picks, the
+#: UPDATE leases on the database's clock) with the rows, integration keys and credentials it claimed.
+_PG_CLAIM_WITH_CREDENTIALS = (
+    "WITH claimed AS ("
+    " UPDATE connections SET refresh_lease_until = clock_timestamp() + $5::interval, refresh_lease_owner = $6"
+    " WHERE connections.id IN ("
+    "  SELECT connections.id FROM connections"
+    "  WHERE connections.status = 'active'"
+    "  AND (connections.next_refresh_at IS NULL OR connections.next_refresh_at <= $1)"
+    "  AND (connections.expires_at < $2 OR connections.last_refreshed_at < $3)"
+    "  AND (connections.refresh_lease_until IS NULL OR connections.refresh_lease_until < clock_timestamp())"
+    "  ORDER BY connections.expires_at LIMIT $4 FOR UPDATE SKIP LOCKED)"
+    " AND (connections.refresh_lease_until IS NULL OR connections.refresh_lease_until < clock_timestamp())"
+    " RETURNING connections.id, connections.integration_id, connections.name, connections.status,"
+    " connections.parameters, connections.secret_parameters, connections.last_error, connections.warning,"
+    " connections.expires_at, connections.last_refreshed_at, connections.version, connections.created_at,"
+    " connections.updated_at, connections.refresh_failures, connections.next_refresh_at, connections.end_user,"
+    " connections.organization, connections.tags, connections.wanted_scopes)"
+    " SELECT claimed.*, integrations.key, credentials.connection_id, credentials.access_token,"
+    " credentials.refresh_token, credentials.token_type, credentials.expires_at, credentials.scopes,"
+    " credentials.raw, credentials.extra, credentials.inputs, credentials.version, credentials.updated_at"
+    " FROM claimed JOIN integrations ON integrations.id = claimed.integration_id"
+    " LEFT OUTER JOIN credentials ON credentials.connection_id = claimed.id"
+    " ORDER BY claimed.expires_at"
+)
+_PG_RELEASE_LEASES = (
+    "UPDATE connections SET refresh_lease_until = NULL, refresh_lease_owner = NULL"
+    " WHERE id = ANY($1::varchar[]) AND refresh_lease_owner = $2"
+)
+
+
 class ConnectionRepo:
     """Connected accounts. Secret parameter values live encrypted, as one JSON object, in their own column."""
 
     def __init__(self, ctx: StoreContext) -> None:
         self._ctx = ctx
+        #: PostgreSQL gets the refresher's batch statements written for it (``unnest`` arrays, one round trip).
+        self._postgres = ctx.engine.dialect.name == "postgresql"
 
     def _record(self, row: ConnectionRow | _CoreRow, integration_key: str) -> ConnectionRecord:
         """The record of a row: an ORM object, or a Core row of the table's columns (no ORM object made)."""
@@ -490,6 +586,132 @@ class ConnectionRepo:
             ).all()
             return [self._record(row, row.integration_key) for row in rows]
 
+    async def claim_due_with_credentials(
+        self, owner: str, lease: timedelta, *, expiring_before: datetime, idle_before: datetime, limit: int
+    ) -> builtins.list[tuple[ConnectionRecord, CredentialRecord | None]]:
+        """``claim_due`` and the claimed connections' credentials (None: it has none), soonest expiry first.
+
+        The same selection and leases as ``claim_due``. On PostgreSQL one statement takes the leases and
+        returns the rows with their integration's key and their credentials (``WITH claimed AS (UPDATE ...
+        RETURNING ...) SELECT ... LEFT JOIN credentials``): one round trip, no transaction around it.
+        Elsewhere ``claim_due`` then ``CredentialRepo.load_many`` (should that fail, the leases are given
+        back before the StoreError is raised). Nothing is claimed for a claim that raises.
+        """
+        if not self._postgres:
+            claimed = await self.claim_due(
+                owner, lease, expiring_before=expiring_before, idle_before=idle_before, limit=limit
+            )
+            if not claimed:
+                return []
+            ids = [c.id for c in claimed]
+            try:
+                found = await CredentialRepo(self._ctx).load_many(ids)
+            except Exception:  # nothing claimed is handed out: the leases go back (if the database lets them)
+                with contextlib.suppress(Exception):
+                    await self.release_lease_of(ids, owner)
+                raise
+            return [(c, found.get(c.id)) for c in claimed]
+        params = (self._ctx.clock(), expiring_before, idle_before, limit, lease, owner)
+        try:
+            # One statement is a transaction of its own: no BEGIN and COMMIT round trips around it.
+            async with self._ctx.engine.connect() as connection:
+                autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                rows: typing.Sequence[typing.Any] = (
+                    await autocommit.exec_driver_sql(_PG_CLAIM_WITH_CREDENTIALS, params)
+                ).all()
+        except SQLAlchemyError as exc:  # as StoreContext.session reports it
+            raise StoreError(f"the database refused the operation ({type(exc).__name__})") from None
+        try:
+            return self._claimed_records(rows)
+        except Exception:  # a secret that does not decrypt: nothing is handed out, the leases go back
+            with contextlib.suppress(Exception):
+                await self.release_lease_of([row[0] for row in rows], owner)
+            raise
+
+    def _claimed_records(
+        self, rows: typing.Sequence[typing.Any]
+    ) -> builtins.list[tuple[ConnectionRecord, CredentialRecord | None]]:
+        """The records of ``_PG_CLAIM_WITH_CREDENTIALS``'s rows: unpacked as tuples, no ORM or result processing."""
+        dec = self._ctx.steady().decrypt  # the key ring checked once for the batch
+        claimed_with: builtins.list[tuple[ConnectionRecord, CredentialRecord | None]] = []
+        for row in rows:
+            (
+                cid,
+                integration_id,
+                name,
+                status,
+                parameters,
+                secret_parameters,
+                last_error,
+                warning,
+                expires_at,
+                last_refreshed_at,
+                version,
+                created_at,
+                updated_at,
+                refresh_failures,
+                next_refresh_at,
+                end_user,
+                organization,
+                tags,
+                wanted_scopes,
+                integration_key,
+                has_creds,
+                access_token,
+                refresh_token,
+                token_type,
+                creds_expires_at,
+                scopes,
+                raw,
+                extra,
+                inputs,
+                creds_version,
+                creds_updated_at,
+            ) = row
+            secret_json = dec(secret_parameters, "connections", cid, "secret_parameters")
+            secrets: dict[str, str] = json.loads(secret_json) if secret_json else {}
+            record = ConnectionRecord(
+                id=cid,
+                integration_id=integration_id,
+                integration_key=integration_key,
+                name=name,
+                status=status,
+                parameters={**parameters, **secrets},
+                secret_names=frozenset(secrets),
+                last_error=last_error,
+                warning=warning,
+                expires_at=expires_at,
+                last_refreshed_at=last_refreshed_at,
+                version=version,
+                created_at=created_at,
+                updated_at=updated_at,
+                refresh_failures=refresh_failures,
+                next_refresh_at=next_refresh_at,
+                end_user=end_user,
+                organization=organization,
+                tags=dict(tags or {}),
+                wanted_scopes=tuple(wanted_scopes or ()),
+            )
+            creds: CredentialRecord | None = None
+            if has_creds is not None:
+                raw = dec(raw, "credentials", cid, "raw")
+                extra = dec(extra, "credentials", cid, "extra")
+                inputs = dec(inputs, "credentials", cid, "inputs")
+                creds = CredentialRecord(
+                    access_token=dec(access_token, "credentials", cid, "access_token"),
+                    refresh_token=dec(refresh_token, "credentials", cid, "refresh_token"),
+                    token_type=token_type,
+                    expires_at=creds_expires_at,
+                    scopes=scopes,
+                    raw=json.loads(raw) if raw else {},
+                    extra=json.loads(extra) if extra else {},
+                    inputs=json.loads(inputs) if inputs else {},
+                    version=creds_version,
+                    obtained_at=creds_updated_at,
+                )
+            claimed_with.append((record, creds))
+        return claimed_with
+
     async def release_lease_of(self, connection_ids: typing.Collection[str], owner: str) -> None:
         """Give back the leases ``owner`` holds on these connections (claimed, then found not due)."""
         if not connection_ids:
@@ -515,7 +737,64 @@ class ConnectionRepo:
         cache invalidation, the connection's refresh facts, its events and their webhook deliveries.
         Every lease ``owner`` holds on these connections is given back, stored or not. A database
         failure rolls the whole batch back (StoreError): nothing of it is stored.
+
+        On PostgreSQL the batch is written in one statement after the lock, its rows passed as arrays
+        and ``unnest``-ed (no per-row parameter processing, no statement built per call, one round trip);
+        elsewhere an executemany per table.
         """
+        if self._postgres:
+            return await self._store_refreshes_postgres(owner, outcomes)
+        return await self._store_refreshes_portable(owner, outcomes)
+
+    async def _store_refreshes_postgres(
+        self, owner: str, outcomes: typing.Sequence[RefreshOutcome]
+    ) -> dict[str, CredentialRecord]:
+        """``store_refreshes`` on PostgreSQL: the lock, then one statement writing every table (``_PG_STORE_BATCH``)."""
+        enc = self._ctx.steady().encrypt  # the key ring checked once for the batch
+        now = self._ctx.clock()
+        ids = [o.connection_id for o in outcomes]
+        async with self._ctx.session() as session:
+            connection = await session.connection()
+            run = connection.exec_driver_sql  # no statement to build or compile, no per-row parameter processing
+            locked = await run(_PG_LOCK_CREDENTIALS, (ids,))
+            current: dict[str, int] = dict(typing.cast(typing.Any, locked.all()))
+            fresh = [o for o in outcomes if current.get(o.connection_id) == o.version]
+            stored = {o.connection_id for o in fresh}
+            stale = [cid for cid in ids if cid not in stored]
+            if fresh:
+                columns: tuple[list[typing.Any], ...] = tuple([] for _ in range(11))
+                fresh_ids, versions, access, refresh, types, expires, scopes, raws, extras, inputs, warnings = columns
+                for o in fresh:
+                    c, cid = o.credentials, o.connection_id
+                    fresh_ids.append(cid)
+                    versions.append(o.version)
+                    access.append(enc(c.access_token, "credentials", cid, "access_token"))
+                    refresh.append(enc(c.refresh_token, "credentials", cid, "refresh_token"))
+                    types.append(c.token_type)
+                    expires.append(c.expires_at)
+                    scopes.append(json.dumps(c.scopes))  # as the JSON column stores it: None is JSON null
+                    raws.append(enc(json.dumps(c.raw) if c.raw else None, "credentials", cid, "raw"))
+                    extras.append(enc(json.dumps(c.extra) if c.extra else None, "credentials", cid, "extra"))
+                    inputs.append(enc(json.dumps(c.inputs) if c.inputs else None, "credentials", cid, "inputs"))
+                    warnings.append(o.warning)
+                events: tuple[list[typing.Any], ...] = ([], [], [], [])
+                event_types, event_connections, event_keys, event_data = events
+                for event in _batch_events(fresh):
+                    event_types.append(event["type"])
+                    event_connections.append(event["connection_id"])
+                    event_keys.append(event["integration_key"])
+                    event_data.append(json.dumps(event["data"]))  # what the JSON column's own serializer writes
+                await run(_PG_STORE_BATCH, (*columns, now, owner, stale, *events))
+            elif stale:
+                await run(_PG_RELEASE_LEASES, (stale, owner))
+        return {
+            o.connection_id: dataclasses.replace(o.credentials, version=o.version + 1, obtained_at=now) for o in fresh
+        }
+
+    async def _store_refreshes_portable(
+        self, owner: str, outcomes: typing.Sequence[RefreshOutcome]
+    ) -> dict[str, CredentialRecord]:
+        """``store_refreshes`` in statements every backend runs (SQLite): executemany per table."""
         enc = self._ctx.steady().encrypt  # the key ring checked once for the batch
         now = self._ctx.clock()
         ids = [o.connection_id for o in outcomes]
@@ -594,21 +873,9 @@ class ConnectionRepo:
                     insert(CacheInvalidationRow),
                     [{"kind": "connection", "ref": o.connection_id, "created_at": now} for o in fresh],
                 )
-                events = []
-                for o in fresh:
-                    owned = (
-                        {"end_user": o.end_user, "organization": o.organization} if o.end_user or o.organization else {}
-                    )
-                    for kind, data in o.events:
-                        events.append(
-                            {
-                                "type": kind,
-                                "connection_id": o.connection_id,
-                                "integration_key": o.integration_key,
-                                "data": {**data, **owned} if "end_user" not in data else data,
-                            }
-                        )
-                await queue_events(session, events, now)
+                events = _batch_events(fresh)
+                if events:
+                    await queue_events(session, events, now)
             await session.execute(
                 update(ConnectionRow)
                 .where(ConnectionRow.id.in_(ids), ConnectionRow.refresh_lease_owner == owner)
