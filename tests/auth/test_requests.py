@@ -421,4 +421,5 @@ def test_a_form_token_request_is_the_one_httpx_builds_from_data(
     expected = httpx.Request("POST", url, data=fields, headers=httpx.Headers(headers))
     assert (built.method, built.url) == (expected.method, expected.url)
     assert built.headers.raw == expected.headers.raw
-    assert built.read() == expected.read()
+    assert built.read() == expected.read() and built.content == expected.content
+    assert type(built.stream) is type(expected.stream) and built.extensions == expected.extensions

@@ -152,7 +152,11 @@ def _form_request(method: str, url: httpx.URL, fields: dict[str, str], headers: 
         raw.append((b"Content-Type", b"application/x-www-form-urlencoded"))
     if b"host" not in present and url.host:
         raw.insert(0, (b"Host", url.netloc))
-    return httpx.Request(method, url, content=content, headers=raw)
+    # With every header in place, ``stream=`` (then ``read()``) makes the same request without httpx's
+    # encoding and header defaults: half the cost of ``content=``.
+    request = httpx.Request(method, url, headers=raw, stream=httpx.ByteStream(content))
+    request.read()
+    return request
 
 
 def check_captures(ctx: AuthContext) -> None:
