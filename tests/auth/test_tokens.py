@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from authbridge.auth import MAX_BODY_BYTES, TokenSet, callback_fields, parse_token_response
+from authbridge.auth.tokens import _two_headers
 from authbridge.errors import TokenEndpointError
 from authbridge.spec import Integration
 
@@ -477,3 +478,24 @@ def test_accept_token_types_must_be_names(value: list[str]) -> None:
     """The accepted types are a non-empty list of visible ASCII names."""
     with pytest.raises(ValueError, match="accept_token_types"):
         make({"accept_token_types": value})
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [],
+        [(b"Content-Type", b"application/json; charset=utf-8")],
+        [(b"content-type", b"text/html"), (b"X-Other", b"1"), (b"RETRY-AFTER", b"120")],
+        [(b"Content-Type", b"application/json"), (b"Content-Type", b"text/plain"), (b"Retry-After", b"5")],
+        [(b"Retry-After", b"Wed, 21 Oct 2015 07:28:00 GMT"), (b"Retry-After", b"7")],
+        [(b"Content-Type", "application/jsön".encode()), (b"X-Name", "é".encode())],
+        [(b"Content-Type", "text/plain; x=\xe9".encode("latin-1"))],
+    ],
+)
+def test_the_two_headers_read_are_those_httpx_gives(headers: list[tuple[bytes, bytes]]) -> None:
+    """Content-Type and Retry-After, found in one pass, read as ``response.headers.get`` reads them."""
+    response = httpx.Response(200, headers=headers)
+    assert _two_headers(response) == (
+        response.headers.get("content-type", ""),
+        response.headers.get("retry-after"),
+    )

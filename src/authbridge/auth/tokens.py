@@ -125,11 +125,39 @@ def check_token_value(value: str) -> str | None:
     return "it holds a control character" if _CONTROL.search(value) else None
 
 
-def _decode(response: httpx.Response, kind: str, max_body: int) -> dict[str, typing.Any] | str:
-    """The body as a mapping, or what is wrong with it."""
+def _two_headers(response: httpx.Response) -> tuple[str, str | None]:
+    """``Content-Type`` (empty if none) and ``Retry-After`` (None if none), found in one pass over the headers.
+
+    As ``response.headers.get`` gives them (several values joined by ", "), without its working out
+    an encoding for every header first; these two are ASCII by definition (UTF-8, then Latin-1, if not).
+    """
+    found: dict[bytes, list[bytes]] = {}
+    for name, value in response.headers.raw:
+        lowered = name.lower()
+        if lowered == b"content-type" or lowered == b"retry-after":
+            found.setdefault(lowered, []).append(value)
+    content_type, retry_after = found.get(b"content-type"), found.get(b"retry-after")
+    return (
+        _header_text(b", ".join(content_type)) if content_type else "",
+        _header_text(b", ".join(retry_after)) if retry_after else None,
+    )
+
+
+def _header_text(value: bytes) -> str:
+    try:
+        return value.decode("ascii")
+    except UnicodeDecodeError:
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value.decode("latin-1")
+
+
+def _decode(response: httpx.Response, kind: str, max_body: int, content_type: str) -> dict[str, typing.Any] | str:
+    """The body as a mapping, or what is wrong with it (``content_type``: the header's value, "" if none)."""
     if len(response.content) > max_body:
         return f"a body over {size_text(max_body)}"
-    content_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+    content_type = content_type.partition(";")[0].strip().lower()
     if content_type == "text/html":
         return "an HTML page, not a token"
     try:
@@ -372,13 +400,14 @@ def parse_token_response(
     spec = auth.token_response
     # The integration's own default_ttl wins over the caller's (custom token's `ttl`).
     default_ttl = spec.default_ttl or default_ttl
+    content_type, retry_after = _two_headers(response)
     answer = _Answer(
         integration.key,
         endpoint,
         response.status_code,
-        retry_after=_retry_after(response.headers.get("retry-after"), now),
+        retry_after=_retry_after(retry_after, now),
     )
-    decoded = _decode(response, spec.body if response.is_success else "json", max_body)
+    decoded = _decode(response, spec.body if response.is_success else "json", max_body, content_type)
     if isinstance(decoded, str):
         status, ok = response.status_code, response.is_success
         what = f"{decoded} (status {status})" if ok or decoded.startswith("an HTML") else f"{status} with {decoded}"
