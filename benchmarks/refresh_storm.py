@@ -44,7 +44,7 @@ from authbridge.store.models import ConnectionRow, CredentialRow
 from authbridge.store.repo import new_id
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import free_port, pinned, target_line, wait_http
+from _common import busy_between, cpu_seconds, cpu_times, free_port, pinned, target_line, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -164,8 +164,10 @@ def refresher_process(
 class Storm:
     """A storm's set-up: a temporary database, the grant counter, and the minimal client's times around the storm."""
 
-    def __init__(self, endpoint: str, env: dict[str, str], dsn: str, count: int, concurrency: int) -> None:
-        self.endpoint, self.env, self.dsn = endpoint, env, dsn
+    def __init__(
+        self, endpoint: str, env: dict[str, str], dsn: str, count: int, concurrency: int, endpoint_pid: int
+    ) -> None:
+        self.endpoint, self.env, self.dsn, self.endpoint_pid = endpoint, env, dsn, endpoint_pid
         self.count, self.concurrency = count, concurrency
         self.before = self.after = 0.0
 
@@ -205,7 +207,7 @@ def storm(postgres: str, endpoint_cpus: str, count: int, concurrency: int) -> ty
         "AUTHBRIDGE_LOG_LEVEL": "warning",
     }
     dsn = make_url(postgres).set(drivername="postgresql", database=name).render_as_string(False)
-    setup = Storm(endpoint, env, dsn, count, concurrency)
+    setup = Storm(endpoint, env, dsn, count, concurrency, counter.pid)
     try:
         wait_http(f"{endpoint}/stats")
         setup.before = asyncio.run(minimal_client(endpoint, count, concurrency))
@@ -241,11 +243,14 @@ def main() -> int:
         for event in ready:
             event.wait(120)
         cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cores_before, endpoint_before = cpu_times(), cpu_seconds(setup.endpoint_pid)
         started = time.perf_counter()
         go.set()
         for worker in workers:
             worker.join()
         refresh = time.perf_counter() - started
+        cores = busy_between(cores_before, cpu_times())
+        endpoint_cpu = cpu_seconds(setup.endpoint_pid) - endpoint_before
         cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
         stats = setup.grants_after()
@@ -263,7 +268,9 @@ def main() -> int:
         f"{system / args.count * 1000:.3f} system)\n"
         f"minimal client ({args.concurrency} at once): {args.count:,} grants in {before:.2f} s before, "
         f"{after:.2f} s after ({args.count / reference:,.0f}/s at best)\n"
-        f"grants to the endpoint during the storm: {stats['total']:,}; connections refreshed exactly once: {once:,}"
+        f"grants to the endpoint during the storm: {stats['total']:,}; connections refreshed exactly once: {once:,}\n"
+        f"during the storm: the endpoint used {endpoint_cpu:.2f} s of CPU; cores busy "
+        + ", ".join(f"{name} {share:.0f} %" for name, share in sorted(cores.items()))
     )
     print(target_line("refresh-storm-vs-endpoint", refresh / reference, "<=", 1.2))
     print(target_line("refresh-storm-grants", float(stats["total"]), "<=", float(args.count), ".0f"))
