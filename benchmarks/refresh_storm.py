@@ -35,7 +35,7 @@ import httpx
 from sqlalchemy import insert, update
 from sqlalchemy.engine import make_url
 
-from authbridge.app import http_client, open_store, policy_for, settle_gc
+from authbridge.app import REFRESHER_GC_YOUNG, http_client, open_store, policy_for, settle_gc
 from authbridge.broker import Broker
 from authbridge.broker.background import BackgroundRefresher
 from authbridge.config import Settings
@@ -146,7 +146,7 @@ def refresher_process(
             refresher = BackgroundRefresher(
                 store, broker.connections.keeper, clock=broker.clock, concurrency=concurrency, batch=2 * concurrency
             )
-            settle_gc()  # as run_background does in `authbridge run` and `authbridge refresher`
+            settle_gc(REFRESHER_GC_YOUNG)  # as run_background does in `authbridge refresher`
             ready.set()
             go.wait()
             before = os.times()

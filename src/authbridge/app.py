@@ -52,6 +52,7 @@ __all__ = [
     "open_key_ring",
     "open_store",
     "policy_for",
+    "REFRESHER_GC_YOUNG",
     "proxy_session",
     "run_background",
     "settle_gc",
@@ -147,15 +148,16 @@ def proxy_session(settings: Settings) -> aiohttp.ClientSession:
     )
 
 
-#: Allocations between two collections of the garbage collector's young generation in a server
-#: process (CPython's default: 700). Only garbage in reference cycles waits for a collection; a refresh
-#: storm allocates a few hundred objects per refresh, and collecting every 700 cost a tenth of the
-#: refresher's CPU (measured: 0.545 ms per refresh at 700, 0.48-0.49 at 50,000; docs/performance.md).
-GC_YOUNG_THRESHOLD = 50_000
+#: Allocations between two collections of the garbage collector's young generation in a process that
+#: only refreshes (``authbridge refresher``; CPython's default: 700). Only garbage in reference cycles
+#: waits for a collection; a refresh storm allocates a few hundred objects per refresh, and collecting
+#: every 700 cost a tenth of the refresher's CPU (measured: 0.545 ms per refresh at 700, 0.48-0.49 at
+#: 50,000). A server process keeps the default: its proxy measured slower with 50,000 (docs/performance.md).
+REFRESHER_GC_YOUNG = 50_000
 
 
-def settle_gc() -> None:
-    """Move what the process built so far out of the collector's generations; collect the young one less often.
+def settle_gc(young: int | None = None) -> None:
+    """Move what the process built so far out of the collector's generations; ``young``: the young threshold.
 
     The objects of the started process (modules, the app, pools: a few hundred thousand) are frozen
     (``gc.freeze``): a refresh storm allocates enough to trigger full collections, and each rescanned
@@ -163,7 +165,8 @@ def settle_gc() -> None:
     "Refresh storm (issue 14, target 3)").
     """
     gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+    if young is not None:
+        gc.set_threshold(young, *gc.get_threshold()[1:])
 
 
 async def run_background(
@@ -176,15 +179,16 @@ async def run_background(
     retention_days: int = 30,
     refresh_interval: float = 30.0,
     refresh_concurrency: int = 32,
+    gc_young: int | None = None,
 ) -> None:
     """The background work of a server or of ``authbridge refresher``: token refresh, webhook delivery, pruning.
 
     Every loop is safe on several replicas at once (refresh leases; delivery claims; idempotent deletes).
     ``retention_days=0`` keeps events forever.
 
-    The garbage collector is settled first (``settle_gc``).
+    The garbage collector is settled first (``settle_gc(gc_young)``).
     """
-    settle_gc()
+    settle_gc(gc_young)
     refresher = BackgroundRefresher(
         broker.store,
         broker.connections.keeper,

@@ -156,7 +156,14 @@ def refresher() -> None:
     """
     import signal
 
-    from authbridge.app import configure_logging, http_client, open_store, policy_for, run_background
+    from authbridge.app import (
+        REFRESHER_GC_YOUNG,
+        configure_logging,
+        http_client,
+        open_store,
+        policy_for,
+        run_background,
+    )
     from authbridge.broker import Broker
 
     settings = _settings()
@@ -185,6 +192,7 @@ def refresher() -> None:
                     retention_days=settings.event_retention_days,
                     refresh_interval=settings.refresh_interval,
                     refresh_concurrency=settings.refresh_concurrency,
+                    gc_young=REFRESHER_GC_YOUNG,  # a process that only refreshes: fewer young collections
                 )
                 group.cancel_scope.cancel()
         finally:
