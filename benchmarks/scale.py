@@ -35,6 +35,7 @@ from authbridge.app import open_store
 from authbridge.config import Settings
 from authbridge.spec import load_spec
 from authbridge.store import ConnectionFilter
+from authbridge.store.connections import _PG_CLAIM_WITH_CREDENTIALS as CLAIM_WITH_CREDENTIALS
 from authbridge.store.models import ConnectionRow, IntegrationRow
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -122,7 +123,20 @@ async def claim_plan(settings: Settings) -> str:
         async with store.ctx.session() as session:
             plan = (await session.execute(text(f"EXPLAIN (ANALYZE, COSTS OFF) {sql}"))).scalars().all()
         _ = IntegrationRow  # the join the listing makes is shown by the timings
-        return "\n".join(plan)
+        # The statement the refresher runs on PostgreSQL (claim and credentials in one), in a transaction
+        # rolled back on close: EXPLAIN ANALYZE executes it, and its leases must not stay.
+        params = (now, now + timedelta(hours=2), now - timedelta(hours=24), 64, timedelta(minutes=2), "explain")
+        async with store.engine.connect() as connection:
+            combined = (
+                (await connection.exec_driver_sql(f"EXPLAIN (ANALYZE, COSTS OFF) {CLAIM_WITH_CREDENTIALS}", params))
+                .scalars()
+                .all()
+            )
+        return (
+            "\n".join(plan)
+            + "\n\nclaim with credentials (what the refresher runs on PostgreSQL):\n"
+            + "\n".join(combined)
+        )
     finally:
         await store.close()
 
