@@ -105,18 +105,7 @@ def _inflaters(header: str | None, cap: int) -> list[_Inflater]:
     return inflaters
 
 
-def _plain(client: httpx.AsyncClient, request: httpx.Request) -> bool:
-    """Whether ``client.send`` would only hand ``request`` to its transport (see ``_send``)."""
-    return not (
-        client.is_closed
-        or client.auth is not None
-        or client.follow_redirects
-        or any(client.event_hooks.values())
-        or request.url.userinfo
-    )
-
-
-async def _send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+async def _send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response | UpstreamResponse:
     """``client.send(request, stream=True)``, straight to the client's transport when that is all it would do.
 
     The client's own layers are for what an exchange never uses: no client ``auth``, no redirects
@@ -124,39 +113,38 @@ async def _send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Resp
     credentials in the URL (httpx would turn them into Basic auth). Those cases go through
     ``client.send`` as before. Cookies are neither sent (a built request never takes the client's)
     nor kept from the answer (a token endpoint's cookie belongs to no other call). The client's
-    per-phase timeouts are set on the request as ``send`` sets them.
+    per-phase timeouts are set on the request as ``send`` sets them. A ``LeanTransport`` that takes
+    the request gives its own answer, body unread (``_read`` reads it: no ``httpx.Response`` in between).
     """
-    if not _plain(client, request):
+    if (
+        client.is_closed
+        or client.auth is not None
+        or client.follow_redirects
+        or any(client.event_hooks.values())
+        or request.url.userinfo
+    ):
         return await client.send(request, stream=True)
     if "timeout" not in request.extensions:
         request.extensions = {**request.extensions, "timeout": client.timeout.as_dict()}
-    response = await client._transport_for_url(request.url).handle_async_request(request)
+    transport = client._transport_for_url(request.url)
+    if isinstance(transport, LeanTransport):
+        lean = await transport.lean_response(request)
+        if lean is not None:
+            return lean
+    response = await transport.handle_async_request(request)
     response.request = request
     return response
-
-
-async def _lean(client: httpx.AsyncClient, request: httpx.Request) -> UpstreamResponse | None:
-    """The lean client's answer, body unread, when the client's transport is a ``LeanTransport`` that takes it."""
-    if not _plain(client, request):
-        return None
-    transport = client._transport_for_url(request.url)
-    if not isinstance(transport, LeanTransport):
-        return None
-    if "timeout" not in request.extensions:
-        request.extensions = {**request.extensions, "timeout": client.timeout.as_dict()}
-    return await transport.lean_response(request)
 
 
 async def _read(client: httpx.AsyncClient, request: httpx.Request, limits: UpstreamLimits) -> httpx.Response:
     request.headers["Accept-Encoding"] = ACCEPT_ENCODING
     stream: httpx.AsyncByteStream
     raw_headers: typing.Sequence[tuple[bytes, bytes]]
-    lean = await _lean(client, request)
-    if lean is not None:  # the lean client's answer, read here: no httpx.Response in between
-        status, raw_headers, stream = lean.status, lean.raw_headers, LeanStream(lean, request)
+    response = await _send(client, request)
+    if isinstance(response, UpstreamResponse):  # the lean client's answer
+        status, raw_headers, stream = response.status, response.raw_headers, LeanStream(response, request)
         coding = next((v.decode("latin-1") for k, v in raw_headers if k.lower() == b"content-encoding"), None)
     else:
-        response = await _send(client, request)
         status, raw_headers = response.status_code, response.headers.raw
         coding = response.headers.get("content-encoding")
         # The raw stream itself (not aiter_raw): an in-memory answer (a mock transport) has been read into
