@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import builtins
+import collections
 import contextlib
 import dataclasses
 import hashlib
@@ -184,6 +185,17 @@ _PG_CLAIM_WITH_CREDENTIALS = (
     " LEFT OUTER JOIN credentials ON credentials.connection_id = claimed.id"
     " ORDER BY claimed.expires_at"
 )
+#: The columns ``_PG_CLAIM_WITH_CREDENTIALS`` returns for the connection (then the integration's key) ...
+_ClaimedConnection = collections.namedtuple(
+    "_ClaimedConnection",
+    "id integration_id name status parameters secret_parameters last_error warning expires_at last_refreshed_at"
+    " version created_at updated_at refresh_failures next_refresh_at end_user organization tags wanted_scopes",
+)
+#: ... and for its credentials, in the statement's order.
+_ClaimedCredentials = collections.namedtuple(
+    "_ClaimedCredentials",
+    "connection_id access_token refresh_token token_type expires_at scopes raw extra inputs version updated_at",
+)
 _PG_RELEASE_LEASES = (
     "UPDATE connections SET refresh_lease_until = NULL, refresh_lease_owner = NULL"
     " WHERE id = ANY($1::varchar[]) AND refresh_lease_owner = $2"
@@ -198,9 +210,11 @@ class ConnectionRepo:
         #: PostgreSQL gets the refresher's batch statements written for it (``unnest`` arrays, one round trip).
         self._postgres = ctx.engine.dialect.name == "postgresql"
 
-    def _record(self, row: ConnectionRow | _CoreRow, integration_key: str) -> ConnectionRecord:
+    def _record(
+        self, row: ConnectionRow | _CoreRow | _ClaimedConnection, integration_key: str, ctx: StoreContext | None = None
+    ) -> ConnectionRecord:
         """The record of a row: an ORM object, or a Core row of the table's columns (no ORM object made)."""
-        secret_json = self._ctx.decrypt(row.secret_parameters, "connections", row.id, "secret_parameters")
+        secret_json = (ctx or self._ctx).decrypt(row.secret_parameters, "connections", row.id, "secret_parameters")
         secrets: dict[str, str] = json.loads(secret_json) if secret_json else {}
         return ConnectionRecord(
             id=row.id,
@@ -631,85 +645,24 @@ class ConnectionRepo:
     def _claimed_records(
         self, rows: typing.Sequence[typing.Any]
     ) -> builtins.list[tuple[ConnectionRecord, CredentialRecord | None]]:
-        """The records of ``_PG_CLAIM_WITH_CREDENTIALS``'s rows: unpacked as tuples, no ORM or result processing."""
-        dec = self._ctx.steady().decrypt  # the key ring checked once for the batch
+        """The records of ``_PG_CLAIM_WITH_CREDENTIALS``'s rows, made by the repositories' own ``_record``.
+
+        Each row is the claimed connection's columns, its integration's key, then its credentials'
+        columns (all None without credentials); both halves are read by name as the ORM's rows are.
+        """
+        steady = self._ctx.steady()  # the key ring checked once for the batch
+        credentials = CredentialRepo(self._ctx)
+        width = len(_ClaimedConnection._fields)
         claimed_with: builtins.list[tuple[ConnectionRecord, CredentialRecord | None]] = []
         for row in rows:
-            (
-                cid,
-                integration_id,
-                name,
-                status,
-                parameters,
-                secret_parameters,
-                last_error,
-                warning,
-                expires_at,
-                last_refreshed_at,
-                version,
-                created_at,
-                updated_at,
-                refresh_failures,
-                next_refresh_at,
-                end_user,
-                organization,
-                tags,
-                wanted_scopes,
-                integration_key,
-                has_creds,
-                access_token,
-                refresh_token,
-                token_type,
-                creds_expires_at,
-                scopes,
-                raw,
-                extra,
-                inputs,
-                creds_version,
-                creds_updated_at,
-            ) = row
-            secret_json = dec(secret_parameters, "connections", cid, "secret_parameters")
-            secrets: dict[str, str] = json.loads(secret_json) if secret_json else {}
-            record = ConnectionRecord(
-                id=cid,
-                integration_id=integration_id,
-                integration_key=integration_key,
-                name=name,
-                status=status,
-                parameters={**parameters, **secrets},
-                secret_names=frozenset(secrets),
-                last_error=last_error,
-                warning=warning,
-                expires_at=expires_at,
-                last_refreshed_at=last_refreshed_at,
-                version=version,
-                created_at=created_at,
-                updated_at=updated_at,
-                refresh_failures=refresh_failures,
-                next_refresh_at=next_refresh_at,
-                end_user=end_user,
-                organization=organization,
-                tags=dict(tags or {}),
-                wanted_scopes=tuple(wanted_scopes or ()),
-            )
-            creds: CredentialRecord | None = None
-            if has_creds is not None:
-                raw = dec(raw, "credentials", cid, "raw")
-                extra = dec(extra, "credentials", cid, "extra")
-                inputs = dec(inputs, "credentials", cid, "inputs")
-                creds = CredentialRecord(
-                    access_token=dec(access_token, "credentials", cid, "access_token"),
-                    refresh_token=dec(refresh_token, "credentials", cid, "refresh_token"),
-                    token_type=token_type,
-                    expires_at=creds_expires_at,
-                    scopes=scopes,
-                    raw=json.loads(raw) if raw else {},
-                    extra=json.loads(extra) if extra else {},
-                    inputs=json.loads(inputs) if inputs else {},
-                    version=creds_version,
-                    obtained_at=creds_updated_at,
+            connection = _ClaimedConnection._make(row[:width])
+            creds = _ClaimedCredentials._make(row[width + 1 :])
+            claimed_with.append(
+                (
+                    self._record(connection, row[width], steady),
+                    None if creds.connection_id is None else credentials._record(creds, steady),
                 )
-            claimed_with.append((record, creds))
+            )
         return claimed_with
 
     async def release_lease_of(self, connection_ids: typing.Collection[str], owner: str) -> None:
@@ -933,7 +886,9 @@ class CredentialRepo:
             await invalidate(session, self._ctx, "connection", connection_id)
             return dataclasses.replace(creds, version=row.version, obtained_at=now)
 
-    def _record(self, row: CredentialRow | _CoreRow, ctx: StoreContext | None = None) -> CredentialRecord:
+    def _record(
+        self, row: CredentialRow | _CoreRow | _ClaimedCredentials, ctx: StoreContext | None = None
+    ) -> CredentialRecord:
         dec = (ctx or self._ctx).decrypt
         table, connection_id = "credentials", row.connection_id
         raw = dec(row.raw, table, connection_id, "raw")
