@@ -177,6 +177,27 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu() -> dict[int, float]:
+    """CPU seconds used so far by each PostgreSQL process on this machine (postmaster, backends, WAL writer...)."""
+    used: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    used[int(entry.name)] = cpu_seconds(int(entry.name))
+            except OSError:  # gone meanwhile
+                continue
+    return used
+
+
+def postgres_cpu_between(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds PostgreSQL used between two ``postgres_cpu`` readings (processes started since count from 0).
+
+    A process that ended between them is missed: take ``after`` while the connections are still open.
+    """
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
 def cpu_times() -> dict[str, tuple[int, int]]:
     """Per core: (busy, total) jiffies since boot, from /proc/stat."""
     times: dict[str, tuple[int, int]] = {}

@@ -33,6 +33,7 @@ from authbridge.upstream_http import UpstreamClient
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import refresh_storm as rs  # noqa: E402 - a sibling script: its seed, grant counter and minimal client
+from _common import postgres_cpu, postgres_cpu_between  # noqa: E402
 
 CLAIM = """
 UPDATE connections SET refresh_lease_until = now() + interval '2 minutes', refresh_lease_owner = 'floor'
@@ -59,7 +60,7 @@ FROM unnest($1::text[], $2::timestamptz[]) AS v(id, exp)
 FORM = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
 
 
-def worker(env, endpoint, dsn, conc, ready, go, out):
+def worker(env, endpoint, dsn, conc, ready, go, out, release):
     async def work():
         ring = open_key_ring(Settings.from_env(env))
         client = UpstreamClient(GuardedResolver(allow_private=True))
@@ -128,6 +129,7 @@ def worker(env, endpoint, dsn, conc, ready, go, out):
         if running:
             await asyncio.gather(*running)
         out.put((total, time.process_time() - c0))
+        release.wait(120)  # the connections stay open until PostgreSQL's CPU is read
 
     asyncio.run(work())
 
@@ -138,20 +140,24 @@ def main():
     count = parser.parse_args().count
     with rs.storm("postgresql+asyncpg://postgres@127.0.0.1:5432/postgres", "1", count, 32) as setup:
         ctx = multiprocessing.get_context("spawn")
-        ready, go, out = ctx.Event(), ctx.Event(), ctx.Queue()
-        p = ctx.Process(target=worker, args=(setup.env, setup.endpoint, setup.dsn, 32, ready, go, out))
+        ready, go, out, release = ctx.Event(), ctx.Event(), ctx.Queue(), ctx.Event()
+        p = ctx.Process(target=worker, args=(setup.env, setup.endpoint, setup.dsn, 32, ready, go, out, release))
         p.start()
         ready.wait(60)
+        pg_before = postgres_cpu()
         t0 = time.perf_counter()
         go.set()
         total, cpu = out.get()
         wall = time.perf_counter() - t0
+        pg = postgres_cpu_between(pg_before, postgres_cpu())
+        release.set()
         p.join()
         stats = setup.grants_after()
     ref = min(setup.before, setup.after)
     print(
         f"floor refresher: {total:,} due connections in {wall:.2f} s, CPU {cpu:.2f} s "
-        f"({cpu / total * 1000:.3f} ms per refresh); minimal client {ref:.2f} s; "
+        f"({cpu / total * 1000:.3f} ms per refresh), PostgreSQL {pg:.2f} s ({pg / total * 1000:.3f} ms per refresh); "
+        f"minimal client {ref:.2f} s; "
         f"ratio {wall / ref:.2f} (the real refresher's goal: <= 1.2); grants {stats['total']:,}"
     )
 

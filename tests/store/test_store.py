@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, text, update
+from alembic import command
+from sqlalchemy import inspect, select, text, update
 
 from authbridge.errors import ConflictError, CryptoError, IntegrationNotFound, KeyRingMismatchError, NotFoundError
 from authbridge.spec import load_spec
 from authbridge.store import CredentialRecord, KeyRing, Store, generate_key
+from authbridge.store.db import _alembic_config, migrate
 from authbridge.store.models import ConnectionRow, CredentialRow, IntegrationRow
 from authbridge.testing import FakeClock, memory_key_ring
 
@@ -348,3 +351,45 @@ async def test_the_refreshed_tables_leave_room_for_updates_in_place(store: Store
             ).all()
         )
     assert options == {"connections": ["fillfactor=70"], "credentials": ["fillfactor=70"]}
+
+
+#: Indexes of connections that others cover (migration 0012), and the ones covering them.
+_COVERED = {"ix_connections_integration_id", "ix_connections_end_user_id", "ix_connections_expires_at"}
+_COVERING = {"ix_connections_integration_created", "ix_connections_end_user_created", "ix_connections_active_expires"}
+
+
+async def _connection_indexes(store: Store) -> set[str]:
+    async with store.engine.connect() as c:
+        return await c.run_sync(lambda sync: {str(ix["name"]) for ix in inspect(sync).get_indexes("connections")})
+
+
+async def test_connections_keep_no_index_another_covers(store: Store) -> None:
+    """Each refresh writes an entry in every index of connections: migration 0012 drops the three that others cover.
+
+    Its downgrade puts them back, and upgrading again drops them again.
+    """
+    indexes = await _connection_indexes(store)
+    assert not indexes & _COVERED and _COVERING <= indexes
+    async with store.engine.begin() as c:  # Alembic's downgrade, on the store's migration scripts
+        await c.run_sync(lambda sync: command.downgrade(_alembic_config(sync), "0011"))
+    assert _COVERED <= await _connection_indexes(store)
+    await migrate(store.engine)
+    assert not await _connection_indexes(store) & _COVERED
+
+
+async def test_filters_on_the_dropped_indexes_columns_still_use_an_index(store: Store) -> None:
+    """On PostgreSQL the integration and end-user filters (and the foreign key's check) use the covering indexes."""
+    if store.engine.dialect.name != "postgresql":
+        return
+    async with store.engine.connect() as c:
+        await c.execute(text("SET enable_seqscan = off"))  # a near-empty table: make the planner say what it can use
+        plans = {
+            column: "\n".join((await c.execute(text(query))).scalars().all())
+            for column, query in (
+                ("integration_id", "EXPLAIN SELECT id FROM connections WHERE integration_id = 'x'"),
+                ("end_user_id", "EXPLAIN SELECT id FROM connections WHERE end_user_id = 'x'"),
+            )
+        }
+    # (either composite that starts with integration_id serves it)
+    assert re.search(r"Index (Only )?Scan using ix_connections_integration_\w*created ", plans["integration_id"])
+    assert re.search(r"Index (Only )?Scan using ix_connections_end_user_created ", plans["end_user_id"])

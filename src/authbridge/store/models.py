@@ -85,7 +85,6 @@ class ConnectionRow(Base):
 
     __tablename__ = "connections"
     __table_args__ = (
-        Index("ix_connections_expires_at", "expires_at"),
         # The listing's keyset order, alone and after each equality filter (GET /connections at 100k rows).
         Index("ix_connections_created_at_id", "created_at", "id"),
         Index("ix_connections_integration_created", "integration_id", "created_at", "id"),
@@ -98,7 +97,8 @@ class ConnectionRow(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    integration_id: Mapped[str] = mapped_column(ForeignKey("integrations.id", ondelete="RESTRICT"), index=True)
+    #: Not indexed alone: ix_connections_integration_created starts with it (migration 0012).
+    integration_id: Mapped[str] = mapped_column(ForeignKey("integrations.id", ondelete="RESTRICT"))
     name: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(20))
     parameters: Mapped[dict[str, typing.Any]]
@@ -115,7 +115,7 @@ class ConnectionRow(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     #: Who owns the account: the application's end user and their organization (ids indexed for filters).
-    end_user_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    end_user_id: Mapped[str | None] = mapped_column(String(255))  # ix_connections_end_user_created starts with it
     end_user: Mapped[dict[str, typing.Any] | None] = mapped_column(JSON)
     organization_id: Mapped[str | None] = mapped_column(String(255), index=True)
     organization: Mapped[dict[str, typing.Any] | None] = mapped_column(JSON)
