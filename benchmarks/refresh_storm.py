@@ -30,12 +30,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
+import anyio
 import asyncpg
 import httpx
 from sqlalchemy import insert, update
 from sqlalchemy.engine import make_url
 
-from authbridge.app import REFRESHER_GC_YOUNG, http_client, open_store, policy_for, settle_gc
+from authbridge.app import REFRESHER_GC_YOUNG, http_client, loop_options, open_store, policy_for, settle_gc
 from authbridge.broker import Broker
 from authbridge.broker.background import BackgroundRefresher
 from authbridge.config import Settings
@@ -177,7 +178,7 @@ def refresher_process(
             await http.aclose()
             await store.close()
 
-    asyncio.run(work())
+    anyio.run(work, backend_options=loop_options())  # the loop `authbridge refresher` runs on (uvloop)
 
 
 class Storm:

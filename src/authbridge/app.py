@@ -7,6 +7,7 @@ import functools
 import gc
 import hashlib
 import hmac
+import importlib.util
 import logging
 import os
 import re
@@ -167,6 +168,16 @@ def settle_gc(young: int | None = None) -> None:
     gc.freeze()
     if young is not None:
         gc.set_threshold(young, *gc.get_threshold()[1:])
+
+
+def loop_options() -> dict[str, typing.Any]:
+    """``anyio.run``'s backend options for a process that runs on its own: uvloop where it is installed.
+
+    ``authbridge run`` already runs on uvloop (uvicorn's choice, ``uvicorn[standard]``); ``authbridge
+    refresher`` takes the same loop: its socket reads and writes and callbacks run in C (measured: 6 %
+    fewer instructions per refresh, docs/architecture.md). Without uvloop (Windows, PyPy), asyncio's own.
+    """
+    return {"use_uvloop": True} if importlib.util.find_spec("uvloop") is not None else {}
 
 
 async def run_background(

@@ -160,6 +160,7 @@ def refresher() -> None:
         REFRESHER_GC_YOUNG,
         configure_logging,
         http_client,
+        loop_options,
         open_store,
         policy_for,
         run_background,
@@ -199,7 +200,7 @@ def refresher() -> None:
             await http.aclose()
             await store.close()
 
-    anyio.run(work)
+    anyio.run(work, backend_options=loop_options())
     _err("refresher stopped")
 
 
