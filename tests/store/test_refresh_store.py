@@ -7,6 +7,7 @@ write); SQLite the portable ones. The same tests hold for each.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import datetime, timedelta
 
 import pytest
@@ -269,3 +270,16 @@ async def test_a_claim_whose_secrets_do_not_decrypt_holds_no_lease(store: Store,
     with pytest.raises(CryptoError):
         await store.connections.claim_due_with_credentials("w", LEASE, limit=10, **_window(clock))
     assert await _lease_owners(store, ids) == dict.fromkeys(ids)
+
+
+def test_stored_credentials_are_dataclasses_replace() -> None:
+    """``CredentialRecord.stored`` (a refresh's written record, made without ``replace``) keeps every other field.
+
+    Each field gets a value of its own, so a field added to the record but not to ``stored`` fails here.
+    """
+    values: dict[str, object] = {}
+    for n, field in enumerate(dataclasses.fields(CredentialRecord)):
+        values[field.name] = {"raw": {"r": n}, "extra": {"e": n}, "inputs": {"i": str(n)}}.get(field.name, f"v{n}")
+    record = CredentialRecord(**values)  # type: ignore[arg-type]
+    when = datetime(2026, 1, 2, 3, 4, 5)
+    assert record.stored(9, when) == dataclasses.replace(record, version=9, obtained_at=when)

@@ -740,9 +740,7 @@ class ConnectionRepo:
                 await run(_PG_STORE_BATCH, (*columns, now, owner, stale, *events))
             elif stale:
                 await run(_PG_RELEASE_LEASES, (stale, owner))
-        return {
-            o.connection_id: dataclasses.replace(o.credentials, version=o.version + 1, obtained_at=now) for o in fresh
-        }
+        return {o.connection_id: o.credentials.stored(o.version + 1, now) for o in fresh}
 
     async def _store_refreshes_portable(
         self, owner: str, outcomes: typing.Sequence[RefreshOutcome]
@@ -835,9 +833,7 @@ class ConnectionRepo:
                 .values(refresh_lease_until=None, refresh_lease_owner=None)
                 .execution_options(synchronize_session=False)
             )
-        return {
-            o.connection_id: dataclasses.replace(o.credentials, version=o.version + 1, obtained_at=now) for o in fresh
-        }
+        return {o.connection_id: o.credentials.stored(o.version + 1, now) for o in fresh}
 
     async def delete(self, connection_id: str) -> None:
         """Delete a connection with its credentials and pending flows."""
