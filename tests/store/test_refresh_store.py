@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, text, update
@@ -281,5 +281,5 @@ def test_stored_credentials_are_dataclasses_replace() -> None:
     for n, field in enumerate(dataclasses.fields(CredentialRecord)):
         values[field.name] = {"raw": {"r": n}, "extra": {"e": n}, "inputs": {"i": str(n)}}.get(field.name, f"v{n}")
     record = CredentialRecord(**values)  # type: ignore[arg-type]
-    when = datetime(2026, 1, 2, 3, 4, 5)
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     assert record.stored(9, when) == dataclasses.replace(record, version=9, obtained_at=when)

@@ -93,7 +93,7 @@ class CredentialRecord:
     obtained_at: datetime | None = None
 
     def stored(self, version: int, obtained_at: datetime) -> CredentialRecord:
-        """These credentials as written: ``dataclasses.replace(self, version=..., obtained_at=...)``, at a third of its cost.
+        """These credentials as written: ``replace(self, version=..., obtained_at=...)`` at half its cost.
 
         (A refresh storm makes one per refresh. Every field is passed: a test compares it with ``replace``.)
         """
