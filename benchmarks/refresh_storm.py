@@ -92,7 +92,7 @@ async def minimal_client(endpoint: str, count: int, concurrency: int) -> float:
 
 
 async def seed(settings: Settings, endpoint: str, count: int) -> None:
-    """``count`` active connections with a token not yet due (bulk-inserted, encrypted per row), then all due at once."""
+    """``count`` active connections with a token not yet due (bulk-inserted, encrypted per row), then all due."""
     store = await open_store(settings)
     try:
         await store.integrations.save(load_spec(spec(endpoint)))
