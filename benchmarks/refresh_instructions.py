@@ -28,28 +28,16 @@ import anyio
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import refresh_storm
 
-from authbridge.app import REFRESHER_GC_YOUNG, http_client, loop_options, open_store, policy_for, settle_gc
-from authbridge.broker import Broker
-from authbridge.broker.background import BackgroundRefresher
-from authbridge.config import Settings
+from authbridge.app import loop_options
 
 
 def child(env: dict[str, str]) -> None:
     """Refresh every due connection of the database ``env`` names, as ``authbridge refresher`` would."""
 
     async def work() -> None:
-        settings = Settings.from_env(env)
-        store = await open_store(settings)
-        http = http_client(settings)
-        try:
-            broker = Broker(store, http=http, policy=policy_for(settings))
-            refresher = BackgroundRefresher(store, broker.connections.keeper, clock=broker.clock, batch=64)
-            settle_gc(REFRESHER_GC_YOUNG)
+        async with refresh_storm.refresher_for(env, 32) as refresher:
             while await refresher.run_once():
                 pass
-        finally:
-            await http.aclose()
-            await store.close()
 
     anyio.run(work, backend_options=loop_options())
 

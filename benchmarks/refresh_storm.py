@@ -139,6 +139,28 @@ async def seed(settings: Settings, endpoint: str, count: int) -> None:
         await store.close()
 
 
+@contextlib.asynccontextmanager
+async def refresher_for(env: dict[str, str], concurrency: int) -> typing.AsyncIterator[BackgroundRefresher]:
+    """A background refresher on the store ``env`` names, set up as ``authbridge refresher`` sets its own up.
+
+    Its own store, HTTP client, keeper and lease owner; ``concurrency`` refreshes at once, batches of twice
+    that; the collector settled as ``run_background`` does. Closed on the way out.
+    """
+    settings = Settings.from_env(env)
+    store = await open_store(settings)
+    http = http_client(settings)
+    try:
+        broker = Broker(store, http=http, policy=policy_for(settings))
+        refresher = BackgroundRefresher(
+            store, broker.connections.keeper, clock=broker.clock, concurrency=concurrency, batch=2 * concurrency
+        )
+        settle_gc(REFRESHER_GC_YOUNG)
+        yield refresher
+    finally:
+        await http.aclose()
+        await store.close()
+
+
 def refresher_process(
     env: dict[str, str],
     concurrency: int,
@@ -148,7 +170,7 @@ def refresher_process(
     done: typing.Any,
     release: typing.Any,
 ) -> None:
-    """One replica's refresher: its own store, keeper and lease owner; scans until nothing is due.
+    """One replica's refresher (``refresher_for``); scans until nothing is due.
 
     ``storm_cpu`` (two shared doubles) gets the process's user and system CPU seconds from ``go`` to the last
     scan: start-up left out. ``done`` is set after the last scan; the store is closed once ``release`` is
@@ -156,15 +178,7 @@ def refresher_process(
     """
 
     async def work() -> None:
-        settings = Settings.from_env(env)
-        store = await open_store(settings)
-        http = http_client(settings)
-        try:
-            broker = Broker(store, http=http, policy=policy_for(settings))
-            refresher = BackgroundRefresher(
-                store, broker.connections.keeper, clock=broker.clock, concurrency=concurrency, batch=2 * concurrency
-            )
-            settle_gc(REFRESHER_GC_YOUNG)  # as run_background does in `authbridge refresher`
+        async with refresher_for(env, concurrency) as refresher:
             ready.set()
             go.wait()
             before = os.times()
@@ -174,9 +188,6 @@ def refresher_process(
             storm_cpu[0], storm_cpu[1] = after.user - before.user, after.system - before.system
             done.set()
             release.wait(120)
-        finally:
-            await http.aclose()
-            await store.close()
 
     anyio.run(work, backend_options=loop_options())  # the loop `authbridge refresher` runs on (uvloop)
 
