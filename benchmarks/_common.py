@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import typing
 from pathlib import Path
 
 import httpx
@@ -177,25 +178,53 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def postgres_cpu() -> dict[int, float]:
-    """CPU seconds used so far by each PostgreSQL process on this machine (postmaster, backends, WAL writer...)."""
-    used: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() == "postgres":
-                    used[int(entry.name)] = cpu_seconds(int(entry.name))
-            except OSError:  # gone meanwhile
-                continue
-    return used
+class PostgresCPU(typing.NamedTuple):
+    """A reading of PostgreSQL's CPU: each live process's own seconds, and its postmasters' reaped children's."""
+
+    own: dict[int, float]
+    reaped: float
 
 
-def postgres_cpu_between(before: dict[int, float], after: dict[int, float]) -> float:
-    """CPU seconds PostgreSQL used between two ``postgres_cpu`` readings (processes started since count from 0).
+def _stat(pid: int) -> list[str]:
+    # /proc/PID/stat after the command name: [0] state, [1] ppid, ... [11] utime, [12] stime, [13] cutime, [14] cstime
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
-    A process that ended between them is missed: take ``after`` while the connections are still open.
+
+def postgres_cpu() -> PostgresCPU:
+    """Read the CPU used so far by every PostgreSQL process on this machine (postmaster, backends, WAL writer...).
+
+    Backends that exit (a pool's overflow connection, an autovacuum worker) are counted through the
+    postmaster's children's CPU (``cutime``/``cstime``), which the kernel adds up as it reaps them.
     """
-    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+    ticks = os.sysconf("SC_CLK_TCK")
+    own: dict[int, float] = {}
+    reaped = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "postgres":
+                continue
+            fields = _stat(int(entry.name))
+            parent = (Path(f"/proc/{fields[1]}") / "comm").read_text().strip()
+        except OSError:  # gone meanwhile
+            continue
+        own[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+        if parent != "postgres":  # a postmaster: its reaped children's CPU
+            reaped += (int(fields[13]) + int(fields[14])) / ticks
+    return PostgresCPU(own, reaped)
+
+
+def postgres_cpu_between(before: PostgresCPU, after: PostgresCPU) -> float:
+    """CPU seconds PostgreSQL used between two ``postgres_cpu`` readings.
+
+    Live processes count their own CPU since ``before`` (those started since, all of it); a process that
+    exited in between counts through its postmaster's reaped-children total, less what it had used
+    before ``before``.
+    """
+    live = sum(seconds - before.own.get(pid, 0.0) for pid, seconds in after.own.items())
+    gone = sum(seconds for pid, seconds in before.own.items() if pid not in after.own)
+    return live + (after.reaped - before.reaped) - gone
 
 
 def cpu_times() -> dict[str, tuple[int, int]]:

@@ -141,13 +141,15 @@ def main():
     with rs.storm("postgresql+asyncpg://postgres@127.0.0.1:5432/postgres", "1", count, 32) as setup:
         ctx = multiprocessing.get_context("spawn")
         ready, go, out, release = ctx.Event(), ctx.Event(), ctx.Queue(), ctx.Event()
-        p = ctx.Process(target=worker, args=(setup.env, setup.endpoint, setup.dsn, 32, ready, go, out, release))
+        p = ctx.Process(
+            target=worker, args=(setup.env, setup.endpoint, setup.dsn, 32, ready, go, out, release), daemon=True
+        )
         p.start()
         ready.wait(60)
         pg_before = postgres_cpu()
         t0 = time.perf_counter()
         go.set()
-        total, cpu = out.get()
+        total, cpu = out.get(timeout=600)  # (queue.Empty: the worker failed, its output above)
         wall = time.perf_counter() - t0
         pg = postgres_cpu_between(pg_before, postgres_cpu())
         release.set()

@@ -187,7 +187,7 @@ def refresher_process(
             after = os.times()
             storm_cpu[0], storm_cpu[1] = after.user - before.user, after.system - before.system
             done.set()
-            release.wait(120)
+            release.wait(600)  # (an exited backend is still counted: through its postmaster)
 
     anyio.run(work, backend_options=loop_options())  # the loop `authbridge refresher` runs on (uvloop)
 
@@ -278,9 +278,10 @@ def main() -> int:
         done = [context.Event() for _ in range(args.processes)]
         release = context.Event()
         workers = [
-            context.Process(
+            context.Process(  # daemons: ended with this process if it stops before releasing them
                 target=refresher_process,
                 args=(env, args.concurrency, ready[i], go, storm_cpu[i], done[i], release),
+                daemon=True,
             )
             for i in range(args.processes)
         ]
@@ -302,6 +303,9 @@ def main() -> int:
         release.set()
         for worker in workers:
             worker.join()
+        failed = [worker.exitcode for worker in workers if worker.exitcode != 0]
+        if failed:
+            raise SystemExit(f"{len(failed)} refresher process(es) failed (exit codes {failed}): their output is above")
         cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
         stats = setup.grants_after()

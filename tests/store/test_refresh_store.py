@@ -282,4 +282,6 @@ def test_stored_credentials_are_dataclasses_replace() -> None:
         values[field.name] = {"raw": {"r": n}, "extra": {"e": n}, "inputs": {"i": str(n)}}.get(field.name, f"v{n}")
     record = CredentialRecord(**values)  # type: ignore[arg-type]
     when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    assert record.stored(9, when) == dataclasses.replace(record, version=9, obtained_at=when)
+    stored, replaced = record.stored(9, when), dataclasses.replace(record, version=9, obtained_at=when)
+    for field in dataclasses.fields(CredentialRecord):  # each field, compared or not by ==
+        assert getattr(stored, field.name) == getattr(replaced, field.name), field.name

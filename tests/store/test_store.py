@@ -378,7 +378,10 @@ async def test_connections_keep_no_index_another_covers(store: Store) -> None:
 
 
 async def test_filters_on_the_dropped_indexes_columns_still_use_an_index(store: Store) -> None:
-    """On PostgreSQL the integration and end-user filters (and the foreign key's check) use the covering indexes."""
+    """On PostgreSQL the integration and end-user filters use the covering indexes.
+
+    (The integration filter is the lookup the foreign key's ``ON DELETE RESTRICT`` check makes too.)
+    """
     if store.engine.dialect.name != "postgresql":
         return
     async with store.engine.connect() as c:
