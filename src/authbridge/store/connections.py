@@ -116,6 +116,28 @@ def _batch_events(stored: typing.Iterable[RefreshOutcome]) -> list[dict[str, typ
     return events
 
 
+class _Sealed(typing.NamedTuple):
+    """A ``CredentialRecord``'s secret columns as stored (``CredentialRepo._record`` opens them again)."""
+
+    access_token: str | None
+    refresh_token: str | None
+    raw: str | None
+    extra: str | None
+    inputs: str | None
+
+
+def _sealed(ctx: StoreContext, connection_id: str, creds: CredentialRecord) -> _Sealed:
+    """Encrypt the credentials' secrets, each bound to its row and column; JSON fields as JSON, empty ones as NULL."""
+    enc, table = ctx.encrypt, "credentials"
+    return _Sealed(
+        enc(creds.access_token, table, connection_id, "access_token"),
+        enc(creds.refresh_token, table, connection_id, "refresh_token"),
+        enc(json.dumps(creds.raw) if creds.raw else None, table, connection_id, "raw"),
+        enc(json.dumps(creds.extra) if creds.extra else None, table, connection_id, "extra"),
+        enc(json.dumps(creds.inputs) if creds.inputs else None, table, connection_id, "inputs"),
+    )
+
+
 #: ``store_refreshes`` on PostgreSQL (positional ``$n`` parameters, the driver's own style; arrays are
 #: ``unnest``-ed into one row per result). The credentials' rows are locked in one order by every writer.
 _PG_LOCK_CREDENTIALS = (
@@ -703,7 +725,7 @@ class ConnectionRepo:
         self, owner: str, outcomes: typing.Sequence[RefreshOutcome]
     ) -> dict[str, CredentialRecord]:
         """``store_refreshes`` on PostgreSQL: the lock, then one statement writing every table (``_PG_STORE_BATCH``)."""
-        enc = self._ctx.steady().encrypt  # the key ring checked once for the batch
+        steady = self._ctx.steady()  # the key ring checked once for the batch
         now = self._ctx.clock()
         ids = [o.connection_id for o in outcomes]
         async with self._ctx.session() as session:
@@ -719,16 +741,17 @@ class ConnectionRepo:
                 fresh_ids, versions, access, refresh, types, expires, scopes, raws, extras, inputs, warnings = columns
                 for o in fresh:
                     c, cid = o.credentials, o.connection_id
+                    sealed = _sealed(steady, cid, c)
                     fresh_ids.append(cid)
                     versions.append(o.version)
-                    access.append(enc(c.access_token, "credentials", cid, "access_token"))
-                    refresh.append(enc(c.refresh_token, "credentials", cid, "refresh_token"))
+                    access.append(sealed.access_token)
+                    refresh.append(sealed.refresh_token)
                     types.append(c.token_type)
                     expires.append(c.expires_at)
                     scopes.append(json.dumps(c.scopes))  # as the JSON column stores it: None is JSON null
-                    raws.append(enc(json.dumps(c.raw) if c.raw else None, "credentials", cid, "raw"))
-                    extras.append(enc(json.dumps(c.extra) if c.extra else None, "credentials", cid, "extra"))
-                    inputs.append(enc(json.dumps(c.inputs) if c.inputs else None, "credentials", cid, "inputs"))
+                    raws.append(sealed.raw)
+                    extras.append(sealed.extra)
+                    inputs.append(sealed.inputs)
                     warnings.append(o.warning)
                 events: tuple[list[typing.Any], ...] = ([], [], [], [])
                 event_types, event_connections, event_keys, event_data = events
@@ -746,7 +769,7 @@ class ConnectionRepo:
         self, owner: str, outcomes: typing.Sequence[RefreshOutcome]
     ) -> dict[str, CredentialRecord]:
         """``store_refreshes`` in statements every backend runs (SQLite): executemany per table."""
-        enc = self._ctx.steady().encrypt  # the key ring checked once for the batch
+        steady = self._ctx.steady()  # the key ring checked once for the batch
         now = self._ctx.clock()
         ids = [o.connection_id for o in outcomes]
         creds_table = typing.cast(Table, CredentialRow.__table__)
@@ -771,14 +794,10 @@ class ConnectionRepo:
                         {
                             "b_id": cid,
                             "b_version": o.version,
-                            "access_token": enc(c.access_token, "credentials", cid, "access_token"),
-                            "refresh_token": enc(c.refresh_token, "credentials", cid, "refresh_token"),
                             "token_type": c.token_type,
                             "expires_at": c.expires_at,
                             "scopes": c.scopes,
-                            "raw": enc(json.dumps(c.raw) if c.raw else None, "credentials", cid, "raw"),
-                            "extra": enc(json.dumps(c.extra) if c.extra else None, "credentials", cid, "extra"),
-                            "inputs": enc(json.dumps(c.inputs) if c.inputs else None, "credentials", cid, "inputs"),
+                            **_sealed(steady, cid, c)._asdict(),
                         }
                     )
                 await session.execute(
@@ -859,8 +878,6 @@ class CredentialRepo:
         With ``expected_version``, write only if the stored version is still that one (a refresh
         result never overwrites a newer one); return None when it is not.
         """
-        enc = self._ctx.encrypt
-        table = "credentials"
         now = self._ctx.clock()
         async with self._ctx.session() as session:
             row = await session.get(CredentialRow, connection_id, with_for_update=expected_version is not None)
@@ -869,18 +886,16 @@ class CredentialRepo:
             if row is None:
                 row = CredentialRow(connection_id=connection_id, version=0)
                 session.add(row)
-            row.access_token = enc(creds.access_token, table, connection_id, "access_token")
-            row.refresh_token = enc(creds.refresh_token, table, connection_id, "refresh_token")
+            sealed = _sealed(self._ctx, connection_id, creds)
+            row.access_token, row.refresh_token = sealed.access_token, sealed.refresh_token
+            row.raw, row.extra, row.inputs = sealed.raw, sealed.extra, sealed.inputs
             row.token_type = creds.token_type
             row.expires_at = creds.expires_at
             row.scopes = creds.scopes
-            row.raw = enc(json.dumps(creds.raw) if creds.raw else None, table, connection_id, "raw")
-            row.extra = enc(json.dumps(creds.extra) if creds.extra else None, table, connection_id, "extra")
-            row.inputs = enc(json.dumps(creds.inputs) if creds.inputs else None, table, connection_id, "inputs")
             row.version = (row.version or 0) + 1
             row.updated_at = now
             await invalidate(session, self._ctx, "connection", connection_id)
-            return dataclasses.replace(creds, version=row.version, obtained_at=now)
+            return creds.stored(row.version, now)
 
     def _record(
         self, row: CredentialRow | _CoreRow | _ClaimedCredentials, ctx: StoreContext | None = None
