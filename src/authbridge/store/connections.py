@@ -182,31 +182,6 @@ _PG_STORE_BATCH = (
     " INSERT INTO webhook_deliveries (webhook_id, event_id, attempts, next_attempt_at)"
     " SELECT w.id, added.id, 0, $12 FROM webhooks AS w CROSS JOIN added WHERE w.disabled_at IS NULL"
 )
-#: ``claim_due_with_credentials`` on PostgreSQL: ``claim_due``'s statement (``claim_query`` picks, the
-#: UPDATE leases on the database's clock) with the rows, integration keys and credentials it claimed.
-_PG_CLAIM_WITH_CREDENTIALS = (
-    "WITH claimed AS ("
-    " UPDATE connections SET refresh_lease_until = clock_timestamp() + $5::interval, refresh_lease_owner = $6"
-    " WHERE connections.id IN ("
-    "  SELECT connections.id FROM connections"
-    "  WHERE connections.status = 'active'"
-    "  AND (connections.next_refresh_at IS NULL OR connections.next_refresh_at <= $1)"
-    "  AND (connections.expires_at < $2 OR connections.last_refreshed_at < $3)"
-    "  AND (connections.refresh_lease_until IS NULL OR connections.refresh_lease_until < clock_timestamp())"
-    "  ORDER BY connections.expires_at LIMIT $4 FOR UPDATE SKIP LOCKED)"
-    " AND (connections.refresh_lease_until IS NULL OR connections.refresh_lease_until < clock_timestamp())"
-    " RETURNING connections.id, connections.integration_id, connections.name, connections.status,"
-    " connections.parameters, connections.secret_parameters, connections.last_error, connections.warning,"
-    " connections.expires_at, connections.last_refreshed_at, connections.version, connections.created_at,"
-    " connections.updated_at, connections.refresh_failures, connections.next_refresh_at, connections.end_user,"
-    " connections.organization, connections.tags, connections.wanted_scopes)"
-    " SELECT claimed.*, integrations.key, credentials.connection_id, credentials.access_token,"
-    " credentials.refresh_token, credentials.token_type, credentials.expires_at, credentials.scopes,"
-    " credentials.raw, credentials.extra, credentials.inputs, credentials.version, credentials.updated_at"
-    " FROM claimed JOIN integrations ON integrations.id = claimed.integration_id"
-    " LEFT OUTER JOIN credentials ON credentials.connection_id = claimed.id"
-    " ORDER BY claimed.expires_at"
-)
 #: The columns ``_PG_CLAIM_WITH_CREDENTIALS`` returns for the connection (then the integration's key) ...
 _ClaimedConnection = collections.namedtuple(
     "_ClaimedConnection",
@@ -217,6 +192,27 @@ _ClaimedConnection = collections.namedtuple(
 _ClaimedCredentials = collections.namedtuple(
     "_ClaimedCredentials",
     "connection_id access_token refresh_token token_type expires_at scopes raw extra inputs version updated_at",
+)
+#: ``claim_due_with_credentials`` on PostgreSQL: ``claim_due``'s statement (``claim_query`` picks, the
+#: UPDATE leases on the database's clock) with the rows, integration keys and credentials it claimed
+#: (their columns in the order of the two tuples above, which read them).
+_PG_CLAIM_WITH_CREDENTIALS = (
+    "WITH claimed AS ("  # noqa: S608 - the column names are the constants above, no input
+    " UPDATE connections SET refresh_lease_until = clock_timestamp() + $5::interval, refresh_lease_owner = $6"
+    " WHERE connections.id IN ("
+    "  SELECT connections.id FROM connections"
+    "  WHERE connections.status = 'active'"
+    "  AND (connections.next_refresh_at IS NULL OR connections.next_refresh_at <= $1)"
+    "  AND (connections.expires_at < $2 OR connections.last_refreshed_at < $3)"
+    "  AND (connections.refresh_lease_until IS NULL OR connections.refresh_lease_until < clock_timestamp())"
+    "  ORDER BY connections.expires_at LIMIT $4 FOR UPDATE SKIP LOCKED)"
+    " AND (connections.refresh_lease_until IS NULL OR connections.refresh_lease_until < clock_timestamp())"
+    f" RETURNING {', '.join(f'connections.{name}' for name in _ClaimedConnection._fields)})"
+    " SELECT claimed.*, integrations.key,"
+    f" {', '.join(f'credentials.{name}' for name in _ClaimedCredentials._fields)}"
+    " FROM claimed JOIN integrations ON integrations.id = claimed.integration_id"
+    " LEFT OUTER JOIN credentials ON credentials.connection_id = claimed.id"
+    " ORDER BY claimed.expires_at"
 )
 _PG_RELEASE_LEASES = (
     "UPDATE connections SET refresh_lease_until = NULL, refresh_lease_owner = NULL"
@@ -640,12 +636,8 @@ class ConnectionRepo:
             if not claimed:
                 return []
             ids = [c.id for c in claimed]
-            try:
+            async with self._given_back_on_failure(ids, owner):
                 found = await CredentialRepo(self._ctx).load_many(ids)
-            except Exception:  # nothing claimed is handed out: the leases go back (if the database lets them)
-                with contextlib.suppress(Exception):
-                    await self.release_lease_of(ids, owner)
-                raise
             return [(c, found.get(c.id)) for c in claimed]
         params = (self._ctx.clock(), expiring_before, idle_before, limit, lease, owner)
         try:
@@ -657,11 +649,17 @@ class ConnectionRepo:
                 ).all()
         except SQLAlchemyError as exc:  # as StoreContext.session reports it
             raise StoreError(f"the database refused the operation ({type(exc).__name__})") from None
-        try:
+        async with self._given_back_on_failure([row[0] for row in rows], owner):  # a secret that does not decrypt
             return self._claimed_records(rows)
-        except Exception:  # a secret that does not decrypt: nothing is handed out, the leases go back
+
+    @contextlib.asynccontextmanager
+    async def _given_back_on_failure(self, ids: builtins.list[str], owner: str) -> typing.AsyncIterator[None]:
+        """Should the block raise, nothing claimed is handed out: the leases go back (if the database lets them)."""
+        try:
+            yield
+        except Exception:
             with contextlib.suppress(Exception):
-                await self.release_lease_of([row[0] for row in rows], owner)
+                await self.release_lease_of(ids, owner)
             raise
 
     def _claimed_records(
