@@ -11,10 +11,20 @@ events), one batch claimed ahead while two batches' calls run. Not done here, an
 refresher: per-spec request building and answer checking, versioned writes, failure handling,
 webhook deliveries, cache invalidations. It says how far a dedicated bulk path could go
 (docs/performance.md, "Refresh storm").
+
+``--with claim,call,store`` swaps the product's own layers in, one at a time, to say what each costs
+in the storm beside the floor's: ``claim`` the refresher's claim
+(``ConnectionRepo.claim_due_with_credentials``: records made, credentials decrypted), ``call`` the
+token call as the refresher makes it (``Connections.fetch_refresh``: the spec's request rendered,
+sent through the httpx client, its answer read by ``parse_token_response``), ``store`` the
+refresher's write (``ConnectionRepo.store_refreshes``: versioned, invalidations, events, webhook
+deliveries). With all three, what is left between it and ``refresh_storm.py`` is the
+orchestration (``BackgroundRefresher``, ``TokenKeeper.refresh_batch``).
 """
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import multiprocessing
 import sys
@@ -24,9 +34,12 @@ from pathlib import Path
 
 import asyncpg
 
-from authbridge.app import open_key_ring
+from authbridge.app import http_client, open_key_ring, open_store, policy_for
+from authbridge.broker import Broker
+from authbridge.broker.refresh import credentials_from
 from authbridge.config import Settings
 from authbridge.netguard import GuardedResolver
+from authbridge.store import ConnectionRecord, CredentialRecord, RefreshOutcome
 from authbridge.store.crypto import aad_for
 from authbridge.upstream_http import UpstreamClient
 
@@ -41,7 +54,7 @@ WHERE id IN (
   SELECT id FROM connections WHERE status = 'active' AND expires_at < now()
     AND (refresh_lease_until IS NULL OR refresh_lease_until < clock_timestamp())
   ORDER BY expires_at LIMIT 64 FOR UPDATE SKIP LOCKED)
-RETURNING id, parameters
+RETURNING id, parameters, (SELECT version FROM credentials WHERE connection_id = connections.id)
 """
 STORE_CREDENTIALS = """
 UPDATE credentials c SET access_token = v.tok, expires_at = v.exp, version = c.version + 1, updated_at = $4
@@ -58,23 +71,44 @@ SELECT 'connection.refreshed', v.id, 'storm', json_build_object('expires_at', v.
 FROM unnest($1::text[], $2::timestamptz[]) AS v(id, exp)
 """
 FORM = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
+LAYERS = ("claim", "call", "store")
 
 
-def worker(env, endpoint, dsn, conc, ready, go, out, release):
+def worker(env, endpoint, dsn, conc, layers, ready, go, out, release):
     async def work():
-        ring = open_key_ring(Settings.from_env(env))
+        settings = Settings.from_env(env)
+        ring = open_key_ring(settings)
         client = UpstreamClient(GuardedResolver(allow_private=True))
+        store = await open_store(settings)  # the product's layers (``--with``)
+        http = http_client(settings)
+        broker = Broker(store, http=http, policy=policy_for(settings))
+        spec = (await store.integrations.get("storm")).spec
+        owner = "floor"
         db = await asyncpg.connect(dsn)
+        store_db = await asyncpg.connect(dsn)
+        if "store" in layers:
+            await store.connections.claim_due_with_credentials(  # the pool's connection opened before the storm
+                owner, timedelta(minutes=2), expiring_before=datetime.now(UTC), idle_before=datetime.now(UTC), limit=0
+            )
         ready.set()
         go.wait()
         c0 = time.process_time()
         sem = asyncio.Semaphore(conc)
         total = 0
-        store_db = await asyncpg.connect(dsn)
         store_lock = asyncio.Lock()
+
+        async def claim():
+            if "claim" not in layers:
+                return await db.fetch(CLAIM)
+            now = datetime.now(UTC)
+            return await store.connections.claim_due_with_credentials(
+                owner, timedelta(minutes=2), expiring_before=now, idle_before=now - timedelta(days=1), limit=64
+            )
 
         async def one(row):
             async with sem:
+                if "claim" in layers or "call" in layers or "store" in layers:
+                    return await product_one(row)
                 n = json.loads(row["parameters"])["n"]
                 r = await client.request(
                     "POST",
@@ -87,9 +121,57 @@ def worker(env, endpoint, dsn, conc, ready, go, out, release):
                 tok = ring.encrypt(body["access_token"], aad=aad_for("credentials", row["id"], "access_token"))
                 return row["id"], tok, datetime.now(UTC) + timedelta(seconds=int(body["expires_in"]))
 
+        def records_of(row, n):
+            now = datetime.now(UTC)
+            return ConnectionRecord(
+                id=row["id"], integration_id="-", integration_key="storm", name=n, status="active",
+                parameters={"n": n}, secret_names=frozenset(), last_error=None, warning=None, expires_at=now,
+                last_refreshed_at=None, version=1, created_at=now, updated_at=now,
+            )  # fmt: skip
+
+        async def product_one(row):
+            """One refresh with the layers asked for; the others as the floor does them."""
+            if "claim" in layers:
+                connection, creds = row
+                connection_id, n = connection.id, connection.parameters["n"]
+            else:  # the floor's claim: what the product's layers read, from its row (no query more)
+                connection_id, n = row["id"], json.loads(row["parameters"])["n"]
+                connection = records_of(row, n)
+                creds = CredentialRecord(access_token="-", token_type="Bearer", version=row["version"])
+            if "call" in layers:
+                tokens = await broker.connections.fetch_refresh(connection, spec, creds)
+                access, expires_at = tokens.access_token, tokens.expires_at
+            else:
+                r = await client.request("POST", f"{endpoint}/token", FORM, f"conn={n}".encode())
+                body = json.loads(await r.read())
+                r.release()
+                access = body["access_token"]
+                expires_at = datetime.now(UTC) + timedelta(seconds=int(body["expires_in"]))
+                tokens = None
+            if "store" in layers:
+                fresh = (
+                    credentials_from(tokens, creds)
+                    if tokens is not None
+                    else dataclasses.replace(creds, access_token=access, expires_at=expires_at)
+                )
+                return RefreshOutcome(
+                    connection_id=connection_id,
+                    integration_key="storm",
+                    credentials=fresh,
+                    version=creds.version,
+                    events=(("connection.refreshed", {"expires_at": expires_at.isoformat()}),),
+                )
+            tok = ring.encrypt(access, aad=aad_for("credentials", connection_id, "access_token"))
+            return connection_id, tok, expires_at
+
         async def batch(rows):
             nonlocal total
             done = await asyncio.gather(*(one(r) for r in rows))
+            if "store" in layers:
+                async with store_lock:
+                    await store.connections.store_refreshes(owner, done)
+                total += len(rows)
+                return
             ids = [d[0] for d in done]
             toks = [d[1] for d in done]
             exps = [d[2] for d in done]
@@ -118,7 +200,7 @@ def worker(env, endpoint, dsn, conc, ready, go, out, release):
 
         running = set()
         while True:
-            rows = await db.fetch(CLAIM)
+            rows = await claim()
             if not rows:
                 break
             task = asyncio.ensure_future(batch(rows))
@@ -130,6 +212,8 @@ def worker(env, endpoint, dsn, conc, ready, go, out, release):
             await asyncio.gather(*running)
         out.put((total, time.process_time() - c0))
         release.wait(120)  # the connections stay open until PostgreSQL's CPU is read
+        await http.aclose()
+        await store.close()
 
     asyncio.run(work())
 
@@ -137,12 +221,19 @@ def worker(env, endpoint, dsn, conc, ready, go, out, release):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=10_000)
-    count = parser.parse_args().count
+    parser.add_argument(
+        "--with", dest="layers", default="", help=f"the product's layers to use, comma-separated: {', '.join(LAYERS)}"
+    )
+    args = parser.parse_args()
+    count = args.count
+    layers = {name for name in args.layers.split(",") if name}
+    if layers - set(LAYERS):
+        parser.error(f"--with takes {', '.join(LAYERS)}")
     with rs.storm("postgresql+asyncpg://postgres@127.0.0.1:5432/postgres", "1", count, 32) as setup:
         ctx = multiprocessing.get_context("spawn")
         ready, go, out, release = ctx.Event(), ctx.Event(), ctx.Queue(), ctx.Event()
         p = ctx.Process(
-            target=worker, args=(setup.env, setup.endpoint, setup.dsn, 32, ready, go, out, release), daemon=True
+            target=worker, args=(setup.env, setup.endpoint, setup.dsn, 32, layers, ready, go, out, release), daemon=True
         )
         p.start()
         ready.wait(60)
@@ -156,8 +247,9 @@ def main():
         p.join()
         stats = setup.grants_after()
     ref = min(setup.before, setup.after)
+    named = ", ".join(sorted(layers)) or "none"
     print(
-        f"floor refresher: {total:,} due connections in {wall:.2f} s, CPU {cpu:.2f} s "
+        f"floor refresher (product layers: {named}): {total:,} due connections in {wall:.2f} s, CPU {cpu:.2f} s "
         f"({cpu / total * 1000:.3f} ms per refresh), PostgreSQL {pg:.2f} s ({pg / total * 1000:.3f} ms per refresh); "
         f"minimal client {ref:.2f} s; "
         f"ratio {wall / ref:.2f} (the real refresher's goal: <= 1.2); grants {stats['total']:,}"
