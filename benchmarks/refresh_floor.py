@@ -1,13 +1,14 @@
 """The refresh storm's floor: what a refresh path without the generic layers costs (a measurement, not product code).
 
-    .venv/bin/python benchmarks/refresh_floor.py [--count 10000]
+    .venv/bin/python benchmarks/refresh_floor.py [--count 10000] [--with claim,call,store]
 
 Same set-up as ``refresh_storm.py`` (its seed, grant counter pinned to CPU 1, minimal client). The
 background refresher is replaced by the least a correct refresh of these connections does: a raw
 asyncpg claim of 64 rows (``FOR UPDATE SKIP LOCKED``, the lease columns), 32 token calls at once
 through the lean client (``authbridge.upstream_http``), ``json.loads`` and the key ring's AES-GCM per
 answer, and one transaction per batch of three ``unnest()`` statements (credentials, connections,
-events), one batch claimed ahead while two batches' calls run. Not done here, and done by the real
+events), one batch claimed ahead while two batches' calls run; on the loop and with the collector
+``authbridge refresher`` uses (uvloop, ``settle_gc``). Not done here, and done by the real
 refresher: per-spec request building and answer checking, versioned writes, failure handling,
 webhook deliveries, cache invalidations. It says how far a dedicated bulk path could go
 (docs/performance.md, "Refresh storm").
@@ -18,13 +19,14 @@ in the storm beside the floor's: ``claim`` the refresher's claim
 token call as the refresher makes it (``Connections.fetch_refresh``: the spec's request rendered,
 sent through the httpx client, its answer read by ``parse_token_response``), ``store`` the
 refresher's write (``ConnectionRepo.store_refreshes``: versioned, invalidations, events, webhook
-deliveries). With all three, what is left between it and ``refresh_storm.py`` is the
-orchestration (``BackgroundRefresher``, ``TokenKeeper.refresh_batch``).
+deliveries; it seals what the product's call would give it, the answer kept as ``raw``). The
+product's store pool is opened before the storm. With all three, what is left between it and
+``refresh_storm.py`` is the orchestration (``BackgroundRefresher``, ``TokenKeeper.refresh_batch``).
+docs/architecture.md, "Refresh storm, fifth pass", has what each measured.
 """
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import multiprocessing
 import sys
@@ -32,9 +34,19 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import anyio
 import asyncpg
 
-from authbridge.app import http_client, open_key_ring, open_store, policy_for
+from authbridge.app import (
+    REFRESHER_GC_YOUNG,
+    http_client,
+    loop_options,
+    open_key_ring,
+    open_store,
+    policy_for,
+    settle_gc,
+)
+from authbridge.auth import TokenSet
 from authbridge.broker import Broker
 from authbridge.broker.refresh import credentials_from
 from authbridge.config import Settings
@@ -86,7 +98,7 @@ def worker(env, endpoint, dsn, conc, layers, ready, go, out, release):
         owner = "floor"
         db = await asyncpg.connect(dsn)
         store_db = await asyncpg.connect(dsn)
-        if "store" in layers:
+        if layers:
             await store.connections.claim_due_with_credentials(  # the pool's connection opened before the storm
                 owner, timedelta(minutes=2), expiring_before=datetime.now(UTC), idle_before=datetime.now(UTC), limit=0
             )
@@ -147,13 +159,10 @@ def worker(env, endpoint, dsn, conc, layers, ready, go, out, release):
                 r.release()
                 access = body["access_token"]
                 expires_at = datetime.now(UTC) + timedelta(seconds=int(body["expires_in"]))
-                tokens = None
+                # What the product's store seals is what its call gives: the answer kept as ``raw`` too.
+                tokens = TokenSet(access_token=access, token_type=body["token_type"], expires_at=expires_at, raw=body)
             if "store" in layers:
-                fresh = (
-                    credentials_from(tokens, creds)
-                    if tokens is not None
-                    else dataclasses.replace(creds, access_token=access, expires_at=expires_at)
-                )
+                fresh = credentials_from(tokens, creds)
                 return RefreshOutcome(
                     connection_id=connection_id,
                     integration_key="storm",
@@ -215,7 +224,8 @@ def worker(env, endpoint, dsn, conc, layers, ready, go, out, release):
         await http.aclose()
         await store.close()
 
-    asyncio.run(work())
+    settle_gc(REFRESHER_GC_YOUNG)  # as `authbridge refresher` runs: the collector settled, on its loop (uvloop)
+    anyio.run(work, backend_options=loop_options())
 
 
 def main():
