@@ -1,6 +1,7 @@
 """The refresh storm's floor: what a refresh path without the generic layers costs (a measurement, not product code).
 
     .venv/bin/python benchmarks/refresh_floor.py [--count 10000] [--with claim,call,store]
+    make bench-refresh-layers     # or: .venv/bin/python benchmarks/refresh_floor.py --table
 
 Same set-up as ``refresh_storm.py`` (its seed, grant counter pinned to CPU 1, minimal client). The
 background refresher is replaced by the least a correct refresh of these connections does: a raw
@@ -22,7 +23,10 @@ refresher's write (``ConnectionRepo.store_refreshes``: versioned, invalidations,
 deliveries; it seals what the product's call would give it, the answer kept as ``raw``). The
 product's store pool is opened before the storm. With all three, what is left between it and
 ``refresh_storm.py`` is the orchestration (``BackgroundRefresher``, ``TokenKeeper.refresh_batch``).
-docs/architecture.md, "Refresh storm, fifth pass", has what each measured.
+``--table`` runs the floor alone and with each layer in turn (about a minute), prints a table of
+them and the margin two cores leave everything the product adds over the floor (1.2x the minimal
+client's time on both cores, less the endpoint's CPU, less the floor's own). docs/architecture.md,
+"Refresh storm, fifth pass", has what each measured.
 """
 
 import argparse
@@ -31,6 +35,7 @@ import json
 import multiprocessing
 import sys
 import time
+import typing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -58,7 +63,7 @@ from authbridge.upstream_http import UpstreamClient
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import refresh_storm as rs  # noqa: E402 - a sibling script: its seed, grant counter and minimal client
-from _common import postgres_cpu, postgres_cpu_between  # noqa: E402
+from _common import cpu_seconds, postgres_cpu, postgres_cpu_between  # noqa: E402
 
 CLAIM = """
 UPDATE connections SET refresh_lease_until = now() + interval '2 minutes', refresh_lease_owner = 'floor'
@@ -228,18 +233,32 @@ def worker(env, endpoint, dsn, conc, layers, ready, go, out, release):
     anyio.run(work, backend_options=loop_options())
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--count", type=int, default=10_000)
-    parser.add_argument(
-        "--with", dest="layers", default="", help=f"the product's layers to use, comma-separated: {', '.join(LAYERS)}"
-    )
-    args = parser.parse_args()
-    count = args.count
-    layers = {name for name in args.layers.split(",") if name}
-    if layers - set(LAYERS):
-        parser.error(f"--with takes {', '.join(LAYERS)}")
-    with rs.storm("postgresql+asyncpg://postgres@127.0.0.1:5432/postgres", "1", count, 32) as setup:
+class Run(typing.NamedTuple):
+    """One floor storm: its layers, wall time, the refresher's, PostgreSQL's and the endpoint's CPU, the reference."""
+
+    layers: str
+    count: int
+    wall: float
+    cpu: float
+    pg: float
+    endpoint: float
+    reference: float
+    grants: int
+
+    def line(self) -> str:
+        n = self.count
+        return (
+            f"floor refresher (product layers: {self.layers}): {n:,} due connections in {self.wall:.2f} s, "
+            f"CPU {self.cpu:.2f} s ({self.cpu / n * 1000:.3f} ms per refresh), PostgreSQL {self.pg:.2f} s "
+            f"({self.pg / n * 1000:.3f} ms per refresh), endpoint {self.endpoint:.2f} s; minimal client "
+            f"{self.reference:.2f} s; ratio {self.wall / self.reference:.2f} (the real refresher's goal: <= 1.2); "
+            f"grants {self.grants:,}"
+        )
+
+
+def measure(postgres: str, count: int, layers: set[str]) -> Run:
+    """One storm of ``count`` due connections refreshed by the floor with the product's ``layers``."""
+    with rs.storm(postgres, "1", count, 32) as setup:
         ctx = multiprocessing.get_context("spawn")
         ready, go, out, release = ctx.Event(), ctx.Event(), ctx.Queue(), ctx.Event()
         p = ctx.Process(
@@ -247,23 +266,63 @@ def main():
         )
         p.start()
         ready.wait(60)
-        pg_before = postgres_cpu()
+        pg_before, endpoint_before = postgres_cpu(), cpu_seconds(setup.endpoint_pid)
         t0 = time.perf_counter()
         go.set()
         total, cpu = out.get(timeout=600)  # (queue.Empty: the worker failed, its output above)
         wall = time.perf_counter() - t0
         pg = postgres_cpu_between(pg_before, postgres_cpu())
+        endpoint = cpu_seconds(setup.endpoint_pid) - endpoint_before
         release.set()
         p.join()
         stats = setup.grants_after()
-    ref = min(setup.before, setup.after)
     named = ", ".join(sorted(layers)) or "none"
+    return Run(named, total, wall, cpu, pg, endpoint, min(setup.before, setup.after), stats["total"])
+
+
+def table(postgres: str, count: int) -> None:
+    """Every layer in turn, then a table and the margin the two cores leave the product over the floor."""
+    runs = []
+    for layers in ((), ("claim",), ("store",), ("call",), LAYERS):
+        run = measure(postgres, count, set(layers))
+        print(run.line(), flush=True)
+        runs.append(run)
+    print("\n| layers from the product | refresher ms per refresh | PostgreSQL ms per refresh | ratio |")
+    print("| --- | ---: | ---: | ---: |")
+    for run in runs:
+        per = 1000 / run.count
+        print(f"| {run.layers} | {run.cpu * per:.3f} | {run.pg * per:.3f} | {run.wall / run.reference:.2f} |")
+    floor = runs[0]
+    per = 1000 / floor.count
+    # 1.2x the minimal client's time on two cores, less the endpoint's CPU: what the refresher and PostgreSQL
+    # may spend per refresh with both cores fully busy; the floor's own spending taken off.
+    budget = (2 * 1.2 * floor.reference - floor.endpoint) * per
+    spent = (floor.cpu + floor.pg) * per
     print(
-        f"floor refresher (product layers: {named}): {total:,} due connections in {wall:.2f} s, CPU {cpu:.2f} s "
-        f"({cpu / total * 1000:.3f} ms per refresh), PostgreSQL {pg:.2f} s ({pg / total * 1000:.3f} ms per refresh); "
-        f"minimal client {ref:.2f} s; "
-        f"ratio {wall / ref:.2f} (the real refresher's goal: <= 1.2); grants {stats['total']:,}"
+        f"\nrefresher + PostgreSQL may spend {budget:.3f} ms per refresh for 1.2x with both cores fully busy; "
+        f"the floor spends {spent:.3f}: the margin for everything the product adds is {budget - spent:.3f} ms"
     )
+    for run in runs[1:]:
+        added = (run.cpu + run.pg) * per - spent
+        print(f"  {run.layers}: adds {added:.3f} ms per refresh over the floor")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument(
+        "--with", dest="layers", default="", help=f"the product's layers to use, comma-separated: {', '.join(LAYERS)}"
+    )
+    parser.add_argument("--table", action="store_true", help="every layer in turn, a table and the margin")
+    parser.add_argument("--postgres", default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+    args = parser.parse_args()
+    layers = {name for name in args.layers.split(",") if name}
+    if layers - set(LAYERS):
+        parser.error(f"--with takes {', '.join(LAYERS)}")
+    if args.table:
+        table(args.postgres, args.count)
+    else:
+        print(measure(args.postgres, args.count, layers).line())
 
 
 if __name__ == "__main__":
