@@ -174,7 +174,7 @@ def prepare(base: str, auth: dict[str, str], upstream: str) -> str:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far (/proc/PID/stat), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = _stat(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

@@ -71,8 +71,13 @@ WHERE id IN (
   SELECT id FROM connections WHERE status = 'active' AND expires_at < now()
     AND (refresh_lease_until IS NULL OR refresh_lease_until < clock_timestamp())
   ORDER BY expires_at LIMIT 64 FOR UPDATE SKIP LOCKED)
-RETURNING id, parameters, (SELECT version FROM credentials WHERE connection_id = connections.id)
+RETURNING id, parameters
 """
+#: The floor's claim with the credentials' version, for the product's store without its claim (the floor needs none).
+CLAIM_WITH_VERSION = CLAIM.replace(
+    "RETURNING id, parameters",
+    "RETURNING id, parameters, (SELECT version FROM credentials WHERE connection_id = connections.id)",
+)
 STORE_CREDENTIALS = """
 UPDATE credentials c SET access_token = v.tok, expires_at = v.exp, version = c.version + 1, updated_at = $4
 FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS v(id, tok, exp) WHERE c.connection_id = v.id
@@ -114,69 +119,59 @@ def worker(env, endpoint, dsn, conc, layers, ready, go, out, release):
         total = 0
         store_lock = asyncio.Lock()
 
+        floor_claim = CLAIM_WITH_VERSION if "store" in layers else CLAIM
+
         async def claim():
             if "claim" not in layers:
-                return await db.fetch(CLAIM)
+                return await db.fetch(floor_claim)
             now = datetime.now(UTC)
             return await store.connections.claim_due_with_credentials(
                 owner, timedelta(minutes=2), expiring_before=now, idle_before=now - timedelta(days=1), limit=64
             )
 
-        async def one(row):
-            async with sem:
-                if "claim" in layers or "call" in layers or "store" in layers:
-                    return await product_one(row)
-                n = json.loads(row["parameters"])["n"]
-                r = await client.request(
-                    "POST",
-                    f"{endpoint}/token",
-                    FORM,
-                    f"conn={n}".encode(),
-                )
-                body = json.loads(await r.read())
-                r.release()
-                tok = ring.encrypt(body["access_token"], aad=aad_for("credentials", row["id"], "access_token"))
-                return row["id"], tok, datetime.now(UTC) + timedelta(seconds=int(body["expires_in"]))
-
         def records_of(row, n):
             now = datetime.now(UTC)
-            return ConnectionRecord(
+            connection = ConnectionRecord(
                 id=row["id"], integration_id="-", integration_key="storm", name=n, status="active",
                 parameters={"n": n}, secret_names=frozenset(), last_error=None, warning=None, expires_at=now,
                 last_refreshed_at=None, version=1, created_at=now, updated_at=now,
             )  # fmt: skip
+            return connection, CredentialRecord(access_token="-", token_type="Bearer", version=row.get("version", 1))
 
-        async def product_one(row):
-            """One refresh with the layers asked for; the others as the floor does them."""
-            if "claim" in layers:
-                connection, creds = row
-                connection_id, n = connection.id, connection.parameters["n"]
-            else:  # the floor's claim: what the product's layers read, from its row (no query more)
-                connection_id, n = row["id"], json.loads(row["parameters"])["n"]
-                connection = records_of(row, n)
-                creds = CredentialRecord(access_token="-", token_type="Bearer", version=row["version"])
-            if "call" in layers:
-                tokens = await broker.connections.fetch_refresh(connection, spec, creds)
-                access, expires_at = tokens.access_token, tokens.expires_at
-            else:
-                r = await client.request("POST", f"{endpoint}/token", FORM, f"conn={n}".encode())
-                body = json.loads(await r.read())
-                r.release()
-                access = body["access_token"]
-                expires_at = datetime.now(UTC) + timedelta(seconds=int(body["expires_in"]))
-                # What the product's store seals is what its call gives: the answer kept as ``raw`` too.
-                tokens = TokenSet(access_token=access, token_type=body["token_type"], expires_at=expires_at, raw=body)
-            if "store" in layers:
-                fresh = credentials_from(tokens, creds)
+        async def one(row):
+            """One refresh: the product's layers asked for, the floor's way for the others (no work the floor skips)."""
+            async with sem:
+                if "claim" in layers:
+                    connection, creds = row
+                    connection_id, n = connection.id, connection.parameters["n"]
+                else:
+                    connection_id, n = row["id"], json.loads(row["parameters"])["n"]
+                    connection = creds = None
+                if "call" in layers:
+                    if connection is None:  # the floor's claim: what the call reads, from its row (no query more)
+                        connection, creds = records_of(row, n)
+                    tokens = await broker.connections.fetch_refresh(connection, spec, creds)
+                    access, expires_at = tokens.access_token, tokens.expires_at
+                else:
+                    r = await client.request("POST", f"{endpoint}/token", FORM, f"conn={n}".encode())
+                    body = json.loads(await r.read())
+                    r.release()
+                    access = body["access_token"]
+                    expires_at = datetime.now(UTC) + timedelta(seconds=int(body["expires_in"]))
+                    if "store" in layers:  # what the product's store seals is what its call gives: ``raw`` too
+                        tokens = TokenSet(access, token_type=body["token_type"], expires_at=expires_at, raw=body)
+                if "store" not in layers:
+                    tok = ring.encrypt(access, aad=aad_for("credentials", connection_id, "access_token"))
+                    return connection_id, tok, expires_at
+                if creds is None:
+                    _, creds = records_of(row, n)
                 return RefreshOutcome(
                     connection_id=connection_id,
                     integration_key="storm",
-                    credentials=fresh,
+                    credentials=credentials_from(tokens, creds),
                     version=creds.version,
                     events=(("connection.refreshed", {"expires_at": expires_at.isoformat()}),),
                 )
-            tok = ring.encrypt(access, aad=aad_for("credentials", connection_id, "access_token"))
-            return connection_id, tok, expires_at
 
         async def batch(rows):
             nonlocal total
